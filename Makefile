@@ -1,0 +1,39 @@
+# Pisanix-Go. `make run` starts a demo; `make test` installs what tests need and runs them all.
+GO        ?= go
+CACHE     ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pisanix
+BIN       := bin
+TEST_TAGS := faultinject
+export PISANIX_CACHE := $(CACHE)
+
+.PHONY: all build run test deps lint vet unit generate bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+deps:
+	./scripts/deps.sh
+
+vet:
+	$(GO) vet -tags $(TEST_TAGS) ./...
+
+lint: vet
+	$(CACHE)/bin/staticcheck -tags $(TEST_TAGS) ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# Every test, with real MariaDB servers, a real kube-apiserver and network namespaces.
+test: deps lint
+	$(GO) test -tags $(TEST_TAGS) -count=1 -timeout 40m ./...
+
+run: build
+	./scripts/run-demo.sh
+
+generate:
+	$(GO) generate ./...
+
+bench: build
+	./bench/run.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the tests need when it is missing: Debian packages with apt-get,
+# Go tools built from modules into the cache dir. Idempotent and quiet when all is there.
+set -euo pipefail
+CACHE=${PISANIX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pisanix}
+BIN=$CACHE/bin
+mkdir -p "$BIN"
+
+need_pkgs=()
+command -v mariadbd >/dev/null 2>&1 || need_pkgs+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  echo "deps: installing ${need_pkgs[*]}" >&2
+  if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then apt-get update -qq; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >"$CACHE/apt.log" 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >"$CACHE/apt.log" 2>&1; } \
+    || { tail -20 "$CACHE/apt.log" >&2; exit 1; }
+fi
+
+if [ ! -x "$BIN/staticcheck" ]; then
+  echo "deps: building staticcheck into $BIN" >&2
+  GOBIN=$BIN go install honnef.co/go/tools/cmd/staticcheck@latest
+fi
