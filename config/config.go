@@ -1,0 +1,237 @@
+// Package config is the proxy's configuration model: the Pisa-Proxy standalone
+// TOML schema (kept key for key so Pisanix files load unchanged) plus this
+// project's additions. The controller serves the same model as JSON with the
+// same key names, so every field carries identical toml and json tags.
+package config
+
+import (
+	"time"
+)
+
+// Defaults, as in Pisa-Proxy where Pisa-Proxy had one.
+const (
+	DefaultAdminHost          = "0.0.0.0"
+	DefaultAdminPort          = 5591
+	DefaultLogLevel           = "INFO"
+	DefaultListenAddr         = "0.0.0.0:3306"
+	DefaultBackendType        = "mysql"
+	DefaultPoolSize           = 64
+	MaxPoolSize               = 255
+	DefaultServerVersion      = "5.7.37"
+	DefaultNodeHost           = "127.0.0.1"
+	DefaultNodePort           = 3306
+	DefaultNodeWeight         = 1
+	DefaultMaxConnections     = 4096
+	DefaultPoolAcquireTimeout = 5 * time.Second
+	DefaultDialTimeout        = 3 * time.Second
+	DefaultPoolMinIdle        = 2
+	DefaultIdleCheckAfter     = 30 * time.Second
+	DefaultAuthPlugin         = AuthNative
+)
+
+// Auth plugins the proxy offers to clients.
+const (
+	AuthNative      = "mysql_native_password"
+	AuthCachingSHA2 = "caching_sha2_password"
+)
+
+// Balance types and node roles.
+const (
+	BalanceRandom     = "random"
+	BalanceRoundRobin = "roundrobin"
+	RoleRead          = "read"
+	RoleReadWrite     = "readwrite"
+)
+
+// Config is one whole proxy configuration.
+type Config struct {
+	Admin     Admin      `toml:"admin" json:"admin"`
+	Proxy     Proxy      `toml:"proxy" json:"proxy"`
+	MySQL     MySQL      `toml:"mysql" json:"mysql"`
+	NodeGroup *NodeGroup `toml:"node_group,omitempty" json:"node_group,omitempty"`
+}
+
+// Admin is the HTTP admin endpoint: metrics, health, pprof.
+type Admin struct {
+	Host     string `toml:"host" json:"host"`
+	Port     int    `toml:"port" json:"port"`
+	LogLevel string `toml:"log_level" json:"log_level"`
+}
+
+// Proxy holds the listeners; `[[proxy.config]]` in TOML.
+type Proxy struct {
+	Config []Listener `toml:"config" json:"config"`
+}
+
+// Listener is one `[[proxy.config]]` entry: a frontend address, the
+// credentials applications log in with, and how statements reach backends.
+// Each listener is its own tenant (crash isolation boundary).
+type Listener struct {
+	Name          string `toml:"name" json:"name"`
+	ListenAddr    string `toml:"listen_addr" json:"listen_addr"`
+	User          string `toml:"user" json:"user"`
+	Password      string `toml:"password" json:"password"`
+	DB            string `toml:"db" json:"db"`
+	BackendType   string `toml:"backend_type" json:"backend_type"`
+	PoolSize      int    `toml:"pool_size" json:"pool_size"`
+	ServerVersion string `toml:"server_version" json:"server_version"`
+
+	SimpleLoadBalance  *SimpleLoadBalance  `toml:"simple_loadbalance,omitempty" json:"simple_loadbalance,omitempty"`
+	ReadWriteSplitting *ReadWriteSplitting `toml:"read_write_splitting,omitempty" json:"read_write_splitting,omitempty"`
+	Plugin             *Plugin             `toml:"plugin,omitempty" json:"plugin,omitempty"`
+
+	// Additions beyond Pisa-Proxy.
+
+	// MaxConnections bounds concurrent client sessions; more get ER_CON_COUNT_ERROR.
+	MaxConnections int `toml:"max_connections,omitempty" json:"max_connections,omitempty"`
+	// AuthPlugin is the plugin announced to clients (mysql_native_password or caching_sha2_password).
+	AuthPlugin string `toml:"auth_plugin,omitempty" json:"auth_plugin,omitempty"`
+	// TLS for client connections.
+	TLS *ServerTLS `toml:"tls,omitempty" json:"tls,omitempty"`
+	// PoolAcquireTimeout is how long a new session waits for a backend connection.
+	PoolAcquireTimeout Duration `toml:"pool_acquire_timeout,omitempty" json:"pool_acquire_timeout,omitempty"`
+	// PoolMinIdle connections per node are dialled at start and kept warm.
+	PoolMinIdle *int `toml:"pool_min_idle,omitempty" json:"pool_min_idle,omitempty"`
+	// DialTimeout bounds one backend dial including its handshake.
+	DialTimeout Duration `toml:"dial_timeout,omitempty" json:"dial_timeout,omitempty"`
+	// IdleCheckAfter: an idle backend connection older than this is pinged before reuse.
+	IdleCheckAfter Duration `toml:"idle_check_after,omitempty" json:"idle_check_after,omitempty"`
+}
+
+// ServerTLS configures TLS towards clients.
+type ServerTLS struct {
+	// Cert and Key are PEM file paths. With AutoGenerate and no files, a
+	// self-signed pair is generated at start.
+	Cert         string `toml:"cert,omitempty" json:"cert,omitempty"`
+	Key          string `toml:"key,omitempty" json:"key,omitempty"`
+	AutoGenerate bool   `toml:"auto_generate,omitempty" json:"auto_generate,omitempty"`
+	// Required rejects clients that do not switch to TLS.
+	Required bool `toml:"required,omitempty" json:"required,omitempty"`
+}
+
+// SimpleLoadBalance is `[proxy.config.simple_loadbalance]`.
+type SimpleLoadBalance struct {
+	BalanceType string   `toml:"balance_type" json:"balance_type"`
+	Nodes       []string `toml:"nodes" json:"nodes"`
+}
+
+// ReadWriteSplitting is `[proxy.config.read_write_splitting]`; accepted and
+// validated here, routed by the strategy package.
+type ReadWriteSplitting struct {
+	Static  *RWStatic  `toml:"static,omitempty" json:"static,omitempty"`
+	Dynamic *RWDynamic `toml:"dynamic,omitempty" json:"dynamic,omitempty"`
+}
+
+// RWStatic routes by rule, with a default target.
+type RWStatic struct {
+	DefaultTarget string   `toml:"default_target" json:"default_target"`
+	Rules         []RWRule `toml:"rule,omitempty" json:"rule,omitempty"`
+}
+
+// RWDynamic is RWStatic plus replica discovery.
+type RWDynamic struct {
+	DefaultTarget string      `toml:"default_target" json:"default_target"`
+	Rules         []RWRule    `toml:"rule,omitempty" json:"rule,omitempty"`
+	Discovery     RWDiscovery `toml:"discovery" json:"discovery"`
+}
+
+// RWRule sends statements matching Regex to Target.
+type RWRule struct {
+	Name          string   `toml:"name" json:"name"`
+	Type          string   `toml:"type" json:"type"`
+	Regex         []string `toml:"regex" json:"regex"`
+	Target        string   `toml:"target" json:"target"`
+	AlgorithmName string   `toml:"algorithm_name" json:"algorithm_name"`
+}
+
+// RWDiscovery is the MHA monitor (Pisa-Proxy keys; periods in milliseconds).
+type RWDiscovery struct {
+	Type                           string `toml:"type" json:"type"`
+	User                           string `toml:"user" json:"user"`
+	Password                       string `toml:"password" json:"password"`
+	MonitorPeriod                  int    `toml:"monitor_period,omitempty" json:"monitor_period,omitempty"`
+	ConnectPeriod                  int    `toml:"connect_period,omitempty" json:"connect_period,omitempty"`
+	ConnectTimeout                 int    `toml:"connect_timeout,omitempty" json:"connect_timeout,omitempty"`
+	ConnectFailureThreshold        int    `toml:"connect_failure_threshold,omitempty" json:"connect_failure_threshold,omitempty"`
+	PingPeriod                     int    `toml:"ping_period,omitempty" json:"ping_period,omitempty"`
+	PingTimeout                    int    `toml:"ping_timeout,omitempty" json:"ping_timeout,omitempty"`
+	PingFailureThreshold           int    `toml:"ping_failure_threshold,omitempty" json:"ping_failure_threshold,omitempty"`
+	ReplicationLagPeriod           int    `toml:"replication_lag_period,omitempty" json:"replication_lag_period,omitempty"`
+	ReplicationLagTimeout          int    `toml:"replication_lag_timeout,omitempty" json:"replication_lag_timeout,omitempty"`
+	ReplicationLagFailureThreshold int    `toml:"replication_lag_failure_threshold,omitempty" json:"replication_lag_failure_threshold,omitempty"`
+	MaxReplicationLag              int    `toml:"max_replication_lag,omitempty" json:"max_replication_lag,omitempty"`
+	ReadOnlyPeriod                 int    `toml:"read_only_period,omitempty" json:"read_only_period,omitempty"`
+	ReadOnlyTimeout                int    `toml:"read_only_timeout,omitempty" json:"read_only_timeout,omitempty"`
+	ReadOnlyFailureThreshold       int    `toml:"read_only_failure_threshold,omitempty" json:"read_only_failure_threshold,omitempty"`
+	ReadOnlyEnabled                *bool  `toml:"read_only_enabled,omitempty" json:"read_only_enabled,omitempty"`
+	ReplicationLagEnabled          *bool  `toml:"replication_lag_enabled,omitempty" json:"replication_lag_enabled,omitempty"`
+}
+
+// Plugin is `[proxy.config.plugin]`.
+type Plugin struct {
+	CircuitBreak       []CircuitBreak       `toml:"circuit_break,omitempty" json:"circuit_break,omitempty"`
+	ConcurrencyControl []ConcurrencyControl `toml:"concurrency_control,omitempty" json:"concurrency_control,omitempty"`
+}
+
+// CircuitBreak rejects statements matching Regex.
+type CircuitBreak struct {
+	Regex           []string `toml:"regex" json:"regex"`
+	CaseInsensitive bool     `toml:"case_insensitive,omitempty" json:"case_insensitive,omitempty"`
+}
+
+// ConcurrencyControl bounds in-flight statements matching Regex. Duration is
+// in seconds, as in Pisa-Proxy.
+type ConcurrencyControl struct {
+	Regex          []string `toml:"regex" json:"regex"`
+	MaxConcurrency int      `toml:"max_concurrency" json:"max_concurrency"`
+	Duration       int      `toml:"duration" json:"duration"`
+}
+
+// MySQL is `[mysql]`, holding `[[mysql.node]]`.
+type MySQL struct {
+	Node []Node `toml:"node" json:"node"`
+}
+
+// Node is one real backend and the credentials the proxy uses for it.
+type Node struct {
+	Name     string `toml:"name" json:"name"`
+	DB       string `toml:"db" json:"db"`
+	User     string `toml:"user" json:"user"`
+	Password string `toml:"password" json:"password"`
+	Host     string `toml:"host" json:"host"`
+	Port     int    `toml:"port" json:"port"`
+	Weight   int    `toml:"weight" json:"weight"`
+	Role     string `toml:"role" json:"role"`
+
+	// TLS towards this backend: "" or "off", "preferred", "required", "skip-verify".
+	TLS string `toml:"tls,omitempty" json:"tls,omitempty"`
+	// TLSCA is a PEM file with the CA that signed the backend's certificate.
+	TLSCA string `toml:"tls_ca,omitempty" json:"tls_ca,omitempty"`
+}
+
+// NodeGroup is `[[node_group.member]]` (sharding; accepted, not yet used).
+type NodeGroup struct {
+	Member []NodeGroupMember `toml:"member" json:"member"`
+}
+
+// NodeGroupMember pairs a primary with its replicas.
+type NodeGroupMember struct {
+	Name      string   `toml:"name" json:"name"`
+	ReadWrite string   `toml:"readwrite" json:"readwrite"`
+	Reads     []string `toml:"reads" json:"reads"`
+}
+
+// NodeByName returns the node called name.
+func (c *Config) NodeByName(name string) (Node, bool) {
+	for _, n := range c.MySQL.Node {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Addr is the node's dial address.
+func (n Node) Addr() string {
+	return joinHostPort(n.Host, n.Port)
+}

@@ -1,0 +1,149 @@
+package config
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+const pisanixTOML = `
+[admin]
+host = "127.0.0.1"
+port = 5591
+log_level = "INFO"
+
+[[proxy.config]]
+name = "catalogue"
+listen_addr = "127.0.0.1:3306"
+user = "catalogue_user"
+password = "default_password"
+db = "socksdb"
+backend_type = "mysql"
+pool_size = 16
+server_version = "5.7.37"
+
+[proxy.config.simple_loadbalance]
+balance_type = "random"
+nodes = ["node1", "node2"]
+
+[[proxy.config.plugin.circuit_break]]
+regex = ["^DELETE"]
+
+[[proxy.config.plugin.concurrency_control]]
+regex = ["^SELECT"]
+max_concurrency = 5
+duration = 10
+
+[[mysql.node]]
+name = "node1"
+db = "socksdb"
+user = "root"
+password = "secret"
+host = "127.0.0.1"
+port = 3307
+weight = 2
+role = "readwrite"
+
+[[mysql.node]]
+name = "node2"
+user = "root"
+port = 3308
+`
+
+func TestParsePisanixFile(t *testing.T) {
+	c, err := ParseTOML([]byte(pisanixTOML), "pisa.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Proxy.Config[0]
+	if l.Name != "catalogue" || l.PoolSize != 16 || l.SimpleLoadBalance.Nodes[1] != "node2" {
+		t.Fatalf("listener decoded wrong: %+v", l)
+	}
+	if l.MaxConnections != DefaultMaxConnections || l.PoolAcquireTimeout.D() != 5*time.Second || l.AuthPlugin != AuthNative {
+		t.Fatalf("defaults not applied: %+v", l)
+	}
+	n2, _ := c.NodeByName("node2")
+	if n2.Host != DefaultNodeHost || n2.Weight != 1 || n2.Role != RoleReadWrite || n2.Addr() != "127.0.0.1:3308" {
+		t.Fatalf("node defaults wrong: %+v", n2)
+	}
+	if c.Proxy.Config[0].Plugin.ConcurrencyControl[0].Duration != 10 {
+		t.Fatal("concurrency control not decoded")
+	}
+	r := c.Redacted()
+	if r.MySQL.Node[0].Password != "******" || c.MySQL.Node[0].Password != "secret" {
+		t.Fatal("redaction must copy, not mutate")
+	}
+}
+
+func TestBadConfigNamesKey(t *testing.T) {
+	cases := []struct {
+		name, edit, want string
+	}{
+		{"unknown key", `pool_size = 16`, `unknown key "proxy.config.pool_sise"`},
+		{"undefined node", `nodes = ["node1", "node2"]`, `proxy.config[0] (catalogue).simple_loadbalance.nodes[1]: node "nodeX" is not defined`},
+		{"bad address", `listen_addr = "127.0.0.1:3306"`, `proxy.config[0] (catalogue).listen_addr: "localhost" is not host:port`},
+		{"bad balance", `balance_type = "random"`, `balance_type: "weighted" is not one of random, roundrobin`},
+		{"bad regex", `regex = ["^DELETE"]`, `circuit_break[0].regex[0]: bad pattern`},
+		{"pool size", `pool_size = 16`, `pool_size: 300 is outside 1..255`},
+		{"bad type", `port = 3307`, `key "mysql.node.port"`},
+		{"missing user", `user = "catalogue_user"`, `proxy.config[0] (catalogue).user: required`},
+	}
+	repl := map[string]string{
+		"unknown key":    `pool_sise = 16`,
+		"undefined node": `nodes = ["node1", "nodeX"]`,
+		"bad address":    `listen_addr = "localhost"`,
+		"bad balance":    `balance_type = "weighted"`,
+		"bad regex":      `regex = ["^DELETE("]`,
+		"pool size":      `pool_size = 300`,
+		"bad type":       `port = "3307"`,
+		"missing user":   ``,
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(pisanixTOML, tc.edit, repl[tc.name], 1)
+			_, err := ParseTOML([]byte(src), "pisa.toml")
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			if !strings.HasPrefix(err.Error(), "pisa.toml: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not name the file and %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDuplicateListener(t *testing.T) {
+	src := pisanixTOML + `
+[[proxy.config]]
+name = "catalogue"
+listen_addr = "127.0.0.1:3306"
+user = "u"
+[proxy.config.simple_loadbalance]
+balance_type = "roundrobin"
+nodes = ["node1"]
+`
+	_, err := ParseTOML([]byte(src), "f.toml")
+	if err == nil || !strings.Contains(err.Error(), `duplicate listener name "catalogue"`) ||
+		!strings.Contains(err.Error(), `"127.0.0.1:3306" is already used by listener "catalogue"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	c, err := ParseTOML([]byte(pisanixTOML), "pisa.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseJSON(data, "served")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Proxy.Config[0].PoolAcquireTimeout != c.Proxy.Config[0].PoolAcquireTimeout || back.MySQL.Node[1].Port != 3308 {
+		t.Fatalf("round trip lost data: %s", data)
+	}
+}

@@ -1,0 +1,275 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// ApplyDefaults fills every unset key with its documented default.
+func (c *Config) ApplyDefaults() {
+	if c.Admin.Host == "" {
+		c.Admin.Host = DefaultAdminHost
+	}
+	if c.Admin.Port == 0 {
+		c.Admin.Port = DefaultAdminPort
+	}
+	if c.Admin.LogLevel == "" {
+		c.Admin.LogLevel = DefaultLogLevel
+	}
+	for i := range c.Proxy.Config {
+		c.Proxy.Config[i].applyDefaults()
+	}
+	for i := range c.MySQL.Node {
+		n := &c.MySQL.Node[i]
+		setDefault(&n.Host, DefaultNodeHost)
+		setDefault(&n.Port, DefaultNodePort)
+		setDefault(&n.Weight, DefaultNodeWeight)
+		setDefault(&n.Role, RoleReadWrite)
+	}
+}
+
+func (l *Listener) applyDefaults() {
+	setDefault(&l.ListenAddr, DefaultListenAddr)
+	setDefault(&l.BackendType, DefaultBackendType)
+	setDefault(&l.PoolSize, DefaultPoolSize)
+	setDefault(&l.ServerVersion, DefaultServerVersion)
+	setDefault(&l.MaxConnections, DefaultMaxConnections)
+	setDefault(&l.AuthPlugin, DefaultAuthPlugin)
+	setDefault(&l.PoolAcquireTimeout, Duration(DefaultPoolAcquireTimeout))
+	setDefault(&l.DialTimeout, Duration(DefaultDialTimeout))
+	setDefault(&l.IdleCheckAfter, Duration(DefaultIdleCheckAfter))
+	if l.PoolMinIdle == nil {
+		v := min(DefaultPoolMinIdle, l.PoolSize)
+		l.PoolMinIdle = &v
+	}
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// Validate checks the whole config and reports every problem, each naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if c.Admin.Port < 0 || c.Admin.Port > 65535 {
+		add("admin.port", "%d is not a TCP port", c.Admin.Port)
+	}
+	if !validLogLevel(c.Admin.LogLevel) {
+		add("admin.log_level", "%q is not one of DEBUG, INFO, WARN, ERROR", c.Admin.LogLevel)
+	}
+	nodes := c.validateNodes(add)
+	if len(c.Proxy.Config) == 0 {
+		add("proxy.config", "no [[proxy.config]] listener is defined")
+	}
+	names := map[string]bool{}
+	addrs := map[string]string{}
+	for i := range c.Proxy.Config {
+		l := &c.Proxy.Config[i]
+		key := fmt.Sprintf("proxy.config[%d]", i)
+		if l.Name != "" {
+			key = fmt.Sprintf("proxy.config[%d] (%s)", i, l.Name)
+		}
+		l.validate(key, nodes, add)
+		if l.Name != "" {
+			if names[l.Name] {
+				add(key+".name", "duplicate listener name %q", l.Name)
+			}
+			names[l.Name] = true
+		}
+		if other, dup := addrs[l.ListenAddr]; dup {
+			add(key+".listen_addr", "%q is already used by listener %q", l.ListenAddr, other)
+		}
+		addrs[l.ListenAddr] = l.Name
+	}
+	return errors.Join(errs...)
+}
+
+type addFunc func(key, format string, args ...any)
+
+func (c *Config) validateNodes(add addFunc) map[string]bool {
+	nodes := map[string]bool{}
+	for i, n := range c.MySQL.Node {
+		key := fmt.Sprintf("mysql.node[%d]", i)
+		if n.Name == "" {
+			add(key+".name", "required")
+		} else if nodes[n.Name] {
+			add(key+".name", "duplicate node name %q", n.Name)
+		}
+		nodes[n.Name] = true
+		if n.User == "" {
+			add(key+".user", "required")
+		}
+		if n.Host == "" {
+			add(key+".host", "required")
+		}
+		if n.Port <= 0 || n.Port > 65535 {
+			add(key+".port", "%d is not a TCP port", n.Port)
+		}
+		if n.Weight < 0 {
+			add(key+".weight", "must not be negative, got %d", n.Weight)
+		}
+		if n.Role != RoleRead && n.Role != RoleReadWrite {
+			add(key+".role", "%q is not one of read, readwrite", n.Role)
+		}
+		switch n.TLS {
+		case "", "off", "preferred", "required", "skip-verify":
+		default:
+			add(key+".tls", "%q is not one of off, preferred, required, skip-verify", n.TLS)
+		}
+	}
+	return nodes
+}
+
+func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
+	if l.Name == "" {
+		add(key+".name", "required")
+	}
+	if err := checkListenAddr(l.ListenAddr); err != nil {
+		add(key+".listen_addr", "%v", err)
+	}
+	if l.User == "" {
+		add(key+".user", "required")
+	}
+	if l.BackendType != DefaultBackendType {
+		add(key+".backend_type", "%q is not supported (only \"mysql\")", l.BackendType)
+	}
+	if l.PoolSize < 1 || l.PoolSize > MaxPoolSize {
+		add(key+".pool_size", "%d is outside 1..%d", l.PoolSize, MaxPoolSize)
+	}
+	if *l.PoolMinIdle < 0 || *l.PoolMinIdle > l.PoolSize {
+		add(key+".pool_min_idle", "%d is outside 0..pool_size (%d)", *l.PoolMinIdle, l.PoolSize)
+	}
+	if l.MaxConnections < 1 {
+		add(key+".max_connections", "must be at least 1, got %d", l.MaxConnections)
+	}
+	if l.AuthPlugin != AuthNative && l.AuthPlugin != AuthCachingSHA2 {
+		add(key+".auth_plugin", "%q is not one of %s, %s", l.AuthPlugin, AuthNative, AuthCachingSHA2)
+	}
+	if t := l.TLS; t != nil && (t.Cert == "") != (t.Key == "") {
+		add(key+".tls", "cert and key must be given together")
+	}
+	if t := l.TLS; t != nil && t.Cert == "" && !t.AutoGenerate {
+		add(key+".tls", "set cert and key, or auto_generate = true")
+	}
+	l.validateRouting(key, nodes, add)
+	l.validatePlugins(key, add)
+}
+
+func (l *Listener) validateRouting(key string, nodes map[string]bool, add addFunc) {
+	lb := l.SimpleLoadBalance
+	if lb == nil && l.ReadWriteSplitting == nil {
+		add(key, "needs [proxy.config.simple_loadbalance] or [proxy.config.read_write_splitting]")
+		return
+	}
+	if lb != nil {
+		if lb.BalanceType != BalanceRandom && lb.BalanceType != BalanceRoundRobin {
+			add(key+".simple_loadbalance.balance_type", "%q is not one of random, roundrobin", lb.BalanceType)
+		}
+		if len(lb.Nodes) == 0 {
+			add(key+".simple_loadbalance.nodes", "at least one node is required")
+		}
+		for j, n := range lb.Nodes {
+			if !nodes[n] {
+				add(fmt.Sprintf("%s.simple_loadbalance.nodes[%d]", key, j), "node %q is not defined by any [[mysql.node]]", n)
+			}
+		}
+	}
+	if rw := l.ReadWriteSplitting; rw != nil {
+		if (rw.Static == nil) == (rw.Dynamic == nil) {
+			add(key+".read_write_splitting", "exactly one of static or dynamic is required")
+		}
+		if rw.Static != nil {
+			validateRW(key+".read_write_splitting.static", rw.Static.DefaultTarget, rw.Static.Rules, add)
+		}
+		if rw.Dynamic != nil {
+			validateRW(key+".read_write_splitting.dynamic", rw.Dynamic.DefaultTarget, rw.Dynamic.Rules, add)
+		}
+	}
+}
+
+func validateRW(key, def string, rules []RWRule, add addFunc) {
+	if def != RoleRead && def != RoleReadWrite {
+		add(key+".default_target", "%q is not one of read, readwrite", def)
+	}
+	for i, r := range rules {
+		rk := fmt.Sprintf("%s.rule[%d]", key, i)
+		if r.Type != "regex" && r.Type != "generic" {
+			add(rk+".type", "%q is not one of regex, generic", r.Type)
+		}
+		if r.Target != RoleRead && r.Target != RoleReadWrite {
+			add(rk+".target", "%q is not one of read, readwrite", r.Target)
+		}
+		switch r.AlgorithmName {
+		case "", BalanceRandom, BalanceRoundRobin:
+		default:
+			add(rk+".algorithm_name", "%q is not one of random, roundrobin", r.AlgorithmName)
+		}
+		validateRegexes(rk+".regex", r.Regex, false, add)
+	}
+}
+
+func (l *Listener) validatePlugins(key string, add addFunc) {
+	if l.Plugin == nil {
+		return
+	}
+	for i, cb := range l.Plugin.CircuitBreak {
+		validateRegexes(fmt.Sprintf("%s.plugin.circuit_break[%d].regex", key, i), cb.Regex, cb.CaseInsensitive, add)
+	}
+	for i, cc := range l.Plugin.ConcurrencyControl {
+		k := fmt.Sprintf("%s.plugin.concurrency_control[%d]", key, i)
+		validateRegexes(k+".regex", cc.Regex, false, add)
+		if cc.MaxConcurrency < 1 {
+			add(k+".max_concurrency", "must be at least 1, got %d", cc.MaxConcurrency)
+		}
+		if cc.Duration < 0 {
+			add(k+".duration", "must not be negative, got %d", cc.Duration)
+		}
+	}
+}
+
+func validateRegexes(key string, res []string, ci bool, add addFunc) {
+	if len(res) == 0 {
+		add(key, "at least one pattern is required")
+	}
+	for i, re := range res {
+		if ci {
+			re = "(?i)" + re
+		}
+		if _, err := regexp.Compile(re); err != nil {
+			add(fmt.Sprintf("%s[%d]", key, i), "bad pattern: %v", err)
+		}
+	}
+}
+
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %v", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q has a bad port", addr)
+	}
+	if host != "" && net.ParseIP(host) == nil && strings.ContainsAny(host, " /") {
+		return fmt.Errorf("%q has a bad host", addr)
+	}
+	return nil
+}
+
+func validLogLevel(s string) bool {
+	switch strings.ToUpper(s) {
+	case "DEBUG", "INFO", "WARN", "WARNING", "ERROR":
+		return true
+	}
+	return false
+}
