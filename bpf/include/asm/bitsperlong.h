@@ -1,0 +1,2 @@
+/* Shim: the BPF target has no arch <asm/*.h>; use the generic one. */
+#include <asm-generic/bitsperlong.h>
