@@ -16,7 +16,7 @@ const tcActUnspec = ^uint32(0)
 // BPF_PROG_TEST_RUN lets a caller set.
 type skbCtx struct {
 	Len, PktType, Mark, QueueMapping, Protocol, VlanPresent, VlanTCI, VlanProto uint32
-	Priority, IngressIfindex, Ifindex                                         uint32
+	Priority, IngressIfindex, Ifindex                                           uint32
 }
 
 // skbCtxOut receives the whole struct __sk_buff (192 bytes today): the kernel
