@@ -1,0 +1,216 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"sync"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Plugin names.
+const (
+	PluginNative      = mysql.AUTH_NATIVE_PASSWORD
+	PluginCachingSHA2 = mysql.AUTH_CACHING_SHA2_PASSWORD
+)
+
+// maxAuthPacket bounds auth-phase packets (an RSA-encrypted password is 256-512 bytes).
+const maxAuthPacket = 4096
+
+// maxCachedUsers bounds the caching_sha2 fast-auth cache.
+const maxCachedUsers = 10000
+
+// Authenticator verifies application users. It is shared by all sessions of
+// one listener and safe for concurrent use.
+//
+// caching_sha2_password behaves as in MySQL 8: a user's first login (or the
+// first after a password change) goes through full authentication, in
+// cleartext over TLS or with RSA key exchange otherwise; later logins use
+// the fast scramble.
+type Authenticator struct {
+	// Plugin is the account plugin; clients answering with another are switched.
+	Plugin string
+	// Lookup returns the password of user.
+	Lookup func(user string) (password string, ok bool)
+
+	mu    sync.Mutex
+	cache map[string][32]byte // user -> sha256(password) after a full auth
+
+	keyOnce sync.Once
+	key     *rsa.PrivateKey
+	keyPEM  []byte
+	keyErr  error
+}
+
+// Exchange carries the state of one login.
+type Exchange struct {
+	User       string
+	Host       string
+	Plugin     string // the client's plugin in its response
+	Response   []byte
+	Salt       []byte
+	TLS        bool
+	SwitchSalt bool // COM_CHANGE_USER: always switch with a fresh salt
+}
+
+// Authenticate completes the auth phase on p. It returns an *SQLError for
+// bad credentials (ER_ACCESS_DENIED_ERROR, revealing nothing else) and other
+// errors for I/O or protocol failures.
+func (a *Authenticator) Authenticate(p *PacketIO, ex Exchange) error {
+	password, known := a.Lookup(ex.User)
+	plugin := ex.Plugin
+	if plugin == "" {
+		plugin = PluginNative
+	}
+	if plugin != a.Plugin || ex.SwitchSalt {
+		if ex.SwitchSalt {
+			salt, err := NewSalt()
+			if err != nil {
+				return err
+			}
+			ex.Salt = salt
+		}
+		if err := p.WritePacketFlush(AuthSwitchRequest(a.Plugin, ex.Salt)); err != nil {
+			return fmt.Errorf("auth switch: %w", err)
+		}
+		resp, err := p.ReadPacket(nil, maxAuthPacket)
+		if err != nil {
+			return fmt.Errorf("auth switch response: %w", err)
+		}
+		plugin, ex.Response = a.Plugin, resp
+	}
+	var ok bool
+	var err error
+	switch plugin {
+	case PluginNative:
+		ok = known && checkNative(ex.Salt, ex.Response, password)
+	case PluginCachingSHA2:
+		ok, err = a.cachingSHA2(p, ex, password, known)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return AccessDenied(ex.User, ex.Host, len(ex.Response) > 0)
+	}
+	return nil
+}
+
+// AccessDenied is MySQL's ER_ACCESS_DENIED_ERROR.
+func AccessDenied(user, host string, usingPassword bool) *SQLError {
+	yes := "NO"
+	if usingPassword {
+		yes = "YES"
+	}
+	return NewError(mysql.ER_ACCESS_DENIED_ERROR, fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", user, host, yes))
+}
+
+func checkNative(salt, resp []byte, password string) bool {
+	if password == "" {
+		return len(resp) == 0
+	}
+	want := mysql.CalcPassword(salt, []byte(password))
+	return subtle.ConstantTimeCompare(want, resp) == 1
+}
+
+func (a *Authenticator) cachingSHA2(p *PacketIO, ex Exchange, password string, known bool) (bool, error) {
+	if len(ex.Response) == 0 {
+		return known && password == "", nil
+	}
+	if a.cached(ex.User, password) {
+		want := mysql.CalcCachingSha2Password(ex.Salt, password)
+		if known && subtle.ConstantTimeCompare(want, ex.Response) == 1 {
+			return true, p.WritePacketFlush([]byte{mysql.MORE_DATE_HEADER, mysql.CACHE_SHA2_FAST_AUTH})
+		}
+		return false, nil
+	}
+	if err := p.WritePacketFlush([]byte{mysql.MORE_DATE_HEADER, mysql.CACHE_SHA2_FULL_AUTH}); err != nil {
+		return false, fmt.Errorf("request full auth: %w", err)
+	}
+	plain, err := a.fullAuthPassword(p, ex)
+	if err != nil {
+		return false, err
+	}
+	ok := known && subtle.ConstantTimeCompare(plain, []byte(password)) == 1
+	if ok {
+		a.remember(ex.User, password)
+	}
+	return ok, nil
+}
+
+// fullAuthPassword reads the cleartext password: sent as is over TLS, or
+// RSA-OAEP encrypted (after the client asked for our public key) otherwise.
+func (a *Authenticator) fullAuthPassword(p *PacketIO, ex Exchange) ([]byte, error) {
+	resp, err := p.ReadPacket(nil, maxAuthPacket)
+	if err != nil {
+		return nil, fmt.Errorf("full auth: %w", err)
+	}
+	if ex.TLS {
+		return bytes.TrimRight(resp, "\x00"), nil
+	}
+	key, pemBytes, err := a.rsaKey()
+	if err != nil {
+		return nil, err
+	}
+	if len(resp) == 1 && resp[0] == 2 { // request_public_key
+		if err := p.WritePacketFlush(append([]byte{mysql.MORE_DATE_HEADER}, pemBytes...)); err != nil {
+			return nil, fmt.Errorf("send public key: %w", err)
+		}
+		if resp, err = p.ReadPacket(nil, maxAuthPacket); err != nil {
+			return nil, fmt.Errorf("full auth: %w", err)
+		}
+	}
+	plain, err := rsa.DecryptOAEP(sha1.New(), rand.Reader, key, resp, nil)
+	if err != nil {
+		return nil, nil // undecryptable: treated as a wrong password
+	}
+	for i := range plain {
+		plain[i] ^= ex.Salt[i%len(ex.Salt)]
+	}
+	return bytes.TrimRight(plain, "\x00"), nil
+}
+
+func (a *Authenticator) rsaKey() (*rsa.PrivateKey, []byte, error) {
+	a.keyOnce.Do(func() {
+		a.key, a.keyErr = rsa.GenerateKey(rand.Reader, 2048)
+		if a.keyErr != nil {
+			return
+		}
+		der, err := x509.MarshalPKIXPublicKey(&a.key.PublicKey)
+		if err != nil {
+			a.keyErr = err
+			return
+		}
+		a.keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	})
+	if a.keyErr != nil {
+		return nil, nil, fmt.Errorf("rsa key: %w", a.keyErr)
+	}
+	return a.key, a.keyPEM, nil
+}
+
+func (a *Authenticator) cached(user, password string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h, ok := a.cache[user]
+	return ok && h == sha256.Sum256([]byte(password))
+}
+
+func (a *Authenticator) remember(user, password string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cache == nil {
+		a.cache = map[string][32]byte{}
+	}
+	if len(a.cache) >= maxCachedUsers {
+		clear(a.cache)
+	}
+	a.cache[user] = sha256.Sum256([]byte(password))
+}

@@ -1,0 +1,172 @@
+// Package wire is the only layer that knows MySQL packet bytes: framing with
+// reused buffers, the server side of the handshake, error and OK packets, and
+// the streaming relay of command responses. Everything above it speaks in
+// commands and results.
+//
+// A PacketIO is owned by one goroutine at a time (the session's); it is not
+// safe for concurrent use.
+package wire
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+)
+
+// MaxPayload is the largest payload of one physical packet; a logical packet
+// of this size or more continues in the next physical packet.
+const MaxPayload = 1<<24 - 1
+
+const defaultBufSize = 32 * 1024
+
+// PacketIO reads and writes MySQL packets on one connection with buffered I/O.
+type PacketIO struct {
+	conn net.Conn
+	r    *bufio.Reader
+	w    *bufio.Writer
+	hdr  [4]byte
+	// Seq is the next sequence id this side writes with WritePacket.
+	Seq uint8
+}
+
+// NewPacketIO wraps conn with read and write buffers of bufSize bytes (0 = default).
+func NewPacketIO(conn net.Conn, bufSize int) *PacketIO {
+	if bufSize <= 0 {
+		bufSize = defaultBufSize
+	}
+	return &PacketIO{conn: conn, r: bufio.NewReaderSize(conn, bufSize), w: bufio.NewWriterSize(conn, bufSize)}
+}
+
+// Conn is the underlying connection (a *tls.Conn after UpgradeTLS).
+func (p *PacketIO) Conn() net.Conn { return p.conn }
+
+// Close closes the connection.
+func (p *PacketIO) Close() error { return p.conn.Close() }
+
+// Buffered reports how many bytes are already read from the socket but not consumed.
+func (p *PacketIO) Buffered() int { return p.r.Buffered() }
+
+// UpgradeTLS performs a server-side TLS handshake and switches I/O onto it.
+// The client waits for the handshake after its SSL request, so no buffered
+// plaintext is lost.
+func (p *PacketIO) UpgradeTLS(cfg *tls.Config) error {
+	if p.r.Buffered() > 0 {
+		return errors.New("tls upgrade: unexpected data after SSL request")
+	}
+	tc := tls.Server(p.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	p.conn = tc
+	p.r.Reset(tc)
+	p.w.Reset(tc)
+	return nil
+}
+
+// ReadPacket reads one logical packet (joining continuation packets) into
+// buf, growing it as needed, and returns the payload. max bounds the total
+// payload; a larger packet yields ErrPacketTooLarge after it was drained.
+func (p *PacketIO) ReadPacket(buf []byte, max int) ([]byte, error) {
+	buf = buf[:0]
+	for {
+		n, seq, err := p.readHeader()
+		if err != nil {
+			return nil, err
+		}
+		p.Seq = seq + 1
+		if len(buf)+n > max {
+			if _, err := p.r.Discard(n); err != nil {
+				return nil, err
+			}
+			if n == MaxPayload {
+				continue
+			}
+			return nil, ErrPacketTooLarge
+		}
+		start := len(buf)
+		buf = grow(buf, n)
+		if _, err := io.ReadFull(p.r, buf[start:start+n]); err != nil {
+			return nil, err
+		}
+		if n < MaxPayload {
+			return buf, nil
+		}
+	}
+}
+
+// ReadPart reads one physical packet into buf and reports whether the
+// logical packet continues in another physical packet.
+func (p *PacketIO) ReadPart(buf []byte) (payload []byte, more bool, err error) {
+	n, seq, err := p.readHeader()
+	if err != nil {
+		return nil, false, err
+	}
+	p.Seq = seq + 1
+	buf = grow(buf[:0], n)
+	if _, err := io.ReadFull(p.r, buf); err != nil {
+		return nil, false, err
+	}
+	return buf, n == MaxPayload, nil
+}
+
+func (p *PacketIO) readHeader() (n int, seq uint8, err error) {
+	if _, err := io.ReadFull(p.r, p.hdr[:]); err != nil {
+		return 0, 0, err
+	}
+	return int(p.hdr[0]) | int(p.hdr[1])<<8 | int(p.hdr[2])<<16, p.hdr[3], nil
+}
+
+// ErrPacketTooLarge is returned for packets over the configured maximum.
+var ErrPacketTooLarge = errors.New("packet too large")
+
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b[:len(b)+n]
+	}
+	nb := make([]byte, len(b)+n, max(2*cap(b), len(b)+n))
+	copy(nb, b)
+	return nb
+}
+
+// WritePacket buffers payload as one logical packet (split at MaxPayload)
+// with the next sequence ids. Call Flush to send.
+func (p *PacketIO) WritePacket(payload []byte) error {
+	for {
+		n := min(len(payload), MaxPayload)
+		p.hdr = [4]byte{byte(n), byte(n >> 8), byte(n >> 16), p.Seq}
+		p.Seq++
+		if _, err := p.w.Write(p.hdr[:]); err != nil {
+			return err
+		}
+		if _, err := p.w.Write(payload[:n]); err != nil {
+			return err
+		}
+		payload = payload[n:]
+		if n < MaxPayload {
+			return nil
+		}
+	}
+}
+
+// WriteRaw buffers a packet whose header the caller already built (relay).
+func (p *PacketIO) WriteRaw(hdr [4]byte, payload []byte) error {
+	if _, err := p.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := p.w.Write(payload)
+	return err
+}
+
+// Flush sends everything buffered.
+func (p *PacketIO) Flush() error { return p.w.Flush() }
+
+// WritePacketFlush writes one packet and flushes.
+func (p *PacketIO) WritePacketFlush(payload []byte) error {
+	if err := p.WritePacket(payload); err != nil {
+		return err
+	}
+	return p.Flush()
+}

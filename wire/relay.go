@@ -1,0 +1,406 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Side names which peer an I/O error came from.
+type Side uint8
+
+// The two peers of a session.
+const (
+	ClientSide Side = iota + 1
+	BackendSide
+)
+
+func (s Side) String() string {
+	if s == ClientSide {
+		return "client"
+	}
+	return "backend"
+}
+
+// IOError tags a read or write failure with the side that failed, so the
+// session can decide whom to tell (the client gets an error only when the
+// backend failed).
+type IOError struct {
+	Side Side
+	Err  error
+}
+
+func (e *IOError) Error() string { return fmt.Sprintf("%s: %v", e.Side, e.Err) }
+func (e *IOError) Unwrap() error { return e.Err }
+
+// FailedSide reports the side of an IOError in err's chain, or 0.
+func FailedSide(err error) Side {
+	var ioe *IOError
+	if errors.As(err, &ioe) {
+		return ioe.Side
+	}
+	return 0
+}
+
+// ResponseKind is the shape of the response a command expects.
+type ResponseKind uint8
+
+// Response shapes, one per family of commands.
+const (
+	// RespResult: OK, ERR, LOCAL INFILE request, or result sets, possibly
+	// several (COM_QUERY, COM_STMT_EXECUTE).
+	RespResult ResponseKind = iota
+	// RespSingle: exactly one packet (OK/ERR, COM_STATISTICS, COM_SET_OPTION, COM_DEBUG).
+	RespSingle
+	// RespFieldList: column definitions up to EOF, or ERR.
+	RespFieldList
+	// RespPrepare: the COM_STMT_PREPARE OK with parameter and column definitions, or ERR.
+	RespPrepare
+	// RespRows: rows up to EOF, or ERR (COM_STMT_FETCH).
+	RespRows
+)
+
+// Outcome summarises a relayed response.
+type Outcome struct {
+	// Status is the server status of the final OK or EOF packet.
+	Status uint16
+	// ErrCode is set when the response ended with an ERR packet.
+	ErrCode uint16
+	// Warnings of the final OK or EOF packet.
+	Warnings uint16
+}
+
+// Relay streams responses from a backend to a client. Packets are copied as
+// they arrive through the two connections' buffers: a result set is never
+// held whole, and a slow client slows only its own backend connection.
+type Relay struct {
+	Client, Backend *PacketIO
+	// ClientLocalFiles: the client accepts LOCAL INFILE requests.
+	ClientLocalFiles bool
+
+	lastSeq uint8 // sequence id of the last packet forwarded from the backend
+}
+
+// peekLen is how much of a packet the state machine inspects.
+const peekLen = 24
+
+// hot path: forward copies one physical packet from src to dst, returning
+// its payload length and up to peekLen leading payload bytes, valid until
+// the next read from src.
+func forward(dst, src *PacketIO, srcSide Side) (head []byte, n int, err error) {
+	hdr, err := src.r.Peek(4)
+	if err != nil {
+		return nil, 0, &IOError{srcSide, err}
+	}
+	n = int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	if 4+n <= src.r.Size() {
+		b, err := src.r.Peek(4 + n)
+		if err != nil {
+			return nil, 0, &IOError{srcSide, err}
+		}
+		if _, err := dst.w.Write(b); err != nil {
+			return nil, 0, &IOError{other(srcSide), err}
+		}
+		_, _ = src.r.Discard(4 + n)
+		head = b[4 : 4+min(n, peekLen)]
+	} else {
+		// Larger than the read buffer: stream it through.
+		b, err := src.r.Peek(4 + peekLen)
+		if err != nil {
+			return nil, 0, &IOError{srcSide, err}
+		}
+		var small [peekLen]byte
+		copy(small[:], b[4:])
+		head = small[:]
+		if err := copyN(dst, src, int64(4+n), srcSide); err != nil {
+			return nil, 0, err
+		}
+	}
+	if src.r.Buffered() == 0 {
+		// About to block on src: let dst see what it has so far.
+		if err := dst.w.Flush(); err != nil {
+			return nil, 0, &IOError{other(srcSide), err}
+		}
+	}
+	return head, n, nil
+}
+
+func copyN(dst, src *PacketIO, n int64, srcSide Side) error {
+	for n > 0 {
+		b, err := src.r.Peek(min(int(n), src.r.Size()))
+		if len(b) == 0 && err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return &IOError{srcSide, err}
+		}
+		if _, err := dst.w.Write(b); err != nil {
+			return &IOError{other(srcSide), err}
+		}
+		_, _ = src.r.Discard(len(b))
+		n -= int64(len(b))
+	}
+	return nil
+}
+
+func other(s Side) Side {
+	if s == ClientSide {
+		return BackendSide
+	}
+	return ClientSide
+}
+
+// fwd forwards one logical packet from the backend, skipping over
+// continuation parts, and returns the head of its first part.
+func (r *Relay) fwd() (head []byte, n int, err error) {
+	if hdr, err := r.Backend.r.Peek(4); err == nil {
+		r.lastSeq = hdr[3]
+	}
+	head, n, err = forward(r.Client, r.Backend, BackendSide)
+	if err != nil {
+		return nil, 0, err
+	}
+	if n == MaxPayload {
+		var first [peekLen]byte
+		copy(first[:], head)
+		for more := true; more; {
+			_, m, err := forward(r.Client, r.Backend, BackendSide)
+			if err != nil {
+				return nil, 0, err
+			}
+			more = m == MaxPayload
+		}
+		head = first[:min(n, peekLen)]
+	}
+	return head, n, nil
+}
+
+// Response relays one command's whole response and flushes the client.
+func (r *Relay) Response(kind ResponseKind) (Outcome, error) {
+	var out Outcome
+	var err error
+	switch kind {
+	case RespResult:
+		out, err = r.results()
+	case RespSingle:
+		out, err = r.single()
+	case RespFieldList:
+		out, err = r.untilEOF()
+	case RespPrepare:
+		out, err = r.prepare()
+	case RespRows:
+		out, err = r.untilEOF()
+	}
+	if err != nil {
+		return out, err
+	}
+	if err := r.Client.Flush(); err != nil {
+		return out, &IOError{ClientSide, err}
+	}
+	return out, nil
+}
+
+func (r *Relay) single() (Outcome, error) {
+	head, n, err := r.fwd()
+	if err != nil {
+		return Outcome{}, err
+	}
+	return outcomeOf(head, n), nil
+}
+
+func (r *Relay) results() (Outcome, error) {
+	for {
+		head, n, err := r.fwd()
+		if err != nil {
+			return Outcome{}, err
+		}
+		if n == 0 {
+			return Outcome{}, &IOError{BackendSide, errors.New("empty response packet")}
+		}
+		var out Outcome
+		switch head[0] {
+		case mysql.OK_HEADER, mysql.ERR_HEADER:
+			out = outcomeOf(head, n)
+		case mysql.LocalInFile_HEADER:
+			if out, err = r.localInfile(); err != nil {
+				return out, err
+			}
+		default:
+			if out, err = r.resultSet(head); err != nil {
+				return out, err
+			}
+		}
+		if out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+			return out, nil
+		}
+	}
+}
+
+// resultSet relays the column definitions, EOF and rows of one result set
+// whose column-count packet was already forwarded.
+func (r *Relay) resultSet(head []byte) (Outcome, error) {
+	cols, _, ok := lenEncInt(head)
+	if !ok {
+		return Outcome{}, &IOError{BackendSide, fmt.Errorf("bad column count packet %x", head)}
+	}
+	for i := uint64(0); i < cols; i++ {
+		if _, _, err := r.fwd(); err != nil {
+			return Outcome{}, err
+		}
+	}
+	head, n, err := r.fwd()
+	if err != nil {
+		return Outcome{}, err
+	}
+	out := outcomeOf(head, n)
+	if !isEOF(head, n) {
+		return out, &IOError{BackendSide, fmt.Errorf("expected EOF after column definitions, got %x", head)}
+	}
+	if out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 {
+		return out, nil // rows come with COM_STMT_FETCH
+	}
+	return r.untilEOF()
+}
+
+// untilEOF relays packets up to and including an EOF or ERR.
+func (r *Relay) untilEOF() (Outcome, error) {
+	for {
+		head, n, err := r.fwd()
+		if err != nil {
+			return Outcome{}, err
+		}
+		if isEOF(head, n) || (n > 0 && head[0] == mysql.ERR_HEADER) {
+			return outcomeOf(head, n), nil
+		}
+	}
+}
+
+func (r *Relay) prepare() (Outcome, error) {
+	head, n, err := r.fwd()
+	if err != nil {
+		return Outcome{}, err
+	}
+	if n == 0 || head[0] != mysql.OK_HEADER || n < 9 {
+		return outcomeOf(head, n), nil
+	}
+	cols := int(head[5]) | int(head[6])<<8
+	params := int(head[7]) | int(head[8])<<8
+	for _, count := range []int{params, cols} {
+		if count == 0 {
+			continue
+		}
+		for i := 0; i < count; i++ {
+			if _, _, err := r.fwd(); err != nil {
+				return Outcome{}, err
+			}
+		}
+		if _, _, err := r.fwd(); err != nil { // EOF
+			return Outcome{}, err
+		}
+	}
+	return Outcome{}, nil
+}
+
+// localInfile handles the LOCAL INFILE exchange after the request was
+// forwarded: the client's file content streams to the backend up to the
+// empty terminating packet, then the backend's OK/ERR follows.
+func (r *Relay) localInfile() (Outcome, error) {
+	if err := r.Client.Flush(); err != nil {
+		return Outcome{}, &IOError{ClientSide, err}
+	}
+	if !r.ClientLocalFiles {
+		// The client never asked for LOCAL INFILE: decline on its behalf.
+		r.Backend.Seq = r.lastSeq + 1
+		if err := r.Backend.WritePacketFlush(nil); err != nil {
+			return Outcome{}, &IOError{BackendSide, err}
+		}
+	} else {
+		for {
+			_, n, err := forward(r.Backend, r.Client, ClientSide)
+			if err != nil {
+				return Outcome{}, err
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if err := r.Backend.Flush(); err != nil {
+			return Outcome{}, &IOError{BackendSide, err}
+		}
+	}
+	head, n, err := r.fwd()
+	if err != nil {
+		return Outcome{}, err
+	}
+	return outcomeOf(head, n), nil
+}
+
+func isEOF(head []byte, n int) bool {
+	return n > 0 && n < 9 && head[0] == mysql.EOF_HEADER
+}
+
+// outcomeOf reads status and error code from an OK, EOF or ERR head.
+func outcomeOf(head []byte, n int) Outcome {
+	if n == 0 {
+		return Outcome{}
+	}
+	switch {
+	case head[0] == mysql.ERR_HEADER && n >= 3:
+		return Outcome{ErrCode: uint16(head[1]) | uint16(head[2])<<8}
+	case isEOF(head, n) && n >= 5:
+		return Outcome{Warnings: uint16(head[1]) | uint16(head[2])<<8, Status: uint16(head[3]) | uint16(head[4])<<8}
+	case head[0] == mysql.OK_HEADER:
+		return okOutcome(head)
+	}
+	return Outcome{}
+}
+
+// okOutcome parses an OK packet head; the two length-encoded integers are
+// at most 9 bytes each, so a long head may be cut: then status stays 0.
+func okOutcome(head []byte) Outcome {
+	pos := 1
+	for i := 0; i < 2; i++ {
+		_, sz, ok := lenEncInt(head[pos:])
+		if !ok {
+			return Outcome{}
+		}
+		pos += sz
+	}
+	if len(head) < pos+4 {
+		return Outcome{}
+	}
+	return Outcome{Status: uint16(head[pos]) | uint16(head[pos+1])<<8, Warnings: uint16(head[pos+2]) | uint16(head[pos+3])<<8}
+}
+
+// lenEncInt decodes a length-encoded integer: (value, size, ok).
+func lenEncInt(b []byte) (uint64, int, bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	switch b[0] {
+	case 0xfc:
+		if len(b) < 3 {
+			return 0, 0, false
+		}
+		return uint64(b[1]) | uint64(b[2])<<8, 3, true
+	case 0xfd:
+		if len(b) < 4 {
+			return 0, 0, false
+		}
+		return uint64(b[1]) | uint64(b[2])<<8 | uint64(b[3])<<16, 4, true
+	case 0xfe:
+		if len(b) < 9 {
+			return 0, 0, false
+		}
+		var v uint64
+		for i := 8; i >= 1; i-- {
+			v = v<<8 | uint64(b[i])
+		}
+		return v, 9, true
+	case 0xfb, 0xff:
+		return 0, 0, false
+	}
+	return uint64(b[0]), 1, true
+}

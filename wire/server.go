@@ -1,0 +1,91 @@
+package wire
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// ServerConfig is what the server side of a handshake needs.
+type ServerConfig struct {
+	Version     string
+	ConnID      uint32
+	TLS         *tls.Config // nil: TLS not offered
+	TLSRequired bool
+	Auth        *Authenticator
+	RemoteHost  string
+}
+
+// maxHandshake bounds the handshake response (attributes included).
+const maxHandshake = 64 * 1024
+
+// Accept runs the server side of the connection phase on p: greeting,
+// optional TLS upgrade, authentication and the final OK. A client that fails
+// gets an ERR packet; the returned error says why.
+func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
+	salt, err := NewSalt()
+	if err != nil {
+		return nil, err
+	}
+	caps := uint32(ServerCapabilities)
+	if cfg.TLS != nil {
+		caps |= mysql.CLIENT_SSL
+	}
+	p.Seq = 0
+	if err := p.WritePacketFlush(InitialHandshake(cfg.Version, cfg.ConnID, salt, caps, cfg.Auth.Plugin)); err != nil {
+		return nil, fmt.Errorf("write greeting: %w", err)
+	}
+	resp, err := p.ReadPacket(nil, maxHandshake)
+	if err != nil {
+		return nil, fmt.Errorf("read handshake response: %w", err)
+	}
+	usedTLS := false
+	if IsSSLRequest(resp) && cfg.TLS != nil {
+		if err := p.UpgradeTLS(cfg.TLS); err != nil {
+			return nil, err
+		}
+		usedTLS = true
+		if resp, err = p.ReadPacket(nil, maxHandshake); err != nil {
+			return nil, fmt.Errorf("read handshake response after tls: %w", err)
+		}
+	}
+	hello, err := ParseHandshakeResponse(resp)
+	if err != nil {
+		return nil, reject(p, NewError(mysql.ER_HANDSHAKE_ERROR, "Bad handshake"), err)
+	}
+	hello.TLS = usedTLS
+	hello.Capabilities &= caps
+	if cfg.TLSRequired && !usedTLS {
+		e := NewError(errSecureTransportRequired, "Connections using insecure transport are prohibited while --require_secure_transport=ON.")
+		return nil, reject(p, e, errors.New("client refused TLS"))
+	}
+	err = cfg.Auth.Authenticate(p, Exchange{
+		User: hello.User, Host: cfg.RemoteHost, Plugin: hello.Plugin,
+		Response: hello.AuthResponse, Salt: salt, TLS: usedTLS,
+	})
+	var sqlErr *SQLError
+	if errors.As(err, &sqlErr) {
+		return nil, reject(p, sqlErr, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := p.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
+		return nil, fmt.Errorf("write auth ok: %w", err)
+	}
+	return hello, nil
+}
+
+func reject(p *PacketIO, e *SQLError, cause error) error {
+	_ = p.WriteError(e)
+	if cause == error(e) {
+		return e
+	}
+	return fmt.Errorf("%w: %v", e, cause)
+}
+
+// errSecureTransportRequired is MySQL's ER_SECURE_TRANSPORT_REQUIRED (3159,
+// SQLSTATE HY000), missing from go-mysql's table.
+const errSecureTransportRequired = 3159
