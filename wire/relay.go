@@ -404,3 +404,8 @@ func lenEncInt(b []byte) (uint64, int, bool) {
 	}
 	return uint64(b[0]), 1, true
 }
+
+// StatusOf returns the server status of an OK or EOF payload (0 otherwise).
+func StatusOf(payload []byte) uint16 {
+	return outcomeOf(payload[:min(len(payload), peekLen)], len(payload)).Status
+}

@@ -1,0 +1,117 @@
+// Package actors sets up the protoactor-go actor system for this process:
+// logging through slog, bounded mailboxes with depth metrics, a receive
+// middleware that counts messages and tags failures with the actor's kind,
+// and supervisor strategies that count every failure.
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"pisanix.io/pisanix/metrics"
+)
+
+// MailboxSize bounds every mailbox. Senders block when it is full, which
+// back-pressures the accept loop rather than growing memory.
+const MailboxSize = 4096
+
+// System is the process's actor system with its metrics and logger.
+type System struct {
+	*actor.ActorSystem
+	Metrics *metrics.Proxy
+	Log     *slog.Logger
+}
+
+// NewSystem starts an actor system that logs through log.
+func NewSystem(log *slog.Logger, m *metrics.Proxy) *System {
+	alog := log.With("component", "actor")
+	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return alog }))
+	return &System{ActorSystem: sys, Metrics: m, Log: log}
+}
+
+// Failure is the reason a supervisor sees: the panic value tagged with the
+// kind of actor that failed.
+type Failure struct {
+	Kind   string
+	Reason any
+	Stack  []byte
+}
+
+func (f *Failure) Error() string { return fmt.Sprintf("%s actor failed: %v", f.Kind, f.Reason) }
+
+// Props builds props for an actor of kind with the standard mailbox and middleware.
+func (s *System) Props(kind string, producer actor.Producer, opts ...actor.PropsOption) *actor.Props {
+	depth := s.Metrics.ActorMailbox.WithLabelValues(kind)
+	processed := s.Metrics.ActorMessages.WithLabelValues(kind)
+	base := []actor.PropsOption{
+		actor.WithMailbox(actor.Bounded(MailboxSize, &depthStats{g: depth})),
+		actor.WithReceiverMiddleware(receiveMiddleware(kind, processed)),
+	}
+	return actor.PropsFromProducer(producer, append(base, opts...)...)
+}
+
+// Strategy is a one-for-one supervisor strategy applying directive to a
+// failed child (restarts limited to maxRetries within a window, then stop)
+// and counting each failure by kind and directive.
+func (s *System) Strategy(directive actor.Directive, maxRetries int, within time.Duration) actor.SupervisorStrategy {
+	return actor.NewOneForOneStrategy(maxRetries, within, func(reason any) actor.Directive {
+		kind := "unknown"
+		if f, ok := reason.(*Failure); ok {
+			kind = f.Kind
+			s.Log.Warn("actor failed", "kind", f.Kind, "reason", fmt.Sprint(f.Reason), "directive", directive.String(), "stack", string(f.Stack))
+		}
+		s.Metrics.ActorRestarts.WithLabelValues(kind, directive.String()).Inc()
+		return directive
+	})
+}
+
+func receiveMiddleware(kind string, processed interface{ Inc() }) actor.ReceiverMiddleware {
+	return func(next actor.ReceiverFunc) actor.ReceiverFunc {
+		return func(ctx actor.ReceiverContext, env *actor.MessageEnvelope) {
+			processed.Inc()
+			defer func() {
+				if r := recover(); r != nil {
+					if _, tagged := r.(*Failure); !tagged {
+						r = &Failure{Kind: kind, Reason: r, Stack: debug.Stack()}
+					}
+					panic(r) // the mailbox loop escalates it to the supervisor
+				}
+			}()
+			injectFault(env.Message)
+			next(ctx, env)
+		}
+	}
+}
+
+type depthStats struct {
+	g interface {
+		Inc()
+		Dec()
+	}
+}
+
+func (d *depthStats) MailboxStarted()     {}
+func (d *depthStats) MessagePosted(any)   { d.g.Inc() }
+func (d *depthStats) MessageReceived(any) { d.g.Dec() }
+func (d *depthStats) MailboxEmpty()       {}
+
+// Go runs f on a new goroutine owned by the actor self: a panic in f is
+// captured and sent to self as a *Failure, which the actor re-raises inside
+// Receive (see Reraise) so its supervisor decides, as protoactor only
+// catches panics inside Receive.
+func (s *System) Go(self *actor.PID, kind string, f func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.Root.Send(self, &Failure{Kind: kind, Reason: r, Stack: debug.Stack()})
+			}
+		}()
+		f()
+	}()
+}
+
+// Reraise panics with a failure a goroutine reported, inside Receive.
+func Reraise(f *Failure) { panic(f) }

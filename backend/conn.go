@@ -1,0 +1,197 @@
+// Package backend owns connections to real MySQL/MariaDB servers: dialling
+// and authenticating as a client (go-mysql's client), the per-node pool
+// actor, and resetting a connection before reuse.
+package backend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/wire"
+)
+
+// Capabilities requested from every backend. They fix the packet shapes the
+// relay sees (no DEPRECATE_EOF, no SESSION_TRACK: go-mysql never asks for
+// them) and match wire.ServerCapabilities.
+const Capabilities = mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
+	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_CONNECT_ATTRS
+
+// defaultCollation is wire.DefaultCollationID by name.
+const defaultCollation = "utf8mb4_general_ci"
+
+// relayBufSize is the read/write buffer of a backend connection.
+const relayBufSize = 64 * 1024
+
+// Endpoint is where and how to dial one backend node.
+type Endpoint struct {
+	Name     string
+	Addr     string
+	User     string
+	Password string
+	DB       string
+	// TLS, when set, is used; TLSPreferred falls back to plaintext when the
+	// server does not offer TLS.
+	TLS          *tls.Config
+	TLSPreferred bool
+	DialTimeout  time.Duration
+}
+
+// Conn is one authenticated backend connection. It is used by one session
+// at a time; the pool hands it over.
+type Conn struct {
+	IO        *wire.PacketIO
+	ThreadID  uint32 // the backend's connection id, for KILL
+	Endpoint  *Endpoint
+	DB        string // current schema as far as the proxy knows
+	Collation uint8  // current collation id; 0 when unknown
+	// MultiStatementsOff: COM_SET_OPTION turned multi-statements off.
+	MultiStatementsOff bool
+
+	lastUsed time.Time
+}
+
+// Dial connects and authenticates to ep within its dial timeout.
+func Dial(ctx context.Context, ep *Endpoint) (*Conn, error) {
+	c, err := dial(ctx, ep, ep.TLS)
+	if err != nil && ep.TLS != nil && ep.TLSPreferred && isNoTLS(err) {
+		c, err = dial(ctx, ep, nil)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial backend %s (%s): %w", ep.Name, ep.Addr, err)
+	}
+	return c, nil
+}
+
+func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) {
+	deadline := time.Now().Add(ep.DialTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var raw net.Conn
+	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{}
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		// Bound the handshake too; cleared below.
+		_ = c.SetDeadline(deadline)
+		raw = c
+		return c, nil
+	}
+	opt := func(c *client.Conn) error {
+		c.SetCapability(Capabilities)
+		c.SetAttributes(map[string]string{"program_name": "pisa-proxy"})
+		if tlsCfg != nil {
+			c.SetTLSConfig(tlsCfg)
+		}
+		return c.SetCollation(defaultCollation)
+	}
+	cc, err := client.ConnectWithDialer(ctx, "tcp", ep.Addr, ep.User, ep.Password, ep.DB, dialer, opt)
+	if err != nil {
+		return nil, err
+	}
+	// go-mysql's packet.Conn embeds the (possibly TLS) net.Conn; the relay
+	// reads and writes it directly with its own buffers.
+	nc := cc.Conn.Conn
+	_ = raw.SetDeadline(time.Time{})
+	if tc, ok := nc.(*tls.Conn); ok {
+		_ = tc.SetDeadline(time.Time{})
+	}
+	return &Conn{
+		IO:        wire.NewPacketIO(nc, relayBufSize),
+		ThreadID:  cc.GetConnectionID(),
+		Endpoint:  ep,
+		DB:        ep.DB,
+		Collation: wire.DefaultCollationID,
+		lastUsed:  time.Now(),
+	}, nil
+}
+
+// isNoTLS recognises go-mysql's error for a server without TLS support.
+func isNoTLS(err error) bool {
+	return strings.Contains(err.Error(), "does not support TLS")
+}
+
+// Close closes the connection without telling the server.
+func (c *Conn) Close() error { return c.IO.Close() }
+
+// Command sends a command the proxy issues on its own behalf and reads its
+// response, which must be OK/EOF (several with MORE_RESULTS) or ERR.
+func (c *Conn) Command(cmd byte, arg []byte) error {
+	c.IO.Seq = 0
+	buf := make([]byte, 0, 1+len(arg))
+	buf = append(append(buf, cmd), arg...)
+	if err := c.IO.WritePacketFlush(buf); err != nil {
+		return &wire.IOError{Side: wire.BackendSide, Err: err}
+	}
+	for {
+		resp, err := c.IO.ReadPacket(nil, 1<<20)
+		if err != nil {
+			return &wire.IOError{Side: wire.BackendSide, Err: err}
+		}
+		if len(resp) == 0 {
+			return &wire.IOError{Side: wire.BackendSide, Err: errors.New("empty response")}
+		}
+		switch resp[0] {
+		case mysql.ERR_HEADER:
+			return wire.ParseError(resp)
+		case mysql.OK_HEADER, mysql.EOF_HEADER:
+			if wire.StatusOf(resp)&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+				return nil
+			}
+		default:
+			return fmt.Errorf("unexpected response %#x to command %#x", resp[0], cmd)
+		}
+	}
+}
+
+// Query runs a statement that returns no rows.
+func (c *Conn) Query(sql string) error { return c.Command(mysql.COM_QUERY, []byte(sql)) }
+
+// Ping checks the connection.
+func (c *Conn) Ping() error { return c.Command(mysql.COM_PING, nil) }
+
+// Reset returns the connection to a clean state for the next session:
+// COM_RESET_CONNECTION (session variables, temporary tables, prepared
+// statements, user variables, open transaction), then the endpoint's schema
+// and the default character set, in one round trip.
+func (c *Conn) Reset() error {
+	if err := c.Command(mysql.COM_RESET_CONNECTION, nil); err != nil {
+		return fmt.Errorf("reset connection: %w", err)
+	}
+	if c.MultiStatementsOff {
+		if err := c.Command(mysql.COM_SET_OPTION, []byte{0, 0}); err != nil {
+			return fmt.Errorf("re-enable multi statements: %w", err)
+		}
+		c.MultiStatementsOff = false
+	}
+	sql := "SET NAMES utf8mb4 COLLATE " + defaultCollation
+	if c.Endpoint.DB != "" {
+		sql += "; USE " + QuoteIdent(c.Endpoint.DB)
+	}
+	if err := c.Query(sql); err != nil {
+		return fmt.Errorf("restore session defaults: %w", err)
+	}
+	c.DB, c.Collation = c.Endpoint.DB, wire.DefaultCollationID
+	return nil
+}
+
+// QuoteIdent quotes a MySQL identifier with backticks.
+func QuoteIdent(s string) string {
+	b := make([]byte, 0, len(s)+2)
+	b = append(b, '`')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '`' {
+			b = append(b, '`')
+		}
+		b = append(b, s[i])
+	}
+	return string(append(b, '`'))
+}

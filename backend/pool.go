@@ -1,0 +1,331 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"pisanix.io/pisanix/actors"
+)
+
+// Errors a session turns into client-visible messages.
+var (
+	ErrPoolTimeout   = errors.New("timed out waiting for a backend connection")
+	ErrPoolQueueFull = errors.New("too many sessions waiting for a backend connection")
+)
+
+// PoolConfig sizes one node's pool.
+type PoolConfig struct {
+	Tenant         string
+	Endpoint       *Endpoint
+	Size           int           // open connections at most
+	MinIdle        int           // dialled at start and kept warm
+	AcquireTimeout time.Duration // how long Acquire waits
+	IdleCheckAfter time.Duration // idle longer than this: ping before reuse
+	MaxWaiters     int           // bounded wait queue; 0 = 4*Size
+}
+
+// Pool is the session-side handle of one node's pool actor. Idle
+// connections sit in a channel so that Acquire takes one without a message
+// round trip; only when none is idle does it ask the actor, which owns
+// dialling, the open count and the bounded wait queue.
+type Pool struct {
+	cfg      PoolConfig
+	sys      *actors.System
+	pid      *actor.PID
+	idle     chan *Conn
+	open     atomic.Int32 // connections that exist: idle, in use or being dialled
+	inflight atomic.Int32 // dials in progress
+
+	mIdle, mInUse     prometheus.Gauge
+	mWaits, mTimeouts prometheus.Counter
+	mDials, mDialErrs prometheus.Counter
+	mWaitTime         prometheus.Observer
+}
+
+// NewPool spawns the pool actor as a child of parent (a tenant supervisor).
+func NewPool(sys *actors.System, parent actor.SpawnerContext, cfg PoolConfig) (*Pool, error) {
+	if cfg.MaxWaiters == 0 {
+		cfg.MaxWaiters = 4 * cfg.Size
+	}
+	m := sys.Metrics
+	lv := []string{cfg.Tenant, cfg.Endpoint.Name}
+	p := &Pool{
+		cfg: cfg, sys: sys, idle: make(chan *Conn, cfg.Size),
+		mIdle: m.PoolIdle.WithLabelValues(lv...), mInUse: m.PoolInUse.WithLabelValues(lv...),
+		mWaits: m.PoolWaits.WithLabelValues(lv...), mTimeouts: m.PoolTimeouts.WithLabelValues(lv...),
+		mDials: m.PoolDials.WithLabelValues(lv...), mDialErrs: m.PoolDialErrors.WithLabelValues(lv...),
+		mWaitTime: m.PoolWaitTime.WithLabelValues(lv...),
+	}
+	props := sys.Props("pool", func() actor.Actor {
+		return &poolActor{p: p, log: sys.Log.With("tenant", cfg.Tenant, "node", cfg.Endpoint.Name)}
+	})
+	pid, err := parent.SpawnNamed(props, "pool-"+cfg.Endpoint.Name)
+	if err != nil {
+		return nil, fmt.Errorf("spawn pool %s: %w", cfg.Endpoint.Name, err)
+	}
+	p.pid = pid
+	return p, nil
+}
+
+// Endpoint is the node this pool dials.
+func (p *Pool) Endpoint() *Endpoint { return p.cfg.Endpoint }
+
+// PID is the pool actor.
+func (p *Pool) PID() *actor.PID { return p.pid }
+
+// Acquire returns a connection for exclusive use until Release or Discard.
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	for {
+		select {
+		case c := <-p.idle:
+			p.mIdle.Dec()
+			if p.usable(c) {
+				p.mInUse.Inc()
+				return c, nil
+			}
+			continue
+		default:
+		}
+		c, err := p.wait(ctx)
+		if err != nil || p.usable(c) {
+			if err == nil {
+				p.mInUse.Inc()
+			}
+			return c, err
+		}
+	}
+}
+
+// wait asks the actor for a connection and waits for it within the acquire
+// timeout. A connection handed over after the timeout is reclaimed by the
+// actor when it processes the cancel (see poolActor.cancel).
+func (p *Pool) wait(ctx context.Context) (*Conn, error) {
+	start := time.Now()
+	p.mWaits.Inc()
+	reply := make(chan acquired, 1)
+	p.sys.Root.Send(p.pid, &acquireReq{reply: reply})
+	timer := time.NewTimer(p.cfg.AcquireTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-reply:
+		p.mWaitTime.Observe(time.Since(start).Seconds())
+		return r.conn, r.err
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	p.sys.Root.Send(p.pid, &cancelReq{reply: reply})
+	select {
+	case r := <-reply:
+		return r.conn, r.err
+	default:
+	}
+	p.mTimeouts.Inc()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("%w after %s", ErrPoolTimeout, p.cfg.AcquireTimeout)
+}
+
+// usable pings a connection that sat idle long; a dead one is discarded.
+func (p *Pool) usable(c *Conn) bool {
+	if time.Since(c.lastUsed) < p.cfg.IdleCheckAfter {
+		return true
+	}
+	if err := c.Ping(); err != nil {
+		p.discard(c)
+		return false
+	}
+	return true
+}
+
+// Release resets c (on the caller's goroutine) and returns it to the pool;
+// a connection that fails to reset is closed instead.
+func (p *Pool) Release(c *Conn) {
+	p.mInUse.Dec()
+	if err := c.Reset(); err != nil {
+		p.discard(c)
+		return
+	}
+	c.lastUsed = time.Now()
+	p.sys.Root.Send(p.pid, &released{conn: c})
+}
+
+// Discard closes a broken or dirty connection held by a session.
+func (p *Pool) Discard(c *Conn) {
+	p.mInUse.Dec()
+	p.discard(c)
+}
+
+func (p *Pool) discard(c *Conn) {
+	_ = c.Close()
+	p.sys.Root.Send(p.pid, &discarded{})
+}
+
+// Messages of the pool actor.
+type (
+	acquired struct {
+		conn *Conn
+		err  error
+	}
+	acquireReq struct{ reply chan acquired }
+	cancelReq  struct{ reply chan acquired }
+	released   struct{ conn *Conn }
+	discarded  struct{}
+	dialed     struct {
+		conn *Conn
+		err  error
+	}
+)
+
+// poolActor owns dialling, the open count and the wait queue of one pool.
+type poolActor struct {
+	p       *Pool
+	log     *slog.Logger
+	waiters []chan acquired
+	self    *actor.PID
+}
+
+func (a *poolActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		a.self = ctx.Self()
+		for i := int(a.p.open.Load()); i < a.p.cfg.MinIdle; i++ {
+			a.dial()
+		}
+	case *actor.Restarting:
+		a.failWaiters(errors.New("backend pool restarted"))
+	case *actor.Stopping:
+		a.failWaiters(errors.New("backend pool stopped"))
+		a.closeIdle()
+	case *acquireReq:
+		a.acquire(m.reply)
+	case *cancelReq:
+		a.cancel(m.reply)
+	case *released:
+		a.hand(m.conn)
+	case *discarded:
+		a.p.open.Add(-1)
+		a.dialForWaiters()
+	case *dialed:
+		a.dialedConn(m)
+	case *actors.Failure:
+		actors.Reraise(m)
+	}
+}
+
+func (a *poolActor) acquire(reply chan acquired) {
+	select {
+	case c := <-a.p.idle:
+		a.p.mIdle.Dec()
+		reply <- acquired{conn: c}
+		return
+	default:
+	}
+	if len(a.waiters) >= a.p.cfg.MaxWaiters {
+		reply <- acquired{err: ErrPoolQueueFull}
+		return
+	}
+	a.waiters = append(a.waiters, reply)
+	a.dialForWaiters()
+}
+
+// dialForWaiters dials while there are more waiters than dials in flight
+// and the pool has room.
+func (a *poolActor) dialForWaiters() {
+	for len(a.waiters) > 0 && int(a.p.open.Load()) < a.p.cfg.Size && a.dialing() < len(a.waiters) {
+		a.dial()
+	}
+}
+
+func (a *poolActor) dialing() int { return int(a.p.inflight.Load()) }
+
+func (a *poolActor) dial() {
+	a.p.open.Add(1)
+	a.p.inflight.Add(1)
+	ep := a.p.cfg.Endpoint
+	a.p.sys.Go(a.self, "pool", func() {
+		c, err := Dial(context.Background(), ep)
+		a.p.sys.Root.Send(a.self, &dialed{conn: c, err: err})
+	})
+}
+
+func (a *poolActor) dialedConn(m *dialed) {
+	a.p.inflight.Add(-1)
+	a.p.mDials.Inc()
+	if m.err != nil {
+		a.p.open.Add(-1)
+		a.p.mDialErrs.Inc()
+		a.log.Warn("backend dial failed", "err", m.err)
+		if len(a.waiters) > 0 {
+			// One dial was made for the oldest waiter: it gets the error
+			// rather than a hang.
+			w := a.waiters[0]
+			a.waiters = a.waiters[1:]
+			w <- acquired{err: m.err}
+		}
+		return
+	}
+	a.hand(m.conn)
+}
+
+// hand gives c to the oldest waiter, or parks it idle.
+func (a *poolActor) hand(c *Conn) {
+	if len(a.waiters) > 0 {
+		w := a.waiters[0]
+		a.waiters = a.waiters[1:]
+		w <- acquired{conn: c}
+		return
+	}
+	select {
+	case a.p.idle <- c:
+		a.p.mIdle.Inc()
+	default: // cannot happen while open <= Size; never block the actor
+		_ = c.Close()
+		a.p.open.Add(-1)
+	}
+}
+
+// cancel drops a waiter that gave up. If it was already served, the
+// connection is still in its buffered channel unless the waiter took it in
+// its own last look; whichever receives first owns it.
+func (a *poolActor) cancel(reply chan acquired) {
+	for i, w := range a.waiters {
+		if w == reply {
+			a.waiters = append(a.waiters[:i], a.waiters[i+1:]...)
+			return
+		}
+	}
+	select {
+	case r := <-reply:
+		if r.conn != nil {
+			a.hand(r.conn)
+		}
+	default:
+	}
+}
+
+func (a *poolActor) failWaiters(err error) {
+	for _, w := range a.waiters {
+		w <- acquired{err: err}
+	}
+	a.waiters = nil
+}
+
+func (a *poolActor) closeIdle() {
+	for {
+		select {
+		case c := <-a.p.idle:
+			a.p.mIdle.Dec()
+			_ = c.Close()
+			a.p.open.Add(-1)
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,92 @@
+// Package metrics owns the proxy's Prometheus collectors. Names and labels of
+// the Pisa-Proxy metrics (pisa_proxy_sql_processed_total, _duration,
+// _under_processing with domain/type/server) are kept so existing dashboards
+// work; more labels and metrics are added beside them.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+const ns = "pisa_proxy"
+
+// Statement labels, in order.
+var stmtLabels = []string{"domain", "user", "db", "type", "kind", "result", "server"}
+
+// Proxy holds every collector of one pisa-proxy process, registered on its
+// own registry (no global state).
+type Proxy struct {
+	Registry *prometheus.Registry
+
+	SQLProcessed       *prometheus.CounterVec
+	SQLDuration        *prometheus.HistogramVec
+	SQLUnderProcessing *prometheus.GaugeVec
+
+	ConnCurrent  *prometheus.GaugeVec
+	ConnAccepted *prometheus.CounterVec
+	ConnRejected *prometheus.CounterVec
+	SessionPanic *prometheus.CounterVec
+
+	PoolIdle       *prometheus.GaugeVec
+	PoolInUse      *prometheus.GaugeVec
+	PoolWaits      *prometheus.CounterVec
+	PoolWaitTime   *prometheus.HistogramVec
+	PoolTimeouts   *prometheus.CounterVec
+	PoolDials      *prometheus.CounterVec
+	PoolDialErrors *prometheus.CounterVec
+
+	ActorRestarts *prometheus.CounterVec
+	ActorMailbox  *prometheus.GaugeVec
+	ActorMessages *prometheus.CounterVec
+}
+
+// New creates and registers all collectors.
+func New() *Proxy {
+	m := &Proxy{
+		Registry: prometheus.NewRegistry(),
+		SQLProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "sql_processed_total", Help: "Statements processed, by listener (domain), user, db, command type, statement kind, result and backend server.",
+		}, stmtLabels),
+		SQLDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "sql_processed_duration", Help: "Statement latency through the proxy in seconds, until the last response packet was relayed.",
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, stmtLabels),
+		SQLUnderProcessing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Name: "sql_under_processing", Help: "Statements in flight.",
+		}, []string{"domain", "type", "server"}),
+		ConnCurrent:  gauge("connections_current", "Open client sessions.", "domain"),
+		ConnAccepted: counter("connections_accepted_total", "Client connections accepted.", "domain"),
+		ConnRejected: counter("connections_rejected_total", "Client connections rejected, by reason (max_connections, auth, handshake, backend).", "domain", "reason"),
+		SessionPanic: counter("session_panics_total", "Sessions ended by a panic (the rest of the process kept serving).", "domain"),
+		PoolIdle:     gauge("pool_idle_connections", "Idle backend connections.", "domain", "node"),
+		PoolInUse:    gauge("pool_in_use_connections", "Backend connections held by sessions.", "domain", "node"),
+		PoolWaits:    counter("pool_waits_total", "Acquires that had to wait for a connection.", "domain", "node"),
+		PoolWaitTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "pool_wait_seconds", Help: "Time spent waiting for a backend connection.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}, []string{"domain", "node"}),
+		PoolTimeouts:   counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
+		PoolDials:      counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
+		PoolDialErrors: counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		ActorRestarts:  counter("actor_failures_total", "Actor failures by actor kind and the supervisor's directive.", "kind", "directive"),
+		ActorMailbox:   gauge("actor_mailbox_depth", "Messages waiting in mailboxes, by actor kind.", "kind"),
+		ActorMessages:  counter("actor_messages_total", "Messages processed, by actor kind.", "kind"),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
+		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
+		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
+		m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+	)
+	return m
+}
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
+}
+
+func gauge(name, help string, labels ...string) *prometheus.GaugeVec {
+	return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, labels)
+}

@@ -1,0 +1,132 @@
+// Package strategy owns traffic strategies. Each is an actor that owns its
+// state and publishes an immutable snapshot through an atomic pointer; the
+// data path reads the snapshot and never waits on the actor.
+package strategy
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"pisanix.io/pisanix/actors"
+)
+
+// Target is a node the balancer may pick.
+type Target struct {
+	Name   string
+	Weight int // 0 excludes the node
+}
+
+// Balance algorithms.
+const (
+	Random     = "random"
+	RoundRobin = "roundrobin"
+)
+
+// Snapshot is an immutable balancing table.
+type Snapshot struct {
+	Algorithm string
+	Targets   []Target
+	// cumulative weights for weighted random; seq is the smooth weighted
+	// round-robin order, precomputed once per snapshot.
+	cum   []int
+	total int
+	seq   []int
+	next  atomic.Uint64
+}
+
+// NewSnapshot builds the lookup tables for targets.
+func NewSnapshot(algorithm string, targets []Target) *Snapshot {
+	s := &Snapshot{Algorithm: algorithm, Targets: targets}
+	for _, t := range targets {
+		s.total += max(t.Weight, 0)
+		s.cum = append(s.cum, s.total)
+	}
+	s.seq = smoothWRR(targets)
+	return s
+}
+
+// Pick returns the index of the next target, or -1 when none is eligible.
+// hot path: one atomic add or one random draw, no allocation.
+func (s *Snapshot) Pick() int {
+	if s.total == 0 {
+		return -1
+	}
+	if s.Algorithm == RoundRobin {
+		return s.seq[(s.next.Add(1)-1)%uint64(len(s.seq))]
+	}
+	r := rand.IntN(s.total)
+	for i, c := range s.cum {
+		if r < c {
+			return i
+		}
+	}
+	return len(s.cum) - 1
+}
+
+// smoothWRR spreads targets by weight (nginx's smooth weighted round robin)
+// over one period of sum(weights) picks, e.g. 2,1 -> a b a.
+func smoothWRR(targets []Target) []int {
+	total := 0
+	for _, t := range targets {
+		total += max(t.Weight, 0)
+	}
+	cur := make([]int, len(targets))
+	seq := make([]int, 0, total)
+	for range total {
+		best := -1
+		for i, t := range targets {
+			if t.Weight <= 0 {
+				continue
+			}
+			cur[i] += t.Weight
+			if best < 0 || cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		seq = append(seq, best)
+	}
+	return seq
+}
+
+// Balancer is the data path's view of a balancer actor.
+type Balancer struct {
+	snap atomic.Pointer[Snapshot]
+	pid  *actor.PID
+}
+
+// Current is the latest published snapshot.
+func (b *Balancer) Current() *Snapshot { return b.snap.Load() }
+
+// PID is the balancer actor.
+func (b *Balancer) PID() *actor.PID { return b.pid }
+
+// SetTargets replaces the balancing table (config reload, health changes).
+type SetTargets struct {
+	Algorithm string
+	Targets   []Target
+}
+
+// NewBalancer spawns the balancer actor under parent and publishes the first snapshot.
+func NewBalancer(sys *actors.System, parent actor.SpawnerContext, algorithm string, targets []Target) (*Balancer, error) {
+	b := &Balancer{}
+	b.snap.Store(NewSnapshot(algorithm, targets))
+	pid, err := parent.SpawnNamed(sys.Props("balancer", func() actor.Actor { return &balancerActor{b: b} }), "balancer")
+	if err != nil {
+		return nil, err
+	}
+	b.pid = pid
+	return b, nil
+}
+
+type balancerActor struct{ b *Balancer }
+
+func (a *balancerActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *SetTargets:
+		a.b.snap.Store(NewSnapshot(m.Algorithm, m.Targets))
+	case *actors.Failure:
+		actors.Reraise(m)
+	}
+}
