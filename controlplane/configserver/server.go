@@ -1,0 +1,154 @@
+package configserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Paths of the Pisanix controller API.
+const (
+	PathPrefix      = "/apis/configs.database-mesh.io/v1alpha1"
+	proxyPattern    = "GET " + PathPrefix + "/namespaces/{ns}/proxyconfigs/{app}"
+	daemonPattern   = "GET " + PathPrefix + "/daemonconfigs"
+	VersionHeader   = "X-Pisanix-Config-Version"
+	DefaultWatch    = 30 * time.Second
+	MaxWatch        = 300 * time.Second
+	shutdownTimeout = 5 * time.Second
+)
+
+// ProxyPath is the URL path of app's proxy configuration.
+func ProxyPath(ns, app string) string {
+	return PathPrefix + "/namespaces/" + ns + "/proxyconfigs/" + app
+}
+
+// DaemonPath is the URL path of the daemon configuration.
+func DaemonPath() string { return PathPrefix + "/daemonconfigs" }
+
+// Handler serves the store.
+func Handler(s *Store, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc(proxyPattern, func(w http.ResponseWriter, r *http.Request) {
+		k := Key{Namespace: r.PathValue("ns"), App: r.PathValue("app")}
+		serve(w, r, s, s.proxyGetter(k), log.With("app", k.String()),
+			fmt.Sprintf("no VirtualDatabase %q in namespace %q", k.App, k.Namespace))
+	})
+	mux.HandleFunc(daemonPattern, func(w http.ResponseWriter, r *http.Request) {
+		serve(w, r, s, s.daemonGetter, log.With("config", "daemon"), "no daemon configuration yet")
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	return mux
+}
+
+func serve(w http.ResponseWriter, r *http.Request, s *Store, get func() *entry, log *slog.Logger, missing string) {
+	q := r.URL.Query()
+	e, changed := s.snapshot(get)
+	if watch, _ := strconv.ParseBool(q.Get("watch")); watch {
+		have := q.Get("version")
+		timeout := DefaultWatch
+		if t := q.Get("timeoutSeconds"); t != "" {
+			n, err := strconv.Atoi(t)
+			if err != nil || n < 0 {
+				writeJSON(w, http.StatusBadRequest, "", NotReady{Reason: "BadRequest", Message: "timeoutSeconds must be a non-negative integer"})
+				return
+			}
+			timeout = min(time.Duration(n)*time.Second, MaxWatch)
+		}
+		timer := time.NewTimer(timeout)
+		defer timer.Stop()
+		for version(e) == have {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-timer.C:
+				w.Header().Set(VersionHeader, have)
+				w.WriteHeader(http.StatusNotModified)
+				return
+			case <-changed:
+				e, changed = s.snapshot(get)
+			}
+		}
+	} else if inm := r.Header.Get("If-None-Match"); inm != "" && e != nil && strings.Trim(inm, `"`) == e.version {
+		w.Header().Set("ETag", `"`+e.version+`"`)
+		w.Header().Set(VersionHeader, e.version)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	if e == nil {
+		writeJSON(w, http.StatusNotFound, "", NotReady{Reason: "NotFound", Message: missing})
+		return
+	}
+	log.Debug("serving config", "version", e.version, "status", e.status)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("ETag", `"`+e.version+`"`)
+	w.Header().Set(VersionHeader, e.version)
+	w.WriteHeader(e.status)
+	_, _ = w.Write(e.body)
+}
+
+func version(e *entry) string {
+	if e == nil {
+		return ""
+	}
+	return e.version
+}
+
+func writeJSON(w http.ResponseWriter, status int, ver string, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	if ver != "" {
+		w.Header().Set(VersionHeader, ver)
+	}
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Server runs the handler on an address; it is a controller-runtime
+// Runnable that serves on every replica, leader or not.
+type Server struct {
+	Addr  string
+	Store *Store
+	Log   *slog.Logger
+	// Listener, when set, is used instead of listening on Addr (tests).
+	Listener net.Listener
+}
+
+// Start serves until ctx ends, then shuts down gracefully.
+func (s *Server) Start(ctx context.Context) error {
+	ln := s.Listener
+	if ln == nil {
+		var err error
+		if ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp", s.Addr); err != nil {
+			return fmt.Errorf("config server: listen %s: %w", s.Addr, err)
+		}
+	}
+	srv := &http.Server{
+		Handler:           Handler(s.Store, s.Log),
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      MaxWatch + 30*time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.Log.Info("config server listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("config server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("config server shutdown: %w", err)
+	}
+	return nil
+}
+
+// NeedLeaderElection is false: every replica serves what it reconciled.
+func (s *Server) NeedLeaderElection() bool { return false }
