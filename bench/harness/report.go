@@ -1,0 +1,149 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Markers delimiting what the harness owns in the output file; text outside
+// them is kept.
+const (
+	benchBegin = "<!-- harness:begin -->"
+	benchEnd   = "<!-- harness:end -->"
+	memBegin   = "<!-- harness-mem:begin -->"
+	memEnd     = "<!-- harness-mem:end -->"
+)
+
+// writeSection replaces the text between begin and end in path with body,
+// appending the markers when the file lacks them.
+func writeSection(path, begin, end, body string) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	section := begin + "\n" + body + end
+	text := string(old)
+	i := strings.Index(text, begin)
+	j := strings.Index(text, end)
+	switch {
+	case i >= 0 && j > i:
+		text = text[:i] + section + text[j+len(end):]
+	default:
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		if text != "" {
+			text += "\n"
+		}
+		text += section + "\n"
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// header is the common preamble of both sections.
+func header(b *strings.Builder, cfg config, env environment, started time.Time) {
+	fmt.Fprintf(b, "Command: `%s`  \n", cfg.command)
+	fmt.Fprintf(b, "Date: %s (took %s)  \n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
+	fmt.Fprintf(b, "Host: `%s`  \n", env.uname)
+	fmt.Fprintf(b, "CPU: %s  \n", env.cpu)
+	fmt.Fprintf(b, "Versions: MariaDB %s; %s; %s; pisa-proxy from commit %s\n\n", env.mariadb, env.haproxy, env.sysbench, env.commit)
+}
+
+func renderBench(cfg config, env environment, started time.Time, targets []*target, results []result) string {
+	var b strings.Builder
+	header(&b, cfg, env, started)
+	ps := "disable (text protocol)"
+	if cfg.ps {
+		ps = "auto (server-side prepared statements)"
+	}
+	fmt.Fprintf(&b, "Workload: sysbench %s, %d tables x %d rows, %d s per case, --db-ps-mode=%s; "+
+		"cases interleaved across targets; p95/p99 computed from sysbench's latency histogram (--histogram=on).\n\n",
+		strings.Join(cfg.tests, ", "), cfg.tables, cfg.tableSize, cfg.seconds, ps)
+
+	for _, t := range targets {
+		if t.err != nil {
+			fmt.Fprintf(&b, "**%s not benchmarked:** %s\n\n", t.name, indentBlock(t.err.Error()))
+		}
+	}
+
+	haproxyQPS := map[string]float64{}
+	for _, r := range results {
+		if r.target == targetHAProxy && r.err == nil {
+			haproxyQPS[caseKey(r)] = r.qps
+		}
+	}
+	b.WriteString("| target | test | threads | QPS | p95 ms | p99 ms | QPS vs HAProxy | errors | load1 before |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		if r.err != nil {
+			fmt.Fprintf(&b, "| %s | %s | %d | failed | | | | | %.2f |\n", r.target, r.test, r.threads, r.load1)
+			continue
+		}
+		ratio := "–"
+		if h, ok := haproxyQPS[caseKey(r)]; ok && h > 0 {
+			ratio = fmt.Sprintf("%.2f", r.qps/h)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.3f | %.3f | %s | %d | %.2f |\n",
+			r.target, r.test, r.threads, r.qps, r.p95, r.p99, ratio, r.errors+r.reconnects, r.load1)
+	}
+	var failed []string
+	for _, r := range results {
+		if r.err != nil {
+			failed = append(failed, fmt.Sprintf("- %s %s %d threads: %s", r.target, r.test, r.threads, indentBlock(r.err.Error())))
+		}
+	}
+	if len(failed) > 0 {
+		b.WriteString("\nFailed cases:\n\n" + strings.Join(failed, "\n") + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func caseKey(r result) string { return fmt.Sprintf("%s/%d", r.test, r.threads) }
+
+// indentBlock turns a multi-line error into one inline code span plus an
+// indented block, so markdown does not mangle log tails.
+func indentBlock(s string) string {
+	first, rest, ok := strings.Cut(s, "\n")
+	if !ok {
+		return "`" + strings.ReplaceAll(s, "`", "'") + "`"
+	}
+	return "`" + strings.ReplaceAll(first, "`", "'") + "`\n\n  ```\n  " +
+		strings.ReplaceAll(strings.TrimRight(rest, "\n"), "\n", "\n  ") + "\n  ```"
+}
+
+func renderMem(cfg config, env environment, started time.Time, mems []memResult) string {
+	var b strings.Builder
+	header(&b, cfg, env, started)
+	fmt.Fprintf(&b, "Memory check: `SELECT REPEAT('x', %d) FROM seq_1_to_%d` (%.2f GiB) streamed through each target "+
+		"with go-sql-driver/mysql and discarded row by row; RSS of the target process from /proc/<pid>/status "+
+		"(VmRSS sampled every %v, VmHWM before and after). Target: growth < %d MiB.\n\n",
+		cfg.memRowLen, cfg.memRows, float64(cfg.memRowLen)*float64(cfg.memRows)/(1<<30), memSampleEvery, memTargetMiB)
+	b.WriteString("| target | result bytes | time | RSS before MiB | peak RSS MiB | growth MiB | verdict |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---|\n")
+	for _, m := range mems {
+		if m.err != nil {
+			fmt.Fprintf(&b, "| %s | | | | | | %s |\n", m.target, strings.ReplaceAll(firstLineOf(m.err.Error()), "|", "/"))
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %.1f | %.1f | %.1f | %s |\n", m.target, m.bytes, m.took.Round(time.Millisecond),
+			mib(m.rssBefore), mib(m.peak), mib(m.growth()), m.verdict())
+	}
+	for _, m := range mems {
+		if m.err != nil && strings.Contains(m.err.Error(), "\n") {
+			fmt.Fprintf(&b, "\n%s: %s\n", m.target, indentBlock(m.err.Error()))
+		}
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+func firstLineOf(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}

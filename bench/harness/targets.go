@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+// readyTimeout bounds how long HAProxy or pisa-proxy may take to serve a
+// first MySQL ping.
+const readyTimeout = 30 * time.Second
+
+// stopGrace is how long a managed process gets after SIGTERM.
+const stopGrace = 5 * time.Second
+
+// target is one endpoint sysbench connects to.
+type target struct {
+	name string
+	host string
+	port int
+	proc *managed // nil for direct
+	err  error    // why the target is unavailable; nil when usable
+}
+
+func (t *target) addr() string { return net.JoinHostPort(t.host, strconv.Itoa(t.port)) }
+
+// pid is the process behind the target, 0 for direct.
+func (t *target) pid() int {
+	if t.proc == nil {
+		return 0
+	}
+	return t.proc.cmd.Process.Pid
+}
+
+// managed is a child process the harness started and must stop.
+type managed struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed on exit
+	err     error         // Wait result, valid after done
+}
+
+// startManaged starts a child with output to logPath. The child is killed if
+// the harness dies (Pdeathsig; the forking goroutine keeps its thread locked
+// for the child's lifetime because the signal is tied to that thread).
+func startManaged(name, logPath, bin string, args ...string) (*managed, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("%s: creating log: %w", name, err)
+	}
+	defer logFile.Close()
+	m := &managed{name: name, logPath: logPath, done: make(chan struct{})}
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer close(m.done)
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			started <- fmt.Errorf("%s: starting %s: %w", name, bin, err)
+			return
+		}
+		m.cmd = cmd
+		started <- nil
+		m.err = cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *managed) exited() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, waits stopGrace, then kills.
+func (m *managed) stop() {
+	if m.exited() {
+		return
+	}
+	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-m.done:
+	case <-t.C:
+		_ = m.cmd.Process.Kill()
+		<-m.done
+	}
+}
+
+// logTail returns the last lines of the process's output.
+func (m *managed) logTail(n int) string {
+	data, err := os.ReadFile(m.logPath)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", m.logPath, err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lookBin finds a program in PATH or the sbin dirs (not in a user's PATH).
+func lookBin(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin"} {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH, /usr/sbin or /usr/local/sbin", name)
+}
+
+// haproxyConfig is HAProxy 2.6 in plain TCP mode: no health checks, no logs.
+func haproxyConfig(listenPort, backendPort int) string {
+	return fmt.Sprintf(`global
+    maxconn 4096
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+
+listen mysql
+    bind 127.0.0.1:%d
+    mode tcp
+    server mariadb 127.0.0.1:%d
+`, listenPort, backendPort)
+}
+
+// proxyConfig is the pisa-proxy TOML (the Pisanix config schema).
+func proxyConfig(adminPort, listenPort, backendPort int) string {
+	return fmt.Sprintf(`[admin]
+host = "127.0.0.1"
+port = %d
+log_level = "WARN"
+
+[[proxy.config]]
+name = "bench"
+listen_addr = "127.0.0.1:%d"
+user = "%s"
+password = "%s"
+db = "%s"
+backend_type = "mysql"
+pool_size = 64
+server_version = "5.7.37"
+
+[proxy.config.simple_loadbalance]
+balance_type = "random"
+nodes = ["node1"]
+
+[[mysql.node]]
+name = "node1"
+db = "%s"
+user = "%s"
+password = "%s"
+host = "127.0.0.1"
+port = %d
+weight = 1
+role = "readwrite"
+`, adminPort, listenPort, benchUser, benchPass, benchDB, benchDB, benchUser, benchPass, backendPort)
+}
+
+// startHAProxy writes the config into dir and starts haproxy in the
+// foreground in front of the backend port.
+func startHAProxy(ctx context.Context, dir string, backendPort int, log *slog.Logger) *target {
+	t := &target{name: targetHAProxy, host: "127.0.0.1"}
+	bin, err := lookBin("haproxy")
+	if err != nil {
+		t.err = err
+		return t
+	}
+	if t.port, err = testenv.FreePort(); err != nil {
+		t.err = err
+		return t
+	}
+	cfgPath := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t.port, backendPort)), 0o644); err != nil {
+		t.err = fmt.Errorf("writing haproxy config: %w", err)
+		return t
+	}
+	t.proc, t.err = startManaged(targetHAProxy, filepath.Join(dir, "haproxy.log"), bin, "-db", "-f", cfgPath)
+	if t.err == nil {
+		t.err = waitMySQL(ctx, t)
+	}
+	if t.err == nil {
+		log.Info("haproxy ready", "addr", t.addr(), "pid", t.pid())
+	}
+	return t
+}
+
+// startProxy writes the TOML into dir and starts `pisa-proxy daemon -c`.
+func startProxy(ctx context.Context, dir, bin string, backendPort int, log *slog.Logger) *target {
+	t := &target{name: targetProxy, host: "127.0.0.1"}
+	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		t.err = fmt.Errorf("pisa-proxy binary %s is missing or not executable (run `make build`)", bin)
+		return t
+	}
+	adminPort, err := testenv.FreePort()
+	if err != nil {
+		t.err = err
+		return t
+	}
+	if t.port, err = testenv.FreePort(); err != nil {
+		t.err = err
+		return t
+	}
+	cfgPath := filepath.Join(dir, "pisa-proxy.toml")
+	if err := os.WriteFile(cfgPath, []byte(proxyConfig(adminPort, t.port, backendPort)), 0o644); err != nil {
+		t.err = fmt.Errorf("writing pisa-proxy config: %w", err)
+		return t
+	}
+	t.proc, t.err = startManaged(targetProxy, filepath.Join(dir, "pisa-proxy.log"), bin, "daemon", "-c", cfgPath)
+	if t.err == nil {
+		t.err = waitMySQL(ctx, t)
+	}
+	if t.err == nil {
+		log.Info("pisa-proxy ready", "addr", t.addr(), "pid", t.pid())
+	}
+	return t
+}
+
+// openTarget opens a go-sql-driver pool to the target as the bench user.
+func openTarget(t *target) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = benchUser, benchPass
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", t.addr(), benchDB
+	cfg.Timeout = 5 * time.Second
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connector: %w", t.name, err)
+	}
+	return sql.OpenDB(c), nil
+}
+
+// waitMySQL polls the target with a MySQL ping (backoff) until it answers,
+// its process exits, or readyTimeout passes.
+func waitMySQL(ctx context.Context, t *target) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	db, err := openTarget(t)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	backoff := 10 * time.Millisecond
+	for {
+		pingCtx, cancelPing := context.WithTimeout(ctx, 5*time.Second)
+		err := db.PingContext(pingCtx)
+		cancelPing()
+		if err == nil {
+			return nil
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-t.proc.done:
+			timer.Stop()
+			return fmt.Errorf("%s exited (%v) before serving a MySQL ping; output tail:\n%s", t.name, t.proc.err, t.proc.logTail(20))
+		case <-ctx.Done():
+			timer.Stop()
+			t.proc.stop()
+			return fmt.Errorf("%s not ready after %v (last ping error: %v); output tail:\n%s", t.name, readyTimeout, err, t.proc.logTail(20))
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+}
