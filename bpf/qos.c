@@ -55,7 +55,7 @@ struct rule_val {
 
 struct class_counters {
 	__u64 packets;
-	__u64 bytes;          // skb->len, L2 header included (what the shaper counts)
+	__u64 bytes;          // L2 bytes on the wire, per-segment headers of GSO packets included (what HTB charges)
 	__u64 payload_bytes;  // L4 payload (TCP/UDP data), what the application wrote
 };
 
@@ -222,9 +222,13 @@ int pisa_qos_egress(struct __sk_buff *skb)
 	struct class_counters *c = bpf_map_lookup_elem(&counters, &slot);
 	if (c) {
 		c->packets++;
-		c->bytes += skb->len;
-		if (f.hdr_len && skb->len > f.hdr_len)
+		__u64 wire = skb->len;
+		if (f.hdr_len && skb->len > f.hdr_len) {
 			c->payload_bytes += skb->len - f.hdr_len;
+			if (skb->gso_segs > 1)
+				wire += (__u64)(skb->gso_segs - 1) * f.hdr_len;
+		}
+		c->bytes += wire;
 	}
 	return TC_ACT_UNSPEC;
 }
