@@ -98,7 +98,7 @@ func newTestNet(t *testing.T) *testNet {
 		t.Fatalf("add veth pair: %v", err)
 	}
 	for _, side := range []struct {
-		nl        *netlink.Handle
+		nl          *netlink.Handle
 		dev, v4, v6 string
 	}{{tn.nlA, tn.devA, "10.199.0.1/24", "fd99::1/64"}, {tn.nlB, tn.devB, "10.199.0.2/24", "fd99::2/64"}} {
 		link, err := side.nl.LinkByName(side.dev)
