@@ -13,12 +13,13 @@
 // template and installing Debian's mariadb-server when it is missing are each
 // guarded by a cross-process file lock, since several test binaries run at once.
 //
-// Measured on the shared 2-core development machine (MariaDB 10.11.19, load
-// average about 4 from parallel compiles): building the template takes about
-// 3 s, once per cache dir; after that a start (copy the 26 MB template, start
-// mariadbd, first successful connection over the socket) plus Stop takes
-// 0.38 s (BenchmarkStart). Two instances started in parallel together with
-// the template build were ready after 4 s.
+// Measured with BenchmarkStart on the shared 2-core development machine
+// (MariaDB 10.11.19, load average 4-5 from parallel compiles, never idle):
+// building the template takes about 3 s, once per cache dir; after that
+// StartMariaDB (copy the 26 MB template, start mariadbd, first successful
+// connection over the socket) takes 0.35-0.56 s and Stop about 40 ms. Two
+// instances started in parallel together with the template build were ready
+// after 4 s.
 //
 // Accounts and databases present in every instance:
 //
