@@ -1,0 +1,225 @@
+// Package webhook injects the pisa-proxy sidecar into pods labelled
+// pisanix.io/inject=enabled. Inject is a pure function over the pod; Handler
+// adapts it to a mutating admission webhook.
+package webhook
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+)
+
+// Labels, annotations and names of the injected sidecar.
+const (
+	InjectLabel        = "pisanix.io/inject"
+	InjectEnabled      = "enabled"
+	AppAnnotation      = "pisanix.io/app" // overrides the app name derived from the owner
+	InjectedAnnotation = "pisanix.io/injected"
+	ContainerName      = "pisa-proxy"
+	AdminPortName      = "pisa-admin"
+	DefaultAdminPort   = 5591
+	DefaultMySQLPort   = 3306
+	DefaultUID         = 65532
+)
+
+// Env names read by `pisa-proxy sidecar` (the Pisanix names).
+const (
+	EnvControllerService   = "PISA_CONTROLLER_SERVICE"
+	EnvControllerNamespace = "PISA_CONTROLLER_NAMESPACE"
+	EnvControllerHost      = "PISA_CONTROLLER_HOST"
+	EnvDeployedNamespace   = "PISA_DEPLOYED_NAMESPACE"
+	EnvDeployedName        = "PISA_DEPLOYED_NAME"
+	EnvAdminHost           = "PISA_PROXY_ADMIN_LISTEN_HOST"
+	EnvAdminPort           = "PISA_PROXY_ADMIN_LISTEN_PORT"
+	EnvAdminLogLevel       = "PISA_PROXY_ADMIN_LOG_LEVEL"
+)
+
+// Params configure the injected container; they come from the controller's flags.
+type Params struct {
+	Image               string
+	ImagePullPolicy     corev1.PullPolicy
+	ControllerService   string
+	ControllerNamespace string
+	// ControllerHost, when set, is passed as PISA_CONTROLLER_HOST.
+	ControllerHost string
+	AdminPort      int32
+	LogLevel       string
+	// MySQLPorts the proxy listens on (the VirtualDatabase's service ports);
+	// default 3306.
+	MySQLPorts []int32
+	Resources  corev1.ResourceRequirements
+	RunAsUser  int64
+}
+
+// DefaultResources is what the sidecar asks for unless configured.
+func DefaultResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse("100m"),
+			corev1.ResourceMemory: resource.MustParse("64Mi"),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceMemory: resource.MustParse("256Mi"),
+		},
+	}
+}
+
+// Enabled reports whether pod asks for injection.
+func Enabled(pod *corev1.Pod) bool { return pod.Labels[InjectLabel] == InjectEnabled }
+
+// Injected reports whether pod already has the sidecar.
+func Injected(pod *corev1.Pod) bool {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == ContainerName {
+			return true
+		}
+	}
+	return false
+}
+
+// replicaSetHash is the pod-template-hash suffix of a Deployment's ReplicaSet.
+var replicaSetHash = regexp.MustCompile(`-[a-z0-9]{1,10}$`)
+
+// AppName is the application a pod belongs to, which names its
+// VirtualDatabase: the pisanix.io/app annotation, else the controlling
+// owner (a ReplicaSet's Deployment, a StatefulSet, DaemonSet, Job, a Job's
+// CronJob), else the pod's own name.
+func AppName(pod *corev1.Pod) (string, error) {
+	if v := pod.Annotations[AppAnnotation]; v != "" {
+		return v, nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(pod); ref != nil {
+		switch ref.Kind {
+		case "ReplicaSet":
+			if h := pod.Labels["pod-template-hash"]; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
+				return strings.TrimSuffix(ref.Name, "-"+h), nil
+			}
+			return replicaSetHash.ReplaceAllString(ref.Name, ""), nil
+		case "Job":
+			// A CronJob's pods carry its name (Kubernetes 1.32+).
+			if n := pod.Labels["batch.kubernetes.io/cronjob-name"]; n != "" {
+				return n, nil
+			}
+			return ref.Name, nil
+		default:
+			return ref.Name, nil
+		}
+	}
+	if pod.Name != "" {
+		return pod.Name, nil
+	}
+	if g := strings.TrimSuffix(pod.GenerateName, "-"); g != "" {
+		return g, nil
+	}
+	return "", errors.New("pod has no name, owner or " + AppAnnotation + " annotation to derive the application name from")
+}
+
+// Inject adds the pisa-proxy container to pod. It changes nothing and
+// returns false when the pod is not labelled for injection or already has
+// the sidecar. pod.Namespace must be set.
+func Inject(pod *corev1.Pod, p Params) (bool, error) {
+	if !Enabled(pod) || Injected(pod) {
+		return false, nil
+	}
+	if p.Image == "" {
+		return false, errors.New("inject: no sidecar image configured")
+	}
+	if pod.Namespace == "" {
+		return false, errors.New("inject: pod namespace unknown")
+	}
+	app, err := AppName(pod)
+	if err != nil {
+		return false, fmt.Errorf("inject: %w", err)
+	}
+	adminPort := p.AdminPort
+	if adminPort == 0 {
+		adminPort = DefaultAdminPort
+	}
+	mysqlPorts := p.MySQLPorts
+	if len(mysqlPorts) == 0 {
+		mysqlPorts = []int32{DefaultMySQLPort}
+	}
+	logLevel := p.LogLevel
+	if logLevel == "" {
+		logLevel = "INFO"
+	}
+	uid := p.RunAsUser
+	if uid == 0 {
+		uid = DefaultUID
+	}
+	res := p.Resources
+	if res.Requests == nil && res.Limits == nil {
+		res = DefaultResources()
+	}
+	env := []corev1.EnvVar{
+		{Name: EnvControllerService, Value: p.ControllerService},
+		{Name: EnvControllerNamespace, Value: p.ControllerNamespace},
+	}
+	if p.ControllerHost != "" {
+		env = append(env, corev1.EnvVar{Name: EnvControllerHost, Value: p.ControllerHost})
+	}
+	env = append(env,
+		corev1.EnvVar{Name: EnvDeployedNamespace, Value: pod.Namespace},
+		corev1.EnvVar{Name: EnvDeployedName, Value: app},
+		corev1.EnvVar{Name: EnvAdminHost, Value: "0.0.0.0"},
+		corev1.EnvVar{Name: EnvAdminPort, Value: strconv.Itoa(int(adminPort))},
+		corev1.EnvVar{Name: EnvAdminLogLevel, Value: logLevel},
+	)
+	ports := []corev1.ContainerPort{{Name: AdminPortName, ContainerPort: adminPort, Protocol: corev1.ProtocolTCP}}
+	for i, mp := range mysqlPorts {
+		name := "pisa-mysql"
+		if i > 0 {
+			name = fmt.Sprintf("pisa-mysql-%d", i)
+		}
+		ports = append(ports, corev1.ContainerPort{Name: name, ContainerPort: mp, Protocol: corev1.ProtocolTCP})
+	}
+	pullPolicy := p.ImagePullPolicy
+	if pullPolicy == "" {
+		pullPolicy = corev1.PullIfNotPresent
+	}
+	c := corev1.Container{
+		Name:            ContainerName,
+		Image:           p.Image,
+		ImagePullPolicy: pullPolicy,
+		Args:            []string{"sidecar"},
+		Env:             env,
+		Ports:           ports,
+		ReadinessProbe: &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString(AdminPortName)}},
+			PeriodSeconds:    2,
+			FailureThreshold: 3,
+		},
+		LivenessProbe: &corev1.Probe{
+			ProbeHandler:        corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString(AdminPortName)}},
+			InitialDelaySeconds: 5,
+			PeriodSeconds:       10,
+			FailureThreshold:    6,
+		},
+		Resources: res,
+		SecurityContext: &corev1.SecurityContext{
+			RunAsNonRoot:             ptr(true),
+			RunAsUser:                ptr(uid),
+			RunAsGroup:               ptr(uid),
+			AllowPrivilegeEscalation: ptr(false),
+			ReadOnlyRootFilesystem:   ptr(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	pod.Spec.Containers = append(pod.Spec.Containers, c)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[InjectedAnnotation] = app
+	return true, nil
+}
+
+func ptr[T any](v T) *T { return &v }
