@@ -160,6 +160,41 @@ func (p *PacketIO) WriteRaw(hdr [4]byte, payload []byte) error {
 	return err
 }
 
+// LastSeq is the sequence id of the last packet read.
+func (p *PacketIO) LastSeq() uint8 { return p.Seq - 1 }
+
+// ForwardRest copies the continuation packets of a logical packet whose
+// first part (of MaxPayload bytes) was already handled, from p to dst.
+func (p *PacketIO) ForwardRest(dst *PacketIO, srcSide Side) error {
+	for {
+		_, n, err := forward(dst, p, srcSide)
+		if err != nil {
+			return err
+		}
+		if n < MaxPayload {
+			return nil
+		}
+	}
+}
+
+// DiscardRest skips the continuation packets of a logical packet whose
+// first part was already read.
+func (p *PacketIO) DiscardRest() error {
+	for {
+		n, seq, err := p.readHeader()
+		if err != nil {
+			return err
+		}
+		p.Seq = seq + 1
+		if _, err := p.r.Discard(n); err != nil {
+			return err
+		}
+		if n < MaxPayload {
+			return nil
+		}
+	}
+}
+
 // Flush sends everything buffered.
 func (p *PacketIO) Flush() error { return p.w.Flush() }
 

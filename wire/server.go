@@ -22,8 +22,10 @@ type ServerConfig struct {
 const maxHandshake = 64 * 1024
 
 // Accept runs the server side of the connection phase on p: greeting,
-// optional TLS upgrade, authentication and the final OK. A client that fails
-// gets an ERR packet; the returned error says why.
+// optional TLS upgrade and authentication. It does not write the final OK:
+// the caller first readies a backend, so that a failure there still reaches
+// the client as the answer to its login. A client that fails here gets an
+// ERR packet; the returned error says why.
 func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 	salt, err := NewSalt()
 	if err != nil {
@@ -71,9 +73,6 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 	}
 	if err != nil {
 		return nil, err
-	}
-	if err := p.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
-		return nil, fmt.Errorf("write auth ok: %w", err)
 	}
 	return hello, nil
 }

@@ -1,0 +1,188 @@
+// Command pisa-proxy is the Pisanix-Go data plane: a MySQL-protocol proxy.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"pisanix.io/pisanix/actors"
+	"pisanix.io/pisanix/admin"
+	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/metrics"
+	"pisanix.io/pisanix/supervisor"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `pisa-proxy: a MySQL-protocol proxy (Pisanix-Go data plane)
+
+Usage:
+  pisa-proxy [-h host] [-p port] [-l level] daemon -c <config.toml>
+  pisa-proxy [-h host] [-p port] [-l level] sidecar
+  pisa-proxy version
+
+Modes:
+  daemon    standalone: read the Pisa-Proxy TOML file given by -c
+            (default etc/config.toml) and serve its [[proxy.config]] listeners.
+  sidecar   fetch and watch the config from pisa-controller
+            (env PISA_CONTROLLER_SERVICE, PISA_CONTROLLER_NAMESPACE,
+            PISA_CONTROLLER_HOST, PISA_DEPLOYED_NAMESPACE, PISA_DEPLOYED_NAME).
+
+Admin overrides (flag > environment > [admin] in the file):
+  -h host    admin listen host   (env PISA_PROXY_ADMIN_LISTEN_HOST, default 0.0.0.0)
+  -p port    admin listen port   (env PISA_PROXY_ADMIN_LISTEN_PORT, default 5591)
+  -l level   log level DEBUG|INFO|WARN|ERROR (env PISA_PROXY_ADMIN_LOG_LEVEL, default INFO)
+  --log-format text|json         log output format (default text)
+
+The admin port serves /metrics, /healthz, /readyz, /version, /config,
+/sessions and /debug/pprof. See README.md for every config key.
+`
+
+type overrides struct {
+	host, port, level, format string
+}
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pisa-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pisa-proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	var o overrides
+	fs.StringVar(&o.host, "h", "", "admin listen host")
+	fs.StringVar(&o.port, "p", "", "admin listen port")
+	fs.StringVar(&o.level, "l", "", "log level")
+	fs.StringVar(&o.format, "log-format", "text", "log format: text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	switch mode := fs.Arg(0); mode {
+	case "daemon":
+		dfs := flag.NewFlagSet("daemon", flag.ContinueOnError)
+		dfs.SetOutput(stderr)
+		dfs.Usage = func() { fmt.Fprint(stderr, usage) }
+		path := dfs.String("c", "etc/config.toml", "Pisa-Proxy TOML config file")
+		if err := dfs.Parse(fs.Args()[1:]); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil
+			}
+			return err
+		}
+		cfg, err := config.Load(*path)
+		if err != nil {
+			return err
+		}
+		return serve(cfg, o, stderr)
+	case "sidecar":
+		return runSidecar(o, stderr)
+	case "version":
+		fmt.Fprintln(stderr, version)
+		return nil
+	case "":
+		fs.Usage()
+		return errors.New("a mode is required: daemon or sidecar")
+	default:
+		fs.Usage()
+		return fmt.Errorf("unknown mode %q", mode)
+	}
+}
+
+// applyAdmin layers environment and flags over the file's [admin].
+func applyAdmin(a *config.Admin, o overrides) error {
+	pick := func(flagV, env string) string {
+		if flagV != "" {
+			return flagV
+		}
+		return os.Getenv(env)
+	}
+	if v := pick(o.host, "PISA_PROXY_ADMIN_LISTEN_HOST"); v != "" {
+		a.Host = v
+	}
+	if v := pick(o.port, "PISA_PROXY_ADMIN_LISTEN_PORT"); v != "" {
+		port, err := strconv.Atoi(v)
+		if err != nil || port < 0 || port > 65535 {
+			return fmt.Errorf("admin port %q is not a TCP port", v)
+		}
+		a.Port = port
+	}
+	if v := pick(o.level, "PISA_PROXY_ADMIN_LOG_LEVEL"); v != "" {
+		a.LogLevel = v
+	}
+	return nil
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// serve runs the proxy with cfg until SIGINT/SIGTERM.
+func serve(cfg *config.Config, o overrides, stderr io.Writer) error {
+	if err := applyAdmin(&cfg.Admin, o); err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Admin.LogLevel, o.format, stderr)
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	sys := actors.NewSystem(log, m)
+	p, err := supervisor.Start(cfg, sys, log)
+	if err != nil {
+		return err
+	}
+	adminSrv, err := admin.Listen(joinHostPort(cfg.Admin.Host, cfg.Admin.Port), admin.Handler(admin.Sources{
+		Registry: m.Registry, Version: version, Ready: p.Ready,
+		Config:   func() any { return p.Config().Redacted() },
+		Sessions: func() any { return p.Registry.List() },
+	}))
+	if err != nil {
+		_ = p.Stop()
+		return err
+	}
+	if _, err := supervisor.StartAdmin(sys, adminSrv); err != nil {
+		_ = p.Stop()
+		return err
+	}
+	for _, l := range cfg.Proxy.Config {
+		log.Info("listening", "tenant", l.Name, "addr", p.Addr(l.Name).String())
+	}
+	log.Info("admin listening", "addr", adminSrv.Addr().String(), "version", version)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	log.Info("shutting down")
+	err = p.Stop()
+	sys.Shutdown()
+	return err
+}
+
+func joinHostPort(host string, port int) string {
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}

@@ -1,0 +1,56 @@
+package session
+
+import (
+	"errors"
+	"net"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/wire"
+)
+
+// changeUser re-authenticates on the same connection (always with an auth
+// switch and a fresh salt) and gives the session a clean backend state.
+// A failed COM_CHANGE_USER closes the connection, as in MySQL.
+func (s *Session) changeUser(payload []byte) error {
+	cu, err := wire.ParseChangeUser(payload, s.hello.Capabilities)
+	if err != nil {
+		_ = s.clientError(wire.NewError(mysql.ER_MALFORMED_PACKET, err.Error()))
+		return errQuit
+	}
+	host, _, _ := net.SplitHostPort(s.remote)
+	err = s.env.Auth.Authenticate(s.client, wire.Exchange{
+		User: cu.User, Host: host, Plugin: cu.Plugin, Response: cu.AuthResponse,
+		TLS: s.hello.TLS, SwitchSalt: true,
+	})
+	var sqlErr *wire.SQLError
+	if errors.As(err, &sqlErr) {
+		_ = s.clientError(sqlErr)
+		return errQuit
+	}
+	if err != nil {
+		return &wire.IOError{Side: wire.ClientSide, Err: err}
+	}
+	s.dirty = true
+	if err := s.be.Reset(); err != nil {
+		return err
+	}
+	s.dirty = false
+	s.user, s.db = cu.User, cu.DB
+	if s.db == "" {
+		s.db = s.env.DefaultDB
+	}
+	if cu.Collation != 0 {
+		s.hello.Collation = cu.Collation
+	}
+	s.stats.reset()
+	s.log = s.log.With("user", s.user)
+	if err := s.align(); err != nil {
+		var e *wire.SQLError
+		if errors.As(err, &e) {
+			_ = s.clientError(e)
+			return errQuit
+		}
+		return err
+	}
+	return s.okToClient()
+}

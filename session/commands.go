@@ -1,0 +1,202 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/sqlinfo"
+	"pisanix.io/pisanix/wire"
+)
+
+// errQuit ends the loop normally.
+var errQuit = errors.New("client quit")
+
+// bigBuffer: a read buffer grown past this is dropped after the command.
+const bigBuffer = 1 << 20
+
+func (s *Session) loop(ctx context.Context) error {
+	for ctx.Err() == nil {
+		payload, more, err := s.client.ReadPart(s.buf)
+		if err != nil {
+			if isClientGone(err) {
+				return nil
+			}
+			return fmt.Errorf("read command: %w", err)
+		}
+		if seq := s.client.LastSeq(); seq != 0 {
+			s.client.Seq = seq + 1
+			_ = s.client.WriteError(wire.NewError(mysql.ER_NET_PACKETS_OUT_OF_ORDER, "Got packets out of order"))
+			return fmt.Errorf("command packet with sequence id %d", seq)
+		}
+		err = s.dispatch(payload, more)
+		if cap(payload) > bigBuffer {
+			s.buf = nil
+		} else {
+			s.buf = payload[:0]
+		}
+		switch {
+		case errors.Is(err, errQuit):
+			return nil
+		case err != nil:
+			return s.fail(err)
+		}
+	}
+	return ctx.Err()
+}
+
+// fail ends the session after err: a backend failure is reported to the
+// client as an error packet; a client failure needs no answer.
+func (s *Session) fail(err error) error {
+	if wire.FailedSide(err) == wire.ClientSide {
+		if isClientGone(err) {
+			return nil
+		}
+		return err
+	}
+	s.client.Seq = 1
+	_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
+	return err
+}
+
+// dispatch handles one command whose first packet part is payload.
+func (s *Session) dispatch(payload []byte, more bool) error {
+	if len(payload) == 0 {
+		s.client.Seq = 1
+		return s.clientError(wire.NewError(mysql.ER_MALFORMED_PACKET, "Malformed communication packet: empty command"))
+	}
+	switch cmd := payload[0]; cmd {
+	case mysql.COM_QUIT:
+		return errQuit
+	case mysql.COM_QUERY:
+		return s.query(payload, more)
+	case mysql.COM_STMT_EXECUTE:
+		return s.relay(payload, more, wire.RespResult, sqlinfo.KindExecute)
+	case mysql.COM_STMT_PREPARE:
+		return s.relay(payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
+	case mysql.COM_STMT_FETCH:
+		return s.relay(payload, more, wire.RespRows, sqlinfo.KindOther)
+	case mysql.COM_STMT_SEND_LONG_DATA, mysql.COM_STMT_CLOSE:
+		return s.send(payload, more) // no response
+	case mysql.COM_FIELD_LIST:
+		return s.relay(payload, more, wire.RespFieldList, sqlinfo.KindShow)
+	case mysql.COM_INIT_DB:
+		return s.initDB(payload, more)
+	case mysql.COM_PING, mysql.COM_STATISTICS, mysql.COM_STMT_RESET, mysql.COM_DEBUG, mysql.COM_RESET_CONNECTION:
+		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
+	case mysql.COM_SET_OPTION:
+		return s.setOption(payload, more)
+	case mysql.COM_PROCESS_KILL:
+		if len(payload) < 5 {
+			s.client.Seq = 1
+			return s.clientError(wire.NewError(mysql.ER_MALFORMED_PACKET, "Malformed communication packet: COM_PROCESS_KILL"))
+		}
+		id := uint32(payload[1]) | uint32(payload[2])<<8 | uint32(payload[3])<<16 | uint32(payload[4])<<24
+		return s.kill(id, false)
+	case mysql.COM_CHANGE_USER:
+		return s.changeUser(payload)
+	default:
+		if more {
+			if err := s.client.DiscardRest(); err != nil {
+				return &wire.IOError{Side: wire.ClientSide, Err: err}
+			}
+		}
+		return s.clientError(wire.NewError(mysql.ER_UNKNOWN_COM_ERROR, fmt.Sprintf("Unknown command %#x", cmd)))
+	}
+}
+
+// clientError answers the current command with e; the session goes on.
+func (s *Session) clientError(e *wire.SQLError) error {
+	if err := s.client.WriteError(e); err != nil {
+		return &wire.IOError{Side: wire.ClientSide, Err: err}
+	}
+	return nil
+}
+
+func (s *Session) query(payload []byte, more bool) error {
+	sql := payload[1:]
+	kind := sqlinfo.FirstKeyword(sql)
+	if kind == sqlinfo.KindKill {
+		if id, q, ok := sqlinfo.ParseKill(sql); ok && !more {
+			return s.kill(uint32(id), q)
+		}
+	}
+	if s.env.Fault != nil {
+		s.env.Fault(s, sql)
+	}
+	out, err := s.exchange(payload, more, wire.RespResult, kind)
+	if err == nil && kind == sqlinfo.KindUse && out.ErrCode == 0 {
+		if db, ok := sqlinfo.ParseUse(sql); ok {
+			s.db, s.be.DB = db, db
+			s.stats.reset()
+		}
+	}
+	return err
+}
+
+// send forwards a client command to the backend.
+func (s *Session) send(payload []byte, more bool) error {
+	s.dirty = true
+	hdr := [4]byte{byte(len(payload)), byte(len(payload) >> 8), byte(len(payload) >> 16), 0}
+	if err := s.be.IO.WriteRaw(hdr, payload); err != nil {
+		return &wire.IOError{Side: wire.BackendSide, Err: err}
+	}
+	if more {
+		if err := s.client.ForwardRest(s.be.IO, wire.ClientSide); err != nil {
+			return err
+		}
+	}
+	if err := s.be.IO.Flush(); err != nil {
+		return &wire.IOError{Side: wire.BackendSide, Err: err}
+	}
+	s.dirty = false
+	return nil
+}
+
+// relay forwards a command and streams its response back, recording metrics.
+// hot path: no allocation once the session's metric handles are cached.
+func (s *Session) relay(payload []byte, more bool, kind wire.ResponseKind, stmt sqlinfo.Kind) error {
+	_, err := s.exchange(payload, more, kind, stmt)
+	return err
+}
+
+func (s *Session) exchange(payload []byte, more bool, kind wire.ResponseKind, stmt sqlinfo.Kind) (wire.Outcome, error) {
+	start := time.Now()
+	h := s.stats.handles(s, payload[0], stmt)
+	h.inflight.Inc()
+	if err := s.send(payload, more); err != nil {
+		h.inflight.Dec()
+		return wire.Outcome{}, err
+	}
+	s.dirty = true
+	r := wire.Relay{Client: s.client, Backend: s.be.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0}
+	out, err := r.Response(kind)
+	h.inflight.Dec()
+	if err != nil {
+		h.record(false, time.Since(start))
+		return out, err
+	}
+	s.dirty = false
+	h.record(out.ErrCode == 0, time.Since(start))
+	return out, nil
+}
+
+func (s *Session) initDB(payload []byte, more bool) error {
+	out, err := s.exchange(payload, more, wire.RespSingle, sqlinfo.KindUse)
+	if err == nil && out.ErrCode == 0 && !more {
+		s.db = string(payload[1:])
+		s.be.DB = s.db
+		s.stats.reset()
+	}
+	return err
+}
+
+func (s *Session) setOption(payload []byte, more bool) error {
+	out, err := s.exchange(payload, more, wire.RespSingle, sqlinfo.KindSet)
+	if err == nil && out.ErrCode == 0 && len(payload) >= 3 {
+		s.be.MultiStatementsOff = payload[1] == 1
+	}
+	return err
+}

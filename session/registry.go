@@ -1,0 +1,78 @@
+package session
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Registry maps the connection ids clients see to live sessions, for KILL
+// and the admin API. One per process, so ids are unique across tenants.
+type Registry struct {
+	next atomic.Uint32
+	mu   sync.RWMutex
+	m    map[uint32]*Session
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{m: map[uint32]*Session{}} }
+
+// NextID allocates a connection id (never 0).
+func (r *Registry) NextID() uint32 {
+	for {
+		if id := r.next.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+func (r *Registry) add(s *Session) {
+	r.mu.Lock()
+	r.m[s.id] = s
+	r.mu.Unlock()
+}
+
+func (r *Registry) remove(id uint32) {
+	r.mu.Lock()
+	delete(r.m, id)
+	r.mu.Unlock()
+}
+
+func (r *Registry) get(id uint32) *Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.m[id]
+}
+
+// Info describes a session for the admin API.
+type Info struct {
+	ID       uint32 `json:"id"`
+	Tenant   string `json:"tenant"`
+	User     string `json:"user"`
+	Client   string `json:"client"`
+	DB       string `json:"db"`
+	Backend  string `json:"backend"`
+	ThreadID uint32 `json:"backend_thread_id"`
+}
+
+// List returns every live session. Fields may be a moment stale: they are
+// read without stopping the sessions.
+func (r *Registry) List() []Info {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]Info, 0, len(r.m))
+	for _, s := range r.m {
+		info := Info{ID: s.id, Tenant: s.env.Tenant, User: s.user, Client: s.remote}
+		if be := s.beShared.Load(); be != nil {
+			info.Backend, info.ThreadID = be.Endpoint.Name, be.ThreadID
+		}
+		out = append(out, info)
+	}
+	return out
+}
+
+// Len is the number of live sessions.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.m)
+}

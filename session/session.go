@@ -1,0 +1,224 @@
+// Package session owns one client connection: the server side of the
+// handshake, the command loop and session state, and the relay to the
+// backend connection the session holds for its life.
+//
+// Concurrency contract: one goroutine (started by the session actor) runs a
+// session; only Close may be called from elsewhere.
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/pingcap/tidb/pkg/parser/charset"
+	"pisanix.io/pisanix/backend"
+	"pisanix.io/pisanix/metrics"
+	"pisanix.io/pisanix/strategy"
+	"pisanix.io/pisanix/wire"
+)
+
+// Env is what a session needs from the tenant that owns it. It is built
+// once per tenant and shared read-only by its sessions.
+type Env struct {
+	Tenant        string
+	ServerVersion string
+	DefaultDB     string
+	Auth          *wire.Authenticator
+	TLS           *tls.Config
+	TLSRequired   bool
+	Balancer      *strategy.Balancer
+	Pools         map[string]*backend.Pool // by node name
+	Registry      *Registry
+	Metrics       *metrics.Proxy
+	Log           *slog.Logger
+	// MaxPacket bounds what the proxy itself buffers from a client packet;
+	// larger commands stream through to the backend.
+	MaxPacket int
+	// Fault is a test hook run for every COM_QUERY; nil in production.
+	Fault func(s *Session, sql []byte)
+}
+
+// Session is one client connection.
+type Session struct {
+	env    *Env
+	id     uint32
+	conn   net.Conn
+	client *wire.PacketIO
+	remote string
+	log    *slog.Logger
+
+	hello *wire.ClientHello
+	user  string
+	db    string
+
+	pool *backend.Pool
+	be   *backend.Conn
+	// beShared is be for Close, which runs on another goroutine.
+	beShared atomic.Pointer[backend.Conn]
+	// dirty: a command is in flight on be, so it cannot be reused.
+	dirty bool
+
+	buf   []byte
+	stats stmtStats
+
+	closeOnce sync.Once
+}
+
+// New prepares a session for an accepted connection.
+func New(env *Env, conn net.Conn, id uint32) *Session {
+	remote := conn.RemoteAddr().String()
+	return &Session{
+		env: env, id: id, conn: conn, remote: remote,
+		client: wire.NewPacketIO(conn, 0),
+		log:    env.Log.With("conn", id, "client", remote),
+	}
+}
+
+// ID is the connection id the client sees.
+func (s *Session) ID() uint32 { return s.id }
+
+// User is the authenticated user ("" before login).
+func (s *Session) User() string { return s.user }
+
+// Close ends the session from outside its goroutine: the client socket is
+// closed and a backend read in progress is interrupted.
+func (s *Session) Close() {
+	s.closeOnce.Do(func() {
+		_ = s.conn.Close()
+		if be := s.beShared.Load(); be != nil {
+			_ = be.IO.Conn().SetDeadline(time.Now())
+		}
+	})
+}
+
+// Run serves the connection until the client quits or fails. It returns nil
+// for a normal end.
+func (s *Session) Run(ctx context.Context) (err error) {
+	defer s.finish()
+	defer func() {
+		if r := recover(); r != nil {
+			s.abort()
+			panic(r) // the session actor's supervisor decides
+		}
+	}()
+	if err := s.login(ctx); err != nil {
+		return err
+	}
+	s.env.Registry.add(s)
+	defer s.env.Registry.remove(s.id)
+	return s.loop(ctx)
+}
+
+func (s *Session) login(ctx context.Context) error {
+	host, _, _ := net.SplitHostPort(s.remote)
+	hello, err := wire.Accept(s.client, wire.ServerConfig{
+		Version: s.env.ServerVersion, ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired,
+		Auth: s.env.Auth, RemoteHost: host,
+	})
+	if err != nil {
+		reason := "handshake"
+		var sqlErr *wire.SQLError
+		if errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR {
+			reason = "auth"
+		}
+		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
+		return fmt.Errorf("login: %w", err)
+	}
+	s.hello, s.user, s.db = hello, hello.User, hello.DB
+	if s.db == "" {
+		s.db = s.env.DefaultDB
+	}
+	if err := s.connectBackend(ctx); err != nil {
+		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "backend").Inc()
+		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
+		return fmt.Errorf("login: %w", err)
+	}
+	if err := s.client.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
+		return fmt.Errorf("write auth ok: %w", err)
+	}
+	s.log = s.log.With("user", s.user)
+	s.log.Debug("session started", "db", s.db, "backend", s.be.Endpoint.Name, "backend_thread", s.be.ThreadID)
+	return nil
+}
+
+// errNoBackend: the balancer has no eligible node.
+var errNoBackend = errors.New("no backend node is available")
+
+// connectBackend takes a connection from the balancer's choice and aligns
+// it with what the client asked for: schema, character set, multi-statements.
+func (s *Session) connectBackend(ctx context.Context) error {
+	snap := s.env.Balancer.Current()
+	i := snap.Pick()
+	if i < 0 {
+		return errNoBackend
+	}
+	pool := s.env.Pools[snap.Targets[i].Name]
+	be, err := pool.Acquire(ctx)
+	if err != nil {
+		return &backendError{node: pool.Endpoint(), err: err}
+	}
+	s.pool, s.be = pool, be
+	s.beShared.Store(be)
+	return s.align()
+}
+
+func (s *Session) align() error {
+	if s.db != "" && s.db != s.be.DB {
+		if err := s.be.Command(mysql.COM_INIT_DB, []byte(s.db)); err != nil {
+			return err
+		}
+		s.be.DB = s.db
+	}
+	if c := s.hello.Collation; c != 0 && c != s.be.Collation {
+		if coll, err := charset.GetCollationByID(int(c)); err == nil {
+			if err := s.be.Query("SET NAMES " + coll.CharsetName + " COLLATE " + coll.Name); err != nil {
+				return err
+			}
+			s.be.Collation = c
+		}
+	}
+	if s.hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0 && !s.be.MultiStatementsOff {
+		if err := s.be.Command(mysql.COM_SET_OPTION, []byte{1, 0}); err != nil {
+			return err
+		}
+		s.be.MultiStatementsOff = true
+	}
+	return nil
+}
+
+// finish returns or closes the backend connection and the client socket.
+func (s *Session) finish() {
+	if s.be != nil {
+		s.beShared.Store(nil)
+		if s.dirty {
+			s.pool.Discard(s.be)
+		} else {
+			s.pool.Release(s.be)
+		}
+		s.be = nil
+	}
+	s.Close()
+}
+
+// abort is the panic path: the client is told, the backend connection is
+// dropped (its state is unknown), and the panic is counted.
+func (s *Session) abort() {
+	s.env.Metrics.SessionPanic.WithLabelValues(s.env.Tenant).Inc()
+	s.dirty = true
+	s.client.Seq = 1
+	_ = s.client.WriteError(wire.NewError(mysql.ER_UNKNOWN_ERROR, "pisa-proxy: internal error in this session; it was closed, other sessions are unaffected"))
+}
+
+// isClientGone reports errors that just mean the client went away.
+func isClientGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}

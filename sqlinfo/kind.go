@@ -1,0 +1,213 @@
+// Package sqlinfo owns what the proxy understands of SQL text. This file is
+// the cheap lexical layer used on every statement: the statement kind from
+// the first keyword, skipping comments, with no allocation.
+package sqlinfo
+
+// Kind is a statement's kind.
+type Kind uint8
+
+// Statement kinds.
+const (
+	KindOther Kind = iota
+	KindSelect
+	KindInsert
+	KindUpdate
+	KindDelete
+	KindReplace
+	KindDDL
+	KindBegin
+	KindCommit
+	KindRollback
+	KindSet
+	KindUse
+	KindShow
+	KindPrepare
+	KindExecute
+	KindCall
+	KindLoad
+	KindKill
+	numKinds
+)
+
+var kindNames = [numKinds]string{"other", "select", "insert", "update", "delete", "replace", "ddl",
+	"begin", "commit", "rollback", "set", "use", "show", "prepare", "execute", "call", "load", "kill"}
+
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return "other"
+}
+
+// NumKinds is the number of kinds, for tables indexed by Kind.
+const NumKinds = int(numKinds)
+
+var keywords = map[string]Kind{
+	"SELECT": KindSelect, "WITH": KindSelect, "VALUES": KindSelect, "TABLE": KindSelect,
+	"INSERT": KindInsert, "UPDATE": KindUpdate, "DELETE": KindDelete, "REPLACE": KindReplace,
+	"CREATE": KindDDL, "ALTER": KindDDL, "DROP": KindDDL, "TRUNCATE": KindDDL, "RENAME": KindDDL,
+	"BEGIN": KindBegin, "START": KindBegin, "COMMIT": KindCommit, "ROLLBACK": KindRollback,
+	"SET": KindSet, "USE": KindUse, "SHOW": KindShow, "DESC": KindShow, "DESCRIBE": KindShow, "EXPLAIN": KindShow,
+	"PREPARE": KindPrepare, "EXECUTE": KindExecute, "CALL": KindCall, "LOAD": KindLoad, "KILL": KindKill,
+}
+
+// FirstKeyword classifies sql by its first keyword.
+// hot path: no allocation (the map lookup on a converted []byte does not allocate).
+func FirstKeyword(sql []byte) Kind {
+	word := firstWord(sql)
+	if len(word) == 0 || len(word) > 8 {
+		return KindOther
+	}
+	var up [8]byte
+	for i, c := range word {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		up[i] = c
+	}
+	return keywords[string(up[:len(word)])]
+}
+
+// firstWord returns the first keyword after whitespace, comments and '('.
+func firstWord(s []byte) []byte {
+	i := skipSpaceAndComments(s, 0)
+	for i < len(s) && s[i] == '(' {
+		i = skipSpaceAndComments(s, i+1)
+	}
+	j := i
+	for j < len(s) && isWordByte(s[j]) {
+		j++
+	}
+	return s[i:j]
+}
+
+// skipSpaceAndComments skips blanks and /* */, -- and # comments. MySQL's
+// executable comments (/*! ... */) are skipped too: conservative, as the
+// caller then sees the statement after them.
+func skipSpaceAndComments(s []byte, i int) int {
+	for i < len(s) {
+		switch c := s[i]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			i++
+		case c == '/' && i+1 < len(s) && s[i+1] == '*':
+			end := indexFrom(s, i+2, "*/")
+			if end < 0 {
+				return len(s)
+			}
+			i = end + 2
+		case c == '#' || (c == '-' && i+2 < len(s) && s[i+1] == '-' && (s[i+2] == ' ' || s[i+2] == '\t')):
+			for i < len(s) && s[i] != '\n' {
+				i++
+			}
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func indexFrom(s []byte, from int, sub string) int {
+	for i := from; i+len(sub) <= len(s); i++ {
+		if string(s[i:i+len(sub)]) == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func isWordByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_'
+}
+
+// ParseKill recognises `KILL [CONNECTION | QUERY] [ID] <n>`; other forms
+// (KILL USER ...) report ok = false and go to the backend unchanged.
+func ParseKill(sql []byte) (id uint64, query bool, ok bool) {
+	i := skipSpaceAndComments(sql, 0)
+	word, i := nextWord(sql, i)
+	if !equalFold(word, "KILL") {
+		return 0, false, false
+	}
+	word, i = nextWord(sql, i)
+	for _, mod := range []string{"HARD", "SOFT"} {
+		if equalFold(word, mod) {
+			word, i = nextWord(sql, i)
+		}
+	}
+	switch {
+	case equalFold(word, "QUERY"):
+		query = true
+		word, i = nextWord(sql, i)
+	case equalFold(word, "CONNECTION"):
+		word, i = nextWord(sql, i)
+	}
+	if equalFold(word, "ID") {
+		word, i = nextWord(sql, i)
+	}
+	if len(word) == 0 || len(word) > 19 {
+		return 0, false, false
+	}
+	for _, c := range word {
+		if c < '0' || c > '9' {
+			return 0, false, false
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	rest := skipSpaceAndComments(sql, i)
+	if rest < len(sql) && sql[rest] == ';' {
+		rest = skipSpaceAndComments(sql, rest+1)
+	}
+	if rest != len(sql) {
+		return 0, false, false
+	}
+	return id, query, true
+}
+
+func nextWord(s []byte, i int) ([]byte, int) {
+	i = skipSpaceAndComments(s, i)
+	j := i
+	for j < len(s) && isWordByte(s[j]) {
+		j++
+	}
+	return s[i:j], j
+}
+
+func equalFold(b []byte, upper string) bool {
+	if len(b) != len(upper) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != upper[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseUse returns the schema of a plain `USE db` statement.
+func ParseUse(sql []byte) (string, bool) {
+	word, i := nextWord(sql, skipSpaceAndComments(sql, 0))
+	if !equalFold(word, "USE") {
+		return "", false
+	}
+	i = skipSpaceAndComments(sql, i)
+	if i < len(sql) && sql[i] == '`' {
+		end := i + 1
+		for end < len(sql) && sql[end] != '`' {
+			end++
+		}
+		if end == len(sql) {
+			return "", false
+		}
+		return string(sql[i+1 : end]), true
+	}
+	word, i = nextWord(sql, i)
+	rest := skipSpaceAndComments(sql, i)
+	if len(word) == 0 || (rest < len(sql) && sql[rest] != ';') {
+		return "", false
+	}
+	return string(word), true
+}

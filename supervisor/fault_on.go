@@ -1,0 +1,31 @@
+//go:build faultinject
+
+package supervisor
+
+import (
+	"bytes"
+
+	"pisanix.io/pisanix/actors"
+	"pisanix.io/pisanix/session"
+)
+
+// faultHook lets tests inject failures through SQL comments (builds tagged
+// faultinject only):
+//
+//	/* pisa:panic-session */   panics in this session's goroutine
+//	/* pisa:panic-listener */  panics this tenant's listener actor
+//	/* pisa:panic-balancer */  panics this tenant's balancer actor
+func faultHook(sys *actors.System, t *tenant) func(*session.Session, []byte) {
+	return func(s *session.Session, sql []byte) {
+		switch {
+		case bytes.Contains(sql, []byte("pisa:panic-session")):
+			panic("injected session panic")
+		case bytes.Contains(sql, []byte("pisa:panic-listener")):
+			sys.Root.Send(t.listener.Load(), &actors.InjectedPanic{Reason: "listener"})
+		case bytes.Contains(sql, []byte("pisa:panic-balancer")):
+			if env := t.l.env.Load(); env != nil {
+				sys.Root.Send(env.Balancer.PID(), &actors.InjectedPanic{Reason: "balancer"})
+			}
+		}
+	}
+}
