@@ -1,0 +1,133 @@
+// Command pisa-daemon is Pisanix's node agent: it shapes and counts
+// applications' database traffic with an eBPF classifier and HTB classes,
+// from QoS claims served by pisa-controller or read from a local file.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"pisanix.io/pisanix/qosd"
+)
+
+const usageText = `pisa-daemon shapes applications' database traffic on this node.
+
+It reads QoS claims (per application service: a rate and ceiling in tc
+syntax, the interfaces, and which packets are the app's database traffic),
+classifies egress packets with an eBPF program at the interfaces' clsact
+hook into HTB classes under a root HTB qdisc (handle 5049:), and counts
+them. Unclassified traffic is never shaped or dropped. On SIGINT/SIGTERM it
+removes everything it added. Needs root (CAP_NET_ADMIN, CAP_BPF).
+
+Config comes from exactly one of:
+  -c FILE             a local JSON or TOML file (re-read every --interval)
+  --controller URL    pisa-controller, GET URL/apis/configs.database-mesh.io/v1alpha1/daemonconfigs
+                      (long-polled; default from PISA_CONTROLLER_HOST, or
+                      http://$PISA_CONTROLLER_SERVICE.$PISA_CONTROLLER_NAMESPACE:8080)
+
+Usage: pisa-daemon [flags]
+
+Flags:
+`
+
+type flags struct {
+	configFile string
+	controller string
+	admin      string
+	interval   time.Duration
+	resync     time.Duration
+	keepOnExit bool
+	logLevel   string
+}
+
+func parseFlags(args []string) (flags, error) {
+	var f flags
+	fs := flag.NewFlagSet("pisa-daemon", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageText)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.configFile, "c", "", "local daemon config `file` (JSON, or TOML when it ends in .toml)")
+	fs.StringVar(&f.configFile, "config", "", "same as -c")
+	fs.StringVar(&f.controller, "controller", "", "pisa-controller base `URL`, e.g. http://pisa-controller.pisa-system:8080")
+	fs.StringVar(&f.admin, "admin", qosd.DefaultAdminAddr, "admin HTTP `address` for /healthz, /readyz, /status and /metrics")
+	fs.DurationVar(&f.interval, "interval", qosd.DefaultInterval, "how often to re-read the file, or to poll a controller without watch support")
+	fs.DurationVar(&f.resync, "resync", qosd.DefaultResync, "how often to re-apply the config (repairs drift, re-resolves host names)")
+	fs.BoolVar(&f.keepOnExit, "keep-on-exit", false, "leave qdiscs, classes and the classifier in place at shutdown (the next daemon adopts them)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if f.configFile == "" && f.controller == "" {
+		f.controller = controllerFromEnv()
+	}
+	switch {
+	case f.configFile != "" && f.controller != "":
+		return f, errors.New("use either -c or --controller, not both")
+	case f.configFile == "" && f.controller == "":
+		return f, errors.New("no config: pass -c FILE or --controller URL (or set PISA_CONTROLLER_HOST)")
+	case f.interval <= 0 || f.resync <= 0:
+		return f, errors.New("--interval and --resync must be positive")
+	}
+	return f, nil
+}
+
+// controllerFromEnv reads Pisanix's controller environment variables.
+func controllerFromEnv() string {
+	if h := os.Getenv("PISA_CONTROLLER_HOST"); h != "" {
+		if strings.Contains(h, "://") {
+			return h
+		}
+		return "http://" + h
+	}
+	svc, ns := os.Getenv("PISA_CONTROLLER_SERVICE"), os.Getenv("PISA_CONTROLLER_NAMESPACE")
+	if svc == "" {
+		return ""
+	}
+	if ns == "" {
+		ns = "pisa-system"
+	}
+	return "http://" + svc + "." + ns + ":8080"
+}
+
+func main() {
+	f, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pisa-daemon:", err)
+		os.Exit(2)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		fmt.Fprintln(os.Stderr, "pisa-daemon: --log-level:", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	var src qosd.Source = qosd.ControllerSource{BaseURL: f.controller, Interval: f.interval}
+	if f.configFile != "" {
+		src = qosd.FileSource{Path: f.configFile, Interval: f.interval}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	err = qosd.Run(ctx, qosd.Options{
+		Log: log, Source: src, AdminAddr: f.admin, Resync: f.resync, KeepOnExit: f.keepOnExit,
+	})
+	if err != nil {
+		log.Error("pisa-daemon stopped", "err", err)
+		os.Exit(1)
+	}
+}
