@@ -92,7 +92,9 @@ func (a *reconcileActor) start(ctx actor.Context) {
 	self, root := ctx.Self(), ctx.ActorSystem().Root
 	a.goWorker(root, self, "config source", func() {
 		err := a.source.Watch(wctx,
-			func(cfg *config.DaemonConfig, version string) { root.Send(self, applyConfig{cfg: cfg, version: version}) },
+			func(cfg *config.DaemonConfig, version string) {
+				root.Send(self, applyConfig{cfg: cfg, version: version})
+			},
 			func(err error) { root.Send(self, sourceFailed{err: err}) })
 		if err != nil && !errors.Is(err, context.Canceled) {
 			root.Send(self, sourceFailed{err: fmt.Errorf("config source stopped: %w", err)})
