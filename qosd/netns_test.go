@@ -246,3 +246,47 @@ func (tr *transfer) wait(t *testing.T, timeout time.Duration) {
 		t.Fatalf("transfer did not finish within %v", timeout)
 	}
 }
+
+// sendBytes sends n bytes over one TCP connection from a to dst (in b) and
+// returns when the receiver has read them all.
+func sendBytes(t *testing.T, tn *testNet, dst netip.AddrPort, n int) {
+	t.Helper()
+	var ln net.Listener
+	if err := inNS(tn.b, func() (err error) {
+		ln, err = net.Listen("tcp", dst.String())
+		return err
+	}); err != nil {
+		t.Fatalf("listen in b: %v", err)
+	}
+	defer ln.Close()
+	got := make(chan int64, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		defer c.Close()
+		k, _ := io.Copy(io.Discard, c)
+		got <- k
+	}()
+	var conn net.Conn
+	if err := inNS(tn.a, func() (err error) {
+		conn, err = net.DialTimeout("tcp", dst.String(), 5*time.Second)
+		return err
+	}); err != nil {
+		t.Fatalf("dial from a: %v", err)
+	}
+	if _, err := conn.Write(make([]byte, n)); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	_ = conn.Close()
+	select {
+	case k := <-got:
+		if k != int64(n) {
+			t.Fatalf("receiver got %d bytes, want %d", k, n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("receiver did not get %d bytes within 30s", n)
+	}
+}
