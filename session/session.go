@@ -178,13 +178,8 @@ func (s *Session) align() error {
 		}
 		s.be.DB = s.db
 	}
-	if c := s.hello.Collation; c != 0 && c != s.be.Collation {
-		if coll, err := charset.GetCollationByID(int(c)); err == nil {
-			if err := s.be.Query("SET NAMES " + coll.CharsetName + " COLLATE " + coll.Name); err != nil {
-				return err
-			}
-			s.be.Collation = c
-		}
+	if err := s.alignCollation(); err != nil {
+		return err
 	}
 	if s.hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0 && !s.be.MultiStatementsOff {
 		if err := s.be.Command(mysql.COM_SET_OPTION, []byte{1, 0}); err != nil {
@@ -192,6 +187,31 @@ func (s *Session) align() error {
 		}
 		s.be.MultiStatementsOff = true
 	}
+	return nil
+}
+
+// alignCollation gives the backend connection the client's character set.
+// A collation the backend does not know (MySQL 8's utf8mb4_0900_ai_ci on
+// MariaDB) falls back to the character set's default collation, as a server
+// does for an unknown collation in the handshake.
+func (s *Session) alignCollation() error {
+	c := s.hello.Collation
+	if c == 0 || c == s.be.Collation {
+		return nil
+	}
+	coll, err := charset.GetCollationByID(int(c))
+	if err != nil {
+		return nil // unknown to us too: keep the connection's default
+	}
+	err = s.be.Query("SET NAMES " + coll.CharsetName + " COLLATE " + coll.Name)
+	var sqlErr *wire.SQLError
+	if errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_UNKNOWN_COLLATION {
+		err = s.be.Query("SET NAMES " + coll.CharsetName)
+	}
+	if err != nil {
+		return err
+	}
+	s.be.Collation = c
 	return nil
 }
 

@@ -1,0 +1,291 @@
+package supervisor_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/wire"
+)
+
+// rawConn is a client logged in with go-mysql's client that then speaks raw
+// packets, for commands database/sql drivers never send.
+type rawConn struct {
+	t  *testing.T
+	c  *client.Conn
+	io *wire.PacketIO
+}
+
+func dialRaw(t *testing.T, p *proxy, name string) *rawConn {
+	t.Helper()
+	c, err := client.Connect(p.Addr(name).String(), "app", "app-secret", "gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t: t, c: c, io: wire.NewPacketIO(c.Conn.Conn, 0)}
+}
+
+// send writes one command with sequence id 0.
+func (r *rawConn) send(payload ...byte) {
+	r.t.Helper()
+	r.io.Seq = 0
+	if err := r.io.WritePacketFlush(payload); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rawConn) read() []byte {
+	r.t.Helper()
+	b, err := r.io.ReadPacket(nil, 1<<26)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return b
+}
+
+// untilEOF reads packets up to and including an EOF or ERR, returning them.
+func (r *rawConn) untilEOF() [][]byte {
+	r.t.Helper()
+	var out [][]byte
+	for {
+		b := r.read()
+		out = append(out, b)
+		if (b[0] == mysql.EOF_HEADER && len(b) < 9) || b[0] == mysql.ERR_HEADER {
+			return out
+		}
+	}
+}
+
+func (r *rawConn) query(sql string) [][]byte {
+	r.t.Helper()
+	r.send(append([]byte{mysql.COM_QUERY}, sql...)...)
+	first := r.read()
+	if first[0] == mysql.OK_HEADER || first[0] == mysql.ERR_HEADER {
+		return [][]byte{first}
+	}
+	r.untilEOF() // column definitions
+	return r.untilEOF()
+}
+
+func wantErrCode(t *testing.T, b []byte, code uint16) {
+	t.Helper()
+	if len(b) < 3 || b[0] != mysql.ERR_HEADER {
+		t.Fatalf("want ERR %d, got %q", code, b)
+	}
+	if e := wire.ParseError(b); e.Code != code {
+		t.Fatalf("want ERR %d, got %d %s", code, e.Code, e.Message)
+	}
+}
+
+func TestCursorFetch(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	r := dialRaw(t, p, "main")
+	r.send(append([]byte{mysql.COM_STMT_PREPARE}, "SELECT seq FROM seq_1_to_10"...)...)
+	ok := r.read()
+	if ok[0] != mysql.OK_HEADER {
+		t.Fatalf("prepare: %q", ok)
+	}
+	stmtID := binary.LittleEndian.Uint32(ok[1:5])
+	if cols := binary.LittleEndian.Uint16(ok[5:7]); cols != 1 {
+		t.Fatalf("columns %d", cols)
+	}
+	r.untilEOF() // column definition + EOF
+	exec := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_EXECUTE}, stmtID)
+	exec = append(exec, 0x01, 1, 0, 0, 0) // CURSOR_TYPE_READ_ONLY, iteration count 1
+	r.send(exec...)
+	if first := r.read(); first[0] != 1 {
+		t.Fatalf("execute with cursor: %q", first)
+	}
+	eof := r.untilEOF()
+	if st := wire.StatusOf(eof[len(eof)-1]); st&mysql.SERVER_STATUS_CURSOR_EXISTS == 0 {
+		t.Fatalf("no cursor opened, status %#x", st)
+	}
+	rows := 0
+	for fetches := 0; ; fetches++ {
+		if fetches > 10 {
+			t.Fatal("cursor never ended")
+		}
+		r.send(binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_FETCH}, stmtID), 3)...)
+		pkts := r.untilEOF()
+		rows += len(pkts) - 1
+		if wire.StatusOf(pkts[len(pkts)-1])&mysql.SERVER_STATUS_LAST_ROW_SEND != 0 {
+			break
+		}
+	}
+	if rows != 10 {
+		t.Fatalf("fetched %d rows, want 10", rows)
+	}
+	// COM_STMT_RESET goes to the backend (the original answered it locally).
+	r.send(binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_RESET}, stmtID)...)
+	if b := r.read(); b[0] != mysql.OK_HEADER {
+		t.Fatalf("stmt reset: %q", b)
+	}
+	r.send(binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_CLOSE}, stmtID)...)
+	r.send(binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_RESET}, stmtID)...)
+	wantErrCode(t, r.read(), mysql.ER_UNKNOWN_STMT_HANDLER)
+}
+
+func TestSendLongData(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	r := dialRaw(t, p, "main")
+	r.send(append([]byte{mysql.COM_STMT_PREPARE}, "SELECT LENGTH(?)"...)...)
+	ok := r.read()
+	stmtID := binary.LittleEndian.Uint32(ok[1:5])
+	r.untilEOF() // param
+	r.untilEOF() // column
+	chunk := bytes.Repeat([]byte("x"), 100000)
+	for range 3 {
+		r.send(append(binary.LittleEndian.AppendUint16(binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_SEND_LONG_DATA}, stmtID), 0), chunk...)...)
+	}
+	exec := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_EXECUTE}, stmtID)
+	exec = append(exec, 0, 1, 0, 0, 0, 0 /*null bitmap*/, 1 /*new bound*/, mysql.MYSQL_TYPE_BLOB, 0)
+	r.send(exec...)
+	r.read()
+	r.untilEOF()
+	rows := r.untilEOF()
+	// binary row: 0x00, null bitmap (1 byte), then LENGTH() as a 4-byte LONG
+	if got := binary.LittleEndian.Uint32(rows[0][2:6]); got != 300000 {
+		t.Fatalf("LENGTH of long data = %d", got)
+	}
+}
+
+func TestServerCommands(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	r := dialRaw(t, p, "main")
+	if err := r.c.Ping(); err != nil {
+		t.Fatal(err)
+	}
+	r.query("CREATE TABLE IF NOT EXISTS fl_t (a INT, b VARCHAR(3))")
+	fields, err := r.c.FieldList("fl_t", "")
+	if err != nil || len(fields) != 2 || string(fields[1].Name) != "b" {
+		t.Fatalf("COM_FIELD_LIST: %v %v", fields, err)
+	}
+	r.send(mysql.COM_STATISTICS)
+	if b := r.read(); !bytes.HasPrefix(b, []byte("Uptime:")) {
+		t.Fatalf("COM_STATISTICS: %q", b)
+	}
+	if err := r.c.UseDB("socksdb"); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.query("SELECT DATABASE()"); !bytes.Contains(got[0], []byte("socksdb")) {
+		t.Fatalf("COM_INIT_DB did not switch: %q", got[0])
+	}
+	// COM_RESET_CONNECTION clears user variables on the backend.
+	r.query("SET @x = 42")
+	r.send(mysql.COM_RESET_CONNECTION)
+	if b := r.read(); b[0] != mysql.OK_HEADER {
+		t.Fatalf("reset connection: %q", b)
+	}
+	if got := r.query("SELECT @x"); got[0][0] != 0xfb {
+		t.Fatalf("@x survived COM_RESET_CONNECTION: %q", got[0])
+	}
+	// COM_SET_OPTION turns multi-statements off and on.
+	r.send(mysql.COM_SET_OPTION, 1, 0)
+	if b := r.read(); b[0] != mysql.EOF_HEADER && b[0] != mysql.OK_HEADER {
+		t.Fatalf("set option: %q", b)
+	}
+	wantErrCode(t, r.query("SELECT 1; SELECT 2")[0], mysql.ER_PARSE_ERROR)
+	r.send(mysql.COM_SET_OPTION, 0, 0)
+	r.read()
+	// An unknown command is refused and the session goes on.
+	r.send(0x99, 1, 2)
+	wantErrCode(t, r.read(), mysql.ER_UNKNOWN_COM_ERROR)
+	if got := r.query("SELECT 7"); !bytes.Contains(got[0], []byte("7")) {
+		t.Fatalf("session did not survive unknown command: %q", got)
+	}
+	// Replication commands are not proxied.
+	r.send(mysql.COM_BINLOG_DUMP, 0, 0, 0, 0)
+	wantErrCode(t, r.read(), mysql.ER_UNKNOWN_COM_ERROR)
+	// An empty packet is malformed; the session goes on.
+	r.send()
+	wantErrCode(t, r.read(), mysql.ER_MALFORMED_PACKET)
+	if got := r.query("SELECT 8"); !bytes.Contains(got[0], []byte("8")) {
+		t.Fatalf("session did not survive empty packet: %q", got)
+	}
+}
+
+func TestChangeUser(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	r := dialRaw(t, p, "main")
+	r.query("SET @x = 1")
+	changeUser := func(password string) []byte {
+		b := append([]byte{mysql.COM_CHANGE_USER}, "app\x00"...)
+		b = append(b, 0)               // empty auth response: the proxy switches with a fresh salt
+		b = append(b, "gotest\x00"...) // schema
+		b = append(b, 45, 0)           // utf8mb4_general_ci
+		b = append(b, "mysql_native_password\x00"...)
+		r.send(b...)
+		sw := r.read()
+		if sw[0] != mysql.EOF_HEADER {
+			t.Fatalf("want auth switch, got %q", sw)
+		}
+		i := bytes.IndexByte(sw[1:], 0) + 2
+		salt := bytes.TrimRight(sw[i:], "\x00")
+		if err := r.io.WritePacketFlush(mysql.CalcPassword(salt, []byte(password))); err != nil {
+			t.Fatal(err)
+		}
+		return r.read()
+	}
+	if ok := changeUser("app-secret"); ok[0] != mysql.OK_HEADER {
+		t.Fatalf("change user: %q", ok)
+	}
+	if got := r.query("SELECT @x"); got[0][0] != 0xfb {
+		t.Fatalf("session state survived COM_CHANGE_USER: %q", got[0])
+	}
+	wantErrCode(t, changeUser("wrong"), mysql.ER_ACCESS_DENIED_ERROR)
+	if _, err := r.io.ReadPacket(nil, 1024); err == nil {
+		t.Fatal("connection must close after a failed COM_CHANGE_USER")
+	}
+}
+
+func TestMalformedInput(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	addr := p.Addr("main").String()
+	// Garbage instead of a handshake response: an error packet or a close.
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := make([]byte, 4096)
+		_, _ = rand.Read(junk)
+		junk[0], junk[1], junk[2] = 40, 0, 0 // a plausible 40-byte first packet
+		_, _ = c.Write(junk)
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		all, _ := readAll(c)
+		c.Close()
+		if i := bytes.IndexByte(all, mysql.ERR_HEADER); i >= 0 && !bytes.Contains(all, []byte("Bad handshake")) {
+			t.Logf("reply to garbage: %q", all)
+		}
+	}
+	// A command with a wrong sequence id is refused and the connection closed.
+	r := dialRaw(t, p, "main")
+	r.io.Seq = 3
+	_ = r.io.WritePacketFlush(append([]byte{mysql.COM_QUERY}, "SELECT 1"...))
+	wantErrCode(t, r.read(), mysql.ER_NET_PACKETS_OUT_OF_ORDER)
+	// Everyone else is still served.
+	if got := queryString(t, p.db(t, "main", ""), "SELECT 'alive'"); got != "alive" {
+		t.Fatal("proxy stopped serving after malformed input")
+	}
+}
+
+func readAll(c net.Conn) ([]byte, error) {
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		out = append(out, buf[:n]...)
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+var _ = strings.Contains
