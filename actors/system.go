@@ -61,7 +61,8 @@ func (s *System) Strategy(directive actor.Directive, maxRetries int, within time
 		kind := "unknown"
 		if f, ok := reason.(*Failure); ok {
 			kind = f.Kind
-			s.Log.Warn("actor failed", "kind", f.Kind, "reason", fmt.Sprint(f.Reason), "directive", directive.String(), "stack", string(f.Stack))
+			s.Log.Warn("actor failed", "kind", f.Kind, "reason", fmt.Sprint(f.Reason), "directive", directive.String())
+			s.Log.Debug("actor failure stack", "kind", f.Kind, "stack", string(f.Stack))
 		}
 		s.Metrics.ActorRestarts.WithLabelValues(kind, directive.String()).Inc()
 		return directive

@@ -89,7 +89,9 @@ func (c *Config) Validate() error {
 		if other, dup := addrs[l.ListenAddr]; dup {
 			add(key+".listen_addr", "%q is already used by listener %q", l.ListenAddr, other)
 		}
-		addrs[l.ListenAddr] = l.Name
+		if !strings.HasSuffix(l.ListenAddr, ":0") { // port 0: the kernel picks one per listener
+			addrs[l.ListenAddr] = l.Name
+		}
 	}
 	return errors.Join(errs...)
 }
