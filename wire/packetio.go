@@ -50,13 +50,15 @@ func (p *PacketIO) Close() error { return p.conn.Close() }
 func (p *PacketIO) Buffered() int { return p.r.Buffered() }
 
 // UpgradeTLS performs a server-side TLS handshake and switches I/O onto it.
-// The client waits for the handshake after its SSL request, so no buffered
-// plaintext is lost.
+// Clients may send their TLS ClientHello right behind the SSL request, so
+// bytes already buffered are handed to the TLS layer first.
 func (p *PacketIO) UpgradeTLS(cfg *tls.Config) error {
-	if p.r.Buffered() > 0 {
-		return errors.New("tls upgrade: unexpected data after SSL request")
+	raw := p.conn
+	if n := p.r.Buffered(); n > 0 {
+		pre, _ := p.r.Peek(n)
+		raw = &prefixConn{Conn: p.conn, pre: append([]byte(nil), pre...)}
 	}
-	tc := tls.Server(p.conn, cfg)
+	tc := tls.Server(raw, cfg)
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
@@ -204,4 +206,19 @@ func (p *PacketIO) WritePacketFlush(payload []byte) error {
 		return err
 	}
 	return p.Flush()
+}
+
+// prefixConn replays bytes read ahead before reading from the connection.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
 }

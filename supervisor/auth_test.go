@@ -1,0 +1,106 @@
+package supervisor_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+func tlsListener(t *testing.T, plugin string, required bool) (string, testenv.TLSFiles) {
+	t.Helper()
+	files, err := testenv.WriteTLSFiles(t.TempDir(), "127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf("auth_plugin = %q\n[proxy.config.tls]\ncert = %q\nkey = %q\nrequired = %v\n",
+		plugin, files.CertFile, files.KeyFile, required)
+	return listenerTOML("main", []string{"n1"}, extra) + nodeTOML("n1", backendDB, ""), files
+}
+
+func registerTLS(t *testing.T, files testenv.TLSFiles) string {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(files.CAPEM)
+	name := "pisa-" + strings.ReplaceAll(t.Name(), "/", "-")
+	if err := mysql.RegisterTLSConfig(name, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mysql.DeregisterTLSConfig(name) })
+	return name
+}
+
+func ping(dsn string) error {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Ping()
+}
+
+func TestCachingSHA2WithoutTLS(t *testing.T) {
+	p := startProxy(t, listenerTOML("main", []string{"n1"}, `auth_plugin = "caching_sha2_password"`)+nodeTOML("n1", backendDB, ""))
+	// First login: full authentication with RSA key exchange; second: fast path.
+	for i := range 2 {
+		if err := ping(p.dsn("main", "")); err != nil {
+			t.Fatalf("login %d: %v", i, err)
+		}
+	}
+	for i := range 2 { // wrong password on both paths
+		if me := mysqlErr(ping(p.dsnUser("main", "app", "nope", ""))); me == nil || me.Number != 1045 {
+			t.Fatalf("wrong password %d: %v", i, me)
+		}
+	}
+	// The mariadb CLI with its caching_sha2_password client plugin.
+	out, err := testenv.RunCLI(context.Background(), cliConn(p, "main", ""), "-N", "-e", "SELECT 'cli ok'")
+	if err != nil || strings.TrimSpace(out) != "cli ok" {
+		t.Fatalf("mariadb CLI: %q %v", out, err)
+	}
+}
+
+func TestTLSAndCachingSHA2FullAuth(t *testing.T) {
+	toml, files := tlsListener(t, "caching_sha2_password", true)
+	p := startProxy(t, toml)
+	tlsName := registerTLS(t, files)
+	// A client that will not use TLS is refused (require_secure_transport style).
+	if me := mysqlErr(ping(p.dsn("main", ""))); me == nil || me.Number != 3159 {
+		t.Fatalf("plaintext client: want 3159, got %v", me)
+	}
+	// Over TLS the first login sends the password in cleartext inside TLS.
+	db, err := sql.Open("mysql", p.dsn("main", "tls="+tlsName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got := queryString(t, db, "SELECT 'over tls'"); got != "over tls" {
+		t.Fatal(got)
+	}
+	out, err := testenv.RunCLI(context.Background(), cliConn(p, "main", files.CAFile), "-N", "-e", "SELECT 'cli tls'")
+	if err != nil || strings.TrimSpace(out) != "cli tls" {
+		t.Fatalf("mariadb CLI over TLS: %q %v", out, err)
+	}
+}
+
+func TestAuthSwitchFromNativeClient(t *testing.T) {
+	p := startProxy(t, listenerTOML("main", []string{"n1"}, `auth_plugin = "caching_sha2_password"`)+nodeTOML("n1", backendDB, ""))
+	// The CLI answers the greeting with mysql_native_password; the proxy
+	// switches it to the account's caching_sha2_password.
+	out, err := testenv.RunCLI(context.Background(), cliConn(p, "main", ""), "--default-auth=mysql_native_password", "-N", "-e", "SELECT 'switched'")
+	if err != nil || strings.TrimSpace(out) != "switched" {
+		t.Fatalf("auth switch: %q %v", out, err)
+	}
+}
+
+func cliConn(p *proxy, name, ca string) testenv.CLIConn {
+	addr := p.Addr(name).String()
+	port := 0
+	fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port)
+	return testenv.CLIConn{Host: "127.0.0.1", Port: port, User: "app", Password: "app-secret", Database: "gotest", SSLCA: ca}
+}
