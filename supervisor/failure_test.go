@@ -1,0 +1,165 @@
+package supervisor_test
+
+import (
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+func TestKill(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	addr := p.Addr("main").String()
+	victim, err := client.Connect(addr, "app", "app-secret", "gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	id := victim.GetConnectionID() // the proxy's id, not the backend's
+	db := p.db(t, "main", "")
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.Execute("SELECT SLEEP(30)")
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "sleep running on the backend", func() bool {
+		var n int
+		_ = backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'").Scan(&n)
+		return n == 1
+	})
+	start := time.Now()
+	if _, err := db.Exec(fmt.Sprintf("KILL QUERY %d", id)); err != nil {
+		t.Fatalf("KILL QUERY %d: %v", id, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("KILL QUERY did not interrupt the statement")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("KILL QUERY took %s", d)
+	}
+	// The victim's connection survives KILL QUERY.
+	if _, err := victim.Execute("SELECT 1"); err != nil {
+		t.Fatalf("session after KILL QUERY: %v", err)
+	}
+	// Unknown ids are refused like MySQL does.
+	if me := mysqlErr(execErr(db, "KILL 987654")); me == nil || me.Number != 1094 {
+		t.Fatalf("unknown thread: %v", me)
+	}
+	// KILL CONNECTION (COM_PROCESS_KILL from go-mysql's raw packet) closes it.
+	r := dialRaw(t, p, "main")
+	r.send(0x0c, byte(id), byte(id>>8), byte(id>>16), byte(id>>24))
+	if b := r.read(); b[0] != 0x00 {
+		t.Fatalf("COM_PROCESS_KILL: %q", b)
+	}
+	waitFor(t, 5*time.Second, "killed connection closed", func() bool {
+		_, err := victim.Execute("SELECT 1")
+		return err != nil
+	})
+}
+
+func execErr(db *sql.DB, q string) error {
+	_, err := db.Exec(q)
+	return err
+}
+
+func TestPoolExhaustedGivesClearError(t *testing.T) {
+	extra := "pool_min_idle = 0\n"
+	toml := strings.Replace(listenerTOML("main", []string{"n1"}, extra), "pool_size = 8", "pool_size = 1", 1)
+	toml = strings.Replace(toml, `pool_acquire_timeout = "2s"`, `pool_acquire_timeout = "300ms"`, 1)
+	p := startProxy(t, toml+nodeTOML("n1", backendDB, ""))
+	db := p.db(t, "main", "")
+	holder := pinnedConn(t, db) // takes the only backend connection
+	start := time.Now()
+	err := ping(p.dsn("main", ""))
+	me := mysqlErr(err)
+	if me == nil || me.Number != 1040 || !strings.Contains(me.Message, `tenant "main"`) {
+		t.Fatalf("want 1040 naming the tenant, got %v", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("waited %s, want about the 300ms acquire timeout", d)
+	}
+	assertAlive(t, holder)
+	holder.Close()
+	// Released and reset: the next session gets it, with clean state.
+	c2 := pinnedConn(t, db)
+	if got := queryString(t, c2, "SELECT @@session.sql_mode = @@global.sql_mode"); got != "1" {
+		t.Fatal("connection not reset before reuse")
+	}
+	if len(p.metric(t, `pisa_proxy_pool_timeouts_total{domain="main",node="n1"} 1`)) != 1 {
+		t.Fatal("pool timeout not counted")
+	}
+}
+
+func TestBackendUnreachable(t *testing.T) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A free port nobody listens on.
+	node := strings.Replace(nodeTOML("down", backendDB, ""), "port = "+strconv.Itoa(backendDB.Port()), "port = "+strconv.Itoa(port), 1)
+	toml := listenerTOML("main", []string{"down"}, "pool_min_idle = 0\n") + node
+	p := startProxy(t, toml)
+	start := time.Now()
+	err = ping(p.dsn("main", ""))
+	me := mysqlErr(err)
+	if me == nil || me.Number != 2003 || !strings.Contains(me.Message, `tenant "main"`) || !strings.Contains(me.Message, "down") {
+		t.Fatalf("want 2003 naming tenant and node, got %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("unreachable backend took %s to report", d)
+	}
+	if len(p.metric(t, `pisa_proxy_pool_dial_errors_total{domain="main",node="down"}`)) != 1 {
+		t.Fatal("dial error not counted")
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	p := startProxy(t, oneNode("max_connections = 1\n"))
+	db := p.db(t, "main", "")
+	_ = pinnedConn(t, db)
+	me := mysqlErr(ping(p.dsn("main", "")))
+	if me == nil || me.Number != 1040 {
+		t.Fatalf("want 1040 Too many connections, got %v", me)
+	}
+	if len(p.metric(t, `pisa_proxy_connections_rejected_total{domain="main",reason="max_connections"} 1`)) != 1 {
+		t.Fatal("rejection not counted")
+	}
+}
+
+func TestBackendTLS(t *testing.T) {
+	srv := testenv.MariaDB(t, testenv.WithTLS())
+	toml := listenerTOML("main", []string{"tls"}, "") + nodeTOML("tls", srv, `tls = "required"`+"\n"+`tls_ca = "`+srv.TLSFiles().CAFile+`"`)
+	p := startProxy(t, toml)
+	db := p.db(t, "main", "")
+	var name, cipher string
+	if err := db.QueryRow("SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher); err != nil {
+		t.Fatal(err)
+	}
+	if cipher == "" {
+		t.Fatal("backend connection is not encrypted")
+	}
+}
+
+func TestClientGoneMidResult(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	r := dialRaw(t, p, "main")
+	// Ask for a large result and hang up after the first packets.
+	r.send(append([]byte{0x03}, "SELECT seq FROM seq_1_to_2000000"...)...)
+	r.read()
+	r.c.Close()
+	// The backend connection was mid-result: it is discarded, never reused.
+	db := p.db(t, "main", "")
+	for range 20 {
+		if got := queryString(t, db, "SELECT 'clean'"); got != "clean" {
+			t.Fatal(got)
+		}
+	}
+}
