@@ -225,13 +225,15 @@ func startTransfer(ctx context.Context, t *testing.T, tn *testNet, dst netip.Add
 	return tr
 }
 
-// rate measures the receive rate in bit/s over window, after warmup.
-func (tr *transfer) rate(warmup, window time.Duration) float64 {
+// rate measures the receive rate (goodput) in bit/s over window, after
+// warmup, and the rate of wire(), a byte counter, over the same window.
+func (tr *transfer) rate(warmup, window time.Duration, wire func() uint64) (goodput, wireRate float64) {
 	time.Sleep(warmup) // measurement window, not synchronisation
-	b0, t0 := tr.received.Load(), time.Now()
+	b0, w0, t0 := tr.received.Load(), wire(), time.Now()
 	time.Sleep(window)
-	b1, t1 := tr.received.Load(), time.Now()
-	return float64(b1-b0) * 8 / t1.Sub(t0).Seconds()
+	b1, w1, t1 := tr.received.Load(), wire(), time.Now()
+	secs := t1.Sub(t0).Seconds()
+	return float64(b1-b0) * 8 / secs, float64(w1-w0) * 8 / secs
 }
 
 // wait returns when the receiver has read the whole stream.

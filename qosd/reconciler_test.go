@@ -65,11 +65,15 @@ func tcSnapshot(t *testing.T, nl *netlink.Handle, dev string) string {
 
 func within(got, want, frac float64) bool { return math.Abs(got-want) <= want*frac }
 
-// measureRate measures one stream's goodput; a noisy machine gets one
-// retry. before runs ahead of each attempt (to snapshot counters).
-func measureRate(t *testing.T, tn *testNet, dst netip.AddrPort, before func(), check func(float64) bool) (float64, *transfer) {
+// measureRate measures one stream's goodput and, with wire set, the class's
+// wire rate from its byte counter; a noisy machine gets one retry. before
+// runs ahead of each attempt (to snapshot counters).
+func measureRate(t *testing.T, tn *testNet, dst netip.AddrPort, before func(), wire func() uint64, check func(goodput, wire float64) bool) (float64, float64, *transfer) {
 	t.Helper()
-	var rate float64
+	if wire == nil {
+		wire = func() uint64 { return 0 }
+	}
+	var goodput, wireRate float64
 	var tr *transfer
 	for attempt := range 2 {
 		if before != nil {
@@ -77,15 +81,16 @@ func measureRate(t *testing.T, tn *testNet, dst netip.AddrPort, before func(), c
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		tr = startTransfer(ctx, t, tn, dst)
-		rate = tr.rate(time.Second, 3*time.Second)
+		goodput, wireRate = tr.rate(time.Second, 3*time.Second, wire)
 		cancel()
 		tr.wait(t, 30*time.Second)
-		t.Logf("%v attempt %d: %.3f Mbit/s, %d bytes sent, %d segments retransmitted", dst, attempt+1, rate/1e6, tr.sent.Load(), tr.retrans.Load())
-		if check(rate) {
+		t.Logf("%v attempt %d: goodput %.3f Mbit/s, class wire rate %.3f Mbit/s, %d bytes sent, %d segments retransmitted",
+			dst, attempt+1, goodput/1e6, wireRate/1e6, tr.sent.Load(), tr.retrans.Load())
+		if check(goodput, wireRate) {
 			break
 		}
 	}
-	return rate, tr
+	return goodput, wireRate, tr
 }
 
 func classCounters(t *testing.T, r *Reconciler) ClassCounters {
@@ -115,10 +120,16 @@ func TestShapingInNetns(t *testing.T) {
 
 	// Goodput is L4 payload; HTB shapes L2 frames (1514 bytes carry 1448).
 	var base ClassCounters
-	shaped, tr := measureRate(t, tn, dbPort, func() { base = classCounters(t, r) }, func(r float64) bool { return within(r, claimBits, 0.10) })
-	t.Logf("claimed 10mbit: measured goodput %.3f Mbit/s (%+.1f%%)", shaped/1e6, (shaped/claimBits-1)*100)
+	wireBytes := func() uint64 { return classCounters(t, r).Bytes }
+	shaped, wire, tr := measureRate(t, tn, dbPort, func() { base = classCounters(t, r) }, wireBytes,
+		func(g, w float64) bool { return within(g, claimBits, 0.10) && within(w, claimBits, 0.10) })
+	t.Logf("claimed 10mbit: goodput %.3f Mbit/s (%+.1f%%), wire %.3f Mbit/s (%+.1f%%)",
+		shaped/1e6, (shaped/claimBits-1)*100, wire/1e6, (wire/claimBits-1)*100)
 	if !within(shaped, claimBits, 0.10) {
 		t.Errorf("shaped goodput %.3f Mbit/s is not within 10%% of the 10 Mbit/s claim", shaped/1e6)
+	}
+	if !within(wire, claimBits, 0.10) {
+		t.Errorf("class wire rate %.3f Mbit/s is not within 10%% of the 10 Mbit/s claim", wire/1e6)
 	}
 
 	c := classCounters(t, r)
@@ -138,9 +149,20 @@ func TestShapingInNetns(t *testing.T) {
 		t.Errorf("counter labels = %+v", c.ClassInfo)
 	}
 
+	// With spare capacity a class borrows up to its ceil: rate 5mbit, ceil 10mbit.
+	ceilCfg := claimConfig(tn.devA, "5mbit", dbPort)
+	ceilCfg.App[0].Service[0].QoSGroup.Ceil = "10mbit"
+	if err := r.Apply(ctx, ceilCfg); err != nil {
+		t.Fatalf("apply rate 5mbit ceil 10mbit: %v", err)
+	}
+	_, ceilWire, _ := measureRate(t, tn, dbPort, nil, wireBytes, func(_, w float64) bool { return within(w, claimBits, 0.10) })
+	if !within(ceilWire, claimBits, 0.10) {
+		t.Errorf("rate 5mbit ceil 10mbit: class wire rate %.3f Mbit/s, want the 10 Mbit/s ceil within 10%%", ceilWire/1e6)
+	}
+
 	// Unclassified traffic on the same interface is not limited.
 	other := netip.AddrPortFrom(tn.ipB, 3307)
-	free, _ := measureRate(t, tn, other, nil, func(r float64) bool { return r > 5*claimBits })
+	free, _, _ := measureRate(t, tn, other, nil, nil, func(g, _ float64) bool { return g > 5*claimBits })
 	t.Logf("unclassified port 3307: %.1f Mbit/s", free/1e6)
 	if free <= 5*claimBits {
 		t.Errorf("unclassified traffic ran at %.1f Mbit/s, want well above the 10 Mbit/s claim", free/1e6)
@@ -153,7 +175,7 @@ func TestShapingInNetns(t *testing.T) {
 	if after := tcSnapshot(t, tn.nlA, tn.devA); after != before {
 		t.Errorf("tc state after removing the claim:\n%s\nwant as before:\n%s", after, before)
 	}
-	restored, _ := measureRate(t, tn, dbPort, nil, func(r float64) bool { return r > 5*claimBits })
+	restored, _, _ := measureRate(t, tn, dbPort, nil, nil, func(g, _ float64) bool { return g > 5*claimBits })
 	t.Logf("port 3306 after removing the claim: %.1f Mbit/s", restored/1e6)
 	if restored <= 5*claimBits {
 		t.Errorf("after removing the claim port 3306 ran at %.1f Mbit/s, want full speed", restored/1e6)
