@@ -1,0 +1,206 @@
+package wire
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Every writer against every reader around the 16 MiB packet boundary.
+func TestPacketBoundaries(t *testing.T) {
+	for _, n := range []int{0, 1, MaxPayload - 1, MaxPayload, MaxPayload + 1000, 2*MaxPayload + 3} {
+		payload := make([]byte, n)
+		_, _ = rand.Read(payload)
+		a, b := net.Pipe()
+		w, r := NewPacketIO(a, 0), NewPacketIO(b, 0)
+		errc := make(chan error, 1)
+		go func() { errc <- w.WritePacketFlush(payload) }()
+		got, err := r.ReadPacket(nil, 1<<30)
+		if err != nil {
+			t.Fatalf("%d: %v", n, err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("%d: write: %v", n, err)
+		}
+		if !bytes.Equal(got, payload) {
+			t.Fatalf("%d bytes: payload changed", n)
+		}
+		wantSeq := uint8(n/MaxPayload + 1)
+		if w.Seq != wantSeq || r.Seq != wantSeq {
+			t.Fatalf("%d bytes: sequence %d/%d, want %d", n, w.Seq, r.Seq, wantSeq)
+		}
+		a.Close()
+		b.Close()
+	}
+}
+
+func TestReadPacketTooLarge(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	w, r := NewPacketIO(a, 0), NewPacketIO(b, 0)
+	go func() { _ = w.WritePacketFlush(make([]byte, 5000)); _ = w.WritePacketFlush([]byte("next")) }()
+	if _, err := r.ReadPacket(nil, 4096); err != ErrPacketTooLarge {
+		t.Fatalf("want ErrPacketTooLarge, got %v", err)
+	}
+	// The oversized packet was drained: the stream stays in sync.
+	got, err := r.ReadPacket(nil, 4096)
+	if err != nil || string(got) != "next" {
+		t.Fatalf("after oversized packet: %q %v", got, err)
+	}
+}
+
+// relayCase plays a backend response through Relay and checks that the
+// client received exactly the bytes the backend sent.
+func relayCase(t *testing.T, kind ResponseKind, packets [][]byte) Outcome {
+	t.Helper()
+	var sent bytes.Buffer
+	for i, p := range packets {
+		n := len(p)
+		sent.Write([]byte{byte(n), byte(n >> 8), byte(n >> 16), byte(i + 1)})
+		sent.Write(p)
+	}
+	beSrv, beProxy := net.Pipe()
+	clProxy, clApp := net.Pipe()
+	go func() { _, _ = beSrv.Write(sent.Bytes()) }()
+	var got bytes.Buffer
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _, _ = io.CopyN(&got, clApp, int64(sent.Len())) }()
+	r := Relay{Client: NewPacketIO(clProxy, 0), Backend: NewPacketIO(beProxy, 0)}
+	out, err := r.Response(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if !bytes.Equal(got.Bytes(), sent.Bytes()) {
+		t.Fatalf("client got %d bytes, backend sent %d; streams differ", got.Len(), sent.Len())
+	}
+	if r.Backend.Buffered() != 0 {
+		t.Fatal("relay read past the end of the response")
+	}
+	return out
+}
+
+func eof(status uint16) []byte { return []byte{0xfe, 0, 0, byte(status), byte(status >> 8)} }
+
+func TestRelayResultSets(t *testing.T) {
+	col := []byte("\x03def\x00\x01t\x01t\x01a\x01a\x0c\x21\x00\x00\x01\x00\x00\xfd\x00\x00\x00\x00\x00")
+	bigRow := append([]byte{0xfe}, make([]byte, 8)...) // starts like EOF but is a row: length >= 9
+	huge := make([]byte, MaxPayload)                   // a row split over two packets
+	huge[0] = 0xfc
+	cases := map[string]struct {
+		kind    ResponseKind
+		packets [][]byte
+		status  uint16
+		errCode uint16
+	}{
+		"ok":    {RespResult, [][]byte{{0, 1, 0, 2, 0, 0, 0}}, 2, 0},
+		"error": {RespResult, [][]byte{ErrorPayload(NewError(1146, "no table"))}, 0, 1146},
+		"rows": {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, bigRow, huge, {0}, eof(2)}, 2, 0},
+		"two results": {RespResult, [][]byte{{1}, col, eof(0x0a), {1, 'x'}, eof(0x0a),
+			{0, 0, 0, 2, 0, 0, 0}}, 2, 0},
+		"error mid rows": {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, ErrorPayload(NewError(1317, "interrupted"))}, 0, 1317},
+		"cursor":         {RespResult, [][]byte{{1}, col, eof(2 | 0x40)}, 0x42, 0},
+		"field list":     {RespFieldList, [][]byte{col, col, eof(2)}, 2, 0},
+		"prepare":        {RespPrepare, [][]byte{{0, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, col, col, eof(2), col, eof(2)}, 0, 0},
+		"statistics":     {RespSingle, [][]byte{[]byte("Uptime: 5")}, 0, 0},
+		"fetch":          {RespRows, [][]byte{{0, 0, 1}, {0, 0, 2}, eof(0x82)}, 0x82, 0},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			out := relayCase(t, c.kind, c.packets)
+			if out.Status != c.status || out.ErrCode != c.errCode {
+				t.Fatalf("outcome %+v, want status %#x err %d", out, c.status, c.errCode)
+			}
+		})
+	}
+}
+
+func FuzzParseHandshakeResponse(f *testing.F) {
+	f.Add(bytes.Repeat([]byte{0xff}, 40))
+	f.Add(append(append([]byte{0x8d, 0xa6, 0xff, 0x19, 0, 0, 0, 1, 45}, make([]byte, 23)...), "root\x00\x14aaaaaaaaaaaaaaaaaaaa"...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseHandshakeResponse(b)
+		_, _ = ParseChangeUser(append([]byte{0x11}, b...), 0xffffffff)
+	})
+}
+
+// recordingConn remembers what the server wrote.
+type recordingConn struct {
+	net.Conn
+	mu  sync.Mutex
+	out bytes.Buffer
+}
+
+func (c *recordingConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.out.Write(b)
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// login runs Accept against go-mysql's client over a pipe and reports
+// whether the server asked for full authentication.
+func login(t *testing.T, a *Authenticator, password string) (fullAuth bool, err error) {
+	t.Helper()
+	srv, cli := net.Pipe()
+	rec := &recordingConn{Conn: srv}
+	done := make(chan error, 1)
+	go func() {
+		p := NewPacketIO(rec, 0)
+		_, err := Accept(p, ServerConfig{Version: "5.7.37", ConnID: 7, Auth: a, RemoteHost: "127.0.0.1"})
+		if err == nil {
+			err = p.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT)
+		}
+		done <- err
+	}()
+	dial := func(context.Context, string, string) (net.Conn, error) { return cli, nil }
+	c, cerr := client.ConnectWithDialer(context.Background(), "tcp", "pipe", "app", password, "", dial)
+	if c != nil {
+		c.Close()
+	}
+	serr := <-done
+	srv.Close()
+	if cerr == nil && serr != nil {
+		t.Fatalf("client ok but server failed: %v", serr)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return bytes.Contains(rec.out.Bytes(), []byte{2, 0, 0, 2, 1, 4}) || bytes.Contains(rec.out.Bytes(), []byte{2, 0, 0, 4, 1, 4}), cerr
+}
+
+func TestCachingSHA2FullThenFast(t *testing.T) {
+	a := &Authenticator{Plugin: PluginCachingSHA2, Lookup: func(u string) (string, bool) { return "s3cret", u == "app" }}
+	full, err := login(t, a, "s3cret")
+	if err != nil || !full {
+		t.Fatalf("first login: full=%v err=%v", full, err)
+	}
+	full, err = login(t, a, "s3cret")
+	if err != nil || full {
+		t.Fatalf("second login must take the fast path: full=%v err=%v", full, err)
+	}
+	if _, err := login(t, a, "wrong"); err == nil {
+		t.Fatal("wrong password accepted on the fast path")
+	}
+}
+
+func TestNativeLogin(t *testing.T) {
+	a := &Authenticator{Plugin: PluginNative, Lookup: func(u string) (string, bool) { return "pw", u == "app" }}
+	if _, err := login(t, a, "pw"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := login(t, a, "bad")
+	if me, ok := err.(*mysql.MyError); !ok || me.Code != mysql.ER_ACCESS_DENIED_ERROR {
+		// go-mysql wraps errors; check the text instead
+		if err == nil || !bytes.Contains([]byte(err.Error()), []byte("1045")) {
+			t.Fatalf("want 1045, got %v", err)
+		}
+	}
+}
