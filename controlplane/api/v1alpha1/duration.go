@@ -17,7 +17,9 @@ import (
 //
 // +kubebuilder:validation:XIntOrString
 // +kubebuilder:validation:Type=""
-// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$')",message="must be a duration like \"5s\" or \"1m30s\", or a non-negative integer"
+// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$|^[0-9]+$`
+// +kubebuilder:validation:MaxLength=64
+// +kubebuilder:validation:XValidation:rule="type(self) == string || self >= 0",message="must not be negative"
 type Duration string
 
 // NanosecondThreshold: integers at or above it are nanoseconds, below it seconds.

@@ -1,0 +1,523 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/configclient"
+	"pisanix.io/pisanix/controlplane/configserver"
+	"pisanix.io/pisanix/controlplane/translate"
+)
+
+const timeout = 20 * time.Second
+
+// applyYAML creates every document of a manifest, like kubectl apply on a fresh cluster.
+func applyYAML(t *testing.T, data []byte) {
+	t.Helper()
+	for i, doc := range bytes.Split(data, []byte("\n---")) {
+		obj := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		if len(obj.Object) == 0 {
+			continue
+		}
+		if err := k8s.Create(context.Background(), obj); err != nil {
+			t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
+		}
+	}
+}
+
+// update re-reads obj, applies mutate and writes it, retrying on conflicts
+// with the controller's status writes.
+func update[T client.Object](t *testing.T, obj T, mutate func(T)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return k8s.Update(context.Background(), obj)
+	})
+	if err != nil {
+		t.Fatalf("update %s: %v", obj.GetName(), err)
+	}
+}
+
+func namespace(t *testing.T, name string) {
+	t.Helper()
+	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+func fetch(ns, app string) (*config.Config, error) {
+	c, _, err := configclient.Fetch(context.Background(), configURL, ns, app)
+	return c, err
+}
+
+func readyReason(conds []metav1.Condition) string {
+	c := meta.FindStatusCondition(conds, v1alpha1.ConditionReady)
+	if c == nil {
+		return "<none>"
+	}
+	return string(c.Status) + "/" + c.Reason
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// The seed's socks-shop YAML applies unchanged and the config served for
+// the catalogue app is exactly the expected proxy config.
+func TestSocksShop(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "examples", "socks-shop.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyYAML(t, data)
+	want := jsonOf(t, translate.SocksShopExpected())
+	eventually(t, timeout, func() error {
+		c, err := fetch("default", "catalogue")
+		if err != nil {
+			return err
+		}
+		if got := jsonOf(t, c); got != want {
+			return fmt.Errorf("served config differs\ngot:  %s\nwant: %s", got, want)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	eventually(t, timeout, func() error {
+		vdb := &v1alpha1.VirtualDatabase{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "catalogue"}, vdb); err != nil {
+			return err
+		}
+		ts := &v1alpha1.TrafficStrategy{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "catalogue"}, ts); err != nil {
+			return err
+		}
+		ep := &v1alpha1.DatabaseEndpoint{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: "default", Name: "catalogue-db"}, ep); err != nil {
+			return err
+		}
+		if r := readyReason(vdb.Status.Conditions); r != "True/Ready" || vdb.Status.Endpoints != 1 || vdb.Status.ConfigVersion == "" {
+			return fmt.Errorf("vdb status %s endpoints %d version %q", r, vdb.Status.Endpoints, vdb.Status.ConfigVersion)
+		}
+		if r := readyReason(ts.Status.Conditions); r != "True/Ready" || ts.Status.Endpoints != 1 {
+			return fmt.Errorf("ts status %s endpoints %d", r, ts.Status.Endpoints)
+		}
+		if r := readyReason(ep.Status.Conditions); r != "True/Ready" || ep.Status.Role != "readwrite" {
+			return fmt.Errorf("dbep status %s role %q", r, ep.Status.Role)
+		}
+		return nil
+	})
+}
+
+// Objects the schema refuses, with the field named in the API server's message.
+func TestInvalidObjectsRefused(t *testing.T) {
+	namespace(t, "invalid")
+	obj := func(kind, spec string) *unstructured.Unstructured {
+		u := &unstructured.Unstructured{}
+		doc := fmt.Sprintf("apiVersion: core.database-mesh.io/v1alpha1\nkind: %s\nmetadata: {name: bad, namespace: invalid}\nspec:\n%s", kind, spec)
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatalf("test manifest: %v", err)
+		}
+		return u
+	}
+	tests := []struct {
+		name, kind, spec string
+		wantField        string
+	}{
+		{"unknown balance kind", "TrafficStrategy", `
+  selector: {matchLabels: {a: b}}
+  loadBalance: {simpleLoadBalance: {kind: weighted}}`, "spec.loadBalance.simpleLoadBalance.kind"},
+		{"both load balancers", "TrafficStrategy", `
+  selector: {}
+  loadBalance: {simpleLoadBalance: {kind: random}, readWriteSplitting: {static: {defaultTarget: read}}}`, "exactly one of simpleLoadBalance or readWriteSplitting"},
+		{"no selector", "TrafficStrategy", `
+  loadBalance: {simpleLoadBalance: {kind: random}}`, "spec.selector"},
+		{"bad duration", "TrafficStrategy", `
+  selector: {}
+  loadBalance: {simpleLoadBalance: {kind: random}}
+  concurrencyControls: [{regex: ["^insert"], maxConcurrency: 1, duration: "5 parsecs"}]`, "spec.concurrencyControls[0].duration"},
+		{"zero concurrency", "TrafficStrategy", `
+  selector: {}
+  loadBalance: {simpleLoadBalance: {kind: random}}
+  concurrencyControls: [{regex: ["^insert"], maxConcurrency: 0}]`, "spec.concurrencyControls[0].maxConcurrency"},
+		{"port out of range", "DatabaseEndpoint", `
+  database: {MySQL: {host: db, port: 70000, user: root}}`, "spec.database.MySQL.port"},
+		{"password twice", "DatabaseEndpoint", `
+  database: {MySQL: {host: db, port: 3306, user: root, password: x, passwordSecretRef: {name: s}}}`, "set password or passwordSecretRef, not both"},
+		{"no services", "VirtualDatabase", `
+  services: []`, "spec.services"},
+		{"service without strategy", "VirtualDatabase", `
+  services: [{name: mysql, databaseMySQL: {user: u}}]`, "spec.services[0].trafficStrategy"},
+		{"duplicate service names", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}}, {name: a, trafficStrategy: t, databaseMySQL: {user: u, port: 3307}}]`, "spec.services[1]"},
+		{"pool too big", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u, poolSize: 1000}}]`, "spec.services[0].databaseMySQL.poolSize"},
+		{"bad rate", "QoSClaim", `
+  trafficQoS: {name: q, qos_group: {rate: fast}}`, "spec.trafficQoS.qos_group.rate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := k8s.Create(context.Background(), obj(tt.kind, tt.spec))
+			if err == nil {
+				t.Fatal("the API server accepted the object")
+			}
+			if !apierrors.IsInvalid(err) {
+				t.Fatalf("want an Invalid error, got %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantField) {
+				t.Fatalf("error does not name %q: %v", tt.wantField, err)
+			}
+		})
+	}
+	// Old manifests: an integer duration is accepted.
+	ok := obj("TrafficStrategy", `
+  selector: {}
+  loadBalance: {simpleLoadBalance: {kind: random}}
+  concurrencyControls: [{regex: ["^insert"], maxConcurrency: 1, duration: 10000000000}]`)
+	if err := k8s.Create(context.Background(), ok); err != nil {
+		t.Fatalf("integer duration refused: %v", err)
+	}
+}
+
+func newEndpoint(ns, name string, labels map[string]string) *v1alpha1.DatabaseEndpoint {
+	return &v1alpha1.DatabaseEndpoint{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
+		Spec: v1alpha1.DatabaseEndpointSpec{Database: v1alpha1.Database{MySQL: &v1alpha1.MySQLEndpoint{
+			Host: name + ".db.svc", Port: 3306, User: "root", Password: "pw", DB: "shop",
+		}}},
+	}
+}
+
+func nodes(c *config.Config) string {
+	var names []string
+	for _, n := range c.MySQL.Node {
+		names = append(names, n.Name+"("+n.Role+")")
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
+}
+
+// Selector changes, endpoint add/remove and strategy edits show up in the
+// served config, and a watching proxy learns of each within the 2 s goal.
+func TestChangesReachTheProxy(t *testing.T) {
+	const ns = "changes"
+	namespace(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// A watching client, as the sidecar will run it.
+	type applied struct {
+		cfg *config.Config
+		at  time.Time
+	}
+	got := make(chan applied, 64)
+	go func() {
+		_ = configclient.Watch(ctx, configURL, ns, "shop", func(c *config.Config) { got <- applied{c, time.Now()} },
+			configclient.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	}()
+	// expect waits until the watcher applies a config for which check is nil
+	// and returns how long after since it took.
+	expect := func(step string, since time.Time, check func(*config.Config) error) {
+		t.Helper()
+		deadline := time.After(timeout)
+		var last error
+		for {
+			select {
+			case a := <-got:
+				if last = check(a.cfg); last == nil {
+					d := a.at.Sub(since)
+					t.Logf("%s: applied by the watching client %v after the API write", step, d.Round(time.Millisecond))
+					if d > 2*time.Second {
+						t.Errorf("%s: took %v, goal is 2s", step, d)
+					}
+					return
+				}
+			case <-deadline:
+				t.Fatalf("%s: not applied within %v (last: %v)", step, timeout, last)
+			}
+		}
+	}
+
+	ts := &v1alpha1.TrafficStrategy{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: v1alpha1.TrafficStrategySpec{
+			Selector:    &metav1.LabelSelector{MatchLabels: map[string]string{"app": "shop"}},
+			LoadBalance: &v1alpha1.LoadBalance{SimpleLoadBalance: &v1alpha1.SimpleLoadBalance{Kind: v1alpha1.LoadBalanceRandom}},
+		},
+	}
+	vdb := &v1alpha1.VirtualDatabase{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.Service{{
+			Name: "mysql", TrafficStrategy: "shop",
+			DatabaseMySQL: &v1alpha1.DatabaseMySQL{User: "app", Password: "apppw", DB: "shop"},
+		}}},
+	}
+	// VirtualDatabase first: its strategy is missing.
+	if err := k8s.Create(ctx, vdb); err != nil {
+		t.Fatal(err)
+	}
+	waitReason := func(want string) {
+		t.Helper()
+		eventually(t, timeout, func() error {
+			v := &v1alpha1.VirtualDatabase{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(vdb), v); err != nil {
+				return err
+			}
+			if r := readyReason(v.Status.Conditions); r != want {
+				return fmt.Errorf("vdb Ready = %s, want %s", r, want)
+			}
+			_, err := fetch(ns, "shop")
+			var nr *configclient.NotReadyError
+			if want != "True/Ready" && (!errors.As(err, &nr) || "False/"+nr.Reason != want) {
+				return fmt.Errorf("served: %v, want not ready %s", err, want)
+			}
+			return nil
+		})
+	}
+	waitReason("False/" + v1alpha1.ReasonStrategyMissing)
+	if err := k8s.Create(ctx, ts); err != nil {
+		t.Fatal(err)
+	}
+	waitReason("False/" + v1alpha1.ReasonNoEndpointSelected)
+
+	// An endpoint the selector does not pick changes nothing.
+	other := newEndpoint(ns, "other", map[string]string{"app": "orders"})
+	if err := k8s.Create(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	// A matching endpoint: the first config.
+	start := time.Now()
+	primary := newEndpoint(ns, "primary", map[string]string{"app": "shop"})
+	if err := k8s.Create(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	expect("endpoint added", start, func(c *config.Config) error {
+		if n := nodes(c); n != "primary(readwrite)" {
+			return fmt.Errorf("nodes %s", n)
+		}
+		if c.Proxy.Config[0].ListenAddr != "0.0.0.0:3306" || c.Proxy.Config[0].User != "app" {
+			return fmt.Errorf("listener %+v", c.Proxy.Config[0])
+		}
+		return nil
+	})
+	waitReason("True/Ready")
+
+	// Relabel the other endpoint (as a replica) so the selector picks it.
+	start = time.Now()
+	update(t, other, func(o *v1alpha1.DatabaseEndpoint) {
+		o.Labels["app"] = "shop"
+		o.Annotations = map[string]string{v1alpha1.RoleAnnotation: "read"}
+	})
+	expect("endpoint relabelled into the selector", start, func(c *config.Config) error {
+		if n := nodes(c); n != "other(read),primary(readwrite)" {
+			return fmt.Errorf("nodes %s", n)
+		}
+		if lb := c.Proxy.Config[0].SimpleLoadBalance; strings.Join(lb.Nodes, ",") != "other,primary" {
+			return fmt.Errorf("load balance nodes %v", lb.Nodes)
+		}
+		return nil
+	})
+
+	// Strategy edit: round robin, a circuit break and a concurrency control.
+	start = time.Now()
+	update(t, ts, func(ts *v1alpha1.TrafficStrategy) {
+		ts.Spec.LoadBalance.SimpleLoadBalance.Kind = v1alpha1.LoadBalanceRoundRobin
+		ts.Spec.CircuitBreaks = []v1alpha1.CircuitBreak{{Regex: []string{"^drop"}}}
+		ts.Spec.ConcurrencyControls = []v1alpha1.ConcurrencyControl{{Regex: []string{"^insert"}, MaxConcurrency: 4, Duration: "5s"}}
+	})
+	expect("strategy edited", start, func(c *config.Config) error {
+		l := c.Proxy.Config[0]
+		if l.SimpleLoadBalance.BalanceType != "roundrobin" || l.Plugin == nil || len(l.Plugin.CircuitBreak) != 1 ||
+			len(l.Plugin.ConcurrencyControl) != 1 || l.Plugin.ConcurrencyControl[0].Duration != 5 {
+			return fmt.Errorf("listener %s", jsonOf(t, l))
+		}
+		return nil
+	})
+
+	// Selector change: only the replica.
+	start = time.Now()
+	update(t, ts, func(ts *v1alpha1.TrafficStrategy) {
+		ts.Spec.Selector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"shop"}},
+		}, MatchLabels: map[string]string{"tier": "replica"}}
+	})
+	update(t, other, func(o *v1alpha1.DatabaseEndpoint) { o.Labels["tier"] = "replica" })
+	expect("selector changed", start, func(c *config.Config) error {
+		if n := nodes(c); n != "other(read)" {
+			return fmt.Errorf("nodes %s", n)
+		}
+		return nil
+	})
+
+	// Endpoint removed: back to "no endpoint selected"; the proxy keeps its last config.
+	if err := k8s.Delete(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	waitReason("False/" + v1alpha1.ReasonNoEndpointSelected)
+	ep := &v1alpha1.TrafficStrategy{}
+	eventually(t, timeout, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(ts), ep); err != nil {
+			return err
+		}
+		if r := readyReason(ep.Status.Conditions); r != "False/"+v1alpha1.ReasonNoEndpointSelected || ep.Status.Endpoints != 0 {
+			return fmt.Errorf("ts Ready = %s endpoints %d", r, ep.Status.Endpoints)
+		}
+		return nil
+	})
+
+	// The VirtualDatabase deleted: its config is withdrawn.
+	if err := k8s.Delete(ctx, vdb); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, timeout, func() error {
+		if _, err := fetch(ns, "shop"); !errors.Is(err, configclient.ErrNotFound) {
+			return fmt.Errorf("after delete: %v", err)
+		}
+		return nil
+	})
+}
+
+// Passwords from Secrets; a missing Secret is a reason on the status.
+func TestSecretPasswords(t *testing.T) {
+	const ns = "secrets"
+	namespace(t, ns)
+	ctx := context.Background()
+	sel := map[string]string{"app": "vault"}
+	ts := &v1alpha1.TrafficStrategy{
+		ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: ns},
+		Spec: v1alpha1.TrafficStrategySpec{
+			Selector:    &metav1.LabelSelector{MatchLabels: sel},
+			LoadBalance: &v1alpha1.LoadBalance{SimpleLoadBalance: &v1alpha1.SimpleLoadBalance{Kind: v1alpha1.LoadBalanceRandom}},
+		},
+	}
+	ep := newEndpoint(ns, "db", sel)
+	ep.Spec.Database.MySQL.Password = ""
+	ep.Spec.Database.MySQL.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: "db-creds", Key: "password"}
+	vdb := &v1alpha1.VirtualDatabase{
+		ObjectMeta: metav1.ObjectMeta{Name: "vault", Namespace: ns},
+		Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.Service{{
+			Name: "mysql", TrafficStrategy: "vault",
+			DatabaseMySQL: &v1alpha1.DatabaseMySQL{User: "app", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "app-creds"}},
+		}}},
+	}
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-creds", Namespace: ns}, StringData: map[string]string{"password": "app-secret"}}
+	for _, o := range []client.Object{ts, ep, sec, vdb} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, timeout, func() error {
+		v := &v1alpha1.VirtualDatabase{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vdb), v); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(v.Status.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Reason != v1alpha1.ReasonSecretMissing || !strings.Contains(c.Message, "db-creds") {
+			return fmt.Errorf("Ready = %+v", c)
+		}
+		return nil
+	})
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-creds", Namespace: ns}, StringData: map[string]string{"password": "db-secret"}}); err != nil {
+		t.Fatal(err)
+	}
+	// Secrets are not watched: the reconciler retries a missing one (every second here).
+	eventually(t, timeout, func() error {
+		c, err := fetch(ns, "vault")
+		if err != nil {
+			return err
+		}
+		if c.Proxy.Config[0].Password != "app-secret" || c.MySQL.Node[0].Password != "db-secret" {
+			return fmt.Errorf("passwords %q %q", c.Proxy.Config[0].Password, c.MySQL.Node[0].Password)
+		}
+		return nil
+	})
+}
+
+// QoSClaims become the served daemon config.
+func TestDaemonConfig(t *testing.T) {
+	const ns = "qos"
+	namespace(t, ns)
+	ctx := context.Background()
+	sel := map[string]string{"app": "pay"}
+	objs := []client.Object{
+		&v1alpha1.QoSClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: "gold", Namespace: ns},
+			Spec:       v1alpha1.QoSClaimSpec{TrafficQoS: v1alpha1.TrafficQoS{Name: "gold", QoSGroup: v1alpha1.QoSGroup{Rate: "10mbit", Ceil: "20mbit"}}},
+		},
+		&v1alpha1.TrafficStrategy{
+			ObjectMeta: metav1.ObjectMeta{Name: "pay", Namespace: ns},
+			Spec: v1alpha1.TrafficStrategySpec{Selector: &metav1.LabelSelector{MatchLabels: sel},
+				LoadBalance: &v1alpha1.LoadBalance{SimpleLoadBalance: &v1alpha1.SimpleLoadBalance{Kind: v1alpha1.LoadBalanceRandom}}},
+		},
+		newEndpoint(ns, "paydb", sel),
+		&v1alpha1.VirtualDatabase{
+			ObjectMeta: metav1.ObjectMeta{Name: "payments", Namespace: ns},
+			Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.Service{{
+				Name: "mysql", TrafficStrategy: "pay", QoSClaim: "gold",
+				DatabaseMySQL: &v1alpha1.DatabaseMySQL{User: "app"},
+			}}},
+		},
+	}
+	for _, o := range objs {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, timeout, func() error {
+		resp, err := httpGet(configURL + configserver.DaemonPath())
+		if err != nil {
+			return err
+		}
+		var dc config.DaemonConfig
+		if err := json.Unmarshal(resp, &dc); err != nil {
+			return err
+		}
+		for _, app := range dc.App {
+			if app.Name == "payments" && len(app.Service) == 1 && app.Service[0].QoSGroup.Rate == "10mbit" &&
+				len(app.Service[0].Endpoints) == 1 && app.Service[0].Endpoints[0].IP == "paydb.db.svc" {
+				return dc.Validate()
+			}
+		}
+		return fmt.Errorf("payments not in daemon config: %s", resp)
+	})
+	eventually(t, timeout, func() error {
+		qc := &v1alpha1.QoSClaim{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "gold"}, qc); err != nil {
+			return err
+		}
+		if r := readyReason(qc.Status.Conditions); r != "True/Ready" {
+			return fmt.Errorf("qosclaim Ready = %s", r)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,170 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/configserver"
+	"pisanix.io/pisanix/controlplane/translate"
+)
+
+// SecretResync is how often a configuration that reads Secrets is rebuilt,
+// so a rotated password is picked up (Secrets are read, not watched, to keep
+// the controller's RBAC to "get").
+const SecretResync = 2 * time.Minute
+
+// DefaultSecretRetry is how soon a configuration waiting for a missing
+// Secret is rebuilt.
+const DefaultSecretRetry = 10 * time.Second
+
+// VirtualDatabaseReconciler serves one proxy configuration per VirtualDatabase.
+type VirtualDatabaseReconciler struct {
+	Client  client.Client
+	Secrets client.Reader // uncached; needs only "get" on Secrets
+	Store   *configserver.Store
+	Log     *slog.Logger
+	// SecretRetry: see Options.SecretRetry.
+	SecretRetry time.Duration
+}
+
+// Reconcile rebuilds the configuration of one VirtualDatabase.
+func (r *VirtualDatabaseReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	key := configserver.Key{Namespace: req.Namespace, App: req.Name}
+	vdb := &v1alpha1.VirtualDatabase{}
+	if err := r.Client.Get(ctx, req.NamespacedName, vdb); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Store.DeleteProxy(key)
+			r.Log.Info("virtual database gone; config withdrawn", "app", key.String())
+			return reconcile.Result{}, nil
+		}
+		return reconcile.Result{}, fmt.Errorf("get virtualdatabase %s: %w", req, err)
+	}
+	in, err := r.inputs(ctx, vdb)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	base := vdb.DeepCopy()
+	out, prob := translate.ProxyConfig(in)
+	var res reconcile.Result
+	var cond = readyCondition(vdb.Generation, v1alpha1.ReasonReady, "configuration served")
+	if prob != nil {
+		r.Store.SetProxyNotReady(key, prob.Reason, prob.Message)
+		cond = readyCondition(vdb.Generation, prob.Reason, prob.Message)
+		vdb.Status.Endpoints, vdb.Status.ConfigVersion = 0, ""
+		r.Log.Info("virtual database not ready", "app", key.String(), "reason", prob.Reason, "message", prob.Message)
+		if prob.Reason == v1alpha1.ReasonSecretMissing {
+			res.RequeueAfter = r.SecretRetry
+			if res.RequeueAfter <= 0 {
+				res.RequeueAfter = DefaultSecretRetry
+			}
+		}
+	} else {
+		v, err := r.Store.SetProxy(key, out.Config)
+		if err != nil {
+			return reconcile.Result{}, err
+		}
+		if v != vdb.Status.ConfigVersion {
+			r.Log.Info("proxy config served", "app", key.String(), "version", v, "endpoints", out.Endpoints)
+		}
+		vdb.Status.Endpoints, vdb.Status.ConfigVersion = int32(out.Endpoints), v
+	}
+	if len(translate.SecretNames(in)) > 0 && res.RequeueAfter == 0 {
+		res.RequeueAfter = SecretResync
+	}
+	setReady(&vdb.Status.CommonStatus, cond)
+	if err := patchStatus(ctx, r.Client, vdb, base); err != nil {
+		return reconcile.Result{}, err
+	}
+	return res, nil
+}
+
+// inputs gathers the strategies and endpoints of the VirtualDatabase's namespace.
+func (r *VirtualDatabaseReconciler) inputs(ctx context.Context, vdb *v1alpha1.VirtualDatabase) (translate.ProxyInput, error) {
+	in := translate.ProxyInput{VirtualDatabase: vdb, Strategies: map[string]*v1alpha1.TrafficStrategy{}}
+	var tss v1alpha1.TrafficStrategyList
+	if err := r.Client.List(ctx, &tss, client.InNamespace(vdb.Namespace)); err != nil {
+		return in, fmt.Errorf("list trafficstrategies in %s: %w", vdb.Namespace, err)
+	}
+	for i := range tss.Items {
+		in.Strategies[tss.Items[i].Name] = &tss.Items[i]
+	}
+	var eps v1alpha1.DatabaseEndpointList
+	if err := r.Client.List(ctx, &eps, client.InNamespace(vdb.Namespace)); err != nil {
+		return in, fmt.Errorf("list databaseendpoints in %s: %w", vdb.Namespace, err)
+	}
+	in.Endpoints = eps.Items
+	in.Secrets = func(name, key string) (string, error) {
+		sec := &corev1.Secret{}
+		if err := r.Secrets.Get(ctx, types.NamespacedName{Namespace: vdb.Namespace, Name: name}, sec); err != nil {
+			if apierrors.IsNotFound(err) {
+				return "", fmt.Errorf("secret %s/%s: %w", vdb.Namespace, name, translate.ErrSecretNotFound)
+			}
+			return "", fmt.Errorf("secret %s/%s: %w", vdb.Namespace, name, err)
+		}
+		v, ok := sec.Data[key]
+		if !ok {
+			return "", fmt.Errorf("secret %s/%s has no key %q: %w", vdb.Namespace, name, key, translate.ErrSecretNotFound)
+		}
+		return string(v), nil
+	}
+	return in, nil
+}
+
+// SetupWithManager watches VirtualDatabases and everything their
+// configuration depends on.
+func (r *VirtualDatabaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
+
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("virtualdatabase").
+		For(&v1alpha1.VirtualDatabase{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.TrafficStrategy{}, handler.EnqueueRequestsFromMapFunc(r.forStrategy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace), builder.WithPredicates(specOrMeta)).
+		Complete(r)
+}
+
+// forStrategy maps a TrafficStrategy to the VirtualDatabases that name it.
+func (r *VirtualDatabaseReconciler) forStrategy(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.VirtualDatabaseList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		r.Log.Error("list virtualdatabases", "namespace", o.GetNamespace(), "err", err)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for _, v := range list.Items {
+		for _, s := range v.Spec.Services {
+			if s.TrafficStrategy == o.GetName() {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
+				break
+			}
+		}
+	}
+	return reqs
+}
+
+// inNamespace maps an object to every VirtualDatabase of its namespace (an
+// endpoint's labels decide which strategies pick it, before and after a change).
+func (r *VirtualDatabaseReconciler) inNamespace(ctx context.Context, o client.Object) []reconcile.Request {
+	var list v1alpha1.VirtualDatabaseList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		r.Log.Error("list virtualdatabases", "namespace", o.GetNamespace(), "err", err)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, v := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
+	}
+	return reqs
+}

@@ -1,0 +1,117 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/webhook"
+)
+
+func httpGet(url string) ([]byte, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return b, nil
+}
+
+func sidecar(p *corev1.Pod) *corev1.Container {
+	for i := range p.Spec.Containers {
+		if p.Spec.Containers[i].Name == webhook.ContainerName {
+			return &p.Spec.Containers[i]
+		}
+	}
+	return nil
+}
+
+// A pod created with the label gets the sidecar through the webhook; one
+// without the label does not.
+func TestWebhookInjects(t *testing.T) {
+	const ns = "apps"
+	namespace(t, ns)
+	ctx := context.Background()
+	// The app's VirtualDatabase listens on 3307: the sidecar declares that port.
+	vdb := &v1alpha1.VirtualDatabase{
+		ObjectMeta: metav1.ObjectMeta{Name: "catalogue", Namespace: ns},
+		Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.Service{{
+			Name: "mysql", TrafficStrategy: "catalogue", DatabaseMySQL: &v1alpha1.DatabaseMySQL{User: "u", Port: 3307},
+		}}},
+	}
+	if err := k8s.Create(ctx, vdb); err != nil {
+		t.Fatal(err)
+	}
+	ctrlRef := true
+	labelled := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: "catalogue-5d8f9c7b6-", Namespace: ns,
+			Labels: map[string]string{webhook.InjectLabel: webhook.InjectEnabled, "pod-template-hash": "5d8f9c7b6"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "catalogue-5d8f9c7b6",
+				UID: "0b5e1f0c-0000-4000-8000-000000000001", Controller: &ctrlRef}},
+		},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "weaveworksdemos/catalogue:0.3.5"}}},
+	}
+	if err := k8s.Create(ctx, labelled); err != nil {
+		t.Fatalf("create labelled pod: %v", err)
+	}
+	got := &corev1.Pod{}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(labelled), got); err != nil {
+		t.Fatal(err)
+	}
+	c := sidecar(got)
+	if c == nil {
+		t.Fatalf("labelled pod has no %s container: %+v", webhook.ContainerName, got.Spec.Containers)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	if env[webhook.EnvDeployedName] != "catalogue" || env[webhook.EnvDeployedNamespace] != ns || env[webhook.EnvControllerService] != "pisa-controller" {
+		t.Fatalf("sidecar env = %v", env)
+	}
+	if c.Image != injectParams.Image || len(c.Args) != 1 || c.Args[0] != "sidecar" {
+		t.Fatalf("sidecar image %q args %v", c.Image, c.Args)
+	}
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if ports[webhook.AdminPortName] != 5591 || ports["pisa-mysql"] != 3307 {
+		t.Fatalf("sidecar ports = %v", ports)
+	}
+	if c.ReadinessProbe == nil || c.SecurityContext == nil || c.SecurityContext.RunAsNonRoot == nil || !*c.SecurityContext.RunAsNonRoot {
+		t.Fatalf("sidecar probe/securityContext missing: %+v", c)
+	}
+	if len(got.Spec.Containers) != 2 {
+		t.Fatalf("containers = %d, want app + sidecar", len(got.Spec.Containers))
+	}
+
+	plain := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: ns, Labels: map[string]string{"app": "plain"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "busybox"}}},
+	}
+	if err := k8s.Create(ctx, plain); err != nil {
+		t.Fatalf("create unlabelled pod: %v", err)
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(plain), got); err != nil {
+		t.Fatal(err)
+	}
+	if sidecar(got) != nil || len(got.Spec.Containers) != 1 {
+		t.Fatalf("unlabelled pod was changed: %+v", got.Spec.Containers)
+	}
+}
