@@ -1,17 +1,24 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"testing"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/certs"
 	"pisanix.io/pisanix/controlplane/webhook"
 )
 
@@ -113,5 +120,56 @@ func TestWebhookInjects(t *testing.T) {
 	}
 	if sidecar(got) != nil || len(got.Spec.Containers) != 1 {
 		t.Fatalf("unlabelled pod was changed: %+v", got.Spec.Containers)
+	}
+}
+
+// The self-signed bootstrap creates the Secret once, fills the webhook
+// configuration's caBundle, and reuses the Secret afterwards.
+func TestCertBootstrap(t *testing.T) {
+	namespace(t, "pisa-system")
+	ctx := context.Background()
+	dir := t.TempDir()
+	b := &certs.Bootstrap{
+		Client: k8s, Namespace: "pisa-system", SecretName: "pisa-controller-webhook-cert", ServiceName: "pisa-controller",
+		WebhookConfigName: "pisa-controller", CertDir: dir, Log: slog.New(slog.DiscardHandler),
+	}
+	// envtest pointed the webhook at its own CA; remember it and restore it.
+	orig := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "pisa-controller"}, orig); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.PatchCABundle(ctx, orig.Webhooks[0].ClientConfig.CABundle); err != nil {
+			t.Error(err)
+		}
+	})
+	first, err := b.Ensure(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.Ensure(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.CA, second.CA) || !bytes.Equal(first.Cert, second.Cert) {
+		t.Fatal("second Ensure generated new certificates instead of reusing the Secret")
+	}
+	got := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "pisa-controller"}, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Webhooks[0].ClientConfig.CABundle, first.CA) {
+		t.Fatal("caBundle not filled with the bootstrap CA")
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, certs.CertKey), filepath.Join(dir, certs.PrivKeyKey))
+	if err != nil {
+		t.Fatalf("cert dir: %v", err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.VerifyHostname("pisa-controller.pisa-system.svc"); err != nil {
+		t.Fatal(err)
 	}
 }
