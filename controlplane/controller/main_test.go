@@ -24,7 +24,7 @@ import (
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/controlplane/configserver"
 	"pisanix.io/pisanix/controlplane/controller"
-	"pisanix.io/pisanix/controlplane/internal/kubetest"
+	"pisanix.io/pisanix/controlplane/kubetest"
 	"pisanix.io/pisanix/controlplane/webhook"
 )
 

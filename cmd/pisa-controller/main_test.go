@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/configclient"
+	"pisanix.io/pisanix/controlplane/controller"
+	"pisanix.io/pisanix/controlplane/kubetest"
+	"pisanix.io/pisanix/controlplane/translate"
+)
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func applyFile(t *testing.T, c client.Client, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range bytes.Split(data, []byte("\n---")) {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(doc, &u.Object); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := c.Create(context.Background(), u); err != nil {
+			t.Fatalf("%s: create %s %s: %v", path, u.GetKind(), u.GetName(), err)
+		}
+	}
+}
+
+func poll(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", timeout, err)
+		}
+		time.Sleep(25 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+// The whole binary's wiring against a real API server, with the RBAC from
+// deploy/rbac only: certificates bootstrapped, caBundle filled, the
+// socks-shop config served and statuses written.
+func TestRunWithDeployRBAC(t *testing.T) {
+	dir, err := kubetest.BinaryDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheme, err := controller.NewScheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := &envtest.Environment{
+		BinaryAssetsDirectory: dir,
+		CRDDirectoryPaths:     []string{filepath.Join(root, "deploy", "crd")},
+		ErrorIfCRDPathMissing: true,
+		Scheme:                scheme,
+	}
+	cfg, err := te.Start()
+	if err != nil {
+		t.Fatalf("envtest: %v", err)
+	}
+	t.Cleanup(func() { _ = te.Stop() })
+	admin, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	applyFile(t, admin, filepath.Join(root, "deploy", "namespace.yaml"))
+	applyFile(t, admin, filepath.Join(root, "deploy", "rbac", "role.yaml"))
+	applyFile(t, admin, filepath.Join(root, "deploy", "rbac", "role-binding.yaml"))
+	applyFile(t, admin, filepath.Join(root, "deploy", "webhook", "mutating-webhook.yaml"))
+
+	// The controller runs as its ServiceAccount's user name.
+	user, err := te.AddUser(envtest.User{Name: "system:serviceaccount:pisa-system:pisa-controller", Groups: []string{"system:authenticated"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcPath := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kcPath, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kcPath)
+
+	configAddr := freePort(t)
+	_, whPort, _ := net.SplitHostPort(freePort(t))
+	f, err := parseFlags([]string{
+		"--config-addr=" + configAddr, "--health-addr=0", "--metrics-addr=0",
+		"--webhook-port=" + whPort, "--webhook-cert-dir=" + t.TempDir(), "--namespace=pisa-system",
+		"--proxy-image=pisanix/pisa-proxy:test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(runCtx, f, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+
+	applyFile(t, admin, filepath.Join(root, "deploy", "examples", "socks-shop.yaml"))
+	want, _ := json.Marshal(translate.SocksShopExpected())
+	poll(t, 30*time.Second, func() error {
+		select {
+		case err := <-done:
+			return fmt.Errorf("run ended: %w", err)
+		default:
+		}
+		c, _, err := configclient.Fetch(ctx, "http://"+configAddr, "default", "catalogue")
+		if err != nil {
+			return err
+		}
+		if got, _ := json.Marshal(c); !bytes.Equal(got, want) {
+			return fmt.Errorf("served %s", got)
+		}
+		return nil
+	})
+	poll(t, 30*time.Second, func() error {
+		vdb := &v1alpha1.VirtualDatabase{}
+		if err := admin.Get(ctx, client.ObjectKey{Namespace: "default", Name: "catalogue"}, vdb); err != nil {
+			return err
+		}
+		if len(vdb.Status.Conditions) == 0 || vdb.Status.Conditions[0].Status != metav1.ConditionTrue {
+			return errors.New("vdb status not written")
+		}
+		return nil
+	})
+	sec := &corev1.Secret{}
+	if err := admin.Get(ctx, client.ObjectKey{Namespace: "pisa-system", Name: "pisa-controller-webhook-cert"}, sec); err != nil {
+		t.Fatalf("webhook cert secret: %v", err)
+	}
+	wh := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := admin.Get(ctx, client.ObjectKey{Name: "pisa-controller"}, wh); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(wh.Webhooks[0].ClientConfig.CABundle, sec.Data["ca.crt"]) {
+		t.Fatal("caBundle not filled from the bootstrap Secret")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	if _, err := parseFlags([]string{"--proxy-image="}); err == nil {
+		t.Fatal("empty --proxy-image accepted")
+	}
+	f, err := parseFlags([]string{"--proxy-memory-limit=1Gi"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := f.resources()
+	if err != nil || r.Limits.Memory().String() != "1Gi" || r.Requests.Cpu().String() != "100m" {
+		t.Fatalf("resources = %+v, %v", r, err)
+	}
+	f.proxyCPU = "lots"
+	if _, err := f.resources(); err == nil {
+		t.Fatal("bad quantity accepted")
+	}
+}
