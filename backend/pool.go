@@ -17,6 +17,7 @@ import (
 var (
 	ErrPoolTimeout   = errors.New("timed out waiting for a backend connection")
 	ErrPoolQueueFull = errors.New("too many sessions waiting for a backend connection")
+	ErrPoolRetired   = errors.New("backend pool was removed by a configuration change")
 )
 
 // PoolConfig sizes one node's pool.
@@ -41,6 +42,9 @@ type Pool struct {
 	idle     chan *Conn
 	open     atomic.Int32 // connections that exist: idle, in use or being dialled
 	inflight atomic.Int32 // dials in progress
+	// retired: the pool actor stopped (node removed by a reload, tenant
+	// restarting); connections coming back are closed, not parked.
+	retired atomic.Bool
 
 	mIdle, mInUse     prometheus.Gauge
 	mWaits, mTimeouts prometheus.Counter
@@ -48,8 +52,8 @@ type Pool struct {
 	mWaitTime         prometheus.Observer
 }
 
-// NewPool spawns the pool actor as a child of parent (a tenant supervisor).
-func NewPool(sys *actors.System, parent actor.SpawnerContext, cfg PoolConfig) (*Pool, error) {
+// NewPool spawns the pool actor, named name, as a child of parent (a tenant supervisor).
+func NewPool(sys *actors.System, parent actor.SpawnerContext, name string, cfg PoolConfig) (*Pool, error) {
 	if cfg.MaxWaiters == 0 {
 		cfg.MaxWaiters = 4 * cfg.Size
 	}
@@ -65,7 +69,7 @@ func NewPool(sys *actors.System, parent actor.SpawnerContext, cfg PoolConfig) (*
 	props := sys.Props("pool", func() actor.Actor {
 		return &poolActor{p: p, log: sys.Log.With("tenant", cfg.Tenant, "node", cfg.Endpoint.Name)}
 	})
-	pid, err := parent.SpawnNamed(props, "pool-"+cfg.Endpoint.Name)
+	pid, err := parent.SpawnNamed(props, name)
 	if err != nil {
 		return nil, fmt.Errorf("spawn pool %s: %w", cfg.Endpoint.Name, err)
 	}
@@ -81,6 +85,9 @@ func (p *Pool) PID() *actor.PID { return p.pid }
 
 // Acquire returns a connection for exclusive use until Release or Discard.
 func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	if p.retired.Load() {
+		return nil, ErrPoolRetired
+	}
 	for {
 		select {
 		case c := <-p.idle:
@@ -148,6 +155,10 @@ func (p *Pool) usable(c *Conn) bool {
 // a connection that fails to reset is closed instead.
 func (p *Pool) Release(c *Conn) {
 	p.mInUse.Dec()
+	if p.retired.Load() {
+		_ = c.Close()
+		return
+	}
 	if err := c.Reset(); err != nil {
 		p.discard(c)
 		return
@@ -201,6 +212,7 @@ func (a *poolActor) Receive(ctx actor.Context) {
 	case *actor.Restarting:
 		a.failWaiters(errors.New("backend pool restarted"))
 	case *actor.Stopping:
+		a.p.retired.Store(true)
 		a.failWaiters(errors.New("backend pool stopped"))
 		a.closeIdle()
 	case *acquireReq:

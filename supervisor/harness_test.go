@@ -125,7 +125,12 @@ func (p *proxy) dsnUser(name, user, pass, params string) string {
 
 func (p *proxy) db(t *testing.T, name, params string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("mysql", p.dsn(name, params))
+	return openDB(t, p.dsn(name, params))
+}
+
+func openDB(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

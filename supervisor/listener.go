@@ -13,19 +13,23 @@ import (
 	"pisanix.io/pisanix/wire"
 )
 
-// listener is the part of a listener that outlives restarts of its actor:
-// the bound socket and the accept loop.
+// listener is the part of a listener that outlives restarts of its actor
+// and of its tenant: the bound socket and the accept loop. The socket is
+// closed only when the tenant is removed or the proxy stops.
 type listener struct {
 	ln        net.Listener
-	maxConns  int
+	maxConns  atomic.Int32
 	accepting atomic.Bool
-	env       atomic.Pointer[session.Env]
+	// pid is the current listener actor; nil while none runs (the tenant is
+	// restarting), when new connections are refused with an error.
+	pid atomic.Pointer[actor.PID]
+	env atomic.Pointer[session.Env]
 }
 
 // accepted carries a new client connection to the listener actor.
 type accepted struct{ conn net.Conn }
 
-// listenerActor accepts connections, enforces max_connections and spawns a
+// listenerActor admits connections, enforces max_connections and spawns a
 // session actor per connection; its supervisor strategy stops a failed
 // session and leaves the others alone.
 type listenerActor struct {
@@ -38,11 +42,11 @@ type listenerActor struct {
 func (a *listenerActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
+		a.l.pid.Store(ctx.Self())
 		if a.l.accepting.CompareAndSwap(false, true) {
-			self := ctx.Self()
-			a.sys.Go(self, "listener", func() {
+			a.sys.Go(ctx.Self(), "listener", func() {
 				defer a.l.accepting.Store(false)
-				a.acceptLoop(self)
+				a.acceptLoop()
 			})
 		}
 	case *accepted:
@@ -51,13 +55,14 @@ func (a *listenerActor) Receive(ctx actor.Context) {
 		a.active--
 		a.sys.Metrics.ConnCurrent.WithLabelValues(a.tenant).Dec()
 	case *actor.Stopping:
-		_ = a.l.ln.Close()
+		a.l.pid.CompareAndSwap(ctx.Self(), nil)
 	case *actors.Failure:
 		actors.Reraise(m)
 	}
 }
 
-func (a *listenerActor) acceptLoop(self *actor.PID) {
+// acceptLoop hands connections to whichever listener actor is current.
+func (a *listenerActor) acceptLoop() {
 	backoff := 5 * time.Millisecond
 	for {
 		conn, err := a.l.ln.Accept()
@@ -72,16 +77,22 @@ func (a *listenerActor) acceptLoop(self *actor.PID) {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		a.sys.Root.Send(self, &accepted{conn: conn})
+		pid := a.l.pid.Load()
+		if pid == nil {
+			a.sys.Metrics.ConnRejected.WithLabelValues(a.tenant, "restarting").Inc()
+			go refuse(conn, mysql.ER_CON_COUNT_ERROR, "pisa-proxy: tenant "+a.tenant+" is restarting, retry")
+			continue
+		}
+		a.sys.Root.Send(pid, &accepted{conn: conn})
 	}
 }
 
 func (a *listenerActor) admit(ctx actor.Context, conn net.Conn) {
 	m := a.sys.Metrics
 	env := a.l.env.Load()
-	if a.active >= a.l.maxConns || env == nil {
+	if a.active >= int(a.l.maxConns.Load()) || env == nil {
 		m.ConnRejected.WithLabelValues(a.tenant, "max_connections").Inc()
-		go rejectTooMany(conn)
+		go refuse(conn, mysql.ER_CON_COUNT_ERROR, "Too many connections")
 		return
 	}
 	m.ConnAccepted.WithLabelValues(a.tenant).Inc()
@@ -92,11 +103,11 @@ func (a *listenerActor) admit(ctx actor.Context, conn net.Conn) {
 	m.ConnCurrent.WithLabelValues(a.tenant).Inc()
 }
 
-// rejectTooMany answers a connection over the limit with ER_CON_COUNT_ERROR
-// in place of the greeting, as MySQL does.
-func rejectTooMany(conn net.Conn) {
+// refuse answers a connection with an error in place of the greeting, as
+// MySQL does for ER_CON_COUNT_ERROR, and closes it.
+func refuse(conn net.Conn, code uint16, msg string) {
 	defer conn.Close()
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 	p := wire.NewPacketIO(conn, 512)
-	_ = p.WriteError(wire.NewError(mysql.ER_CON_COUNT_ERROR, "Too many connections"))
+	_ = p.WriteError(wire.NewError(code, msg))
 }

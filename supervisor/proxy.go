@@ -1,13 +1,17 @@
 // Package supervisor owns the supervision tree of pisa-proxy: a root actor
-// with one tenant supervisor per listener (the crash isolation boundary),
-// each supervising its backend pools, balancer and listener, which in turn
-// supervises one actor per client session.
+// that also holds the configuration (validated elsewhere, diffed and fanned
+// out here), with one tenant supervisor per listener (the crash isolation
+// boundary), each supervising its backend pools, balancer and listener,
+// which in turn supervises one actor per client session.
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"pisanix.io/pisanix/actors"
@@ -18,100 +22,205 @@ import (
 // Proxy is a running pisa-proxy data plane.
 type Proxy struct {
 	sys      *actors.System
+	log      *slog.Logger
 	root     *actor.PID
-	tenants  []*tenant
 	Registry *session.Registry
-	cfg      *config.Config
+	// state is the root actor's latest published view, for Addr, Ready and Config.
+	state atomic.Pointer[state]
+}
+
+// state is an immutable view of what runs.
+type state struct {
+	cfg     *config.Config
+	tenants map[string]*tenant
 }
 
 // Start binds every listener (so a bad address fails here, before anything
 // serves) and starts the supervision tree.
 func Start(cfg *config.Config, sys *actors.System, log *slog.Logger) (*Proxy, error) {
-	p := &Proxy{sys: sys, Registry: session.NewRegistry(), cfg: cfg}
-	for _, l := range cfg.Proxy.Config {
-		ln, err := net.Listen("tcp", l.ListenAddr)
-		if err != nil {
-			p.closeListeners()
-			return nil, fmt.Errorf("listener %s: %w", l.Name, err)
-		}
-		t, err := newTenant(cfg, l, &listener{ln: ln, maxConns: l.MaxConnections}, p.Registry, sys, log)
-		if err != nil {
-			_ = ln.Close()
-			p.closeListeners()
-			return nil, err
-		}
-		p.tenants = append(p.tenants, t)
+	p := &Proxy{sys: sys, log: log, Registry: session.NewRegistry()}
+	pl, err := p.build(cfg, nil)
+	if err != nil {
+		return nil, err
 	}
-	props := sys.Props("root", func() actor.Actor { return &rootActor{sys: sys, tenants: p.tenants} },
+	p.state.Store(&state{cfg: cfg, tenants: pl.fresh})
+	props := sys.Props("root", func() actor.Actor { return &rootActor{p: p} },
 		actor.WithSupervisor(sys.Strategy(actor.RestartDirective, maxRestarts, restartWindow)))
 	root, err := sys.Root.SpawnNamed(props, "pisa-proxy")
 	if err != nil {
-		p.closeListeners()
+		closeAll(pl.fresh)
 		return nil, fmt.Errorf("spawn root supervisor: %w", err)
 	}
 	p.root = root
 	return p, nil
 }
 
-func (p *Proxy) closeListeners() {
-	for _, t := range p.tenants {
+// plan is what a configuration needs: tenants to start (sockets already
+// bound) and running tenants to hand a new spec.
+type plan struct {
+	fresh map[string]*tenant
+	keep  map[string]spec
+}
+
+// build plans cfg against the running tenants (nil at start). On error
+// nothing new is left bound.
+func (p *Proxy) build(cfg *config.Config, running map[string]*tenant) (plan, error) {
+	pl := plan{fresh: map[string]*tenant{}, keep: map[string]spec{}}
+	for _, l := range cfg.Proxy.Config {
+		sp, err := specFor(cfg, l)
+		if err != nil {
+			closeAll(pl.fresh)
+			return plan{}, err
+		}
+		if t, ok := running[l.Name]; ok && sameAddr(t, l.ListenAddr) {
+			pl.keep[l.Name] = sp
+			continue
+		}
+		ln, err := net.Listen("tcp", l.ListenAddr)
+		if err != nil {
+			closeAll(pl.fresh)
+			return plan{}, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		lis := &listener{ln: ln}
+		lis.maxConns.Store(int32(l.MaxConnections))
+		pl.fresh[l.Name] = newTenant(sp, lis, p.Registry, p.sys, p.log)
+	}
+	return pl, nil
+}
+
+// sameAddr: addr is what t was configured with or where it is bound (a
+// port-0 listener keeps its port across reloads naming it).
+func sameAddr(t *tenant, addr string) bool {
+	return t.spec.Load().cfg.ListenAddr == addr || t.l.ln.Addr().String() == addr
+}
+
+func closeAll(ts map[string]*tenant) {
+	for _, t := range ts {
 		_ = t.l.ln.Close()
+	}
+}
+
+// Apply switches to cfg (already validated) without dropping sessions:
+// listeners whose address is unchanged are reconfigured in place (pools,
+// balancer, credentials; sessions keep their backend connection), new ones
+// are bound and started, removed ones stopped. On error (an address that
+// cannot be bound, a TLS file that cannot be read) nothing changes.
+func (p *Proxy) Apply(cfg *config.Config) error {
+	reply := make(chan error, 1)
+	p.sys.Root.Send(p.root, &applyConfig{cfg: cfg, reply: reply})
+	select {
+	case err := <-reply:
+		return err
+	case <-time.After(30 * time.Second):
+		return errors.New("apply config: the root actor did not answer within 30s")
 	}
 }
 
 // Addr is the bound address of the named listener (useful with port 0).
 func (p *Proxy) Addr(name string) net.Addr {
-	for _, t := range p.tenants {
-		if t.cfg.Name == name {
-			return t.l.ln.Addr()
-		}
+	if t, ok := p.state.Load().tenants[name]; ok {
+		return t.l.ln.Addr()
 	}
 	return nil
 }
 
 // Config is the configuration the proxy runs.
-func (p *Proxy) Config() *config.Config { return p.cfg }
+func (p *Proxy) Config() *config.Config { return p.state.Load().cfg }
 
 // Ready reports whether every listener is accepting; it names the first
 // that is not.
 func (p *Proxy) Ready() error {
-	for _, t := range p.tenants {
+	for name, t := range p.state.Load().tenants {
 		if !t.l.accepting.Load() || t.l.env.Load() == nil {
-			return fmt.Errorf("listener %s is not accepting", t.cfg.Name)
+			return fmt.Errorf("listener %s is not accepting", name)
 		}
 	}
 	return nil
 }
 
-// Stop closes the listeners and every session and waits (up to protoactor's
-// stop timeout, 10s) for the supervision tree to end.
+// Stop ends every session and listener and waits (up to protoactor's stop
+// timeout, 10s) for the supervision tree to end.
 func (p *Proxy) Stop() error {
 	err := p.sys.Root.StopFuture(p.root).Wait()
-	p.closeListeners()
+	closeAll(p.state.Load().tenants)
 	if err != nil {
 		return fmt.Errorf("stop supervision tree: %w", err)
 	}
 	return nil
 }
 
-// rootActor spawns one tenant supervisor per listener and restarts a failed
-// tenant alone.
+// applyConfig asks the root actor to switch configuration.
+type applyConfig struct {
+	cfg   *config.Config
+	reply chan error
+}
+
+// rootActor owns the configuration and the tenant supervisors: it spawns
+// one per listener, diffs and fans out new configurations, and restarts a
+// failed tenant alone.
 type rootActor struct {
-	sys     *actors.System
-	tenants []*tenant
+	p    *Proxy
+	pids map[string]*actor.PID
 }
 
 func (a *rootActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		for _, t := range a.tenants {
-			props := a.sys.Props("tenant", func() actor.Actor { return &tenantActor{sys: a.sys, t: t} },
-				actor.WithSupervisor(a.sys.Strategy(actor.RestartDirective, maxRestarts, restartWindow)))
-			if _, err := ctx.SpawnNamed(props, "tenant-"+t.cfg.Name); err != nil {
-				panic(fmt.Errorf("spawn tenant %s: %w", t.cfg.Name, err))
-			}
+		a.pids = map[string]*actor.PID{}
+		for _, t := range a.p.state.Load().tenants {
+			a.spawn(ctx, t)
 		}
+	case *applyConfig:
+		m.reply <- a.apply(ctx, m.cfg)
 	case *actors.Failure:
 		actors.Reraise(m)
 	}
+}
+
+func (a *rootActor) spawn(ctx actor.Context, t *tenant) {
+	props := a.p.sys.Props("tenant", func() actor.Actor { return &tenantActor{t: t} },
+		actor.WithSupervisor(a.p.sys.Strategy(actor.RestartDirective, maxRestarts, restartWindow)))
+	pid, err := ctx.SpawnNamed(props, "tenant-"+t.name)
+	if err != nil {
+		panic(fmt.Errorf("spawn tenant %s: %w", t.name, err))
+	}
+	a.pids[t.name] = pid
+	t.pid.Store(pid)
+}
+
+func (a *rootActor) apply(ctx actor.Context, cfg *config.Config) error {
+	old := a.p.state.Load()
+	pl, err := a.p.build(cfg, old.tenants)
+	if err != nil {
+		return err
+	}
+	next := pl.fresh
+	for name, sp := range pl.keep {
+		t := old.tenants[name]
+		t.spec.Store(&sp)
+		ctx.Send(a.pids[name], &reconfigure{spec: &sp})
+		next[name] = t
+	}
+	for name, t := range old.tenants {
+		if next[name] != t {
+			a.stopTenant(ctx, name, t)
+		}
+	}
+	for name, t := range next {
+		if _, running := a.pids[name]; !running {
+			a.spawn(ctx, t)
+		}
+	}
+	a.p.state.Store(&state{cfg: cfg, tenants: next})
+	a.p.log.Info("configuration applied", "listeners", len(next))
+	return nil
+}
+
+// stopTenant ends a removed (or re-addressed) tenant and frees its port.
+func (a *rootActor) stopTenant(ctx actor.Context, name string, t *tenant) {
+	if err := ctx.StopFuture(a.pids[name]).Wait(); err != nil {
+		a.p.log.Warn("stopping tenant", "tenant", name, "err", err)
+	}
+	delete(a.pids, name)
+	_ = t.l.ln.Close()
 }

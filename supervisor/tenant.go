@@ -1,8 +1,10 @@
 package supervisor
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -15,18 +17,6 @@ import (
 	"pisanix.io/pisanix/wire"
 )
 
-// tenant is one `[[proxy.config]]` listener: the crash isolation boundary.
-// What must survive a restart of the tenant actor (the bound socket, the
-// authenticator's caches) lives here; pools, balancer and sessions are
-// rebuilt by the actor.
-type tenant struct {
-	cfg      config.Listener
-	nodes    []config.Node
-	l        *listener
-	base     session.Env // Tenant, ServerVersion, DefaultDB, Auth, TLS, Registry, Metrics, Log, Fault
-	listener atomic.Pointer[actor.PID]
-}
-
 // Restart policy for a tenant's children (pools, balancer, listener) and for
 // tenants under the root: a few restarts, then the failing actor stops.
 const (
@@ -34,17 +24,87 @@ const (
 	restartWindow = time.Minute
 )
 
+// spec is what a tenant runs: its listener config, the nodes it routes to
+// and its client TLS config.
+type spec struct {
+	cfg   config.Listener
+	nodes []config.Node
+	tls   *tls.Config
+}
+
+type credentials struct{ user, password string }
+
+// tenant is one `[[proxy.config]]` listener: the crash isolation boundary.
+// What must survive a restart of the tenant actor (the bound socket, the
+// authenticator's caches, the latest spec) lives here; pools, balancer and
+// sessions are rebuilt by the actor.
+type tenant struct {
+	name  string
+	sys   *actors.System
+	log   *slog.Logger
+	reg   *session.Registry
+	l     *listener
+	auth  *wire.Authenticator // written by the tenant actor only
+	pid   atomic.Pointer[actor.PID]
+	creds atomic.Pointer[credentials]
+	// spec is the latest spec: set by the root actor, read by the tenant
+	// actor when it (re)starts.
+	spec atomic.Pointer[spec]
+}
+
+func newTenant(sp spec, ln *listener, reg *session.Registry, sys *actors.System, log *slog.Logger) *tenant {
+	t := &tenant{name: sp.cfg.Name, sys: sys, log: log.With("tenant", sp.cfg.Name), reg: reg, l: ln}
+	t.spec.Store(&sp)
+	return t
+}
+
+// authenticator returns the tenant's authenticator for plugin, keeping the
+// current one (and its caching_sha2 cache) unless the plugin changed.
+func (t *tenant) authenticator(plugin string) *wire.Authenticator {
+	if t.auth == nil || t.auth.Plugin != plugin {
+		t.auth = &wire.Authenticator{Plugin: plugin, Lookup: func(u string) (string, bool) {
+			c := t.creds.Load()
+			return c.password, u == c.user
+		}}
+	}
+	return t.auth
+}
+
+// reconfigure tells a tenant actor to apply its tenant's latest spec (hot reload).
+type reconfigure struct{ spec *spec }
+
+// poolRef is a running pool and the settings it was built from.
+type poolRef struct {
+	key  poolKey
+	pool *backend.Pool
+}
+
+// poolKey: a pool is reused across reloads only when nothing it was built
+// from changed.
+type poolKey struct {
+	node                                   config.Node
+	size, minIdle                          int
+	acquireTimeout, dialTimeout, idleCheck config.Duration
+}
+
 // tenantActor supervises one tenant's pools, balancer and listener.
 type tenantActor struct {
-	sys *actors.System
-	t   *tenant
+	t     *tenant
+	pools map[string]poolRef
+	bal   *strategy.Balancer
+	gen   int
 }
 
 func (a *tenantActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if err := a.start(ctx); err != nil {
-			panic(fmt.Errorf("start tenant %s: %w", a.t.cfg.Name, err))
+		a.pools = map[string]poolRef{}
+		if err := a.apply(ctx, *a.t.spec.Load()); err != nil {
+			panic(fmt.Errorf("start tenant %s: %w", a.t.name, err))
+		}
+	case *reconfigure:
+		if err := a.apply(ctx, *m.spec); err != nil {
+			panic(fmt.Errorf("reconfigure tenant %s: %w", a.t.name, err))
 		}
 	case *actor.Stopping:
 		a.t.l.env.Store(nil)
@@ -53,41 +113,80 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 	}
 }
 
-func (a *tenantActor) start(ctx actor.Context) error {
-	t, cfg := a.t, a.t.cfg
-	env := t.base
-	env.Pools = map[string]*backend.Pool{}
-	targets := make([]strategy.Target, 0, len(t.nodes))
-	for _, n := range t.nodes {
+// apply brings pools, balancer, credentials and the sessions' environment
+// to sp. Sessions already running keep the environment (and backend
+// connection) they started with; new sessions get the new one.
+func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
+	t, cfg := a.t, sp.cfg
+	t.creds.Store(&credentials{user: cfg.User, password: cfg.Password})
+	t.l.maxConns.Store(int32(cfg.MaxConnections))
+	pools, err := a.syncPools(ctx, sp)
+	if err != nil {
+		return err
+	}
+	targets := make([]strategy.Target, 0, len(sp.nodes))
+	for _, n := range sp.nodes {
+		targets = append(targets, strategy.Target{Name: n.Name, Weight: n.Weight})
+	}
+	if a.bal == nil {
+		if a.bal, err = strategy.NewBalancer(t.sys, ctx, balanceType(cfg), targets); err != nil {
+			return fmt.Errorf("spawn balancer: %w", err)
+		}
+	} else {
+		ctx.Send(a.bal.PID(), &strategy.SetTargets{Algorithm: balanceType(cfg), Targets: targets})
+	}
+	env := &session.Env{
+		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
+		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
+		Balancer: a.bal, Pools: pools, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
+		MaxPacket: 1 << 30,
+	}
+	env.Fault = faultHook(t.sys, t)
+	t.l.env.Store(env)
+	if t.l.pid.Load() == nil {
+		props := t.sys.Props("listener", func() actor.Actor {
+			return &listenerActor{sys: t.sys, l: t.l, tenant: cfg.Name}
+		}, actor.WithSupervisor(t.sys.Strategy(actor.StopDirective, 0, 0)))
+		if _, err := ctx.SpawnNamed(props, "listener"); err != nil {
+			return fmt.Errorf("spawn listener: %w", err)
+		}
+	}
+	return nil
+}
+
+// syncPools keeps unchanged pools, starts new ones and retires the rest.
+func (a *tenantActor) syncPools(ctx actor.Context, sp spec) (map[string]*backend.Pool, error) {
+	cfg := sp.cfg
+	out := map[string]*backend.Pool{}
+	keep := map[string]poolRef{}
+	for _, n := range sp.nodes {
+		key := poolKey{node: n, size: cfg.PoolSize, minIdle: *cfg.PoolMinIdle,
+			acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter}
+		if ref, ok := a.pools[n.Name]; ok && ref.key == key {
+			keep[n.Name], out[n.Name] = ref, ref.pool
+			continue
+		}
 		ep, err := endpoint(n, cfg)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		pool, err := backend.NewPool(a.sys, ctx, backend.PoolConfig{
+		a.gen++
+		pool, err := backend.NewPool(a.t.sys, ctx, fmt.Sprintf("pool-%s-%d", n.Name, a.gen), backend.PoolConfig{
 			Tenant: cfg.Name, Endpoint: ep, Size: cfg.PoolSize, MinIdle: *cfg.PoolMinIdle,
 			AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(),
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		env.Pools[n.Name] = pool
-		targets = append(targets, strategy.Target{Name: n.Name, Weight: n.Weight})
+		keep[n.Name], out[n.Name] = poolRef{key: key, pool: pool}, pool
 	}
-	bal, err := strategy.NewBalancer(a.sys, ctx, balanceType(cfg), targets)
-	if err != nil {
-		return fmt.Errorf("spawn balancer: %w", err)
+	for name, ref := range a.pools {
+		if keep[name].pool != ref.pool {
+			ctx.Stop(ref.pool.PID()) // its sessions' connections are closed on release
+		}
 	}
-	env.Balancer = bal
-	t.l.env.Store(&env)
-	props := a.sys.Props("listener", func() actor.Actor {
-		return &listenerActor{sys: a.sys, l: t.l, tenant: cfg.Name}
-	}, actor.WithSupervisor(a.sys.Strategy(actor.StopDirective, 0, 0)))
-	pid, err := ctx.SpawnNamed(props, "listener")
-	if err != nil {
-		return fmt.Errorf("spawn listener: %w", err)
-	}
-	t.listener.Store(pid)
-	return nil
+	a.pools = keep
+	return out, nil
 }
 
 func balanceType(l config.Listener) string {
@@ -117,22 +216,11 @@ func tenantNodes(c *config.Config, l config.Listener) []config.Node {
 	return out
 }
 
-func newTenant(c *config.Config, l config.Listener, lis *listener, reg *session.Registry, sys *actors.System, log *slog.Logger) (*tenant, error) {
+// specFor builds a listener's spec from a whole config.
+func specFor(c *config.Config, l config.Listener) (spec, error) {
 	tlsCfg, err := serverTLS(l.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+		return spec{}, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	user, password := l.User, l.Password
-	t := &tenant{cfg: l, nodes: tenantNodes(c, l), l: lis}
-	t.base = session.Env{
-		Tenant: l.Name, ServerVersion: l.ServerVersion, DefaultDB: l.DB,
-		Auth: &wire.Authenticator{Plugin: l.AuthPlugin, Lookup: func(u string) (string, bool) {
-			return password, u == user
-		}},
-		TLS: tlsCfg, TLSRequired: l.TLS != nil && l.TLS.Required,
-		Registry: reg, Metrics: sys.Metrics, Log: log.With("tenant", l.Name),
-		MaxPacket: 1 << 30,
-	}
-	t.base.Fault = faultHook(sys, t)
-	return t, nil
+	return spec{cfg: l, nodes: slices.Clone(tenantNodes(c, l)), tls: tlsCfg}, nil
 }

@@ -1,0 +1,90 @@
+package supervisor_test
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+func parse(t *testing.T, toml string) *config.Config {
+	t.Helper()
+	cfg, err := config.ParseTOML([]byte(toml), t.Name()+".toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestReloadWithoutDroppingSessions(t *testing.T) {
+	second := testenv.MariaDB(t)
+	p := startProxy(t, listenerTOML("main", []string{"n1"}, "")+listenerTOML("gone", []string{"n1"}, "")+nodeTOML("n1", backendDB, ""))
+	db := p.db(t, "main", "")
+	old := pinnedConn(t, db)
+	if got := queryString(t, old, "SELECT @@port"); got != strconv.Itoa(backendDB.Port()) {
+		t.Fatalf("first backend: port %s", got)
+	}
+	mainAddr, goneAddr := p.Addr("main").String(), p.Addr("gone").String()
+
+	// New node set, new password, listener "gone" removed, "fresh" added;
+	// "main" keeps its address.
+	next := strings.Replace(listenerTOML("main", []string{"n2"}, ""), `password = "app-secret"`, `password = "rotated"`, 1)
+	next = strings.Replace(next, `listen_addr = "127.0.0.1:0"`, `listen_addr = "`+mainAddr+`"`, 1)
+	next += listenerTOML("fresh", []string{"n2"}, "") + nodeTOML("n2", second, "")
+	if err := p.Apply(parse(t, next)); err != nil {
+		t.Fatal(err)
+	}
+	// The open session keeps its backend and its state.
+	assertAlive(t, old)
+	if got := queryString(t, old, "SELECT @@port"); got != strconv.Itoa(backendDB.Port()) {
+		t.Fatalf("open session moved backends: port %s", got)
+	}
+	// New sessions use the new node and the new password.
+	if me := mysqlErr(ping(p.dsn("main", ""))); me == nil || me.Number != 1045 {
+		t.Fatalf("old password must be refused after reload: %v", me)
+	}
+	fresh := p.dsnUser("main", "app", "rotated", "")
+	if err := ping(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, openDB(t, fresh), "SELECT @@port"); got != strconv.Itoa(second.Port()) {
+		t.Fatalf("new session on port %s, want the new node %d", got, second.Port())
+	}
+	if p.Addr("main").String() != mainAddr {
+		t.Fatal("listener main was rebound")
+	}
+	// Removed listener: its port is closed. Added listener: it serves.
+	if c, err := net.Dial("tcp", goneAddr); err == nil {
+		c.Close()
+		t.Fatal("removed listener still accepts")
+	}
+	if err := ping(p.dsnUser("fresh", "app", "app-secret", "")); err != nil {
+		t.Fatalf("added listener: %v", err)
+	}
+	// The old pool was retired: the open session's connection is closed, not
+	// parked, when it ends.
+	old.Close()
+}
+
+func TestReloadRejectsWhatCannotBind(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	bad := oneNode("") + strings.Replace(listenerTOML("second", []string{"n1"}, ""), "127.0.0.1:0", busy.Addr().String(), 1)
+	err = p.Apply(parse(t, bad))
+	if err == nil || !strings.Contains(err.Error(), "listener second") {
+		t.Fatalf("want a bind error naming the listener, got %v", err)
+	}
+	if p.Addr("second") != nil || len(p.Config().Proxy.Config) != 1 {
+		t.Fatal("a failed reload changed the running config")
+	}
+	if err := ping(p.dsn("main", "")); err != nil {
+		t.Fatalf("proxy stopped serving after a rejected reload: %v", err)
+	}
+}
