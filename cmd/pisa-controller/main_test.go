@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,10 +106,22 @@ func TestRunWithDeployRBAC(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	applyFile(t, admin, filepath.Join(root, "deploy", "namespace.yaml"))
-	applyFile(t, admin, filepath.Join(root, "deploy", "rbac", "role.yaml"))
-	applyFile(t, admin, filepath.Join(root, "deploy", "rbac", "role-binding.yaml"))
-	applyFile(t, admin, filepath.Join(root, "deploy", "webhook", "mutating-webhook.yaml"))
+	// Everything deploy/kustomization.yaml lists (the CRDs are installed by envtest already).
+	var kust struct {
+		Resources []string `json:"resources"`
+	}
+	data, err := os.ReadFile(filepath.Join(root, "deploy", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &kust); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range kust.Resources {
+		if !strings.HasPrefix(r, "crd/") {
+			applyFile(t, admin, filepath.Join(root, "deploy", r))
+		}
+	}
 
 	// The controller runs as its ServiceAccount's user name.
 	user, err := te.AddUser(envtest.User{Name: "system:serviceaccount:pisa-system:pisa-controller", Groups: []string{"system:authenticated"}}, nil)
