@@ -36,6 +36,8 @@ type Proxy struct {
 	PoolDials      *prometheus.CounterVec
 	PoolDialErrors *prometheus.CounterVec
 
+	ConfigReloads *prometheus.CounterVec
+
 	ActorRestarts *prometheus.CounterVec
 	ActorMailbox  *prometheus.GaugeVec
 	ActorMessages *prometheus.CounterVec
@@ -69,6 +71,7 @@ func New() *Proxy {
 		PoolTimeouts:   counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
 		PoolDials:      counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
 		PoolDialErrors: counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		ConfigReloads:  counter("config_reloads_total", "Configuration changes applied live (ok) or rejected (error).", "result"),
 		ActorRestarts:  counter("actor_failures_total", "Actor failures by actor kind and the supervisor's directive.", "kind", "directive"),
 		ActorMailbox:   gauge("actor_mailbox_depth", "Messages waiting in mailboxes, by actor kind.", "kind"),
 		ActorMessages:  counter("actor_messages_total", "Messages processed, by actor kind.", "kind"),
@@ -78,7 +81,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.ConfigReloads, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }

@@ -2,7 +2,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,16 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 
-	"pisanix.io/pisanix/actors"
-	"pisanix.io/pisanix/admin"
 	"pisanix.io/pisanix/config"
-	"pisanix.io/pisanix/metrics"
-	"pisanix.io/pisanix/supervisor"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -91,9 +84,9 @@ func run(args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return serve(cfg, o, stderr)
+		return runDaemon(*path, cfg, o, stderr)
 	case "sidecar":
-		return runSidecar(o, stderr)
+		return runSidecar(fs.Args()[1:], o, stderr)
 	case "version":
 		fmt.Fprintln(stderr, version)
 		return nil
@@ -140,47 +133,6 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return slog.New(slog.NewTextHandler(w, opts)), nil
-}
-
-// serve runs the proxy with cfg until SIGINT/SIGTERM.
-func serve(cfg *config.Config, o overrides, stderr io.Writer) error {
-	if err := applyAdmin(&cfg.Admin, o); err != nil {
-		return err
-	}
-	log, err := newLogger(cfg.Admin.LogLevel, o.format, stderr)
-	if err != nil {
-		return err
-	}
-	m := metrics.New()
-	sys := actors.NewSystem(log, m)
-	p, err := supervisor.Start(cfg, sys, log)
-	if err != nil {
-		return err
-	}
-	adminSrv, err := admin.Listen(joinHostPort(cfg.Admin.Host, cfg.Admin.Port), admin.Handler(admin.Sources{
-		Registry: m.Registry, Version: version, Ready: p.Ready,
-		Config:   func() any { return p.Config().Redacted() },
-		Sessions: func() any { return p.Registry.List() },
-	}))
-	if err != nil {
-		_ = p.Stop()
-		return err
-	}
-	if _, err := supervisor.StartAdmin(sys, adminSrv); err != nil {
-		_ = p.Stop()
-		return err
-	}
-	for _, l := range cfg.Proxy.Config {
-		log.Info("listening", "tenant", l.Name, "addr", p.Addr(l.Name).String())
-	}
-	log.Info("admin listening", "addr", adminSrv.Addr().String(), "version", version)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	<-ctx.Done()
-	log.Info("shutting down")
-	err = p.Stop()
-	sys.Shutdown()
-	return err
 }
 
 func joinHostPort(host string, port int) string {
