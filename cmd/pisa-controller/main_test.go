@@ -26,7 +26,6 @@ import (
 	"pisanix.io/pisanix/controlplane/configclient"
 	"pisanix.io/pisanix/controlplane/controller"
 	"pisanix.io/pisanix/controlplane/kubetest"
-	"pisanix.io/pisanix/controlplane/translate"
 )
 
 func freePort(t *testing.T) string {
@@ -159,7 +158,7 @@ func TestRunWithDeployRBAC(t *testing.T) {
 	})
 
 	applyFile(t, admin, filepath.Join(root, "deploy", "examples", "socks-shop.yaml"))
-	want, _ := json.Marshal(translate.SocksShopExpected())
+	want, _ := json.Marshal(kubetest.SocksShopExpected())
 	poll(t, 30*time.Second, func() error {
 		select {
 		case err := <-done:

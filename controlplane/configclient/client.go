@@ -198,7 +198,8 @@ func get(ctx context.Context, o *options, baseURL, ns, app, have string, watch b
 // for the next change after a 404/503.
 func Watch(ctx context.Context, baseURL, ns, app string, apply func(*config.Config), opts ...Option) error {
 	o := build(opts)
-	have := ""
+	have := ""    // the server state we last saw; sent as version
+	applied := "" // the version last handed to apply
 	failures := 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -230,8 +231,11 @@ func Watch(ctx context.Context, baseURL, ns, app string, apply func(*config.Conf
 			failures = 0
 		default:
 			failures = 0
-			if a.version != have {
-				have = a.version
+			have = a.version
+			// After a 404/503 (e.g. a restarting controller) the same
+			// configuration may come back: it is not applied twice.
+			if a.version != applied {
+				applied = a.version
 				o.log.Info("config received", "app", ns+"/"+app, "version", a.version)
 				apply(a.cfg)
 			}

@@ -133,7 +133,12 @@ func TestWatchFollowsChanges(t *testing.T) {
 	// Not ready: the proxy keeps its config, nothing is applied.
 	store.SetProxyNotReady(key, "StrategyMissing", "gone")
 	r.none(t, 200*time.Millisecond)
-	// The same config again is not re-applied... a new one is.
+	// The same config coming back (a restarted controller) is not re-applied.
+	if _, err := store.SetProxy(key, testConfig("u2")); err != nil {
+		t.Fatal(err)
+	}
+	r.none(t, 200*time.Millisecond)
+	// A new one is.
 	if _, err := store.SetProxy(key, testConfig("u3")); err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ import (
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
 	"pisanix.io/pisanix/controlplane/configclient"
 	"pisanix.io/pisanix/controlplane/configserver"
-	"pisanix.io/pisanix/controlplane/translate"
+	"pisanix.io/pisanix/controlplane/kubetest"
 )
 
 const timeout = 20 * time.Second
@@ -101,7 +101,7 @@ func TestSocksShop(t *testing.T) {
 		t.Fatal(err)
 	}
 	applyYAML(t, data)
-	want := jsonOf(t, translate.SocksShopExpected())
+	want := jsonOf(t, kubetest.SocksShopExpected())
 	eventually(t, timeout, func() error {
 		c, err := fetch("default", "catalogue")
 		if err != nil {

@@ -1,5 +1,6 @@
-// Package kubetest finds the kube-apiserver and etcd binaries that
-// scripts/k8s-test-binaries.sh builds, for envtest.
+// Package kubetest holds test helpers of the control plane: it finds the
+// kube-apiserver and etcd binaries that scripts/k8s-test-binaries.sh builds
+// for envtest, and holds the expected socks-shop proxy configuration.
 package kubetest
 
 import (

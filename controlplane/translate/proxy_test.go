@@ -11,6 +11,7 @@ import (
 
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/kubetest"
 )
 
 func vdb(services ...v1alpha1.Service) *v1alpha1.VirtualDatabase {
@@ -73,7 +74,7 @@ func TestSocksShop(t *testing.T) {
 	if p != nil {
 		t.Fatal(p)
 	}
-	want := SocksShopExpected()
+	want := kubetest.SocksShopExpected()
 	if got, w := mustJSON(t, out.Config), mustJSON(t, want); got != w {
 		t.Fatalf("config differs\ngot:  %s\nwant: %s", got, w)
 	}

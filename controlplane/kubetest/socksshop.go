@@ -1,4 +1,4 @@
-package translate
+package kubetest
 
 import "pisanix.io/pisanix/config"
 
