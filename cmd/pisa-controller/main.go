@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -193,7 +194,11 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err := controller.Setup(mgr, controller.Options{Store: store, Log: log, DaemonGlobal: global}); err != nil {
 		return err
 	}
-	if err := mgr.Add(&configserver.Server{Addr: f.configAddr, Store: store, Log: log.With("component", "configserver")}); err != nil {
+	cm, err := configserver.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	if err := mgr.Add(&configserver.Server{Addr: f.configAddr, Store: store, Metrics: cm, Log: log.With("component", "configserver")}); err != nil {
 		return fmt.Errorf("add config server: %w", err)
 	}
 	mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: &webhook.Handler{

@@ -32,22 +32,41 @@ func ProxyPath(ns, app string) string {
 // DaemonPath is the URL path of the daemon configuration.
 func DaemonPath() string { return PathPrefix + "/daemonconfigs" }
 
-// Handler serves the store.
-func Handler(s *Store, log *slog.Logger) http.Handler {
+// HandlerOption tunes Handler.
+type HandlerOption func(*handlerOptions)
+
+type handlerOptions struct{ metrics *Metrics }
+
+// WithMetrics counts requests and watchers in m.
+func WithMetrics(m *Metrics) HandlerOption { return func(o *handlerOptions) { o.metrics = m } }
+
+// Handler serves the store. A nil log discards.
+func Handler(s *Store, log *slog.Logger, opts ...HandlerOption) http.Handler {
+	var o handlerOptions
+	for _, f := range opts {
+		f(&o)
+	}
+	m := o.metrics
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(proxyPattern, func(w http.ResponseWriter, r *http.Request) {
 		k := Key{Namespace: r.PathValue("ns"), App: r.PathValue("app")}
-		serve(w, r, s, s.proxyGetter(k), log.With("app", k.String()),
+		serve(w, r, s, s.proxyGetter(k), log.With("app", k.String()), m, "proxy",
 			fmt.Sprintf("no VirtualDatabase %q in namespace %q", k.App, k.Namespace))
 	})
 	mux.HandleFunc(daemonPattern, func(w http.ResponseWriter, r *http.Request) {
-		serve(w, r, s, s.daemonGetter, log.With("config", "daemon"), "no daemon configuration yet")
+		serve(w, r, s, s.daemonGetter, log.With("config", "daemon"), m, "daemon", "no daemon configuration yet")
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	return mux
 }
 
-func serve(w http.ResponseWriter, r *http.Request, s *Store, get func() *entry, log *slog.Logger, missing string) {
+func serve(w http.ResponseWriter, r *http.Request, s *Store, get func() *entry, log *slog.Logger, m *Metrics, kind, missing string) {
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	defer func() { m.answered(kind, sw.code) }()
+	w = sw
 	q := r.URL.Query()
 	e, changed := s.snapshot(get)
 	if watch, _ := strconv.ParseBool(q.Get("watch")); watch {
@@ -63,6 +82,8 @@ func serve(w http.ResponseWriter, r *http.Request, s *Store, get func() *entry, 
 		}
 		timer := time.NewTimer(timeout)
 		defer timer.Stop()
+		m.watching(kind, 1)
+		defer m.watching(kind, -1)
 		for version(e) == have {
 			select {
 			case <-r.Context().Done():
@@ -109,18 +130,35 @@ func writeJSON(w http.ResponseWriter, status int, ver string, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// statusWriter remembers the status code for the metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
 // Server runs the handler on an address; it is a controller-runtime
 // Runnable that serves on every replica, leader or not.
 type Server struct {
 	Addr  string
 	Store *Store
 	Log   *slog.Logger
+	// Metrics, optional.
+	Metrics *Metrics
 	// Listener, when set, is used instead of listening on Addr (tests).
 	Listener net.Listener
 }
 
 // Start serves until ctx ends, then shuts down gracefully.
 func (s *Server) Start(ctx context.Context) error {
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	ln := s.Listener
 	if ln == nil {
 		var err error
@@ -129,14 +167,14 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	srv := &http.Server{
-		Handler:           Handler(s.Store, s.Log),
+		Handler:           Handler(s.Store, log, WithMetrics(s.Metrics)),
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      MaxWatch + 30*time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.Log.Info("config server listening", "addr", ln.Addr().String())
+	log.Info("config server listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
 		return fmt.Errorf("config server: %w", err)

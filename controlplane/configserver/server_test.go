@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"pisanix.io/pisanix/config"
 )
 
@@ -24,9 +27,15 @@ func cfg(user string) *config.Config {
 
 func TestServe(t *testing.T) {
 	store := NewStore()
-	srv := httptest.NewServer(Handler(store, slog.New(slog.DiscardHandler)))
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(store, slog.New(slog.DiscardHandler), WithMetrics(m)))
 	defer srv.Close()
 	k := Key{"ns", "app"}
+	var v1 string
 	get := func(path string, hdr ...string) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
@@ -45,7 +54,7 @@ func TestServe(t *testing.T) {
 	if resp, _ := get(ProxyPath("ns", "app")); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("missing: status %d", resp.StatusCode)
 	}
-	v1, err := store.SetProxy(k, cfg("a"))
+	v1, err = store.SetProxy(k, cfg("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +112,14 @@ func TestServe(t *testing.T) {
 	}
 	if resp, _ := get(DaemonPath()); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("daemon before set: status %d", resp.StatusCode)
+	}
+	for code, want := range map[string]float64{"200": 3, "304": 2, "404": 2, "503": 1} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues("proxy", code)); got != want {
+			t.Errorf("proxy requests with code %s = %v, want %v", code, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.watchers.WithLabelValues("proxy")); got != 0 {
+		t.Errorf("watchers = %v after all watches ended", got)
 	}
 	if _, err := store.SetDaemon(map[string]any{"apps": []string{}}); err != nil {
 		t.Fatal(err)
