@@ -36,7 +36,8 @@ type Proxy struct {
 	PoolDials      *prometheus.CounterVec
 	PoolDialErrors *prometheus.CounterVec
 
-	ConfigReloads *prometheus.CounterVec
+	ConfigReloads    *prometheus.CounterVec
+	PluginRejections *prometheus.CounterVec
 
 	ActorRestarts *prometheus.CounterVec
 	ActorMailbox  *prometheus.GaugeVec
@@ -68,20 +69,21 @@ func New() *Proxy {
 			Namespace: ns, Name: "pool_wait_seconds", Help: "Time spent waiting for a backend connection.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"domain", "node"}),
-		PoolTimeouts:   counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
-		PoolDials:      counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
-		PoolDialErrors: counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
-		ConfigReloads:  counter("config_reloads_total", "Configuration changes applied live (ok) or rejected (error).", "result"),
-		ActorRestarts:  counter("actor_failures_total", "Actor failures by actor kind and the supervisor's directive.", "kind", "directive"),
-		ActorMailbox:   gauge("actor_mailbox_depth", "Messages waiting in mailboxes, by actor kind.", "kind"),
-		ActorMessages:  counter("actor_messages_total", "Messages processed, by actor kind.", "kind"),
+		PoolTimeouts:     counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
+		PoolDials:        counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
+		PoolDialErrors:   counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		PluginRejections: counter("plugin_rejections_total", "Statements refused by circuit_break or concurrency_control rules.", "domain", "plugin"),
+		ConfigReloads:    counter("config_reloads_total", "Configuration changes applied live (ok) or rejected (error).", "result"),
+		ActorRestarts:    counter("actor_failures_total", "Actor failures by actor kind and the supervisor's directive.", "kind", "directive"),
+		ActorMailbox:     gauge("actor_mailbox_depth", "Messages waiting in mailboxes, by actor kind.", "kind"),
+		ActorMessages:    counter("actor_messages_total", "Messages processed, by actor kind.", "kind"),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.ConfigReloads, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }

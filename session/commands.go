@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/sqlinfo"
+	"pisanix.io/pisanix/strategy"
 	"pisanix.io/pisanix/wire"
 )
 
@@ -75,6 +76,11 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_STMT_EXECUTE:
 		return s.relay(payload, more, wire.RespResult, sqlinfo.KindExecute)
 	case mysql.COM_STMT_PREPARE:
+		if !s.env.Plugins.Empty() {
+			if err := s.env.Plugins.Check(payload[1:]); err != nil {
+				return s.reject(err, more)
+			}
+		}
 		return s.relay(payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
 	case mysql.COM_STMT_FETCH:
 		return s.relay(payload, more, wire.RespRows, sqlinfo.KindOther)
@@ -126,6 +132,15 @@ func (s *Session) query(payload []byte, more bool) error {
 	if s.env.Fault != nil {
 		s.env.Fault(s, sql)
 	}
+	if !s.env.Plugins.Empty() {
+		release, err := s.env.Plugins.Admit(context.Background(), sql)
+		if err != nil {
+			return s.reject(err, more)
+		}
+		if release != nil {
+			defer release()
+		}
+	}
 	out, err := s.exchange(payload, more, wire.RespResult, kind)
 	if err == nil && kind == sqlinfo.KindUse && out.ErrCode == 0 {
 		if db, ok := sqlinfo.ParseUse(sql); ok {
@@ -134,6 +149,23 @@ func (s *Session) query(payload []byte, more bool) error {
 		}
 	}
 	return err
+}
+
+// reject answers a command a plugin refused with ERR 1047 (08S01), as
+// Pisa-Proxy did; the session goes on.
+func (s *Session) reject(err error, more bool) error {
+	if more {
+		if err := s.client.DiscardRest(); err != nil {
+			return &wire.IOError{Side: wire.ClientSide, Err: err}
+		}
+	}
+	plugin := "unknown"
+	var rej *strategy.Rejected
+	if errors.As(err, &rej) {
+		plugin = rej.Plugin
+	}
+	s.env.Metrics.PluginRejections.WithLabelValues(s.env.Tenant, plugin).Inc()
+	return s.clientError(wire.NewError(mysql.ER_UNKNOWN_COM_ERROR, err.Error()))
 }
 
 // send forwards a client command to the backend.

@@ -36,6 +36,7 @@ type Env struct {
 	TLS           *tls.Config
 	TLSRequired   bool
 	Balancer      *strategy.Balancer
+	Plugins       *strategy.Plugins        // circuit breaking, concurrency control
 	Pools         map[string]*backend.Pool // by node name
 	Registry      *Registry
 	Metrics       *metrics.Proxy

@@ -89,10 +89,11 @@ type poolKey struct {
 
 // tenantActor supervises one tenant's pools, balancer and listener.
 type tenantActor struct {
-	t     *tenant
-	pools map[string]poolRef
-	bal   *strategy.Balancer
-	gen   int
+	t       *tenant
+	pools   map[string]poolRef
+	bal     *strategy.Balancer
+	plugins *strategy.Plugins
+	gen     int
 }
 
 func (a *tenantActor) Receive(ctx actor.Context) {
@@ -135,10 +136,19 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	} else {
 		ctx.Send(a.bal.PID(), &strategy.SetTargets{Algorithm: balanceType(cfg), Targets: targets})
 	}
+	a.gen++
+	plugins, err := strategy.NewPlugins(t.sys, ctx, cfg.Name, cfg.Plugin, a.gen)
+	if err != nil {
+		return err
+	}
+	if a.plugins != nil {
+		a.plugins.Stop(ctx) // statements waiting there are refused; new ones use the new rules
+	}
+	a.plugins = plugins
 	env := &session.Env{
 		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
 		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
-		Balancer: a.bal, Pools: pools, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
+		Balancer: a.bal, Plugins: plugins, Pools: pools, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 		MaxPacket: 1 << 30,
 	}
 	env.Fault = faultHook(t.sys, t)

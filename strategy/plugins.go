@@ -1,0 +1,246 @@
+package strategy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"pisanix.io/pisanix/actors"
+	"pisanix.io/pisanix/config"
+)
+
+// Plugins is a listener's statement gate, built once per configuration:
+// SQL circuit breaking (reject matching statements before they reach a
+// backend) and concurrency control (bound matching statements in flight).
+// Immutable; the limiter state lives in one actor per rule.
+type Plugins struct {
+	breakers []breaker
+	limiters []*Limiter
+}
+
+type breaker struct {
+	re   *regexp.Regexp
+	rule string // the pattern as configured, for the error message
+}
+
+// Rejected is a statement a plugin refused; the session answers it with
+// ERR 1047 / 08S01 as Pisa-Proxy did.
+type Rejected struct {
+	Plugin string // circuit_break or concurrency_control
+	Reason string
+}
+
+func (r *Rejected) Error() string { return r.Reason }
+
+// NewPlugins compiles rules (validated by config already) and spawns one
+// limiter actor per concurrency rule under parent.
+func NewPlugins(sys *actors.System, parent actor.SpawnerContext, tenant string, p *config.Plugin, gen int) (*Plugins, error) {
+	out := &Plugins{}
+	if p == nil {
+		return out, nil
+	}
+	for _, cb := range p.CircuitBreak {
+		for _, pat := range cb.Regex {
+			src := pat
+			if cb.CaseInsensitive {
+				src = "(?i)" + pat
+			}
+			re, err := regexp.Compile(src)
+			if err != nil {
+				return nil, fmt.Errorf("circuit_break regex %q: %w", pat, err)
+			}
+			out.breakers = append(out.breakers, breaker{re: re, rule: pat})
+		}
+	}
+	for i, cc := range p.ConcurrencyControl {
+		l, err := newLimiter(sys, parent, fmt.Sprintf("limiter-%d-%d", gen, i), tenant, cc)
+		if err != nil {
+			return nil, err
+		}
+		out.limiters = append(out.limiters, l)
+	}
+	return out, nil
+}
+
+// Stop ends the limiter actors (on reload or tenant stop).
+func (p *Plugins) Stop(ctx actor.Context) {
+	for _, l := range p.limiters {
+		ctx.Stop(l.pid)
+	}
+}
+
+// Empty reports whether no rule is configured (the session skips the gate).
+func (p *Plugins) Empty() bool { return p == nil || len(p.breakers)+len(p.limiters) == 0 }
+
+// Check applies the circuit-break rules only (COM_STMT_PREPARE: a statement
+// that would be refused is refused at prepare time).
+func (p *Plugins) Check(sql []byte) error {
+	for _, b := range p.breakers {
+		if b.re.Match(sql) {
+			return &Rejected{Plugin: "circuit_break", Reason: fmt.Sprintf("pisa-proxy: statement rejected by circuit_break rule %q", b.rule)}
+		}
+	}
+	return nil
+}
+
+// Admit checks sql against every rule. It returns a release function to
+// call when the statement finished (nil when no limiter matched), or a
+// *Rejected error. Only statements matching a concurrency rule pay for an
+// actor round trip.
+func (p *Plugins) Admit(ctx context.Context, sql []byte) (release func(), err error) {
+	if err := p.Check(sql); err != nil {
+		return nil, err
+	}
+	var held []*Limiter
+	for _, l := range p.limiters {
+		if !l.matches(sql) {
+			continue
+		}
+		if err := l.acquire(ctx); err != nil {
+			for _, h := range held {
+				h.release()
+			}
+			return nil, err
+		}
+		held = append(held, l)
+	}
+	if len(held) == 0 {
+		return nil, nil
+	}
+	return func() {
+		for _, h := range held {
+			h.release()
+		}
+	}, nil
+}
+
+// Limiter bounds in-flight statements matching one concurrency rule across
+// the tenant. Its actor owns the count and the bounded queue.
+type Limiter struct {
+	sys      *actors.System
+	pid      *actor.PID
+	res      []*regexp.Regexp
+	rule     string
+	max      int
+	wait     time.Duration
+	maxQueue int
+}
+
+// limiter messages
+type (
+	admitReq   struct{ reply chan error }
+	admitDone  struct{}
+	admitAbort struct{ reply chan error }
+)
+
+// maxQueuePerSlot bounds a limiter's queue relative to its concurrency.
+const maxQueuePerSlot = 64
+
+func newLimiter(sys *actors.System, parent actor.SpawnerContext, name, tenant string, cc config.ConcurrencyControl) (*Limiter, error) {
+	l := &Limiter{sys: sys, rule: strings.Join(cc.Regex, "|"), max: cc.MaxConcurrency,
+		wait: time.Duration(cc.Duration) * time.Second, maxQueue: maxQueuePerSlot * cc.MaxConcurrency}
+	if l.wait == 0 {
+		l.wait = time.Second
+	}
+	for _, pat := range cc.Regex {
+		re, err := regexp.Compile(pat)
+		if err != nil {
+			return nil, fmt.Errorf("concurrency_control regex %q: %w", pat, err)
+		}
+		l.res = append(l.res, re)
+	}
+	pid, err := parent.SpawnNamed(sys.Props("limiter", func() actor.Actor { return &limiterActor{l: l} }), name)
+	if err != nil {
+		return nil, fmt.Errorf("spawn limiter: %w", err)
+	}
+	l.pid = pid
+	return l, nil
+}
+
+func (l *Limiter) matches(sql []byte) bool {
+	for _, re := range l.res {
+		if re.Match(sql) {
+			return true
+		}
+	}
+	return false
+}
+
+// errLimiterGone: the limiter was replaced by a reload while waiting.
+var errLimiterGone = errors.New("concurrency limiter restarted")
+
+func (l *Limiter) acquire(ctx context.Context) error {
+	reply := make(chan error, 1)
+	l.sys.Root.Send(l.pid, &admitReq{reply: reply})
+	timer := time.NewTimer(l.wait)
+	defer timer.Stop()
+	select {
+	case err := <-reply:
+		return err
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	l.sys.Root.Send(l.pid, &admitAbort{reply: reply})
+	select {
+	case err := <-reply:
+		if err == nil {
+			return nil // admitted just in time; the abort was ignored
+		}
+	case <-time.After(time.Second): // the limiter is gone (reload): no answer comes
+	}
+	return &Rejected{Plugin: "concurrency_control", Reason: fmt.Sprintf("pisa-proxy: concurrency_control rule %q: more than %d statements in flight for %s", l.rule, l.max, l.wait)}
+}
+
+func (l *Limiter) release() { l.sys.Root.Send(l.pid, &admitDone{}) }
+
+// limiterActor owns one rule's in-flight count and FIFO queue.
+type limiterActor struct {
+	l        *Limiter
+	inflight int
+	queue    []chan error
+}
+
+func (a *limiterActor) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *admitReq:
+		switch {
+		case a.inflight < a.l.max:
+			a.inflight++
+			m.reply <- nil
+		case len(a.queue) < a.l.maxQueue:
+			a.queue = append(a.queue, m.reply)
+		default:
+			m.reply <- errQueueFull
+		}
+	case *admitDone:
+		if len(a.queue) > 0 {
+			next := a.queue[0]
+			a.queue = a.queue[1:]
+			next <- nil // the slot passes straight to the next waiter
+			return
+		}
+		a.inflight = max(a.inflight-1, 0) // a restart forgot earlier holders
+	case *admitAbort:
+		for i, w := range a.queue {
+			if w == m.reply {
+				a.queue = append(a.queue[:i], a.queue[i+1:]...)
+				m.reply <- errLimiterGone // never admitted
+				return
+			}
+		}
+		// Already admitted (its grant sits in the channel): keep the grant.
+	case *actor.Restarting, *actor.Stopping:
+		for _, w := range a.queue {
+			w <- errLimiterGone
+		}
+		a.queue = nil
+	case *actors.Failure:
+		actors.Reraise(m)
+	}
+}
+
+var errQueueFull = &Rejected{Plugin: "concurrency_control", Reason: "pisa-proxy: concurrency_control queue is full"}

@@ -1,0 +1,75 @@
+package supervisor_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestCircuitBreak(t *testing.T) {
+	extra := "[[proxy.config.plugin.circuit_break]]\nregex = [\"^DELETE\\\\s+FROM\\\\s+guarded\"]\ncase_insensitive = true\n"
+	p := startProxy(t, oneNode(extra))
+	db := p.db(t, "main", "")
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS guarded (id INT)", "INSERT INTO guarded VALUES (1)")
+	_, err := db.Exec("delete from guarded")
+	me := mysqlErr(err)
+	if me == nil || me.Number != 1047 || string(me.SQLState[:]) != "08S01" || !strings.Contains(me.Message, "circuit_break") {
+		t.Fatalf("want 1047/08S01 naming the rule, got %v", err)
+	}
+	if got := queryString(t, db, "SELECT COUNT(*) FROM guarded"); got != "1" {
+		t.Fatal("the rejected statement reached the backend")
+	}
+	// Prepared statements are checked at prepare.
+	if _, err := db.Prepare("DELETE FROM guarded WHERE id = ?"); mysqlErr(err) == nil || mysqlErr(err).Number != 1047 {
+		t.Fatalf("prepare: want 1047, got %v", err)
+	}
+	if len(p.metric(t, `pisa_proxy_plugin_rejections_total{domain="main",plugin="circuit_break"} 2`)) != 1 {
+		t.Fatal("rejections not counted")
+	}
+}
+
+func TestConcurrencyControl(t *testing.T) {
+	extra := "[[proxy.config.plugin.concurrency_control]]\nregex = [\"SLEEP\"]\nmax_concurrency = 2\nduration = 1\n"
+	p := startProxy(t, oneNode(extra))
+	db := p.db(t, "main", "")
+	db.SetMaxOpenConns(10)
+	// Four statements of 1.5 s against a limit of 2 with a 1 s wait: two run,
+	// two give up after waiting 1 s.
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := db.ExecContext(context.Background(), "SELECT SLEEP(1.5)")
+			errs <- err
+		}()
+	}
+	// Unmatched statements are not limited meanwhile.
+	waitFor(t, 5*time.Second, "two sleeps running", func() bool {
+		var n int
+		_ = backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(1.5)'").Scan(&n)
+		return n == 2
+	})
+	if got := queryString(t, db, "SELECT 'free'"); got != "free" {
+		t.Fatal(got)
+	}
+	wg.Wait()
+	close(errs)
+	ok, rejected := 0, 0
+	for err := range errs {
+		switch me := mysqlErr(err); {
+		case err == nil:
+			ok++
+		case me != nil && me.Number == 1047 && strings.Contains(me.Message, "concurrency_control"):
+			rejected++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if ok != 2 || rejected != 2 {
+		t.Fatalf("%d ran, %d rejected; want 2 and 2", ok, rejected)
+	}
+}
