@@ -19,8 +19,10 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -49,6 +51,9 @@ type flags struct {
 	daemonEgress, daemonBridge          string
 	leaderElect                         bool
 	logLevel                            string
+
+	// skipNameValidation lets tests run the controllers twice in one process.
+	skipNameValidation bool
 }
 
 func parseFlags(args []string) (flags, error) {
@@ -133,6 +138,7 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	klog.SetLogger(logr.FromSlogHandler(log.Handler())) // client-go logs through klog
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, f, log); err != nil {
@@ -182,6 +188,7 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 		LeaderElectionID:        "pisa-controller.database-mesh.io",
 		LeaderElectionNamespace: f.namespace,
 		WebhookServer:           ctrlwebhook.NewServer(ctrlwebhook.Options{Port: f.webhookPort, CertDir: f.webhookCertDir}),
+		Controller:              ctrlconfig.Controller{SkipNameValidation: &f.skipNameValidation},
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)

@@ -73,10 +73,16 @@ func poll(t *testing.T, timeout time.Duration, f func() error) {
 	}
 }
 
-// The whole binary's wiring against a real API server, with the RBAC from
-// deploy/rbac only: certificates bootstrapped, caBundle filled, the
-// socks-shop config served and statuses written.
-func TestRunWithDeployRBAC(t *testing.T) {
+// cluster is a real API server with deploy/ applied and the controller's
+// run() going as its ServiceAccount, holding only the RBAC of deploy/rbac.
+type cluster struct {
+	admin      client.Client
+	configAddr string
+	done       chan error
+}
+
+func startController(t *testing.T) *cluster {
+	t.Helper()
 	dir, err := kubetest.BinaryDir()
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +110,6 @@ func TestRunWithDeployRBAC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
 	// Everything deploy/kustomization.yaml lists (the CRDs are installed by envtest already).
 	var kust struct {
 		Resources []string `json:"resources"`
@@ -137,39 +142,58 @@ func TestRunWithDeployRBAC(t *testing.T) {
 	}
 	t.Setenv("KUBECONFIG", kcPath)
 
-	configAddr := freePort(t)
+	c := &cluster{admin: admin, configAddr: freePort(t), done: make(chan error, 1)}
 	_, whPort, _ := net.SplitHostPort(freePort(t))
 	f, err := parseFlags([]string{
-		"--config-addr=" + configAddr, "--health-addr=0", "--metrics-addr=0",
+		"--config-addr=" + c.configAddr, "--health-addr=0", "--metrics-addr=0",
 		"--webhook-port=" + whPort, "--webhook-cert-dir=" + t.TempDir(), "--namespace=pisa-system",
 		"--proxy-image=pisanix/pisa-proxy:test",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- run(runCtx, f, slog.New(slog.DiscardHandler)) }()
+	f.skipNameValidation = true // several tests run the controller in this process
+	runCtx, cancel := context.WithCancel(context.Background())
+	go func() { c.done <- run(runCtx, f, slog.New(slog.DiscardHandler)) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
+		if err := <-c.done; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
+	return c
+}
 
+// running fails when run() has returned early.
+func (c *cluster) running() error {
+	select {
+	case err := <-c.done:
+		c.done <- err
+		return fmt.Errorf("run ended: %v", err)
+	default:
+		return nil
+	}
+}
+
+// The whole binary's wiring against a real API server, with the RBAC from
+// deploy/rbac only: every deploy/ manifest accepted, certificates
+// bootstrapped, caBundle filled, the socks-shop config served and statuses
+// written.
+func TestRunWithDeployRBAC(t *testing.T) {
+	c := startController(t)
+	admin, ctx := c.admin, context.Background()
+	root, _ := kubetest.RepoRoot()
 	applyFile(t, admin, filepath.Join(root, "deploy", "examples", "socks-shop.yaml"))
 	want, _ := json.Marshal(kubetest.SocksShopExpected())
 	poll(t, 30*time.Second, func() error {
-		select {
-		case err := <-done:
-			return fmt.Errorf("run ended: %w", err)
-		default:
+		if err := c.running(); err != nil {
+			return err
 		}
-		c, _, err := configclient.Fetch(ctx, "http://"+configAddr, "default", "catalogue")
+		cfg, _, err := configclient.Fetch(ctx, "http://"+c.configAddr, "default", "catalogue")
 		if err != nil {
 			return err
 		}
-		if got, _ := json.Marshal(c); !bytes.Equal(got, want) {
+		if got, _ := json.Marshal(cfg); !bytes.Equal(got, want) {
 			return fmt.Errorf("served %s", got)
 		}
 		return nil

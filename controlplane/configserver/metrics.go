@@ -28,15 +28,30 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Configuration requests answered, by kind (proxy, daemon) and HTTP status code.",
 		}, []string{"kind", "code"}),
 	}
-	for _, c := range []prometheus.Collector{m.watchers, m.requests} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, fmt.Errorf("register config server metrics: %w", err)
-			}
-		}
+	var err error
+	if m.watchers, err = register(reg, m.watchers); err != nil {
+		return nil, err
+	}
+	if m.requests, err = register(reg, m.requests); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a second server in the same process shares it).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, fmt.Errorf("register config server metrics: %w", err)
 }
 
 func (m *Metrics) watching(kind string, delta float64) {

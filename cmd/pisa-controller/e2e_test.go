@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/kubetest"
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func login(addr, user, password, db string) error {
+	conn, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)/%s?timeout=2s", user, password, addr, db))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return conn.PingContext(ctx)
+}
+
+// End to end: CRDs on a real API server -> pisa-controller -> a real
+// `pisa-proxy sidecar` process -> a real MariaDB. Measures how long a CRD
+// change takes to be applied in the proxy (goal: 2 s).
+func TestEndToEndSidecar(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds pisa-proxy and starts MariaDB")
+	}
+	root, err := kubetest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "pisa-proxy")
+	if out, err := exec.Command("go", "build", "-o", bin, filepath.Join(root, "cmd", "pisa-proxy")).CombinedOutput(); err != nil {
+		t.Fatalf("build pisa-proxy: %v\n%s", err, out)
+	}
+	db := testenv.MariaDB(t)
+	c := startController(t)
+	ctx := context.Background()
+	const ns = "e2e"
+	if err := c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	listen := freePort(t)
+	host, port, _ := strings.Cut(listen, ":")
+	p, _ := strconv.Atoi(port)
+	sel := map[string]string{"app": "shop"}
+	vdb := &v1alpha1.VirtualDatabase{
+		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+		Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.Service{{
+			Name: "mysql", TrafficStrategy: "shop",
+			DatabaseMySQL: &v1alpha1.DatabaseMySQL{Host: host, Port: int32(p), User: "app", Password: "first", DB: testenv.TestDB},
+		}}},
+	}
+	objs := []client.Object{
+		&v1alpha1.TrafficStrategy{
+			ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
+			Spec: v1alpha1.TrafficStrategySpec{Selector: &metav1.LabelSelector{MatchLabels: sel},
+				LoadBalance: &v1alpha1.LoadBalance{SimpleLoadBalance: &v1alpha1.SimpleLoadBalance{Kind: v1alpha1.LoadBalanceRandom}}},
+		},
+		&v1alpha1.DatabaseEndpoint{
+			ObjectMeta: metav1.ObjectMeta{Name: "mariadb", Namespace: ns, Labels: sel},
+			Spec: v1alpha1.DatabaseEndpointSpec{Database: v1alpha1.Database{MySQL: &v1alpha1.MySQLEndpoint{
+				Host: db.Host(), Port: int32(db.Port()), User: testenv.TestUser, Password: testenv.TestPassword, DB: testenv.TestDB,
+			}}},
+		},
+		vdb,
+	}
+	for _, o := range objs {
+		if err := c.admin.Create(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	admin := freePort(t)
+	_, adminPort, _ := strings.Cut(admin, ":")
+	proxy := exec.Command(bin, "sidecar")
+	proxy.Env = append(os.Environ(),
+		"PISA_CONTROLLER_HOST="+c.configAddr, "PISA_DEPLOYED_NAMESPACE="+ns, "PISA_DEPLOYED_NAME=shop",
+		"PISA_PROXY_ADMIN_LISTEN_HOST=127.0.0.1", "PISA_PROXY_ADMIN_LISTEN_PORT="+adminPort)
+	logs := &syncBuffer{}
+	proxy.Stdout, proxy.Stderr = logs, logs
+	if err := proxy.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- proxy.Wait() }()
+	t.Cleanup(func() {
+		_ = proxy.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = proxy.Process.Kill()
+			<-exited
+			t.Error("pisa-proxy did not stop on SIGINT")
+		}
+		if t.Failed() {
+			t.Logf("pisa-proxy log:\n%s", logs)
+		}
+	})
+
+	poll(t, 60*time.Second, func() error { return login(listen, "app", "first", testenv.TestDB) })
+
+	// Change the password the application logs in with: measure API write -> applied.
+	changed := time.Now()
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := c.admin.Get(ctx, client.ObjectKeyFromObject(vdb), vdb); err != nil {
+			return err
+		}
+		vdb.Spec.Services[0].DatabaseMySQL.Password = "second"
+		return c.admin.Update(ctx, vdb)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, func() error { return login(listen, "app", "second", testenv.TestDB) })
+	d := time.Since(changed)
+	t.Logf("VirtualDatabase change applied in the pisa-proxy sidecar after %v", d.Round(time.Millisecond))
+	if d > 2*time.Second {
+		t.Errorf("CRD change took %v to reach the proxy; goal is 2s", d)
+	}
+
+	// The endpoint goes away: the VirtualDatabase is not ready, and the proxy
+	// keeps its last good configuration instead of an empty one.
+	if err := c.admin.Delete(ctx, objs[1]); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, func() error {
+		v := &v1alpha1.VirtualDatabase{}
+		if err := c.admin.Get(ctx, client.ObjectKeyFromObject(vdb), v); err != nil {
+			return err
+		}
+		if len(v.Status.Conditions) == 0 || v.Status.Conditions[0].Reason != v1alpha1.ReasonNoEndpointSelected {
+			return fmt.Errorf("conditions %+v", v.Status.Conditions)
+		}
+		return nil
+	})
+	if err := login(listen, "app", "second", testenv.TestDB); err != nil {
+		t.Fatalf("proxy dropped its configuration when the controller had none to give: %v", err)
+	}
+}
