@@ -39,7 +39,11 @@ func setReady(st *v1alpha1.CommonStatus, cond metav1.Condition) bool {
 
 // patchStatus writes obj's status as a merge patch against base.
 func patchStatus(ctx context.Context, c client.Client, obj, base client.Object) error {
-	if err := c.Status().Patch(ctx, obj, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
+	patch := client.MergeFrom(base)
+	if data, err := patch.Data(obj); err == nil && string(data) == "{}" {
+		return nil // nothing changed: no API call
+	}
+	if err := c.Status().Patch(ctx, obj, patch); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("update status of %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return nil

@@ -52,12 +52,19 @@ func (r *VirtualDatabaseReconciler) Reconcile(ctx context.Context, req reconcile
 		}
 		return reconcile.Result{}, fmt.Errorf("get virtualdatabase %s: %w", req, err)
 	}
-	in, err := r.inputs(ctx, vdb)
+	// A Secret that cannot be read for another reason than not existing
+	// (API unavailable, forbidden) is retried with backoff; the served
+	// config and the status stay as they are.
+	var secretErr error
+	in, err := r.inputs(ctx, vdb, func(err error) { secretErr = err })
 	if err != nil {
 		return reconcile.Result{}, err
 	}
 	base := vdb.DeepCopy()
 	out, prob := translate.ProxyConfig(in)
+	if secretErr != nil {
+		return reconcile.Result{}, fmt.Errorf("virtualdatabase %s: %w", req, secretErr)
+	}
 	var res reconcile.Result
 	var cond = readyCondition(vdb.Generation, v1alpha1.ReasonReady, "configuration served")
 	if prob != nil {
@@ -91,8 +98,9 @@ func (r *VirtualDatabaseReconciler) Reconcile(ctx context.Context, req reconcile
 	return res, nil
 }
 
-// inputs gathers the strategies and endpoints of the VirtualDatabase's namespace.
-func (r *VirtualDatabaseReconciler) inputs(ctx context.Context, vdb *v1alpha1.VirtualDatabase) (translate.ProxyInput, error) {
+// inputs gathers the strategies and endpoints of the VirtualDatabase's
+// namespace, and a Secret lookup. Secret read errors other than "not found" are also passed to transient.
+func (r *VirtualDatabaseReconciler) inputs(ctx context.Context, vdb *v1alpha1.VirtualDatabase, transient func(error)) (translate.ProxyInput, error) {
 	in := translate.ProxyInput{VirtualDatabase: vdb, Strategies: map[string]*v1alpha1.TrafficStrategy{}}
 	var tss v1alpha1.TrafficStrategyList
 	if err := r.Client.List(ctx, &tss, client.InNamespace(vdb.Namespace)); err != nil {
@@ -112,7 +120,9 @@ func (r *VirtualDatabaseReconciler) inputs(ctx context.Context, vdb *v1alpha1.Vi
 			if apierrors.IsNotFound(err) {
 				return "", fmt.Errorf("secret %s/%s: %w", vdb.Namespace, name, translate.ErrSecretNotFound)
 			}
-			return "", fmt.Errorf("secret %s/%s: %w", vdb.Namespace, name, err)
+			err = fmt.Errorf("secret %s/%s: %w", vdb.Namespace, name, err)
+			transient(err)
+			return "", err
 		}
 		v, ok := sec.Data[key]
 		if !ok {
