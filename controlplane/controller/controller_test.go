@@ -520,4 +520,33 @@ func TestDaemonConfig(t *testing.T) {
 		}
 		return nil
 	})
+	// A service naming a claim that does not exist: QoSClaimed is false.
+	vdb := &v1alpha1.VirtualDatabase{}
+	update(t, objs[3].(*v1alpha1.VirtualDatabase), func(v *v1alpha1.VirtualDatabase) { v.Spec.Services[0].QoSClaim = "platinum" })
+	eventually(t, timeout, func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "payments"}, vdb); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(vdb.Status.Conditions, v1alpha1.ConditionQoSClaimed)
+		if c == nil || c.Reason != v1alpha1.ReasonQoSClaimMissing || !strings.Contains(c.Message, "platinum") {
+			return fmt.Errorf("QoSClaimed = %+v", c)
+		}
+		return nil
+	})
+	// Creating the claim makes it true.
+	if err := k8s.Create(ctx, &v1alpha1.QoSClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "platinum", Namespace: ns},
+		Spec:       v1alpha1.QoSClaimSpec{TrafficQoS: v1alpha1.TrafficQoS{Name: "platinum", QoSGroup: v1alpha1.QoSGroup{Rate: "1gbit"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, timeout, func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "payments"}, vdb); err != nil {
+			return err
+		}
+		if c := meta.FindStatusCondition(vdb.Status.Conditions, v1alpha1.ConditionQoSClaimed); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("QoSClaimed = %+v", c)
+		}
+		return nil
+	})
 }

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -92,10 +96,44 @@ func (r *VirtualDatabaseReconciler) Reconcile(ctx context.Context, req reconcile
 		res.RequeueAfter = SecretResync
 	}
 	setReady(&vdb.Status.CommonStatus, cond)
+	if err := r.qosCondition(ctx, vdb); err != nil {
+		return reconcile.Result{}, err
+	}
 	if err := patchStatus(ctx, r.Client, vdb, base); err != nil {
 		return reconcile.Result{}, err
 	}
 	return res, nil
+}
+
+// qosCondition sets QoSClaimed when a service names a QoSClaim, and removes
+// it when none does.
+func (r *VirtualDatabaseReconciler) qosCondition(ctx context.Context, vdb *v1alpha1.VirtualDatabase) error {
+	var named, missing []string
+	for _, svc := range vdb.Spec.Services {
+		if svc.QoSClaim == "" || slices.Contains(named, svc.QoSClaim) {
+			continue
+		}
+		named = append(named, svc.QoSClaim)
+		err := r.Client.Get(ctx, types.NamespacedName{Namespace: vdb.Namespace, Name: svc.QoSClaim}, &v1alpha1.QoSClaim{})
+		switch {
+		case apierrors.IsNotFound(err):
+			missing = append(missing, svc.QoSClaim)
+		case err != nil:
+			return fmt.Errorf("get qosclaim %s/%s: %w", vdb.Namespace, svc.QoSClaim, err)
+		}
+	}
+	if len(named) == 0 {
+		meta.RemoveStatusCondition(&vdb.Status.Conditions, v1alpha1.ConditionQoSClaimed)
+		return nil
+	}
+	c := metav1.Condition{Type: v1alpha1.ConditionQoSClaimed, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady,
+		Message: "claims " + strings.Join(named, ", "), ObservedGeneration: vdb.Generation}
+	if len(missing) > 0 {
+		c.Status, c.Reason = metav1.ConditionFalse, v1alpha1.ReasonQoSClaimMissing
+		c.Message = "QoSClaim not found: " + strings.Join(missing, ", ")
+	}
+	meta.SetStatusCondition(&vdb.Status.Conditions, c)
+	return nil
 }
 
 // inputs gathers the strategies and endpoints of the VirtualDatabase's
@@ -142,11 +180,23 @@ func (r *VirtualDatabaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.VirtualDatabase{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.TrafficStrategy{}, handler.EnqueueRequestsFromMapFunc(r.forStrategy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace), builder.WithPredicates(specOrMeta)).
+		Watches(&v1alpha1.QoSClaim{}, handler.EnqueueRequestsFromMapFunc(r.forClaim), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }
 
 // forStrategy maps a TrafficStrategy to the VirtualDatabases that name it.
 func (r *VirtualDatabaseReconciler) forStrategy(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.naming(ctx, o, func(s v1alpha1.Service) string { return s.TrafficStrategy })
+}
+
+// forClaim maps a QoSClaim to the VirtualDatabases that name it.
+func (r *VirtualDatabaseReconciler) forClaim(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.naming(ctx, o, func(s v1alpha1.Service) string { return s.QoSClaim })
+}
+
+// naming lists the VirtualDatabases of o's namespace with a service whose
+// field (as returned by ref) names o.
+func (r *VirtualDatabaseReconciler) naming(ctx context.Context, o client.Object, ref func(v1alpha1.Service) string) []reconcile.Request {
 	var list v1alpha1.VirtualDatabaseList
 	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
 		r.Log.Error("list virtualdatabases", "namespace", o.GetNamespace(), "err", err)
@@ -155,7 +205,7 @@ func (r *VirtualDatabaseReconciler) forStrategy(ctx context.Context, o client.Ob
 	var reqs []reconcile.Request
 	for _, v := range list.Items {
 		for _, s := range v.Spec.Services {
-			if s.TrafficStrategy == o.GetName() {
+			if ref(s) == o.GetName() {
 				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
 				break
 			}

@@ -12,6 +12,9 @@ const (
 	// ConditionReady is true when the object was translated into served
 	// configuration without problems.
 	ConditionReady = "Ready"
+	// ConditionQoSClaimed, on a VirtualDatabase whose services name
+	// QoSClaims, is true when every named claim exists.
+	ConditionQoSClaimed = "QoSClaimed"
 
 	ReasonReady              = "Ready"
 	ReasonStrategyMissing    = "StrategyMissing"
