@@ -45,6 +45,11 @@ func applyYAML(t *testing.T, data []byte) {
 		if err := k8s.Create(context.Background(), obj); err != nil {
 			t.Fatalf("apply %s %s: %v", obj.GetKind(), obj.GetName(), err)
 		}
+		t.Cleanup(func() {
+			if err := k8s.Delete(context.Background(), obj); err != nil && !apierrors.IsNotFound(err) {
+				t.Errorf("delete %s %s: %v", obj.GetKind(), obj.GetName(), err)
+			}
+		})
 	}
 }
 
@@ -69,6 +74,17 @@ func namespace(t *testing.T, name string) {
 	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
+}
+
+// newNamespace creates a namespace of its own for one test run (tests may
+// run several times against the same API server with -count).
+func newNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := k8s.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
 }
 
 func fetch(ns, app string) (*config.Config, error) {
@@ -141,10 +157,10 @@ func TestSocksShop(t *testing.T) {
 
 // Objects the schema refuses, with the field named in the API server's message.
 func TestInvalidObjectsRefused(t *testing.T) {
-	namespace(t, "invalid")
+	ns := newNamespace(t, "invalid")
 	obj := func(kind, spec string) *unstructured.Unstructured {
 		u := &unstructured.Unstructured{}
-		doc := fmt.Sprintf("apiVersion: core.database-mesh.io/v1alpha1\nkind: %s\nmetadata: {name: bad, namespace: invalid}\nspec:\n%s", kind, spec)
+		doc := fmt.Sprintf("apiVersion: core.database-mesh.io/v1alpha1\nkind: %s\nmetadata: {name: bad, namespace: %s}\nspec:\n%s", kind, ns, spec)
 		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
 			t.Fatalf("test manifest: %v", err)
 		}
@@ -230,8 +246,7 @@ func nodes(c *config.Config) string {
 // Selector changes, endpoint add/remove and strategy edits show up in the
 // served config, and a watching proxy learns of each within the 2 s goal.
 func TestChangesReachTheProxy(t *testing.T) {
-	const ns = "changes"
-	namespace(t, ns)
+	ns := newNamespace(t, "changes")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -409,8 +424,7 @@ func TestChangesReachTheProxy(t *testing.T) {
 
 // Passwords from Secrets; a missing Secret is a reason on the status.
 func TestSecretPasswords(t *testing.T) {
-	const ns = "secrets"
-	namespace(t, ns)
+	ns := newNamespace(t, "secrets")
 	ctx := context.Background()
 	sel := map[string]string{"app": "vault"}
 	ts := &v1alpha1.TrafficStrategy{
@@ -465,8 +479,7 @@ func TestSecretPasswords(t *testing.T) {
 
 // QoSClaims become the served daemon config.
 func TestDaemonConfig(t *testing.T) {
-	const ns = "qos"
-	namespace(t, ns)
+	ns := newNamespace(t, "qos")
 	ctx := context.Background()
 	sel := map[string]string{"app": "pay"}
 	objs := []client.Object{
@@ -503,7 +516,9 @@ func TestDaemonConfig(t *testing.T) {
 			return err
 		}
 		for _, app := range dc.App {
-			if app.Name == "payments" && len(app.Service) == 1 && app.Service[0].QoSGroup.Rate == "10mbit" &&
+			// Qualified with the namespace when another namespace (an
+			// earlier -count run) has a "payments" too.
+			if (app.Name == "payments" || app.Name == ns+"/payments") && len(app.Service) == 1 && app.Service[0].QoSGroup.Rate == "10mbit" &&
 				len(app.Service[0].Endpoints) == 1 && app.Service[0].Endpoints[0].IP == "paydb.db.svc" {
 				return dc.Validate()
 			}

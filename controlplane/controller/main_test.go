@@ -2,6 +2,8 @@ package controller_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,8 +134,10 @@ func run(m *testing.M) int {
 	}()
 	// The webhook's failure policy is Fail: wait until it serves.
 	whAddr := net.JoinHostPort(wio.LocalServingHost, strconv.Itoa(wio.LocalServingPort))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(wio.LocalServingCAData)
 	if err := poll(ctx, 30*time.Second, func() error {
-		c, err := net.DialTimeout("tcp", whAddr, time.Second)
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", whAddr, &tls.Config{RootCAs: roots, ServerName: wio.LocalServingHost})
 		if err == nil {
 			c.Close()
 		}

@@ -50,8 +50,7 @@ func sidecar(p *corev1.Pod) *corev1.Container {
 // A pod created with the label gets the sidecar through the webhook; one
 // without the label does not.
 func TestWebhookInjects(t *testing.T) {
-	const ns = "apps"
-	namespace(t, ns)
+	ns := newNamespace(t, "apps")
 	ctx := context.Background()
 	// The app's VirtualDatabase listens on 3307: the sidecar declares that port.
 	vdb := &v1alpha1.VirtualDatabase{
