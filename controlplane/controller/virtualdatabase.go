@@ -179,7 +179,7 @@ func (r *VirtualDatabaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("virtualdatabase").
 		For(&v1alpha1.VirtualDatabase{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.TrafficStrategy{}, handler.EnqueueRequestsFromMapFunc(r.forStrategy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace), builder.WithPredicates(specOrMeta)).
+		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace), builder.WithPredicates(specOrMeta())).
 		Watches(&v1alpha1.QoSClaim{}, handler.EnqueueRequestsFromMapFunc(r.forClaim), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }

@@ -6,7 +6,6 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -84,8 +83,6 @@ func Injected(pod *corev1.Pod) bool {
 	return false
 }
 
-// replicaSetHash is the pod-template-hash suffix of a Deployment's ReplicaSet.
-var replicaSetHash = regexp.MustCompile(`-[a-z0-9]{1,10}$`)
 
 // AppName is the application a pod belongs to, which names its
 // VirtualDatabase: the pisanix.io/app annotation, else the controlling
@@ -101,7 +98,11 @@ func AppName(pod *corev1.Pod) (string, error) {
 			if h := pod.Labels["pod-template-hash"]; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
 				return strings.TrimSuffix(ref.Name, "-"+h), nil
 			}
-			return replicaSetHash.ReplaceAllString(ref.Name, ""), nil
+			// No hash label: a Deployment's ReplicaSet is <deployment>-<hash>.
+			if i := strings.LastIndexByte(ref.Name, '-'); i > 0 {
+				return ref.Name[:i], nil
+			}
+			return ref.Name, nil
 		case "Job":
 			// A CronJob's pods carry its name (Kubernetes 1.32+).
 			if n := pod.Labels["batch.kubernetes.io/cronjob-name"]; n != "" {

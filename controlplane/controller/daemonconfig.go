@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -21,97 +20,10 @@ import (
 	"pisanix.io/pisanix/controlplane/translate"
 )
 
-var specOrMeta = predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
-
-// TrafficStrategyReconciler reports how many endpoints a strategy selects.
-type TrafficStrategyReconciler struct {
-	Client client.Client
-	Log    *slog.Logger
-}
-
-// Reconcile updates one TrafficStrategy's status.
-func (r *TrafficStrategyReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	ts := &v1alpha1.TrafficStrategy{}
-	if err := r.Client.Get(ctx, req.NamespacedName, ts); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	var eps v1alpha1.DatabaseEndpointList
-	if err := r.Client.List(ctx, &eps, client.InNamespace(ts.Namespace)); err != nil {
-		return reconcile.Result{}, fmt.Errorf("list databaseendpoints in %s: %w", ts.Namespace, err)
-	}
-	base := ts.DeepCopy()
-	selected, err := translate.SelectEndpoints(ts, eps.Items)
-	var cond = readyCondition(ts.Generation, v1alpha1.ReasonReady, fmt.Sprintf("selects %d endpoint(s)", len(selected)))
-	switch {
-	case err != nil:
-		cond = readyCondition(ts.Generation, v1alpha1.ReasonInvalidSelector, err.Error())
-	case len(selected) == 0:
-		cond = readyCondition(ts.Generation, v1alpha1.ReasonNoEndpointSelected, "the selector picks no DatabaseEndpoint in namespace "+ts.Namespace)
-	default:
-		names := make([]string, len(selected))
-		for i := range selected {
-			names[i] = selected[i].Name
-		}
-		cond.Message = "selects " + strings.Join(names, ", ")
-	}
-	ts.Status.Endpoints = int32(len(selected))
-	setReady(&ts.Status.CommonStatus, cond)
-	return reconcile.Result{}, patchStatus(ctx, r.Client, ts, base)
-}
-
-// SetupWithManager watches strategies and the endpoints they may select.
-func (r *TrafficStrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("trafficstrategy").
-		For(&v1alpha1.TrafficStrategy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var list v1alpha1.TrafficStrategyList
-			if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-				r.Log.Error("list trafficstrategies", "namespace", o.GetNamespace(), "err", err)
-				return nil
-			}
-			reqs := make([]reconcile.Request, 0, len(list.Items))
-			for _, ts := range list.Items {
-				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
-			}
-			return reqs
-		}), builder.WithPredicates(specOrMeta)).
-		Complete(r)
-}
-
-// DatabaseEndpointReconciler reports an endpoint's role.
-type DatabaseEndpointReconciler struct {
-	Client client.Client
-	Log    *slog.Logger
-}
-
-// Reconcile updates one DatabaseEndpoint's status.
-func (r *DatabaseEndpointReconciler) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-	ep := &v1alpha1.DatabaseEndpoint{}
-	if err := r.Client.Get(ctx, req.NamespacedName, ep); err != nil {
-		return reconcile.Result{}, client.IgnoreNotFound(err)
-	}
-	base := ep.DeepCopy()
-	role, err := translate.EndpointRole(ep)
-	cond := readyCondition(ep.Generation, v1alpha1.ReasonReady, "role "+role)
-	if err != nil {
-		cond = readyCondition(ep.Generation, v1alpha1.ReasonInvalidRole, err.Error())
-	}
-	ep.Status.Role = role
-	setReady(&ep.Status.CommonStatus, cond)
-	return reconcile.Result{}, patchStatus(ctx, r.Client, ep, base)
-}
-
-// SetupWithManager watches endpoints.
-func (r *DatabaseEndpointReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		Named("databaseendpoint").
-		For(&v1alpha1.DatabaseEndpoint{}, builder.WithPredicates(specOrMeta)).
-		Complete(r)
-}
-
 // daemonRequest is the single work item of the daemon config reconciler.
-var daemonRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: "daemonconfig"}}
+func daemonRequest() reconcile.Request {
+	return reconcile.Request{NamespacedName: types.NamespacedName{Name: "daemonconfig"}}
+}
 
 // DaemonConfigReconciler serves the node daemons' configuration, built
 // from every QoSClaim and the VirtualDatabase services that claim them.
@@ -196,13 +108,13 @@ func (r *DaemonConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Requ
 // SetupWithManager funnels every relevant change into one work item.
 func (r *DaemonConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{daemonRequest}
+		return []reconcile.Request{daemonRequest()}
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("daemonconfig").
 		Watches(&v1alpha1.QoSClaim{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.VirtualDatabase{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.TrafficStrategy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.DatabaseEndpoint{}, all, builder.WithPredicates(specOrMeta)).
+		Watches(&v1alpha1.DatabaseEndpoint{}, all, builder.WithPredicates(specOrMeta())).
 		Complete(r)
 }
