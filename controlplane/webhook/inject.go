@@ -83,7 +83,6 @@ func Injected(pod *corev1.Pod) bool {
 	return false
 }
 
-
 // AppName is the application a pod belongs to, which names its
 // VirtualDatabase: the pisanix.io/app annotation, else the controlling
 // owner (a ReplicaSet's Deployment, a StatefulSet, DaemonSet, Job, a Job's
