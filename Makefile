@@ -29,7 +29,9 @@ test: deps lint
 run: build
 	./scripts/run-demo.sh
 
+# Regenerates the committed BPF objects and bindings (needs clang; installed when missing).
 generate:
+	@command -v clang >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang llvm libbpf-dev; }
 	$(GO) generate ./...
 
 bench: build

@@ -24,3 +24,7 @@ if [ ! -x "$BIN/staticcheck" ]; then
   echo "deps: building staticcheck into $BIN" >&2
   GOBIN=$BIN go install honnef.co/go/tools/cmd/staticcheck@latest
 fi
+
+# A real kube-apiserver and etcd for envtest, built from Go modules once
+# into the cache (no binary downloads are possible here).
+"$(dirname "$0")/k8s-test-binaries.sh" >/dev/null
