@@ -112,7 +112,7 @@ func (r *DaemonConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("daemonconfig").
-		Watches(&v1alpha1.QoSClaim{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.QoSClaim{}, all). // status updates too: see VirtualDatabaseReconciler
 		Watches(&v1alpha1.VirtualDatabase{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.TrafficStrategy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.DatabaseEndpoint{}, all, builder.WithPredicates(specOrMeta())).

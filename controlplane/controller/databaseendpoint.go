@@ -5,7 +5,6 @@ import (
 	"log/slog"
 
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -38,8 +37,11 @@ func (r *DatabaseEndpointReconciler) Reconcile(ctx context.Context, req reconcil
 
 // SetupWithManager watches endpoints.
 func (r *DatabaseEndpointReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	// For() takes every event, status updates included: a status written
+	// from a stale cache is re-checked once the cache has caught up (the
+	// extra reconcile finds nothing to change and writes nothing).
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("databaseendpoint").
-		For(&v1alpha1.DatabaseEndpoint{}, builder.WithPredicates(specOrMeta())).
+		For(&v1alpha1.DatabaseEndpoint{}).
 		Complete(r)
 }

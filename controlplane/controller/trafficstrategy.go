@@ -60,9 +60,12 @@ func (r *TrafficStrategyReconciler) Reconcile(ctx context.Context, req reconcile
 
 // SetupWithManager watches strategies and the endpoints they may select.
 func (r *TrafficStrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	// For() takes every event, status updates included: a status written
+	// from a stale cache is re-checked once the cache has caught up (the
+	// extra reconcile finds nothing to change and writes nothing).
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("trafficstrategy").
-		For(&v1alpha1.TrafficStrategy{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.TrafficStrategy{}).
 		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			var list v1alpha1.TrafficStrategyList
 			if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {

@@ -175,9 +175,12 @@ func (r *VirtualDatabaseReconciler) inputs(ctx context.Context, vdb *v1alpha1.Vi
 // configuration depends on.
 func (r *VirtualDatabaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
+	// For() takes every event, status updates included: a status written
+	// from a stale cache is re-checked once the cache has caught up (the
+	// extra reconcile finds nothing to change and writes nothing).
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("virtualdatabase").
-		For(&v1alpha1.VirtualDatabase{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.VirtualDatabase{}).
 		Watches(&v1alpha1.TrafficStrategy{}, handler.EnqueueRequestsFromMapFunc(r.forStrategy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace), builder.WithPredicates(specOrMeta())).
 		Watches(&v1alpha1.QoSClaim{}, handler.EnqueueRequestsFromMapFunc(r.forClaim), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
