@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	gomysql "github.com/go-sql-driver/mysql"
 
 	"pisanix.io/pisanix/backend"
+	pisaconfig "pisanix.io/pisanix/config"
 )
 
 func TestMain(m *testing.M) {
@@ -376,5 +378,33 @@ func TestRunShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+}
+
+// TestShippedConfigs keeps etc/config.toml and the demo template valid
+// Pisa-Proxy TOML.
+func TestShippedConfigs(t *testing.T) {
+	if _, err := pisaconfig.Load("../../etc/config.toml"); err != nil {
+		t.Errorf("etc/config.toml: %v", err)
+	}
+	tmpl, err := os.ReadFile("../../etc/demo.toml.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo := strings.NewReplacer("@ADMIN_PORT@", "5591", "@PROXY_PORT@", "3306", "@BACKEND_PORT@", "3307",
+		"@BACKEND_USER@", "pisa_proxy", "@BACKEND_PASSWORD@", "pisa_demo_backend").Replace(string(tmpl))
+	if left := regexp.MustCompile(`(?m)^[^#]*@[A-Z_]+@`).FindString(demo); left != "" {
+		t.Errorf("etc/demo.toml.tmpl has a placeholder the test does not fill: %s", left)
+	}
+	cfg, err := pisaconfig.ParseTOML([]byte(demo), "etc/demo.toml.tmpl")
+	if err != nil {
+		t.Fatalf("etc/demo.toml.tmpl: %v", err)
+	}
+	l := cfg.Proxy.Config[0]
+	if l.Name != "catalogue" || l.User != "catalogue_user" || l.Password != "default_password" || l.DB != demoDB {
+		t.Errorf("demo listener = %+v", l)
+	}
+	if n, ok := cfg.NodeByName("catalogue-db"); !ok || n.Addr() != "127.0.0.1:3307" || n.DB != demoDB {
+		t.Errorf("demo node = %+v", n)
 	}
 }
