@@ -101,11 +101,11 @@ func startController(t *testing.T) *cluster {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                scheme,
 	}
+	t.Cleanup(func() { _ = te.Stop() }) // also when Start fails half-way
 	cfg, err := te.Start()
 	if err != nil {
 		t.Fatalf("envtest: %v", err)
 	}
-	t.Cleanup(func() { _ = te.Stop() })
 	admin, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		t.Fatal(err)

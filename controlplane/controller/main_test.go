@@ -76,6 +76,7 @@ func run(m *testing.M) int {
 	cfg, err := te.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "start envtest with binaries from %s: %v\n", dir, err)
+		_ = te.Stop() // Start may fail after the API server is up (e.g. a CRD refused)
 		return 1
 	}
 	defer func() {
