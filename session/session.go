@@ -41,9 +41,6 @@ type Env struct {
 	Registry      *Registry
 	Metrics       *metrics.Proxy
 	Log           *slog.Logger
-	// MaxPacket bounds what the proxy itself buffers from a client packet;
-	// larger commands stream through to the backend.
-	MaxPacket int
 	// Fault is a test hook run for every COM_QUERY; nil in production.
 	Fault func(s *Session, sql []byte)
 }

@@ -149,7 +149,6 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
 		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
 		Balancer: a.bal, Plugins: plugins, Pools: pools, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
-		MaxPacket: 1 << 30,
 	}
 	env.Fault = faultHook(t.sys, t)
 	t.l.env.Store(env)
