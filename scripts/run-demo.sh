@@ -47,6 +47,11 @@ pick_port() {
 BACKEND_PORT=${BACKEND_PORT:-$(pick_port 3307)}
 PROXY_PORT=${PROXY_PORT:-$(pick_port 3306 "$BACKEND_PORT")}
 ADMIN_PORT=${ADMIN_PORT:-$(pick_port 5591 "$BACKEND_PORT" "$PROXY_PORT")}
+for p in "$BACKEND_PORT" "$PROXY_PORT" "$ADMIN_PORT"; do
+  port_busy "$p" && die "port $p on $HOST is already in use"
+done
+[ "$(printf '%s\n' "$BACKEND_PORT" "$PROXY_PORT" "$ADMIN_PORT" | sort -u | wc -l)" -eq 3 ] ||
+  die "backend, proxy and admin ports must differ ($BACKEND_PORT, $PROXY_PORT, $ADMIN_PORT)"
 
 # sed replacement text with \, & and | escaped.
 sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
@@ -123,7 +128,8 @@ echo "run-demo: starting pisa-demo-backend on $HOST:$BACKEND_PORT (log: $LOGS/ba
 bin/pisa-demo-backend --addr "$HOST:$BACKEND_PORT" --user "$BACKEND_USER" --password "$BACKEND_PASSWORD" \
   >"$LOGS/backend.log" 2>&1 &
 BACKEND_PID=$!
-wait_for pisa-demo-backend "$BACKEND_PID" "$LOGS/backend.log" port_busy "$BACKEND_PORT"
+backend_up() { grep -q "demo backend ready" "$LOGS/backend.log" && port_busy "$BACKEND_PORT"; }
+wait_for pisa-demo-backend "$BACKEND_PID" "$LOGS/backend.log" backend_up
 
 echo "run-demo: starting pisa-proxy daemon -c etc/demo.toml (log: $LOGS/proxy.log)"
 bin/pisa-proxy daemon -c etc/demo.toml >"$LOGS/proxy.log" 2>&1 &

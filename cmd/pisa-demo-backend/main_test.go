@@ -10,6 +10,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,10 +367,15 @@ func TestRunFlags(t *testing.T) {
 // TestRunShutdown: run serves until its context ends, then returns nil.
 func TestRunShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
-	var out bytes.Buffer
+	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-level", "ERROR"}, &out) }()
-	time.Sleep(200 * time.Millisecond)
+	go func() { done <- run(ctx, []string{"--addr", "127.0.0.1:0"}, out) }()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "demo backend ready"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not report ready:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -379,6 +385,27 @@ func TestRunShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
 	}
+	if !strings.Contains(out.String(), "msg=stopped") {
+		t.Errorf("no clean stop logged:\n%s", out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestShippedConfigs keeps etc/config.toml and the demo template valid
