@@ -163,3 +163,27 @@ func TestClientGoneMidResult(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowClientSlowsOnlyItself(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	slow := dialRaw(t, p, "main")
+	// 50 MB of rows, far beyond the socket buffers, and nobody reading yet.
+	slow.send(append([]byte{0x03}, "SELECT REPEAT('x', 1000) FROM seq_1_to_50000"...)...)
+	db := p.db(t, "main", "")
+	start := time.Now()
+	for range 50 {
+		if got := queryString(t, db, "SELECT 'fast'"); got != "fast" {
+			t.Fatal(got)
+		}
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("a stalled client slowed others: 50 queries took %s", d)
+	}
+	// The stalled stream is intact once the client reads it.
+	slow.read()     // column count
+	slow.untilEOF() // column definition, EOF
+	rows := slow.untilEOF()
+	if n := len(rows) - 1; n != 50000 || len(rows[0]) != 1003 {
+		t.Fatalf("got %d rows of %d bytes", n, len(rows[0]))
+	}
+}

@@ -71,4 +71,3 @@ func BenchmarkRelayRows(b *testing.B) {
 		}
 	}
 }
-

@@ -103,7 +103,7 @@ func TestRelayResultSets(t *testing.T) {
 	}{
 		"ok":    {RespResult, [][]byte{{0, 1, 0, 2, 0, 0, 0}}, 2, 0},
 		"error": {RespResult, [][]byte{ErrorPayload(NewError(1146, "no table"))}, 0, 1146},
-		"rows": {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, bigRow, huge, {0}, eof(2)}, 2, 0},
+		"rows":  {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, bigRow, huge, {0}, eof(2)}, 2, 0},
 		"two results": {RespResult, [][]byte{{1}, col, eof(0x0a), {1, 'x'}, eof(0x0a),
 			{0, 0, 0, 2, 0, 0, 0}}, 2, 0},
 		"error mid rows": {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, ErrorPayload(NewError(1317, "interrupted"))}, 0, 1317},
