@@ -22,7 +22,7 @@ fi
 
 if [ ! -x "$BIN/staticcheck" ]; then
   echo "deps: building staticcheck into $BIN" >&2
-  GOBIN=$BIN go install honnef.co/go/tools/cmd/staticcheck@latest
+  GOBIN=$BIN go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 fi
 
 # A real kube-apiserver and etcd for envtest, built from Go modules once
