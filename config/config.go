@@ -27,6 +27,7 @@ const (
 	DefaultPoolMinIdle        = 2
 	DefaultIdleCheckAfter     = 30 * time.Second
 	DefaultAuthPlugin         = AuthNative
+	DefaultReadAfterWrite     = time.Second
 )
 
 // Auth plugins the proxy offers to clients.
@@ -126,6 +127,9 @@ type ReadWriteSplitting struct {
 type RWStatic struct {
 	DefaultTarget string   `toml:"default_target" json:"default_target"`
 	Rules         []RWRule `toml:"rule,omitempty" json:"rule,omitempty"`
+	// ReadAfterWriteWindow keeps a session's reads on the primary this long
+	// after its last write (addition; default 1s, "0s" turns it off).
+	ReadAfterWriteWindow *Duration `toml:"read_after_write_window,omitempty" json:"read_after_write_window,omitempty"`
 }
 
 // RWDynamic is RWStatic plus replica discovery.

@@ -191,6 +191,9 @@ func (l *Listener) validateRouting(key string, nodes map[string]bool, add addFun
 			add(key+".read_write_splitting", "exactly one of static or dynamic is required")
 		}
 		if rw.Static != nil {
+			if w := rw.Static.ReadAfterWriteWindow; w != nil && w.D() < 0 {
+				add(key+".read_write_splitting.static.read_after_write_window", "must not be negative")
+			}
 			validateRW(key+".read_write_splitting.static", rw.Static.DefaultTarget, rw.Static.Rules, add)
 		}
 		if rw.Dynamic != nil {

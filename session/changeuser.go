@@ -30,11 +30,12 @@ func (s *Session) changeUser(payload []byte) error {
 	if err != nil {
 		return &wire.IOError{Side: wire.ClientSide, Err: err}
 	}
-	s.dirty = true
-	if err := s.be.Reset(); err != nil {
+	s.forgetState()
+	s.primary.dirty = true
+	if err := s.primary.conn.Reset(); err != nil {
 		return err
 	}
-	s.dirty = false
+	s.primary.dirty = false
 	s.user, s.db = cu.User, cu.DB
 	if s.db == "" {
 		s.db = s.env.DefaultDB
@@ -44,7 +45,7 @@ func (s *Session) changeUser(payload []byte) error {
 	}
 	s.stats.reset()
 	s.log = s.log.With("user", s.user)
-	if err := s.align(); err != nil {
+	if err := s.align(&s.primary); err != nil {
 		var e *wire.SQLError
 		if errors.As(err, &e) {
 			_ = s.clientError(e)

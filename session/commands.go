@@ -85,12 +85,15 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_STMT_FETCH:
 		return s.relay(payload, more, wire.RespRows, sqlinfo.KindOther)
 	case mysql.COM_STMT_SEND_LONG_DATA, mysql.COM_STMT_CLOSE:
-		return s.send(payload, more) // no response
+		return s.send(&s.primary, payload, more) // no response
 	case mysql.COM_FIELD_LIST:
 		return s.relay(payload, more, wire.RespFieldList, sqlinfo.KindShow)
 	case mysql.COM_INIT_DB:
 		return s.initDB(payload, more)
-	case mysql.COM_PING, mysql.COM_STATISTICS, mysql.COM_STMT_RESET, mysql.COM_DEBUG, mysql.COM_RESET_CONNECTION:
+	case mysql.COM_RESET_CONNECTION:
+		s.forgetState()
+		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
+	case mysql.COM_PING, mysql.COM_STATISTICS, mysql.COM_STMT_RESET, mysql.COM_DEBUG:
 		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
 	case mysql.COM_SET_OPTION:
 		return s.setOption(payload, more)
@@ -141,14 +144,24 @@ func (s *Session) query(payload []byte, more bool) error {
 			defer release()
 		}
 	}
-	out, err := s.exchange(payload, more, wire.RespResult, kind)
-	if err == nil && kind == sqlinfo.KindUse && out.ErrCode == 0 {
+	l := &s.primary
+	if !more {
+		l = s.legFor(sql, kind)
+	}
+	out, err := s.exchange(l, payload, more, wire.RespResult, kind)
+	if err != nil {
+		return err
+	}
+	if l == &s.primary {
+		s.observe(sql, kind, out.Status, out.ErrCode == 0)
+	}
+	if kind == sqlinfo.KindUse && out.ErrCode == 0 {
 		if db, ok := sqlinfo.ParseUse(sql); ok {
-			s.db, s.be.DB = db, db
+			s.db, l.conn.DB = db, db
 			s.stats.reset()
 		}
 	}
-	return err
+	return nil
 }
 
 // reject answers a command a plugin refused with ERR 1047 (08S01), as
@@ -168,67 +181,74 @@ func (s *Session) reject(err error, more bool) error {
 	return s.clientError(wire.NewError(mysql.ER_UNKNOWN_COM_ERROR, err.Error()))
 }
 
-// send forwards a client command to the backend.
-func (s *Session) send(payload []byte, more bool) error {
-	s.dirty = true
+// send forwards a client command to a leg's backend connection.
+func (s *Session) send(l *leg, payload []byte, more bool) error {
+	l.dirty = true
+	be := l.conn.IO
 	hdr := [4]byte{byte(len(payload)), byte(len(payload) >> 8), byte(len(payload) >> 16), 0}
-	if err := s.be.IO.WriteRaw(hdr, payload); err != nil {
+	if err := be.WriteRaw(hdr, payload); err != nil {
 		return &wire.IOError{Side: wire.BackendSide, Err: err}
 	}
 	if more {
-		if err := s.client.ForwardRest(s.be.IO, wire.ClientSide); err != nil {
+		if err := s.client.ForwardRest(be, wire.ClientSide); err != nil {
 			return err
 		}
 	}
-	if err := s.be.IO.Flush(); err != nil {
+	if err := be.Flush(); err != nil {
 		return &wire.IOError{Side: wire.BackendSide, Err: err}
 	}
-	s.dirty = false
+	l.dirty = false
 	return nil
 }
 
-// relay forwards a command and streams its response back, recording metrics.
-// hot path: no allocation once the session's metric handles are cached.
+// relay forwards a command to the primary and streams its response back.
 func (s *Session) relay(payload []byte, more bool, kind wire.ResponseKind, stmt sqlinfo.Kind) error {
-	_, err := s.exchange(payload, more, kind, stmt)
+	_, err := s.exchange(&s.primary, payload, more, kind, stmt)
 	return err
 }
 
-func (s *Session) exchange(payload []byte, more bool, kind wire.ResponseKind, stmt sqlinfo.Kind) (wire.Outcome, error) {
+// exchange forwards a command on leg l and streams the response back,
+// recording metrics.
+// hot path: no allocation once the session's metric handles are cached.
+func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.ResponseKind, stmt sqlinfo.Kind) (wire.Outcome, error) {
 	start := time.Now()
-	h := s.stats.handles(s, payload[0], stmt)
+	h := s.stats.handles(s, l, payload[0], stmt)
 	h.inflight.Inc()
-	if err := s.send(payload, more); err != nil {
-		h.inflight.Dec()
+	defer h.inflight.Dec()
+	if l != &s.primary {
+		s.active.Store(l.conn)
+		defer s.active.Store(s.primary.conn)
+	}
+	if err := s.send(l, payload, more); err != nil {
 		return wire.Outcome{}, err
 	}
-	s.dirty = true
-	r := wire.Relay{Client: s.client, Backend: s.be.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0}
+	l.dirty = true
+	r := wire.Relay{Client: s.client, Backend: l.conn.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0}
 	out, err := r.Response(kind)
-	h.inflight.Dec()
 	if err != nil {
 		h.record(false, time.Since(start))
 		return out, err
 	}
-	s.dirty = false
+	l.dirty = false
 	h.record(out.ErrCode == 0, time.Since(start))
 	return out, nil
 }
 
 func (s *Session) initDB(payload []byte, more bool) error {
-	out, err := s.exchange(payload, more, wire.RespSingle, sqlinfo.KindUse)
+	out, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindUse)
 	if err == nil && out.ErrCode == 0 && !more {
 		s.db = string(payload[1:])
-		s.be.DB = s.db
+		s.primary.conn.DB = s.db
 		s.stats.reset()
 	}
 	return err
 }
 
 func (s *Session) setOption(payload []byte, more bool) error {
-	out, err := s.exchange(payload, more, wire.RespSingle, sqlinfo.KindSet)
+	out, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindSet)
 	if err == nil && out.ErrCode == 0 && len(payload) >= 3 {
-		s.be.MultiStatementsOff = payload[1] == 1
+		s.primary.conn.MultiStatementsOff = payload[1] == 1
+		s.replica.give() // re-aligned on its next use
 	}
 	return err
 }

@@ -17,12 +17,12 @@ func (s *Session) kill(id uint32, queryOnly bool) error {
 	if target == nil || target.env.Tenant != s.env.Tenant {
 		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
 	}
-	be := target.beShared.Load()
+	be := target.active.Load()
 	if be == nil {
 		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
 	}
 	if target == s && !queryOnly {
-		s.dirty = true // the backend connection dies with the session
+		s.primary.dirty = true // the backend connection dies with the session
 		s.Close()
 		return errQuit
 	}
@@ -32,10 +32,10 @@ func (s *Session) kill(id uint32, queryOnly bool) error {
 	}
 	stmt := fmt.Sprintf("%s %d", verb, be.ThreadID)
 	var err error
-	if be.Endpoint == s.be.Endpoint && target != s {
-		err = s.be.Query(stmt)
+	if be.Endpoint == s.primary.conn.Endpoint && target != s {
+		err = s.primary.conn.Query(stmt)
 	} else {
-		err = s.killVia(target, stmt)
+		err = s.killVia(be.Endpoint.Name, target, stmt)
 	}
 	if e, ok := err.(*wire.SQLError); ok {
 		return s.clientError(e)
@@ -49,21 +49,23 @@ func (s *Session) kill(id uint32, queryOnly bool) error {
 	return s.okToClient()
 }
 
-// killVia runs stmt on a connection from the target's own pool.
-func (s *Session) killVia(target *Session, stmt string) error {
-	c, err := target.pool.Acquire(context.Background())
+// killVia runs stmt on a connection from the pool of node, where the
+// target's statement runs.
+func (s *Session) killVia(node string, target *Session, stmt string) error {
+	pool := target.env.Pools[node]
+	c, err := pool.Acquire(context.Background())
 	if err != nil {
-		return &backendError{node: target.pool.Endpoint(), err: err}
+		return &backendError{node: pool.Endpoint(), err: err}
 	}
 	if err := c.Query(stmt); err != nil {
 		if _, isSQL := err.(*wire.SQLError); isSQL {
-			target.pool.Release(c)
+			pool.Release(c)
 		} else {
-			target.pool.Discard(c)
+			pool.Discard(c)
 		}
 		return err
 	}
-	target.pool.Release(c)
+	pool.Release(c)
 	return nil
 }
 

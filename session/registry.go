@@ -62,7 +62,7 @@ func (r *Registry) List() []Info {
 	out := make([]Info, 0, len(r.m))
 	for _, s := range r.m {
 		info := Info{ID: s.id, Tenant: s.env.Tenant, User: s.user, Client: s.remote}
-		if be := s.beShared.Load(); be != nil {
+		if be := s.active.Load(); be != nil {
 			info.Backend, info.ThreadID = be.Endpoint.Name, be.ThreadID
 		}
 		out = append(out, info)

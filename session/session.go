@@ -36,11 +36,15 @@ type Env struct {
 	TLS           *tls.Config
 	TLSRequired   bool
 	Balancer      *strategy.Balancer
-	Plugins       *strategy.Plugins        // circuit breaking, concurrency control
-	Pools         map[string]*backend.Pool // by node name
-	Registry      *Registry
-	Metrics       *metrics.Proxy
-	Log           *slog.Logger
+	// Router and ReplicaBalancer are set for read/write splitting; Balancer
+	// then picks among the primaries.
+	Router          *strategy.Router
+	ReplicaBalancer *strategy.Balancer
+	Plugins         *strategy.Plugins        // circuit breaking, concurrency control
+	Pools           map[string]*backend.Pool // by node name
+	Registry        *Registry
+	Metrics         *metrics.Proxy
+	Log             *slog.Logger
 	// Fault is a test hook run for every COM_QUERY; nil in production.
 	Fault func(s *Session, sql []byte)
 }
@@ -58,12 +62,14 @@ type Session struct {
 	user  string
 	db    string
 
-	pool *backend.Pool
-	be   *backend.Conn
-	// beShared is be for Close, which runs on another goroutine.
-	beShared atomic.Pointer[backend.Conn]
-	// dirty: a command is in flight on be, so it cannot be reused.
-	dirty bool
+	// primary is the connection chosen at login, held for the session's
+	// life; replica is taken on the first read routed to a replica
+	// (read/write splitting only).
+	primary, replica leg
+	// active is the connection running the current command (or primary),
+	// for KILL and Close, which run on other goroutines.
+	active atomic.Pointer[backend.Conn]
+	rw     rwState
 
 	buf   []byte
 	stats stmtStats
@@ -78,6 +84,7 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 		env: env, id: id, conn: conn, remote: remote,
 		client: wire.NewPacketIO(conn, 0),
 		log:    env.Log.With("conn", id, "client", remote),
+		rw:     rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT},
 	}
 }
 
@@ -92,7 +99,7 @@ func (s *Session) User() string { return s.user }
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		_ = s.conn.Close()
-		if be := s.beShared.Load(); be != nil {
+		if be := s.active.Load(); be != nil {
 			_ = be.IO.Conn().SetDeadline(time.Now())
 		}
 	})
@@ -144,46 +151,41 @@ func (s *Session) login(ctx context.Context) error {
 		return fmt.Errorf("write auth ok: %w", err)
 	}
 	s.log = s.log.With("user", s.user)
-	s.log.Debug("session started", "db", s.db, "backend", s.be.Endpoint.Name, "backend_thread", s.be.ThreadID)
+	s.log.Debug("session started", "db", s.db, "backend", s.primary.conn.Endpoint.Name, "backend_thread", s.primary.conn.ThreadID)
 	return nil
 }
 
 // errNoBackend: the balancer has no eligible node.
 var errNoBackend = errors.New("no backend node is available")
 
-// connectBackend takes a connection from the balancer's choice and aligns
-// it with what the client asked for: schema, character set, multi-statements.
+// connectBackend takes a primary connection from the balancer's choice
+// and aligns it with what the client asked for.
 func (s *Session) connectBackend(ctx context.Context) error {
-	snap := s.env.Balancer.Current()
-	i := snap.Pick()
-	if i < 0 {
-		return errNoBackend
-	}
-	pool := s.env.Pools[snap.Targets[i].Name]
-	be, err := pool.Acquire(ctx)
-	if err != nil {
-		return &backendError{node: pool.Endpoint(), err: err}
-	}
-	s.pool, s.be = pool, be
-	s.beShared.Store(be)
-	return s.align()
-}
-
-func (s *Session) align() error {
-	if s.db != "" && s.db != s.be.DB {
-		if err := s.be.Command(mysql.COM_INIT_DB, []byte(s.db)); err != nil {
-			return err
-		}
-		s.be.DB = s.db
-	}
-	if err := s.alignCollation(); err != nil {
+	if err := s.primary.take(ctx, s.env.Balancer, s.env.Pools); err != nil {
 		return err
 	}
-	if s.hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0 && !s.be.MultiStatementsOff {
-		if err := s.be.Command(mysql.COM_SET_OPTION, []byte{1, 0}); err != nil {
+	s.active.Store(s.primary.conn)
+	return s.align(&s.primary)
+}
+
+// align gives a leg's connection the client's schema, character set and
+// multi-statements setting.
+func (s *Session) align(l *leg) error {
+	be := l.conn
+	if s.db != "" && s.db != be.DB {
+		if err := be.Command(mysql.COM_INIT_DB, []byte(s.db)); err != nil {
 			return err
 		}
-		s.be.MultiStatementsOff = true
+		be.DB = s.db
+	}
+	if err := s.alignCollation(be); err != nil {
+		return err
+	}
+	if s.hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0 && !be.MultiStatementsOff {
+		if err := be.Command(mysql.COM_SET_OPTION, []byte{1, 0}); err != nil {
+			return err
+		}
+		be.MultiStatementsOff = true
 	}
 	return nil
 }
@@ -192,38 +194,32 @@ func (s *Session) align() error {
 // A collation the backend does not know (MySQL 8's utf8mb4_0900_ai_ci on
 // MariaDB) falls back to the character set's default collation, as a server
 // does for an unknown collation in the handshake.
-func (s *Session) alignCollation() error {
+func (s *Session) alignCollation(be *backend.Conn) error {
 	c := s.hello.Collation
-	if c == 0 || c == s.be.Collation {
+	if c == 0 || c == be.Collation {
 		return nil
 	}
 	coll, err := charset.GetCollationByID(int(c))
 	if err != nil {
 		return nil // unknown to us too: keep the connection's default
 	}
-	err = s.be.Query("SET NAMES " + coll.CharsetName + " COLLATE " + coll.Name)
+	err = be.Query("SET NAMES " + coll.CharsetName + " COLLATE " + coll.Name)
 	var sqlErr *wire.SQLError
 	if errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_UNKNOWN_COLLATION {
-		err = s.be.Query("SET NAMES " + coll.CharsetName)
+		err = be.Query("SET NAMES " + coll.CharsetName)
 	}
 	if err != nil {
 		return err
 	}
-	s.be.Collation = c
+	be.Collation = c
 	return nil
 }
 
-// finish returns or closes the backend connection and the client socket.
+// finish returns or closes the backend connections and the client socket.
 func (s *Session) finish() {
-	if s.be != nil {
-		s.beShared.Store(nil)
-		if s.dirty {
-			s.pool.Discard(s.be)
-		} else {
-			s.pool.Release(s.be)
-		}
-		s.be = nil
-	}
+	s.active.Store(nil)
+	s.replica.give()
+	s.primary.give()
 	s.Close()
 }
 
@@ -231,7 +227,7 @@ func (s *Session) finish() {
 // dropped (its state is unknown), and the panic is counted.
 func (s *Session) abort() {
 	s.env.Metrics.SessionPanic.WithLabelValues(s.env.Tenant).Inc()
-	s.dirty = true
+	s.primary.dirty, s.replica.dirty = true, true
 	s.client.Seq = 1
 	_ = s.client.WriteError(wire.NewError(mysql.ER_UNKNOWN_ERROR, "pisa-proxy: internal error in this session; it was closed, other sessions are unaffected"))
 }

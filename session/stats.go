@@ -11,7 +11,7 @@ import (
 // stmtStats caches this session's metric handles, so a statement costs two
 // atomic adds and one histogram observation, not a label lookup.
 type stmtStats struct {
-	m map[uint16]*stmtHandles // key: command<<8 | kind
+	m map[uint32]*stmtHandles // key: replica<<16 | command<<8 | kind
 }
 
 type stmtHandles struct {
@@ -22,17 +22,20 @@ type stmtHandles struct {
 
 func (st *stmtStats) reset() { st.m = nil }
 
-func (st *stmtStats) handles(s *Session, cmd byte, kind sqlinfo.Kind) *stmtHandles {
-	key := uint16(cmd)<<8 | uint16(kind)
+func (st *stmtStats) handles(s *Session, l *leg, cmd byte, kind sqlinfo.Kind) *stmtHandles {
+	key := uint32(cmd)<<8 | uint32(kind)
+	if l != &s.primary {
+		key |= 1 << 16
+	}
 	if h, ok := st.m[key]; ok {
 		return h
 	}
 	if st.m == nil {
-		st.m = map[uint16]*stmtHandles{}
+		st.m = map[uint32]*stmtHandles{}
 	}
 	m := s.env.Metrics
 	typ := commandName(cmd)
-	server := s.be.Endpoint.Addr
+	server := l.conn.Endpoint.Addr
 	lv := func(result string) []string {
 		return []string{s.env.Tenant, s.user, s.db, typ, kind.String(), result, server}
 	}

@@ -108,11 +108,11 @@ type SetTargets struct {
 	Targets   []Target
 }
 
-// NewBalancer spawns the balancer actor under parent and publishes the first snapshot.
-func NewBalancer(sys *actors.System, parent actor.SpawnerContext, algorithm string, targets []Target) (*Balancer, error) {
+// NewBalancer spawns the balancer actor, named name, under parent and publishes the first snapshot.
+func NewBalancer(sys *actors.System, parent actor.SpawnerContext, name, algorithm string, targets []Target) (*Balancer, error) {
 	b := &Balancer{}
 	b.snap.Store(NewSnapshot(algorithm, targets))
-	pid, err := parent.SpawnNamed(sys.Props("balancer", func() actor.Actor { return &balancerActor{b: b} }), "balancer")
+	pid, err := parent.SpawnNamed(sys.Props("balancer", func() actor.Actor { return &balancerActor{b: b} }), name)
 	if err != nil {
 		return nil, err
 	}

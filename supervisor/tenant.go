@@ -27,9 +27,10 @@ const (
 // spec is what a tenant runs: its listener config, the nodes it routes to
 // and its client TLS config.
 type spec struct {
-	cfg   config.Listener
-	nodes []config.Node
-	tls   *tls.Config
+	cfg      config.Listener
+	nodes    []config.Node // primaries (all nodes without read/write splitting)
+	replicas []config.Node // read nodes, with read/write splitting
+	tls      *tls.Config
 }
 
 type credentials struct{ user, password string }
@@ -89,11 +90,12 @@ type poolKey struct {
 
 // tenantActor supervises one tenant's pools, balancer and listener.
 type tenantActor struct {
-	t       *tenant
-	pools   map[string]poolRef
-	bal     *strategy.Balancer
-	plugins *strategy.Plugins
-	gen     int
+	t        *tenant
+	pools    map[string]poolRef
+	bal      *strategy.Balancer
+	replicas *strategy.Balancer
+	plugins  *strategy.Plugins
+	gen      int
 }
 
 func (a *tenantActor) Receive(ctx actor.Context) {
@@ -125,16 +127,17 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if err != nil {
 		return err
 	}
-	targets := make([]strategy.Target, 0, len(sp.nodes))
-	for _, n := range sp.nodes {
-		targets = append(targets, strategy.Target{Name: n.Name, Weight: n.Weight})
+	if a.bal, err = a.balancer(ctx, a.bal, "balancer", balanceType(cfg), sp.nodes); err != nil {
+		return err
 	}
-	if a.bal == nil {
-		if a.bal, err = strategy.NewBalancer(t.sys, ctx, balanceType(cfg), targets); err != nil {
-			return fmt.Errorf("spawn balancer: %w", err)
+	router, err := strategy.NewRouter(cfg.ReadWriteSplitting)
+	if err != nil {
+		return err
+	}
+	if router != nil {
+		if a.replicas, err = a.balancer(ctx, a.replicas, "balancer-read", readAlgorithm(cfg.ReadWriteSplitting), sp.replicas); err != nil {
+			return err
 		}
-	} else {
-		ctx.Send(a.bal.PID(), &strategy.SetTargets{Algorithm: balanceType(cfg), Targets: targets})
 	}
 	a.gen++
 	plugins, err := strategy.NewPlugins(t.sys, ctx, cfg.Name, cfg.Plugin, a.gen)
@@ -148,7 +151,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	env := &session.Env{
 		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
 		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
-		Balancer: a.bal, Plugins: plugins, Pools: pools, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
+		Balancer: a.bal, Router: router, ReplicaBalancer: a.replicas, Plugins: plugins, Pools: pools, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 	}
 	env.Fault = faultHook(t.sys, t)
 	t.l.env.Store(env)
@@ -163,12 +166,49 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	return nil
 }
 
+// balancer publishes nodes to bal, spawning it (named name) the first time.
+func (a *tenantActor) balancer(ctx actor.Context, bal *strategy.Balancer, name, algorithm string, nodes []config.Node) (*strategy.Balancer, error) {
+	targets := make([]strategy.Target, 0, len(nodes))
+	for _, n := range nodes {
+		targets = append(targets, strategy.Target{Name: n.Name, Weight: n.Weight})
+	}
+	if bal != nil {
+		ctx.Send(bal.PID(), &strategy.SetTargets{Algorithm: algorithm, Targets: targets})
+		return bal, nil
+	}
+	bal, err := strategy.NewBalancer(a.t.sys, ctx, name, algorithm, targets)
+	if err != nil {
+		return nil, fmt.Errorf("spawn %s: %w", name, err)
+	}
+	return bal, nil
+}
+
+// readAlgorithm is the balancing among replicas: the algorithm of the first
+// rule that targets them, else random.
+func readAlgorithm(rw *config.ReadWriteSplitting) string {
+	rules := []config.RWRule(nil)
+	if rw.Static != nil {
+		rules = rw.Static.Rules
+	} else if rw.Dynamic != nil {
+		rules = rw.Dynamic.Rules
+	}
+	for _, r := range rules {
+		if r.Target == config.RoleRead && r.AlgorithmName != "" {
+			return r.AlgorithmName
+		}
+	}
+	return strategy.Random
+}
+
 // syncPools keeps unchanged pools, starts new ones and retires the rest.
 func (a *tenantActor) syncPools(ctx actor.Context, sp spec) (map[string]*backend.Pool, error) {
 	cfg := sp.cfg
 	out := map[string]*backend.Pool{}
 	keep := map[string]poolRef{}
-	for _, n := range sp.nodes {
+	for _, n := range append(slices.Clone(sp.nodes), sp.replicas...) {
+		if _, done := keep[n.Name]; done {
+			continue
+		}
 		key := poolKey{node: n, size: cfg.PoolSize, minIdle: *cfg.PoolMinIdle,
 			acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter}
 		if ref, ok := a.pools[n.Name]; ok && ref.key == key {
@@ -205,9 +245,8 @@ func balanceType(l config.Listener) string {
 	return strategy.Random
 }
 
-// tenantNodes are the nodes a listener routes to: its simple_loadbalance
-// nodes, or (read/write splitting, routed by a later strategy) every
-// readwrite node, so that nothing is sent to a replica by mistake.
+// tenantNodes are a listener's primaries: its simple_loadbalance nodes, or
+// (read/write splitting without it) every readwrite node.
 func tenantNodes(c *config.Config, l config.Listener) []config.Node {
 	var out []config.Node
 	if l.SimpleLoadBalance != nil {
@@ -231,5 +270,13 @@ func specFor(c *config.Config, l config.Listener) (spec, error) {
 	if err != nil {
 		return spec{}, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
-	return spec{cfg: l, nodes: slices.Clone(tenantNodes(c, l)), tls: tlsCfg}, nil
+	sp := spec{cfg: l, nodes: slices.Clone(tenantNodes(c, l)), tls: tlsCfg}
+	if l.ReadWriteSplitting != nil {
+		for _, n := range c.MySQL.Node {
+			if n.Role == config.RoleRead {
+				sp.replicas = append(sp.replicas, n)
+			}
+		}
+	}
+	return sp, nil
 }

@@ -1,0 +1,131 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/backend"
+	"pisanix.io/pisanix/sqlinfo"
+	"pisanix.io/pisanix/strategy"
+)
+
+// leg is one backend connection a session holds.
+type leg struct {
+	pool  *backend.Pool
+	conn  *backend.Conn
+	dirty bool // a command is in flight on conn: it cannot be reused
+}
+
+// take acquires a connection from the balancer's pick.
+func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string]*backend.Pool) error {
+	snap := bal.Current()
+	i := snap.Pick()
+	if i < 0 {
+		return errNoBackend
+	}
+	pool := pools[snap.Targets[i].Name]
+	c, err := pool.Acquire(ctx)
+	if err != nil {
+		return &backendError{node: pool.Endpoint(), err: err}
+	}
+	l.pool, l.conn, l.dirty = pool, c, false
+	return nil
+}
+
+// give returns the connection to its pool, or closes it when dirty.
+func (l *leg) give() {
+	if l.conn == nil {
+		return
+	}
+	if l.dirty {
+		l.pool.Discard(l.conn)
+	} else {
+		l.pool.Release(l.conn)
+	}
+	l.conn, l.pool = nil, nil
+}
+
+// maxReplayedSets bounds the SET statements replayed on a replica; past it
+// the session stays on its primary.
+const maxReplayedSets = 64
+
+// rwState is what read/write splitting knows of a session.
+type rwState struct {
+	status    uint16    // server status after the last primary response
+	lastWrite time.Time // reads stay on the primary for Router.Window after it
+	pinned    bool      // temporary tables, locks, too much state: primary only
+	sets      []string  // SET statements to replay on the replica
+	replayed  int       // how many of sets the replica has seen
+}
+
+// legFor picks the connection for a COM_QUERY.
+func (s *Session) legFor(sql []byte, kind sqlinfo.Kind) *leg {
+	r := s.env.Router
+	if r == nil || s.rw.pinned || s.inTransaction() || time.Since(s.rw.lastWrite) < r.Window {
+		return &s.primary
+	}
+	if r.Route(sql, kind) != strategy.ToReplica {
+		return &s.primary
+	}
+	if err := s.readyReplica(); err != nil {
+		s.log.Warn("no replica available; reading from the primary", "err", err)
+		return &s.primary
+	}
+	return &s.replica
+}
+
+func (s *Session) inTransaction() bool {
+	st := s.rw.status
+	return st&mysql.SERVER_STATUS_IN_TRANS != 0 || st&mysql.SERVER_STATUS_AUTOCOMMIT == 0
+}
+
+// readyReplica takes a replica connection if needed and brings it to the
+// session's state: schema, character set, and the SETs run so far.
+func (s *Session) readyReplica() error {
+	if s.replica.conn == nil {
+		if err := s.replica.take(context.Background(), s.env.ReplicaBalancer, s.env.Pools); err != nil {
+			return err
+		}
+		s.rw.replayed = 0
+		s.stats.reset() // the server label may change
+	}
+	err := s.align(&s.replica)
+	for err == nil && s.rw.replayed < len(s.rw.sets) {
+		err = s.replica.conn.Query(s.rw.sets[s.rw.replayed])
+		s.rw.replayed++
+	}
+	if err != nil {
+		s.replica.dirty = true
+		s.replica.give()
+	}
+	return err
+}
+
+// observe updates the read/write splitting state after a COM_QUERY that
+// ran on the primary.
+func (s *Session) observe(sql []byte, kind sqlinfo.Kind, status uint16, ok bool) {
+	if s.env.Router == nil {
+		return
+	}
+	if ok {
+		s.rw.status = status
+	}
+	switch kind {
+	case sqlinfo.KindSelect, sqlinfo.KindShow, sqlinfo.KindUse:
+	case sqlinfo.KindSet:
+		if ok {
+			s.rw.sets = append(s.rw.sets, string(sql))
+			s.rw.pinned = s.rw.pinned || len(s.rw.sets) > maxReplayedSets
+		}
+	default:
+		s.rw.lastWrite = time.Now()
+		s.rw.pinned = s.rw.pinned || strategy.PinsSession(sql, kind)
+	}
+}
+
+// forgetState drops what a reset or change of user cleared on the server.
+func (s *Session) forgetState() {
+	s.replica.give()
+	s.rw = rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT}
+}

@@ -1,0 +1,168 @@
+package strategy
+
+import (
+	"bytes"
+	"regexp"
+	"time"
+
+	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/sqlinfo"
+)
+
+// Route is where a statement goes under read/write splitting.
+type Route uint8
+
+// Routes.
+const (
+	ToPrimary Route = iota
+	ToReplica
+)
+
+func (r Route) String() string {
+	if r == ToReplica {
+		return config.RoleRead
+	}
+	return config.RoleReadWrite
+}
+
+// Router is a listener's read/write splitting table, immutable once built.
+// It decides by statement text alone; the session adds what it knows
+// (open transaction, recent write, pinned state).
+type Router struct {
+	rules         []rwRule
+	defaultTarget Route
+	// Window keeps reads on the primary after a write.
+	Window time.Duration
+}
+
+type rwRule struct {
+	res    []*regexp.Regexp
+	target Route
+}
+
+// NewRouter compiles the static (or dynamic) rules; nil when rw is nil.
+func NewRouter(rw *config.ReadWriteSplitting) (*Router, error) {
+	if rw == nil {
+		return nil, nil
+	}
+	def, rules := "", []config.RWRule(nil)
+	window := config.DefaultReadAfterWrite
+	if rw.Static != nil {
+		def, rules = rw.Static.DefaultTarget, rw.Static.Rules
+		if w := rw.Static.ReadAfterWriteWindow; w != nil {
+			window = w.D()
+		}
+	} else if rw.Dynamic != nil {
+		def, rules = rw.Dynamic.DefaultTarget, rw.Dynamic.Rules
+	}
+	r := &Router{defaultTarget: routeOf(def), Window: window}
+	for _, rule := range rules {
+		rr := rwRule{target: routeOf(rule.Target)}
+		for _, pat := range rule.Regex {
+			re, err := regexp.Compile(pat)
+			if err != nil {
+				return nil, err
+			}
+			rr.res = append(rr.res, re)
+		}
+		r.rules = append(r.rules, rr)
+	}
+	return r, nil
+}
+
+func routeOf(target string) Route {
+	if target == config.RoleRead {
+		return ToReplica
+	}
+	return ToPrimary
+}
+
+// Route decides for one COM_QUERY. Only plain, single, non-locking reads
+// that do not touch session state may leave the primary: the first
+// matching rule decides for them, else the default target.
+func (r *Router) Route(sql []byte, kind sqlinfo.Kind) Route {
+	if (kind != sqlinfo.KindSelect && kind != sqlinfo.KindShow) || needsPrimary(sql) {
+		return ToPrimary
+	}
+	for _, rule := range r.rules {
+		for _, re := range rule.res {
+			if re.Match(sql) {
+				return rule.target
+			}
+		}
+	}
+	return r.defaultTarget
+}
+
+// primaryMarkers: in a read, these mean locking, session state or side
+// effects only the session's primary connection has right.
+var primaryMarkers = [][]byte{
+	[]byte("FOR UPDATE"), []byte("LOCK IN SHARE MODE"), []byte("FOR SHARE"), []byte("INTO "),
+	[]byte("LAST_INSERT_ID"), []byte("FOUND_ROWS"), []byte("ROW_COUNT"), []byte("GET_LOCK"),
+	[]byte("RELEASE_LOCK"), []byte("IS_FREE_LOCK"), []byte("IS_USED_LOCK"), []byte("CONNECTION_ID"),
+	[]byte("NEXTVAL"), []byte("LASTVAL"), []byte("SLEEP"),
+}
+
+// needsPrimary is a conservative lexical check: a false positive only
+// costs a read on the primary. Multi-statements and user variables (@x;
+// @@system variables are fine on a replica whose session state was
+// replayed) stay on the primary.
+// hot path: one pass for the bytes, then case-insensitive searches without allocating.
+func needsPrimary(sql []byte) bool {
+	body := bytes.TrimRight(sql, " \t\r\n;")
+	if bytes.IndexByte(body, ';') >= 0 {
+		return true
+	}
+	for i := bytes.IndexByte(body, '@'); i >= 0; i = nextAt(body, i) {
+		if i+1 >= len(body) || body[i+1] != '@' {
+			return true
+		}
+		i++ // skip the second '@' of @@
+	}
+	for _, m := range primaryMarkers {
+		if containsFold(body, m) {
+			return true
+		}
+	}
+	return false
+}
+
+func nextAt(b []byte, i int) int {
+	j := bytes.IndexByte(b[i+1:], '@')
+	if j < 0 {
+		return -1
+	}
+	return i + 1 + j
+}
+
+// containsFold reports whether upper (ASCII upper case) occurs in b, ignoring case.
+func containsFold(b, upper []byte) bool {
+	n := len(upper)
+	for i := 0; i+n <= len(b); i++ {
+		c := b[i]
+		if c|0x20 != upper[0]|0x20 {
+			continue
+		}
+		j := 1
+		for ; j < n; j++ {
+			c := b[i+j]
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			if c != upper[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
+}
+
+// PinsSession reports statements after which a session must stay on its
+// primary: temporary tables and explicit locks live on that connection.
+func PinsSession(sql []byte, kind sqlinfo.Kind) bool {
+	return (kind == sqlinfo.KindDDL && containsFold(sql, []byte("TEMPORARY"))) ||
+		containsFold(sql, []byte("LOCK TABLES")) || containsFold(sql, []byte("GET_LOCK"))
+}

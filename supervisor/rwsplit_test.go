@@ -1,0 +1,93 @@
+package supervisor_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+// rwTOML: one listener with static read/write splitting over a primary and
+// its replica.
+func rwTOML(primary, replica *testenv.Server, window string) string {
+	return fmt.Sprintf(`
+[[proxy.config]]
+name = "main"
+listen_addr = "127.0.0.1:0"
+user = "app"
+password = "app-secret"
+db = "gotest"
+pool_size = 8
+[proxy.config.read_write_splitting.static]
+default_target = "read"
+read_after_write_window = %q
+[[proxy.config.read_write_splitting.static.rule]]
+name = "ledger stays on the primary"
+type = "regex"
+regex = ["FROM ledger"]
+target = "readwrite"
+algorithm_name = "roundrobin"
+`, window) + nodeTOML("primary", primary, `role = "readwrite"`) + nodeTOML("replica", replica, `role = "read"`)
+}
+
+func TestReadWriteSplitting(t *testing.T) {
+	ctx := context.Background()
+	primary := testenv.MariaDB(t, testenv.WithReplication())
+	replica := testenv.Replica(t, primary, testenv.WithReplication())
+	if err := primary.Exec(ctx, "CREATE TABLE gotest.where_am_i (v VARCHAR(10))", "INSERT INTO gotest.where_am_i VALUES ('primary')",
+		"CREATE TABLE gotest.ledger (v VARCHAR(10))", "INSERT INTO gotest.ledger VALUES ('primary')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	// Mark the replica's copy so a read shows where it ran.
+	if err := replica.Exec(ctx, "UPDATE gotest.where_am_i SET v = 'replica'", "UPDATE gotest.ledger SET v = 'replica'"); err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, rwTOML(primary, replica, "300ms"))
+	c := pinnedConn(t, p.db(t, "main", ""))
+	where := func() string { return queryString(t, c, "SELECT v FROM where_am_i") }
+
+	if got := where(); got != "replica" {
+		t.Fatalf("plain read ran on %s", got)
+	}
+	if got := queryString(t, c, "SELECT v FROM ledger"); got != "primary" {
+		t.Fatalf("rule target readwrite ignored: %s", got)
+	}
+	if got := queryString(t, c, "SELECT v FROM where_am_i FOR UPDATE"); got != "primary" {
+		t.Fatalf("locking read ran on %s", got)
+	}
+	// Inside a transaction everything stays on the primary.
+	mustExec(t, c, "BEGIN")
+	if got := where(); got != "primary" {
+		t.Fatalf("read in a transaction ran on %s", got)
+	}
+	mustExec(t, c, "COMMIT")
+	// A write goes to the primary, and reads follow it there for the window.
+	mustExec(t, c, "INSERT INTO where_am_i VALUES ('w')")
+	if got := queryString(t, primary.RootDB(), "SELECT COUNT(*) FROM gotest.where_am_i"); got != "2" {
+		t.Fatalf("write did not reach the primary: %s rows", got)
+	}
+	if got := queryString(t, c, "SELECT v FROM where_am_i LIMIT 1"); got != "primary" {
+		t.Fatalf("read right after a write ran on %s", got)
+	}
+	waitFor(t, 5*time.Second, "read-after-write window over", func() bool {
+		return queryString(t, c, "SELECT v FROM where_am_i LIMIT 1") == "replica"
+	})
+	// Session state follows the session to the replica.
+	mustExec(t, c, "SET NAMES latin1")
+	if got := queryString(t, c, "SELECT CONCAT(v, ':', CHARSET('x')) FROM where_am_i LIMIT 1"); got != "replica:latin1" {
+		t.Fatalf("SET not replayed on the replica: %s", got)
+	}
+	// User variables live on the primary connection.
+	mustExec(t, c, "SET @mine = 7")
+	if got := queryString(t, c, "SELECT @mine"); got != "7" {
+		t.Fatalf("user variable read on the wrong connection: %q", got)
+	}
+	if len(p.metric(t, `pisa_proxy_sql_processed_total{`, fmt.Sprintf(`server="%s"`, replica.Addr()))) == 0 {
+		t.Fatal("replica statements not counted under the replica's address")
+	}
+}
