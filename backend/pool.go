@@ -167,6 +167,10 @@ func (p *Pool) Release(c *Conn) {
 	p.sys.Root.Send(p.pid, &released{conn: c})
 }
 
+// Flush closes the idle connections (their node was found dead); later
+// acquires dial afresh.
+func (p *Pool) Flush() { p.sys.Root.Send(p.pid, &flushIdle{}) }
+
 // Discard closes a broken or dirty connection held by a session.
 func (p *Pool) Discard(c *Conn) {
 	p.mInUse.Dec()
@@ -188,6 +192,7 @@ type (
 	cancelReq  struct{ reply chan acquired }
 	released   struct{ conn *Conn }
 	discarded  struct{}
+	flushIdle  struct{}
 	dialed     struct {
 		conn *Conn
 		err  error
@@ -226,6 +231,8 @@ func (a *poolActor) Receive(ctx actor.Context) {
 		a.dialForWaiters()
 	case *dialed:
 		a.dialedConn(m)
+	case *flushIdle:
+		a.closeIdle()
 	case *actors.Failure:
 		actors.Reraise(m)
 	}

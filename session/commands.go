@@ -220,6 +220,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 		defer s.active.Store(s.primary.conn)
 	}
 	if err := s.send(l, payload, more); err != nil {
+		l.failed(err)
 		return wire.Outcome{}, err
 	}
 	l.dirty = true
@@ -227,6 +228,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	out, err := r.Response(kind)
 	if err != nil {
 		h.record(false, time.Since(start))
+		l.failed(err)
 		return out, err
 	}
 	l.dirty = false

@@ -2,35 +2,64 @@ package session
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/strategy"
+	"pisanix.io/pisanix/wire"
 )
 
 // leg is one backend connection a session holds.
 type leg struct {
+	bal   *strategy.Balancer // told when the node fails
 	pool  *backend.Pool
 	conn  *backend.Conn
 	dirty bool // a command is in flight on conn: it cannot be reused
 }
 
-// take acquires a connection from the balancer's pick.
+// take acquires a connection from the balancer's pick, trying other nodes
+// when one cannot be reached (and telling the balancer, whose breaker then
+// takes the node out of new sessions' way).
 func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string]*backend.Pool) error {
 	snap := bal.Current()
-	i := snap.Pick()
-	if i < 0 {
-		return errNoBackend
+	var lastErr error = errNoBackend
+	tried := map[int]bool{}
+	for attempt := 0; attempt < 2*len(snap.Targets) && len(tried) < len(snap.Targets); attempt++ {
+		i := snap.Pick()
+		if i < 0 {
+			break
+		}
+		if tried[i] {
+			continue
+		}
+		tried[i] = true
+		pool := pools[snap.Targets[i].Name]
+		c, err := pool.Acquire(ctx)
+		if err == nil {
+			l.bal, l.pool, l.conn, l.dirty = bal, pool, c, false
+			return nil
+		}
+		if !busy(err) {
+			bal.ReportFailure(pool.Endpoint().Name, err)
+		}
+		lastErr = &backendError{node: pool.Endpoint(), err: err}
 	}
-	pool := pools[snap.Targets[i].Name]
-	c, err := pool.Acquire(ctx)
-	if err != nil {
-		return &backendError{node: pool.Endpoint(), err: err}
+	return lastErr
+}
+
+// busy errors mean a full pool, not a sick node.
+func busy(err error) bool {
+	return errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, backend.ErrPoolQueueFull)
+}
+
+// failed reports an I/O failure on the leg's node to its balancer.
+func (l *leg) failed(err error) {
+	if l.conn != nil && wire.FailedSide(err) == wire.BackendSide {
+		l.bal.ReportFailure(l.conn.Endpoint.Name, err)
 	}
-	l.pool, l.conn, l.dirty = pool, c, false
-	return nil
 }
 
 // give returns the connection to its pool, or closes it when dirty.

@@ -161,11 +161,23 @@ var errNoBackend = errors.New("no backend node is available")
 // connectBackend takes a primary connection from the balancer's choice
 // and aligns it with what the client asked for.
 func (s *Session) connectBackend(ctx context.Context) error {
-	if err := s.primary.take(ctx, s.env.Balancer, s.env.Pools); err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		if err := s.primary.take(ctx, s.env.Balancer, s.env.Pools); err != nil {
+			return err
+		}
+		err := s.align(&s.primary)
+		if err == nil {
+			s.active.Store(s.primary.conn)
+			return nil
+		}
+		// A connection that died while idle: drop it and try again.
+		s.primary.failed(err)
+		s.primary.dirty = true
+		s.primary.give()
+		if wire.FailedSide(err) != wire.BackendSide || attempt == 2 {
+			return err
+		}
 	}
-	s.active.Store(s.primary.conn)
-	return s.align(&s.primary)
 }
 
 // align gives a leg's connection the client's schema, character set and

@@ -4,6 +4,7 @@
 package strategy
 
 import (
+	"context"
 	"math/rand/v2"
 	"sync/atomic"
 
@@ -94,6 +95,7 @@ func smoothWRR(targets []Target) []int {
 type Balancer struct {
 	snap atomic.Pointer[Snapshot]
 	pid  *actor.PID
+	sys  *actors.System
 }
 
 // Current is the latest published snapshot.
@@ -102,31 +104,39 @@ func (b *Balancer) Current() *Snapshot { return b.snap.Load() }
 // PID is the balancer actor.
 func (b *Balancer) PID() *actor.PID { return b.pid }
 
-// SetTargets replaces the balancing table (config reload, health changes).
+// ReportFailure tells the balancer a node failed a session (dial, acquire
+// or I/O error). Fire and forget: the data path never waits for it.
+func (b *Balancer) ReportFailure(node string, err error) {
+	b.sys.Root.Send(b.pid, &NodeReport{Node: node, Err: err})
+}
+
+// SetTargets replaces the balancing table (config reload).
 type SetTargets struct {
 	Algorithm string
 	Targets   []Target
 }
 
+// Health is how a balancer checks and reacts to its nodes.
+type Health struct {
+	// Tenant labels the breaker-state metric.
+	Tenant string
+	// Probe dials a node once (connect, authenticate, ping).
+	Probe func(ctx context.Context, node string) error
+	// OnOpen is called when a node's breaker opens (e.g. to drop idle connections).
+	OnOpen func(node string)
+}
+
 // NewBalancer spawns the balancer actor, named name, under parent and publishes the first snapshot.
-func NewBalancer(sys *actors.System, parent actor.SpawnerContext, name, algorithm string, targets []Target) (*Balancer, error) {
-	b := &Balancer{}
+func NewBalancer(sys *actors.System, parent actor.SpawnerContext, name, algorithm string, targets []Target, h Health) (*Balancer, error) {
+	b := &Balancer{sys: sys}
 	b.snap.Store(NewSnapshot(algorithm, targets))
-	pid, err := parent.SpawnNamed(sys.Props("balancer", func() actor.Actor { return &balancerActor{b: b} }), name)
+	props := sys.Props("balancer", func() actor.Actor {
+		return &balancerActor{b: b, health: h, algorithm: algorithm, targets: targets}
+	})
+	pid, err := parent.SpawnNamed(props, name)
 	if err != nil {
 		return nil, err
 	}
 	b.pid = pid
 	return b, nil
-}
-
-type balancerActor struct{ b *Balancer }
-
-func (a *balancerActor) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *SetTargets:
-		a.b.snap.Store(NewSnapshot(m.Algorithm, m.Targets))
-	case *actors.Failure:
-		actors.Reraise(m)
-	}
 }

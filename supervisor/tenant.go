@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -40,13 +41,15 @@ type credentials struct{ user, password string }
 // authenticator's caches, the latest spec) lives here; pools, balancer and
 // sessions are rebuilt by the actor.
 type tenant struct {
-	name  string
-	sys   *actors.System
-	log   *slog.Logger
-	reg   *session.Registry
-	l     *listener
-	auth  *wire.Authenticator // written by the tenant actor only
-	pid   atomic.Pointer[actor.PID]
+	name string
+	sys  *actors.System
+	log  *slog.Logger
+	reg  *session.Registry
+	l    *listener
+	auth *wire.Authenticator // written by the tenant actor only
+	pid  atomic.Pointer[actor.PID]
+	// pools is the current node -> pool map, for the balancers' health checks.
+	pools atomic.Pointer[map[string]*backend.Pool]
 	creds atomic.Pointer[credentials]
 	// spec is the latest spec: set by the root actor, read by the tenant
 	// actor when it (re)starts.
@@ -57,6 +60,36 @@ func newTenant(sp spec, ln *listener, reg *session.Registry, sys *actors.System,
 	t := &tenant{name: sp.cfg.Name, sys: sys, log: log.With("tenant", sp.cfg.Name), reg: reg, l: ln}
 	t.spec.Store(&sp)
 	return t
+}
+
+// health lets a balancer probe a node (a fresh dial to its endpoint) and
+// drop a dead node's idle connections.
+func (t *tenant) health() strategy.Health {
+	pool := func(node string) *backend.Pool {
+		if m := t.pools.Load(); m != nil {
+			return (*m)[node]
+		}
+		return nil
+	}
+	return strategy.Health{
+		Tenant: t.name,
+		Probe: func(ctx context.Context, node string) error {
+			p := pool(node)
+			if p == nil {
+				return fmt.Errorf("node %s is not configured", node)
+			}
+			c, err := backend.Dial(ctx, p.Endpoint())
+			if err != nil {
+				return err
+			}
+			return c.Close()
+		},
+		OnOpen: func(node string) {
+			if p := pool(node); p != nil {
+				p.Flush()
+			}
+		},
+	}
 }
 
 // authenticator returns the tenant's authenticator for plugin, keeping the
@@ -127,6 +160,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if err != nil {
 		return err
 	}
+	t.pools.Store(&pools)
 	if a.bal, err = a.balancer(ctx, a.bal, "balancer", balanceType(cfg), sp.nodes); err != nil {
 		return err
 	}
@@ -176,7 +210,7 @@ func (a *tenantActor) balancer(ctx actor.Context, bal *strategy.Balancer, name, 
 		ctx.Send(bal.PID(), &strategy.SetTargets{Algorithm: algorithm, Targets: targets})
 		return bal, nil
 	}
-	bal, err := strategy.NewBalancer(a.t.sys, ctx, name, algorithm, targets)
+	bal, err := strategy.NewBalancer(a.t.sys, ctx, name, algorithm, targets, a.t.health())
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", name, err)
 	}
