@@ -175,6 +175,20 @@ type RWDiscovery struct {
 type Plugin struct {
 	CircuitBreak       []CircuitBreak       `toml:"circuit_break,omitempty" json:"circuit_break,omitempty"`
 	ConcurrencyControl []ConcurrencyControl `toml:"concurrency_control,omitempty" json:"concurrency_control,omitempty"`
+	RateLimit          []RateLimit          `toml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+}
+
+// RateLimit is a token bucket for statements matching Regex (all when
+// empty) and, when User is set, only that user's (addition).
+type RateLimit struct {
+	Regex []string `toml:"regex,omitempty" json:"regex,omitempty"`
+	User  string   `toml:"user,omitempty" json:"user,omitempty"`
+	// Rate is statements per second; Burst the bucket size (default: Rate, at least 1).
+	Rate  float64 `toml:"rate" json:"rate"`
+	Burst int     `toml:"burst,omitempty" json:"burst,omitempty"`
+	// MaxWait: a statement over the limit waits up to this for a token,
+	// then is rejected (default 0: rejected at once).
+	MaxWait Duration `toml:"max_wait,omitempty" json:"max_wait,omitempty"`
 }
 
 // CircuitBreak rejects statements matching Regex.

@@ -230,6 +230,18 @@ func (l *Listener) validatePlugins(key string, add addFunc) {
 	for i, cb := range l.Plugin.CircuitBreak {
 		validateRegexes(fmt.Sprintf("%s.plugin.circuit_break[%d].regex", key, i), cb.Regex, cb.CaseInsensitive, add)
 	}
+	for i, rl := range l.Plugin.RateLimit {
+		k := fmt.Sprintf("%s.plugin.rate_limit[%d]", key, i)
+		if len(rl.Regex) > 0 {
+			validateRegexes(k+".regex", rl.Regex, false, add)
+		}
+		if rl.Rate <= 0 {
+			add(k+".rate", "must be positive, got %v", rl.Rate)
+		}
+		if rl.Burst < 0 || rl.MaxWait < 0 {
+			add(k, "burst and max_wait must not be negative")
+		}
+	}
 	for i, cc := range l.Plugin.ConcurrencyControl {
 		k := fmt.Sprintf("%s.plugin.concurrency_control[%d]", key, i)
 		validateRegexes(k+".regex", cc.Regex, false, add)

@@ -136,7 +136,7 @@ func (s *Session) query(payload []byte, more bool) error {
 		s.env.Fault(s, sql)
 	}
 	if !s.env.Plugins.Empty() {
-		release, err := s.env.Plugins.Admit(context.Background(), sql)
+		release, err := s.env.Plugins.Admit(context.Background(), s.user, sql)
 		if err != nil {
 			return s.reject(err, more)
 		}

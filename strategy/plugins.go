@@ -20,6 +20,7 @@ import (
 type Plugins struct {
 	breakers []breaker
 	limiters []*Limiter
+	rates    []rateRule
 }
 
 type breaker struct {
@@ -56,6 +57,13 @@ func NewPlugins(sys *actors.System, parent actor.SpawnerContext, tenant string, 
 			out.breakers = append(out.breakers, breaker{re: re, rule: pat})
 		}
 	}
+	for _, rl := range p.RateLimit {
+		r, err := newRateRule(rl)
+		if err != nil {
+			return nil, err
+		}
+		out.rates = append(out.rates, r)
+	}
 	for i, cc := range p.ConcurrencyControl {
 		l, err := newLimiter(sys, parent, fmt.Sprintf("limiter-%d-%d", gen, i), tenant, cc)
 		if err != nil {
@@ -74,7 +82,7 @@ func (p *Plugins) Stop(ctx actor.Context) {
 }
 
 // Empty reports whether no rule is configured (the session skips the gate).
-func (p *Plugins) Empty() bool { return p == nil || len(p.breakers)+len(p.limiters) == 0 }
+func (p *Plugins) Empty() bool { return p == nil || len(p.breakers)+len(p.limiters)+len(p.rates) == 0 }
 
 // Check applies the circuit-break rules only (COM_STMT_PREPARE: a statement
 // that would be refused is refused at prepare time).
@@ -91,9 +99,14 @@ func (p *Plugins) Check(sql []byte) error {
 // call when the statement finished (nil when no limiter matched), or a
 // *Rejected error. Only statements matching a concurrency rule pay for an
 // actor round trip.
-func (p *Plugins) Admit(ctx context.Context, sql []byte) (release func(), err error) {
+func (p *Plugins) Admit(ctx context.Context, user string, sql []byte) (release func(), err error) {
 	if err := p.Check(sql); err != nil {
 		return nil, err
+	}
+	for i := range p.rates {
+		if err := p.rates[i].take(ctx, user, sql); err != nil {
+			return nil, err
+		}
 	}
 	var held []*Limiter
 	for _, l := range p.limiters {

@@ -73,3 +73,24 @@ func TestConcurrencyControl(t *testing.T) {
 		t.Fatalf("%d ran, %d rejected; want 2 and 2", ok, rejected)
 	}
 }
+
+func TestRateLimitPerUser(t *testing.T) {
+	extra := "[[proxy.config.plugin.rate_limit]]\nuser = \"app\"\nrate = 2\nburst = 2\n"
+	p := startProxy(t, oneNode(extra))
+	c := pinnedConn(t, p.db(t, "main", "")) // the SET in pinnedConn takes one token
+	rejected := 0
+	for range 5 {
+		_, err := c.ExecContext(context.Background(), "SELECT 1")
+		if me := mysqlErr(err); me != nil && me.Number == 1047 && strings.Contains(me.Message, "rate_limit") {
+			rejected++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rejected < 3 {
+		t.Fatalf("only %d of 5 statements over a 2/s, burst 2 limit were rejected", rejected)
+	}
+	if len(p.metric(t, `pisa_proxy_plugin_rejections_total{domain="main",plugin="rate_limit"}`)) != 1 {
+		t.Fatal("rate limit rejections not counted")
+	}
+}
