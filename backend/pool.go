@@ -42,6 +42,7 @@ type Pool struct {
 	idle     chan *Conn
 	open     atomic.Int32 // connections that exist: idle, in use or being dialled
 	inflight atomic.Int32 // dials in progress
+	held     atomic.Int32 // connections held by sessions
 	// retired: the pool actor stopped (node removed by a reload, tenant
 	// restarting); connections coming back are closed, not parked.
 	retired atomic.Bool
@@ -77,6 +78,14 @@ func NewPool(sys *actors.System, parent actor.SpawnerContext, name string, cfg P
 	return p, nil
 }
 
+func (p *Pool) inUse(d int32) {
+	p.held.Add(d)
+	p.mInUse.Add(float64(d))
+}
+
+// InUse is how many connections sessions hold (least-connections balancing).
+func (p *Pool) InUse() int64 { return int64(p.held.Load()) }
+
 // Endpoint is the node this pool dials.
 func (p *Pool) Endpoint() *Endpoint { return p.cfg.Endpoint }
 
@@ -93,7 +102,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		case c := <-p.idle:
 			p.mIdle.Dec()
 			if p.usable(c) {
-				p.mInUse.Inc()
+				p.inUse(1)
 				return c, nil
 			}
 			continue
@@ -102,7 +111,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		c, err := p.wait(ctx)
 		if err != nil || p.usable(c) {
 			if err == nil {
-				p.mInUse.Inc()
+				p.inUse(1)
 			}
 			return c, err
 		}
@@ -154,7 +163,7 @@ func (p *Pool) usable(c *Conn) bool {
 // Release resets c (on the caller's goroutine) and returns it to the pool;
 // a connection that fails to reset is closed instead.
 func (p *Pool) Release(c *Conn) {
-	p.mInUse.Dec()
+	p.inUse(-1)
 	if p.retired.Load() {
 		_ = c.Close()
 		return
@@ -173,7 +182,7 @@ func (p *Pool) Flush() { p.sys.Root.Send(p.pid, &flushIdle{}) }
 
 // Discard closes a broken or dirty connection held by a session.
 func (p *Pool) Discard(c *Conn) {
-	p.mInUse.Dec()
+	p.inUse(-1)
 	p.discard(c)
 }
 

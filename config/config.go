@@ -40,6 +40,7 @@ const (
 const (
 	BalanceRandom     = "random"
 	BalanceRoundRobin = "roundrobin"
+	BalanceLeastConn  = "leastconn" // addition
 	RoleRead          = "read"
 	RoleReadWrite     = "readwrite"
 )

@@ -83,7 +83,7 @@ func TestBadConfigNamesKey(t *testing.T) {
 		{"unknown key", `pool_size = 16`, `unknown key "proxy.config.pool_sise"`},
 		{"undefined node", `nodes = ["node1", "node2"]`, `proxy.config[0] (catalogue).simple_loadbalance.nodes[1]: node "nodeX" is not defined`},
 		{"bad address", `listen_addr = "127.0.0.1:3306"`, `proxy.config[0] (catalogue).listen_addr: "localhost" is not host:port`},
-		{"bad balance", `balance_type = "random"`, `balance_type: "weighted" is not one of random, roundrobin`},
+		{"bad balance", `balance_type = "random"`, `balance_type: "weighted" is not one of random, roundrobin, leastconn`},
 		{"bad regex", `regex = ["^DELETE"]`, `circuit_break[0].regex[0]: bad pattern`},
 		{"pool size", `pool_size = 16`, `pool_size: 300 is outside 1..255`},
 		{"bad type", `port = 3307`, `key "mysql.node.port"`},

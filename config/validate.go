@@ -174,8 +174,8 @@ func (l *Listener) validateRouting(key string, nodes map[string]bool, add addFun
 		return
 	}
 	if lb != nil {
-		if lb.BalanceType != BalanceRandom && lb.BalanceType != BalanceRoundRobin {
-			add(key+".simple_loadbalance.balance_type", "%q is not one of random, roundrobin", lb.BalanceType)
+		if lb.BalanceType != BalanceRandom && lb.BalanceType != BalanceRoundRobin && lb.BalanceType != BalanceLeastConn {
+			add(key+".simple_loadbalance.balance_type", "%q is not one of random, roundrobin, leastconn", lb.BalanceType)
 		}
 		if len(lb.Nodes) == 0 {
 			add(key+".simple_loadbalance.nodes", "at least one node is required")
@@ -215,9 +215,9 @@ func validateRW(key, def string, rules []RWRule, add addFunc) {
 			add(rk+".target", "%q is not one of read, readwrite", r.Target)
 		}
 		switch r.AlgorithmName {
-		case "", BalanceRandom, BalanceRoundRobin:
+		case "", BalanceRandom, BalanceRoundRobin, BalanceLeastConn:
 		default:
-			add(rk+".algorithm_name", "%q is not one of random, roundrobin", r.AlgorithmName)
+			add(rk+".algorithm_name", "%q is not one of random, roundrobin, leastconn", r.AlgorithmName)
 		}
 		validateRegexes(rk+".regex", r.Regex, false, add)
 	}

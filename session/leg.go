@@ -28,7 +28,7 @@ func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string
 	var lastErr error = errNoBackend
 	tried := map[int]bool{}
 	for attempt := 0; attempt < 2*len(snap.Targets) && len(tried) < len(snap.Targets); attempt++ {
-		i := snap.Pick()
+		i := snap.Pick(func(node string) int64 { return pools[node].InUse() })
 		if i < 0 {
 			break
 		}

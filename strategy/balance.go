@@ -22,6 +22,7 @@ type Target struct {
 const (
 	Random     = "random"
 	RoundRobin = "roundrobin"
+	LeastConn  = "leastconn"
 )
 
 // Snapshot is an immutable balancing table.
@@ -48,10 +49,14 @@ func NewSnapshot(algorithm string, targets []Target) *Snapshot {
 }
 
 // Pick returns the index of the next target, or -1 when none is eligible.
+// load reports a node's current sessions (used by leastconn only).
 // hot path: one atomic add or one random draw, no allocation.
-func (s *Snapshot) Pick() int {
+func (s *Snapshot) Pick(load func(node string) int64) int {
 	if s.total == 0 {
 		return -1
+	}
+	if s.Algorithm == LeastConn && load != nil {
+		return s.leastLoaded(load)
 	}
 	if s.Algorithm == RoundRobin {
 		return s.seq[(s.next.Add(1)-1)%uint64(len(s.seq))]
@@ -63,6 +68,29 @@ func (s *Snapshot) Pick() int {
 		}
 	}
 	return len(s.cum) - 1
+}
+
+// leastLoaded picks the target with the fewest sessions per unit of
+// weight; ties go to a random one of them.
+func (s *Snapshot) leastLoaded(load func(string) int64) int {
+	best, ties := -1, 0
+	var bestScore float64
+	for i, t := range s.Targets {
+		if t.Weight <= 0 {
+			continue
+		}
+		score := float64(load(t.Name)) / float64(t.Weight)
+		switch {
+		case best < 0 || score < bestScore:
+			best, bestScore, ties = i, score, 1
+		case score == bestScore:
+			ties++
+			if rand.IntN(ties) == 0 {
+				best = i
+			}
+		}
+	}
+	return best
 }
 
 // smoothWRR spreads targets by weight (nginx's smooth weighted round robin)
