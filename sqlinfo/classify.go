@@ -1,0 +1,271 @@
+package sqlinfo
+
+import (
+	"strings"
+	"sync"
+
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	// The parser needs a value-expression driver to build literals.
+	_ "github.com/pingcap/tidb/pkg/parser/test_driver"
+)
+
+// Info is what the parser tells about one COM_QUERY text. An Info returned
+// by a Cache shares its Tables slice with other callers: treat it as
+// read-only.
+type Info struct {
+	// Kind is the kind of the first statement.
+	Kind Kind
+	// ReadOnly is true when every statement only reads data and may run on
+	// a replica: SELECT without locking or INTO, SHOW, EXPLAIN (without
+	// ANALYZE of a write). False for anything not understood.
+	ReadOnly bool
+	// Locking reports a locking read: FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE.
+	Locking bool
+	// Tables lists every table or view named, once, qualified by the
+	// current database when the text leaves it out. CTE names are not tables.
+	Tables []Table
+	// Statements is the number of statements in the text (0 on ParseError).
+	Statements int
+	// Fingerprint is the text normalized by the TiDB digester: literals
+	// replaced by '?', keywords lowercased, comments dropped.
+	Fingerprint string
+	// Digest is the hex SHA-256 of Fingerprint.
+	Digest string
+	// ParseError is true when the parser rejected the text; Kind then comes
+	// from FirstKeyword and ReadOnly is false, so the statement goes to the
+	// primary.
+	ParseError bool
+	// UsesSessionState marks statements that read or change state living
+	// on the session's primary connection: user variables, LAST_INSERT_ID(),
+	// FOUND_ROWS(), ROW_COUNT(), CONNECTION_ID(), named locks, LOCK/UNLOCK
+	// TABLES and SQL-level prepared statements. System variables (@@x) are
+	// not included: they are the session layer's business (it replays SET).
+	UsesSessionState bool
+	// CreatesTemporaryTable is true for CREATE TEMPORARY TABLE: later
+	// statements on that table must follow it to the same connection.
+	CreatesTemporaryTable bool
+}
+
+// Table is a table or view name.
+type Table struct{ DB, Name string }
+
+// parsers holds *parser.Parser values: a parser is not safe for concurrent
+// use and costs allocations to build.
+var parsers = sync.Pool{New: func() any { return parser.New() }}
+
+// Classify parses sql and describes it. currentDB qualifies unqualified
+// table names. It always parses (µs); use a Cache on the statement path.
+func Classify(sql []byte, currentDB string) Info {
+	// Copy: the AST and the Info keep substrings of the text, and the
+	// caller's buffer is reused for the next packet.
+	text := string(sql)
+	var info Info
+	info.Fingerprint, info.Digest = fingerprint(text)
+
+	p := parsers.Get().(*parser.Parser)
+	stmts, _, err := p.ParseSQL(text)
+	parsers.Put(p)
+	if err != nil {
+		info.ParseError = true
+		info.Kind = FirstKeyword(sql)
+		return info
+	}
+	describe(&info, stmts, currentDB)
+	return info
+}
+
+func fingerprint(text string) (string, string) {
+	normalized, digest := parser.NormalizeDigest(text)
+	if digest == nil {
+		return normalized, ""
+	}
+	return normalized, digest.String()
+}
+
+// describe fills info from parsed statements.
+func describe(info *Info, stmts []ast.StmtNode, currentDB string) {
+	info.Statements = len(stmts)
+	info.ReadOnly = len(stmts) > 0
+	w := walker{}
+	for i, stmt := range stmts {
+		kind, readOnly := kindOf(stmt)
+		if i == 0 {
+			info.Kind = kind
+		}
+		w.locking, w.into = false, false
+		stmt.Accept(&w)
+		// A locking read or SELECT ... INTO writes (locks, files, variables).
+		info.ReadOnly = info.ReadOnly && readOnly && !w.locking && !w.into
+		info.Locking = info.Locking || w.locking
+		info.UsesSessionState = info.UsesSessionState || usesSession(stmt)
+		info.CreatesTemporaryTable = info.CreatesTemporaryTable || createsTemporary(stmt)
+	}
+	info.UsesSessionState = info.UsesSessionState || w.session
+	info.Tables = w.tables(currentDB)
+}
+
+// kindOf maps a statement to its Kind and whether that kind reads only.
+func kindOf(stmt ast.StmtNode) (Kind, bool) {
+	switch s := stmt.(type) {
+	case *ast.SelectStmt, *ast.SetOprStmt:
+		return KindSelect, true
+	case *ast.InsertStmt:
+		if s.IsReplace {
+			return KindReplace, false
+		}
+		return KindInsert, false
+	case *ast.UpdateStmt:
+		return KindUpdate, false
+	case *ast.DeleteStmt:
+		return KindDelete, false
+	case *ast.ShowStmt:
+		return KindShow, true
+	case *ast.ExplainStmt:
+		return explainKind(s)
+	case *ast.BeginStmt:
+		return KindBegin, false
+	case *ast.CommitStmt:
+		return KindCommit, false
+	case *ast.RollbackStmt:
+		return KindRollback, false
+	case *ast.SetStmt, *ast.SetPwdStmt, *ast.SetRoleStmt, *ast.SetDefaultRoleStmt:
+		return KindSet, false
+	case *ast.UseStmt:
+		return KindUse, false
+	case *ast.PrepareStmt:
+		return KindPrepare, false
+	case *ast.ExecuteStmt:
+		return KindExecute, false
+	case *ast.CallStmt:
+		return KindCall, false
+	case *ast.LoadDataStmt:
+		return KindLoad, false
+	case *ast.KillStmt:
+		return KindKill, false
+	case *ast.LockTablesStmt, *ast.UnlockTablesStmt:
+		// The parser files them as DDL; MySQL (and FirstKeyword) do not.
+		return KindOther, false
+	case ast.DDLNode:
+		return KindDDL, false
+	}
+	return KindOther, false
+}
+
+// explainKind: EXPLAIN and DESC show a plan or a table's columns; EXPLAIN
+// ANALYZE runs the statement, so it reads only if the statement does.
+func explainKind(s *ast.ExplainStmt) (Kind, bool) {
+	if !s.Analyze || s.Stmt == nil {
+		return KindShow, true
+	}
+	_, readOnly := kindOf(s.Stmt)
+	return KindShow, readOnly
+}
+
+// usesSession reports statements whose effect lives on the connection.
+func usesSession(stmt ast.StmtNode) bool {
+	switch stmt.(type) {
+	case *ast.LockTablesStmt, *ast.UnlockTablesStmt,
+		*ast.PrepareStmt, *ast.ExecuteStmt, *ast.DeallocateStmt:
+		return true
+	}
+	return false
+}
+
+func createsTemporary(stmt ast.StmtNode) bool {
+	s, ok := stmt.(*ast.CreateTableStmt)
+	return ok && s.TemporaryKeyword != ast.TemporaryNone
+}
+
+// sessionFuncs are functions whose result depends on the connection.
+var sessionFuncs = map[string]bool{
+	"last_insert_id": true, "found_rows": true, "row_count": true, "connection_id": true,
+	"get_lock": true, "release_lock": true, "release_all_locks": true,
+	"is_free_lock": true, "is_used_lock": true,
+}
+
+// walker collects tables and flags from an AST.
+type walker struct {
+	raw     []Table  // as written; DB empty when unqualified
+	ctes    []string // CTE names, lowercase
+	locking bool     // per statement
+	into    bool     // per statement: SELECT ... INTO
+	session bool
+}
+
+func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
+	switch n := n.(type) {
+	case *ast.TableName:
+		w.addTable(n)
+	case *ast.DeleteTableList:
+		// The targets of a multi-table DELETE are aliases or repeats of
+		// tables in its FROM/USING clause, which is walked anyway.
+		return n, true
+	case *ast.CommonTableExpression:
+		w.ctes = append(w.ctes, n.Name.L)
+	case *ast.SelectStmt:
+		w.locking = w.locking || (n.LockInfo != nil && n.LockInfo.LockType != ast.SelectLockNone)
+	case *ast.SelectIntoOption:
+		w.into = true
+	case *ast.VariableExpr:
+		w.session = w.session || !n.IsSystem
+	case *ast.VariableAssignment:
+		w.session = w.session || !n.IsSystem
+	case *ast.FuncCallExpr:
+		w.session = w.session || sessionFuncs[n.FnName.L]
+	}
+	return n, false
+}
+
+func (w *walker) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+func (w *walker) addTable(n *ast.TableName) {
+	if n.Name.O == "" {
+		return
+	}
+	t := Table{DB: n.Schema.O, Name: n.Name.O}
+	for _, have := range w.raw {
+		if have == t {
+			return
+		}
+	}
+	w.raw = append(w.raw, t)
+}
+
+// tables qualifies the collected names and drops references to CTEs. A CTE
+// name hides a table of that name in the whole text: a slight
+// over-approximation of SQL scoping that at worst omits a table that a
+// differently scoped part of a multi-statement text also names.
+func (w *walker) tables(currentDB string) []Table {
+	var out []Table
+	for _, t := range w.raw {
+		if t.DB == "" {
+			if w.isCTE(t.Name) {
+				continue
+			}
+			t.DB = currentDB
+		}
+		if !containsTable(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func (w *walker) isCTE(name string) bool {
+	for _, c := range w.ctes {
+		if strings.EqualFold(c, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsTable(ts []Table, t Table) bool {
+	for _, have := range ts {
+		if have == t {
+			return true
+		}
+	}
+	return false
+}
