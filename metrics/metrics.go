@@ -37,6 +37,8 @@ type Proxy struct {
 	PoolDialErrors *prometheus.CounterVec
 
 	BreakerState     *prometheus.GaugeVec
+	DiscoveryProbes  *prometheus.CounterVec
+	ReplicaLag       *prometheus.GaugeVec
 	ConfigReloads    *prometheus.CounterVec
 	PluginRejections *prometheus.CounterVec
 
@@ -74,6 +76,8 @@ func New() *Proxy {
 		PoolDials:        counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
 		PoolDialErrors:   counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
 		BreakerState:     gauge("backend_breaker_state", "Per backend node circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (no new sessions).", "domain", "node"),
+		DiscoveryProbes:  counter("discovery_probes_total", "Read/write splitting discovery probes by node and result.", "domain", "node", "result"),
+		ReplicaLag:       gauge("replica_lag_seconds", "Replication lag of replicas seen by discovery.", "domain", "node"),
 		PluginRejections: counter("plugin_rejections_total", "Statements refused by circuit_break or concurrency_control rules.", "domain", "plugin"),
 		ConfigReloads:    counter("config_reloads_total", "Configuration changes applied live (ok) or rejected (error).", "result"),
 		ActorRestarts:    counter("actor_failures_total", "Actor failures by actor kind and the supervisor's directive.", "kind", "directive"),
@@ -85,7 +89,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.BreakerState, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -98,7 +99,11 @@ func (s *Session) legFor(sql []byte, kind sqlinfo.Kind) *leg {
 		return &s.primary
 	}
 	if err := s.readyReplica(); err != nil {
-		s.log.Warn("no replica available; reading from the primary", "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, errNoBackend) {
+			level = slog.LevelDebug // none is eligible now (discovery, breakers): expected
+		}
+		s.log.Log(context.Background(), level, "no replica available; reading from the primary", "err", err)
 		return &s.primary
 	}
 	return &s.replica

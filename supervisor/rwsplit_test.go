@@ -91,3 +91,69 @@ func TestReadWriteSplitting(t *testing.T) {
 		t.Fatal("replica statements not counted under the replica's address")
 	}
 }
+
+func TestDynamicDiscovery(t *testing.T) {
+	ctx := context.Background()
+	primary := testenv.MariaDB(t, testenv.WithReplication())
+	replica := testenv.Replica(t, primary, testenv.WithReplication())
+	if err := primary.Exec(ctx, "CREATE TABLE gotest.where_am_i (v VARCHAR(10))", "INSERT INTO gotest.where_am_i VALUES ('primary')"); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Exec(ctx, "SET GLOBAL read_only = ON", "UPDATE gotest.where_am_i SET v = 'replica'"); err != nil {
+		t.Fatal(err)
+	}
+	toml := fmt.Sprintf(`
+[[proxy.config]]
+name = "main"
+listen_addr = "127.0.0.1:0"
+user = "app"
+password = "app-secret"
+db = "gotest"
+[proxy.config.read_write_splitting.dynamic]
+default_target = "read"
+[proxy.config.read_write_splitting.dynamic.discovery]
+type = "mha"
+user = "root"
+password = ""
+monitor_period = 100
+max_replication_lag = 10000
+`) + nodeTOML("a", primary, `role = "readwrite"`) + nodeTOML("b", replica, `role = "read"`)
+	p := startProxy(t, toml)
+	db := p.db(t, "main", "")
+	db.SetMaxIdleConns(0) // each read a new session, so routing follows discovery
+	read := func() string { return queryString(t, db, "SELECT v FROM where_am_i") }
+	waitFor(t, 5*time.Second, "reads on the replica", func() bool { return read() == "replica" })
+
+	// A replica whose SQL thread stopped is stale: reads move to the primary.
+	if err := replica.StopSQLThread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "stopped replica dropped", func() bool { return read() == "primary" })
+	if err := replica.StartSQLThread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "replica back", func() bool { return read() == "replica" })
+
+	// Failover: read_only flips, and new sessions write to the new primary.
+	if err := primary.SetReadOnly(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.Exec(ctx, "STOP SLAVE", "SET GLOBAL read_only = OFF"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "writes follow the new primary", func() bool {
+		_, err := db.Exec("INSERT INTO where_am_i VALUES ('after')")
+		if err != nil {
+			return false
+		}
+		var n int
+		_ = replica.RootDB().QueryRow("SELECT COUNT(*) FROM gotest.where_am_i WHERE v = 'after'").Scan(&n)
+		return n > 0
+	})
+	if len(p.metric(t, `pisa_proxy_discovery_probes_total{domain="main",node="b",result="ok"}`)) != 1 {
+		t.Fatal("probes not counted")
+	}
+}

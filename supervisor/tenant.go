@@ -123,7 +123,8 @@ type poolKey struct {
 
 // tenantActor supervises one tenant's pools, balancer and listener.
 type tenantActor struct {
-	t        *tenant
+	t         *tenant
+	discovery *actor.PID
 	pools    map[string]poolRef
 	bal      *strategy.Balancer
 	replicas *strategy.Balancer
@@ -173,6 +174,9 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 			return err
 		}
 	}
+	if err := a.syncDiscovery(ctx, sp); err != nil {
+		return err
+	}
 	a.gen++
 	plugins, err := strategy.NewPlugins(t.sys, ctx, cfg.Name, cfg.Plugin, a.gen)
 	if err != nil {
@@ -215,6 +219,28 @@ func (a *tenantActor) balancer(ctx actor.Context, bal *strategy.Balancer, name, 
 		return nil, fmt.Errorf("spawn %s: %w", name, err)
 	}
 	return bal, nil
+}
+
+// syncDiscovery (re)starts the monitor of dynamic read/write splitting,
+// which then owns the two balancers' targets.
+func (a *tenantActor) syncDiscovery(ctx actor.Context, sp spec) error {
+	if a.discovery != nil {
+		ctx.Stop(a.discovery)
+		a.discovery = nil
+	}
+	rw := sp.cfg.ReadWriteSplitting
+	if rw == nil || rw.Dynamic == nil {
+		return nil
+	}
+	all := append(slices.Clone(sp.nodes), sp.replicas...)
+	a.gen++
+	pid, err := strategy.NewDiscovery(a.t.sys, ctx, fmt.Sprintf("discovery-%d", a.gen),
+		discoveryConfig(a.t.name, rw.Dynamic.Discovery, all), a.bal, a.replicas, readAlgorithm(rw))
+	if err != nil {
+		return fmt.Errorf("spawn discovery: %w", err)
+	}
+	a.discovery = pid
+	return nil
 }
 
 // readAlgorithm is the balancing among replicas: the algorithm of the first
