@@ -205,8 +205,8 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 		w.ctes = append(w.ctes, n.Name.L)
 	case *ast.SelectStmt:
 		w.locking = w.locking || (n.LockInfo != nil && n.LockInfo.LockType != ast.SelectLockNone)
-	case *ast.SelectIntoOption:
-		w.into = true
+		// Accept does not visit SelectIntoOpt.
+		w.into = w.into || n.SelectIntoOpt != nil
 	case *ast.VariableExpr:
 		w.session = w.session || !n.IsSystem
 	case *ast.VariableAssignment:

@@ -185,7 +185,7 @@ func (k *keyScan) name(dst []byte, i, j int) []byte {
 	w := k.src[i:j]
 	k.nameToken(w)
 	dst = k.blankIf(dst)
-	if k.prev != '.' && k.prev != '@' {
+	if k.prev != '.' && k.prev != '@' && (j == len(k.src) || k.src[j] != '.') {
 		dst = appendFolded(dst, w)
 	} else {
 		dst = append(dst, w...)
@@ -214,7 +214,7 @@ func (k *keyScan) nameToken(w []byte) {
 }
 
 // appendFolded appends w, upper-cased if it is a reserved word, which
-// cannot be a name (after a '.' it can, hence the caller's check).
+// cannot be a name (next to a '.' it can, hence the caller's check).
 func appendFolded(dst, w []byte) []byte {
 	if len(w) < 2 || len(w) > 9 {
 		return append(dst, w...)
@@ -244,7 +244,7 @@ func isFoldedKeyword(up []byte) bool {
 		"VALUES", "UPDATE", "SET", "DELETE", "JOIN", "INNER", "LEFT", "RIGHT",
 		"OUTER", "CROSS", "ON", "AS", "ASC", "DESC", "DISTINCT", "UNION", "ALL",
 		"EXISTS", "CASE", "WHEN", "THEN", "ELSE", "FOR", "REPLACE", "WITH",
-		"USING", "LOCK", "DEFAULT", "DUPLICATE", "KEY", "SHARE":
+		"USING", "LOCK", "DEFAULT", "KEY":
 		return true
 	}
 	return false

@@ -65,7 +65,24 @@ func FirstKeyword(sql []byte) Kind {
 		}
 		up[i] = c
 	}
-	return keywords[string(up[:len(word)])]
+	k := keywords[string(up[:len(word)])]
+	if k == KindSelect && equalFold(word, "WITH") && writesAfterCTE(sql) {
+		return KindOther // WITH ... UPDATE/DELETE/INSERT: a write, kind unknown here
+	}
+	return k
+}
+
+// writesAfterCTE is a conservative check for a CTE in front of a write.
+func writesAfterCTE(sql []byte) bool {
+	for _, w := range []string{"UPDATE", "DELETE", "INSERT", "REPLACE"} {
+		for i := 0; i+len(w) <= len(sql); i++ {
+			if equalFold(sql[i:i+len(w)], w) && (i == 0 || !isWordByte(sql[i-1])) &&
+				(i+len(w) == len(sql) || !isWordByte(sql[i+len(w)])) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // firstWord returns the first keyword after whitespace, comments and '('.

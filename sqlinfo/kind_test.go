@@ -4,18 +4,19 @@ import "testing"
 
 func TestFirstKeyword(t *testing.T) {
 	cases := map[string]Kind{
-		"SELECT 1":                             KindSelect,
-		"  /* hint */ select * from t":         KindSelect,
-		"-- c\nINSERT INTO t VALUES (1)":       KindInsert,
-		"# c\nupdate t set a=1":                KindUpdate,
-		"(SELECT 1) UNION (SELECT 2)":          KindSelect,
-		"with x as (select 1) select * from x": KindSelect,
-		"CREATE TABLE t (a int)":               KindDDL,
-		"start transaction":                    KindBegin,
-		"KILL QUERY 5":                         KindKill,
-		"":                                     KindOther,
-		"/* unterminated":                      KindOther,
-		"GRANT ALL ON *.* TO x":                KindOther,
+		"SELECT 1":                              KindSelect,
+		"  /* hint */ select * from t":          KindSelect,
+		"-- c\nINSERT INTO t VALUES (1)":        KindInsert,
+		"# c\nupdate t set a=1":                 KindUpdate,
+		"(SELECT 1) UNION (SELECT 2)":           KindSelect,
+		"with x as (select 1) select * from x":  KindSelect,
+		"WITH x AS (SELECT 1) UPDATE t SET a=1": KindOther,
+		"CREATE TABLE t (a int)":                KindDDL,
+		"start transaction":                     KindBegin,
+		"KILL QUERY 5":                          KindKill,
+		"":                                      KindOther,
+		"/* unterminated":                       KindOther,
+		"GRANT ALL ON *.* TO x":                 KindOther,
 	}
 	for sql, want := range cases {
 		if got := FirstKeyword([]byte(sql)); got != want {
