@@ -87,6 +87,9 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 	}
 	opt := func(c *client.Conn) error {
 		c.SetCapability(Capabilities)
+		// go-mysql asks for QUERY_ATTRIBUTES whenever MySQL >= 8.0.23 offers
+		// it; that changes COM_QUERY's layout, and clients never get it.
+		c.UnsetCapability(mysql.CLIENT_QUERY_ATTRIBUTES)
 		c.SetAttributes(map[string]string{"program_name": "pisa-proxy"})
 		if tlsCfg != nil {
 			c.SetTLSConfig(tlsCfg)
@@ -118,6 +121,10 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 func isNoTLS(err error) bool {
 	return strings.Contains(err.Error(), "does not support TLS")
 }
+
+// errSchemaStuck: a session selected a schema on a connection whose node
+// names none; it is closed rather than reused.
+var errSchemaStuck = errors.New("connection has a schema its node does not name")
 
 // Close closes the connection without telling the server.
 func (c *Conn) Close() error { return c.IO.Close() }
@@ -171,6 +178,10 @@ func (c *Conn) Reset() error {
 			return fmt.Errorf("re-enable multi statements: %w", err)
 		}
 		c.MultiStatementsOff = false
+	}
+	if c.Endpoint.DB == "" && c.DB != "" {
+		// MySQL cannot unselect a schema: this connection cannot be made clean.
+		return errSchemaStuck
 	}
 	sql := "SET NAMES utf8mb4 COLLATE " + defaultCollation
 	if c.Endpoint.DB != "" {

@@ -168,7 +168,9 @@ func (p *Pool) Release(c *Conn) {
 		_ = c.Close()
 		return
 	}
-	if err := c.Reset(); err != nil {
+	// A session closed from outside may have set a deadline to interrupt it.
+	_ = c.IO.Conn().SetDeadline(time.Time{})
+	if err := c.Reset(); err != nil || p.retired.Load() {
 		p.discard(c)
 		return
 	}
@@ -279,6 +281,10 @@ func (a *poolActor) dial() {
 	ep := a.p.cfg.Endpoint
 	a.p.sys.Go(a.self, "pool", func() {
 		c, err := Dial(context.Background(), ep)
+		if err == nil && a.p.retired.Load() {
+			_ = c.Close() // the pool stopped while dialling
+			return
+		}
 		a.p.sys.Root.Send(a.self, &dialed{conn: c, err: err})
 	})
 }

@@ -28,6 +28,7 @@ const (
 	DefaultIdleCheckAfter     = 30 * time.Second
 	DefaultAuthPlugin         = AuthNative
 	DefaultReadAfterWrite     = time.Second
+	DefaultLoginTimeout       = 10 * time.Second
 )
 
 // Auth plugins the proxy offers to clients.
@@ -96,6 +97,8 @@ type Listener struct {
 	PoolMinIdle *int `toml:"pool_min_idle,omitempty" json:"pool_min_idle,omitempty"`
 	// DialTimeout bounds one backend dial including its handshake.
 	DialTimeout Duration `toml:"dial_timeout,omitempty" json:"dial_timeout,omitempty"`
+	// LoginTimeout bounds a client's connection phase (MySQL's connect_timeout).
+	LoginTimeout Duration `toml:"login_timeout,omitempty" json:"login_timeout,omitempty"`
 	// IdleCheckAfter: an idle backend connection older than this is pinged before reuse.
 	IdleCheckAfter Duration `toml:"idle_check_after,omitempty" json:"idle_check_after,omitempty"`
 }

@@ -42,6 +42,7 @@ func (l *Listener) applyDefaults() {
 	setDefault(&l.PoolAcquireTimeout, Duration(DefaultPoolAcquireTimeout))
 	setDefault(&l.DialTimeout, Duration(DefaultDialTimeout))
 	setDefault(&l.IdleCheckAfter, Duration(DefaultIdleCheckAfter))
+	setDefault(&l.LoginTimeout, Duration(DefaultLoginTimeout))
 	if l.PoolMinIdle == nil {
 		v := min(DefaultPoolMinIdle, l.PoolSize)
 		l.PoolMinIdle = &v

@@ -36,7 +36,8 @@ func (s *Session) changeUser(payload []byte) error {
 		return err
 	}
 	s.primary.dirty = false
-	s.user, s.db = cu.User, cu.DB
+	s.setUser(cu.User)
+	s.db = cu.DB
 	if s.db == "" {
 		s.db = s.env.DefaultDB
 	}

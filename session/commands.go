@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -48,13 +49,26 @@ func (s *Session) loop(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// midResponse: the failure came after part of the response reached the
+// client; an error packet would not fit the stream there.
+type midResponse struct{ err error }
+
+func (e *midResponse) Error() string { return e.err.Error() }
+func (e *midResponse) Unwrap() error { return e.err }
+
 // fail ends the session after err: a backend failure is reported to the
-// client as an error packet; a client failure needs no answer.
+// client as an error packet, unless part of the response was already
+// relayed (then the connection is closed: the client reports it lost); a
+// client failure needs no answer.
 func (s *Session) fail(err error) error {
 	if wire.FailedSide(err) == wire.ClientSide {
 		if isClientGone(err) {
 			return nil
 		}
+		return err
+	}
+	var mid *midResponse
+	if errors.As(err, &mid) {
 		return err
 	}
 	s.client.Seq = 1
@@ -76,8 +90,8 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_STMT_EXECUTE:
 		return s.relay(payload, more, wire.RespResult, sqlinfo.KindExecute)
 	case mysql.COM_STMT_PREPARE:
-		if !s.env.Plugins.Empty() {
-			if err := s.env.Plugins.Check(payload[1:]); err != nil {
+		if pl := s.env.Live.Load().Plugins; !pl.Empty() {
+			if err := pl.Check(payload[1:]); err != nil {
 				return s.reject(err, more)
 			}
 		}
@@ -91,8 +105,7 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_INIT_DB:
 		return s.initDB(payload, more)
 	case mysql.COM_RESET_CONNECTION:
-		s.forgetState()
-		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
+		return s.resetConnection(payload, more)
 	case mysql.COM_PING, mysql.COM_STATISTICS, mysql.COM_STMT_RESET, mysql.COM_DEBUG:
 		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
 	case mysql.COM_SET_OPTION:
@@ -129,14 +142,17 @@ func (s *Session) query(payload []byte, more bool) error {
 	kind := sqlinfo.FirstKeyword(sql)
 	if kind == sqlinfo.KindKill {
 		if id, q, ok := sqlinfo.ParseKill(sql); ok && !more {
+			if id > math.MaxUint32 {
+				return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
+			}
 			return s.kill(uint32(id), q)
 		}
 	}
 	if s.env.Fault != nil {
 		s.env.Fault(s, sql)
 	}
-	if !s.env.Plugins.Empty() {
-		release, err := s.env.Plugins.Admit(context.Background(), s.user, sql)
+	if pl := s.env.Live.Load().Plugins; !pl.Empty() {
+		release, err := pl.Admit(context.Background(), s.user, sql)
 		if err != nil {
 			return s.reject(err, more)
 		}
@@ -229,6 +245,9 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	if err != nil {
 		h.record(false, time.Since(start))
 		l.failed(err)
+		if r.Forwarded > 0 {
+			err = &midResponse{err}
+		}
 		return out, err
 	}
 	l.dirty = false
@@ -244,6 +263,22 @@ func (s *Session) initDB(payload []byte, more bool) error {
 		s.stats.reset()
 	}
 	return err
+}
+
+// resetConnection forwards COM_RESET_CONNECTION and then restores what the
+// server reset but the client did not ask to change: its character set.
+func (s *Session) resetConnection(payload []byte, more bool) error {
+	s.forgetState()
+	out, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindOther)
+	if err != nil || out.ErrCode != 0 {
+		return err
+	}
+	s.primary.conn.Collation = 0 // unknown: MariaDB resets to the handshake charset, MySQL to the global default
+	if err := s.alignCollation(s.primary.conn); err != nil {
+		s.primary.dirty = true
+		return err
+	}
+	return nil
 }
 
 func (s *Session) setOption(payload []byte, more bool) error {

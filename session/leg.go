@@ -29,7 +29,12 @@ func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string
 	var lastErr error = errNoBackend
 	tried := map[int]bool{}
 	for attempt := 0; attempt < 2*len(snap.Targets) && len(tried) < len(snap.Targets); attempt++ {
-		i := snap.Pick(func(node string) int64 { return pools[node].InUse() })
+		i := snap.Pick(func(node string) int64 {
+			if p := pools[node]; p != nil {
+				return p.InUse()
+			}
+			return 1 << 40
+		})
 		if i < 0 {
 			break
 		}
@@ -38,6 +43,9 @@ func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string
 		}
 		tried[i] = true
 		pool := pools[snap.Targets[i].Name]
+		if pool == nil {
+			continue // a reload is between publishing pools and targets
+		}
 		c, err := pool.Acquire(ctx)
 		if err == nil {
 			l.bal, l.pool, l.conn, l.dirty = bal, pool, c, false
@@ -51,9 +59,10 @@ func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string
 	return lastErr
 }
 
-// busy errors mean a full pool, not a sick node.
+// busy errors mean a full or replaced pool, not a sick node.
 func busy(err error) bool {
-	return errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, backend.ErrPoolQueueFull)
+	return errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, backend.ErrPoolQueueFull) ||
+		errors.Is(err, backend.ErrPoolRetired)
 }
 
 // failed reports an I/O failure on the leg's node to its balancer.
@@ -87,18 +96,25 @@ type rwState struct {
 	pinned    bool      // temporary tables, locks, too much state: primary only
 	sets      []string  // SET statements to replay on the replica
 	replayed  int       // how many of sets the replica has seen
+	// replicaRetry: after a failure to get a replica ready, reads stay on
+	// the primary until then, instead of paying the failure on every read.
+	replicaRetry time.Time
 }
+
+// replicaBackoff is how long reads stay on the primary after a replica failure.
+const replicaBackoff = time.Second
 
 // legFor picks the connection for a COM_QUERY.
 func (s *Session) legFor(sql []byte, kind sqlinfo.Kind) *leg {
-	r := s.env.Router
+	r := s.env.Live.Load().Router
 	if r == nil || s.rw.pinned || s.inTransaction() || time.Since(s.rw.lastWrite) < r.Window {
 		return &s.primary
 	}
-	if r.Route(sql, kind) != strategy.ToReplica {
+	if r.Route(sql, kind) != strategy.ToReplica || time.Now().Before(s.rw.replicaRetry) {
 		return &s.primary
 	}
 	if err := s.readyReplica(); err != nil {
+		s.rw.replicaRetry = time.Now().Add(replicaBackoff)
 		level := slog.LevelWarn
 		if errors.Is(err, errNoBackend) {
 			level = slog.LevelDebug // none is eligible now (discovery, breakers): expected
@@ -118,7 +134,7 @@ func (s *Session) inTransaction() bool {
 // session's state: schema, character set, and the SETs run so far.
 func (s *Session) readyReplica() error {
 	if s.replica.conn == nil {
-		if err := s.replica.take(context.Background(), s.env.ReplicaBalancer, s.env.Pools); err != nil {
+		if err := s.replica.take(context.Background(), s.env.ReplicaBalancer, s.env.Live.Load().Pools); err != nil {
 			return err
 		}
 		s.rw.replayed = 0
@@ -139,7 +155,7 @@ func (s *Session) readyReplica() error {
 // observe updates the read/write splitting state after a COM_QUERY that
 // ran on the primary.
 func (s *Session) observe(sql []byte, kind sqlinfo.Kind, status uint16, ok bool) {
-	if s.env.Router == nil {
+	if s.env.Live.Load().Router == nil {
 		return
 	}
 	if ok {

@@ -61,7 +61,10 @@ func (r *Registry) List() []Info {
 	defer r.mu.RUnlock()
 	out := make([]Info, 0, len(r.m))
 	for _, s := range r.m {
-		info := Info{ID: s.id, Tenant: s.env.Tenant, User: s.user, Client: s.remote}
+		info := Info{ID: s.id, Tenant: s.env.Tenant, Client: s.remote}
+		if u := s.userName.Load(); u != nil {
+			info.User = *u
+		}
 		if be := s.active.Load(); be != nil {
 			info.Backend, info.ThreadID = be.Endpoint.Name, be.ThreadID
 		}

@@ -35,18 +35,29 @@ type Env struct {
 	Auth          *wire.Authenticator
 	TLS           *tls.Config
 	TLSRequired   bool
-	Balancer      *strategy.Balancer
-	// Router and ReplicaBalancer are set for read/write splitting; Balancer
-	// then picks among the primaries.
-	Router          *strategy.Router
+	// LoginTimeout bounds the connection phase (MySQL's connect_timeout).
+	LoginTimeout time.Duration
+	Balancer     *strategy.Balancer
+	// ReplicaBalancer is set for read/write splitting; Balancer then picks
+	// among the primaries.
 	ReplicaBalancer *strategy.Balancer
-	Plugins         *strategy.Plugins        // circuit breaking, concurrency control
-	Pools           map[string]*backend.Pool // by node name
-	Registry        *Registry
-	Metrics         *metrics.Proxy
-	Log             *slog.Logger
+	// Live is republished by the tenant on every reload; sessions read it
+	// at each use, so open sessions follow new pools and rules.
+	Live     *atomic.Pointer[Live]
+	Registry *Registry
+	Metrics  *metrics.Proxy
+	Log      *slog.Logger
 	// Fault is a test hook run for every COM_QUERY; nil in production.
 	Fault func(s *Session, sql []byte)
+}
+
+// Live is the part of a tenant's configuration that changes under open
+// sessions: the pools by node name (matching the balancers' current
+// targets), the read/write router and the plugins.
+type Live struct {
+	Pools   map[string]*backend.Pool
+	Router  *strategy.Router
+	Plugins *strategy.Plugins // circuit breaking, concurrency control, rate limiting
 }
 
 // Session is one client connection.
@@ -75,6 +86,11 @@ type Session struct {
 	stats stmtStats
 
 	closeOnce sync.Once
+	// legsMu orders Close (another goroutine) against finish handing the
+	// backend connections back, so Close never touches a returned one.
+	legsMu sync.Mutex
+	// userName is user for other goroutines (the registry).
+	userName atomic.Pointer[string]
 }
 
 // New prepares a session for an accepted connection.
@@ -88,6 +104,11 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 	}
 }
 
+func (s *Session) setUser(u string) {
+	s.user = u
+	s.userName.Store(&u)
+}
+
 // ID is the connection id the client sees.
 func (s *Session) ID() uint32 { return s.id }
 
@@ -99,6 +120,8 @@ func (s *Session) User() string { return s.user }
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		_ = s.conn.Close()
+		s.legsMu.Lock()
+		defer s.legsMu.Unlock()
 		if be := s.active.Load(); be != nil {
 			_ = be.IO.Conn().SetDeadline(time.Now())
 		}
@@ -124,6 +147,9 @@ func (s *Session) Run(ctx context.Context) (err error) {
 }
 
 func (s *Session) login(ctx context.Context) error {
+	// A silent client cannot hold a max_connections slot.
+	_ = s.conn.SetDeadline(time.Now().Add(s.env.LoginTimeout))
+	defer func() { _ = s.conn.SetDeadline(time.Time{}) }()
 	host, _, _ := net.SplitHostPort(s.remote)
 	hello, err := wire.Accept(s.client, wire.ServerConfig{
 		Version: s.env.ServerVersion, ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired,
@@ -138,7 +164,8 @@ func (s *Session) login(ctx context.Context) error {
 		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
 		return fmt.Errorf("login: %w", err)
 	}
-	s.hello, s.user, s.db = hello, hello.User, hello.DB
+	s.hello, s.db = hello, hello.DB
+	s.setUser(hello.User)
 	if s.db == "" {
 		s.db = s.env.DefaultDB
 	}
@@ -162,7 +189,7 @@ var errNoBackend = errors.New("no backend node is available")
 // and aligns it with what the client asked for.
 func (s *Session) connectBackend(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		if err := s.primary.take(ctx, s.env.Balancer, s.env.Pools); err != nil {
+		if err := s.primary.take(ctx, s.env.Balancer, s.env.Live.Load().Pools); err != nil {
 			return err
 		}
 		err := s.align(&s.primary)
@@ -229,7 +256,9 @@ func (s *Session) alignCollation(be *backend.Conn) error {
 
 // finish returns or closes the backend connections and the client socket.
 func (s *Session) finish() {
+	s.legsMu.Lock()
 	s.active.Store(nil)
+	s.legsMu.Unlock()
 	s.replica.give()
 	s.primary.give()
 	s.Close()

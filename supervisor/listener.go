@@ -104,10 +104,12 @@ func (a *listenerActor) admit(ctx actor.Context, conn net.Conn) {
 }
 
 // refuse answers a connection with an error in place of the greeting, as
-// MySQL does for ER_CON_COUNT_ERROR, and closes it.
+// MySQL does for ER_CON_COUNT_ERROR, and closes it. Before the handshake
+// the client has not agreed to protocol 4.1, so the packet carries no
+// SQLSTATE.
 func refuse(conn net.Conn, code uint16, msg string) {
 	defer conn.Close()
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 	p := wire.NewPacketIO(conn, 512)
-	_ = p.WriteError(wire.NewError(code, msg))
+	_ = p.WritePacketFlush(append([]byte{mysql.ERR_HEADER, byte(code), byte(code >> 8)}, msg...))
 }

@@ -48,8 +48,9 @@ type tenant struct {
 	l    *listener
 	auth *wire.Authenticator // written by the tenant actor only
 	pid  atomic.Pointer[actor.PID]
-	// pools is the current node -> pool map, for the balancers' health checks.
-	pools atomic.Pointer[map[string]*backend.Pool]
+	// live is what sessions read at each use (pools, router, plugins); the
+	// balancers' health checks use its pools too.
+	live  atomic.Pointer[session.Live]
 	creds atomic.Pointer[credentials]
 	// spec is the latest spec: set by the root actor, read by the tenant
 	// actor when it (re)starts.
@@ -66,8 +67,8 @@ func newTenant(sp spec, ln *listener, reg *session.Registry, sys *actors.System,
 // drop a dead node's idle connections.
 func (t *tenant) health() strategy.Health {
 	pool := func(node string) *backend.Pool {
-		if m := t.pools.Load(); m != nil {
-			return (*m)[node]
+		if l := t.live.Load(); l != nil {
+			return l.Pools[node]
 		}
 		return nil
 	}
@@ -125,11 +126,11 @@ type poolKey struct {
 type tenantActor struct {
 	t         *tenant
 	discovery *actor.PID
-	pools    map[string]poolRef
-	bal      *strategy.Balancer
-	replicas *strategy.Balancer
-	plugins  *strategy.Plugins
-	gen      int
+	pools     map[string]poolRef
+	bal       *strategy.Balancer
+	replicas  *strategy.Balancer
+	plugins   *strategy.Plugins
+	gen       int
 }
 
 func (a *tenantActor) Receive(ctx actor.Context) {
@@ -161,7 +162,6 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if err != nil {
 		return err
 	}
-	t.pools.Store(&pools)
 	if a.bal, err = a.balancer(ctx, a.bal, "balancer", balanceType(cfg), sp.nodes); err != nil {
 		return err
 	}
@@ -188,10 +188,12 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	a.plugins = plugins
 	env := &session.Env{
 		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
-		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
-		Balancer: a.bal, Router: router, ReplicaBalancer: a.replicas, Plugins: plugins, Pools: pools, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
+		LoginTimeout: cfg.LoginTimeout.D(),
+		Auth:         t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
+		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 	}
 	env.Fault = faultHook(t.sys, t)
+	t.live.Store(&session.Live{Pools: pools, Router: router, Plugins: plugins})
 	t.l.env.Store(env)
 	if t.l.pid.Load() == nil {
 		props := t.sys.Props("listener", func() actor.Actor {

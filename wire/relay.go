@@ -81,6 +81,8 @@ type Relay struct {
 	ClientLocalFiles bool
 
 	lastSeq uint8 // sequence id of the last packet forwarded from the backend
+	// Forwarded counts the packets of this response already sent on.
+	Forwarded int
 }
 
 // peekLen is how much of a packet the state machine inspects.
@@ -162,6 +164,7 @@ func (r *Relay) fwd() (head []byte, n int, err error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	r.Forwarded++
 	if n == MaxPayload {
 		var first [peekLen]byte
 		copy(first[:], head)
@@ -212,6 +215,9 @@ func (r *Relay) single() (Outcome, error) {
 
 func (r *Relay) results() (Outcome, error) {
 	for {
+		if !r.ClientLocalFiles && r.peekFirst() == mysql.LocalInFile_HEADER {
+			return r.declineLocalInfile()
+		}
 		head, n, err := r.fwd()
 		if err != nil {
 			return Outcome{}, err
@@ -303,32 +309,60 @@ func (r *Relay) prepare() (Outcome, error) {
 	return Outcome{}, nil
 }
 
+// peekFirst returns the first payload byte of the backend's next packet
+// (0 when it cannot be read yet; the forward that follows reports why).
+func (r *Relay) peekFirst() byte {
+	b, err := r.Backend.r.Peek(5)
+	if err != nil || b[0]|b[1]|b[2] == 0 {
+		return 0
+	}
+	return b[4]
+}
+
+// declineLocalInfile answers a LOCAL INFILE request for a client that never
+// negotiated CLIENT_LOCAL_FILES: the backend gets an empty file and its
+// answer is consumed; the client gets ER_NOT_ALLOWED_COMMAND in place of
+// the request it could not handle.
+func (r *Relay) declineLocalInfile() (Outcome, error) {
+	if _, err := r.Backend.ReadPacket(nil, 1<<16); err != nil {
+		return Outcome{}, &IOError{BackendSide, err}
+	}
+	seq := r.Backend.LastSeq()
+	r.Backend.Seq = seq + 1
+	if err := r.Backend.WritePacketFlush(nil); err != nil {
+		return Outcome{}, &IOError{BackendSide, err}
+	}
+	if _, err := r.Backend.ReadPacket(nil, 1<<16); err != nil {
+		return Outcome{}, &IOError{BackendSide, err}
+	}
+	r.Client.Seq = seq
+	e := NewError(mysql.ER_NOT_ALLOWED_COMMAND, "The used command is not allowed because the client did not enable LOCAL INFILE")
+	if err := r.Client.WritePacket(ErrorPayload(e)); err != nil {
+		return Outcome{}, &IOError{ClientSide, err}
+	}
+	return Outcome{ErrCode: e.Code}, nil
+}
+
 // localInfile handles the LOCAL INFILE exchange after the request was
 // forwarded: the client's file content streams to the backend up to the
-// empty terminating packet, then the backend's OK/ERR follows.
+// empty terminating packet (one that does not continue a 16 MiB part),
+// then the backend's OK/ERR follows.
 func (r *Relay) localInfile() (Outcome, error) {
 	if err := r.Client.Flush(); err != nil {
 		return Outcome{}, &IOError{ClientSide, err}
 	}
-	if !r.ClientLocalFiles {
-		// The client never asked for LOCAL INFILE: decline on its behalf.
-		r.Backend.Seq = r.lastSeq + 1
-		if err := r.Backend.WritePacketFlush(nil); err != nil {
-			return Outcome{}, &IOError{BackendSide, err}
+	for prev := -1; ; {
+		_, n, err := forward(r.Backend, r.Client, ClientSide)
+		if err != nil {
+			return Outcome{}, err
 		}
-	} else {
-		for {
-			_, n, err := forward(r.Backend, r.Client, ClientSide)
-			if err != nil {
-				return Outcome{}, err
-			}
-			if n == 0 {
-				break
-			}
+		if n == 0 && prev != MaxPayload {
+			break
 		}
-		if err := r.Backend.Flush(); err != nil {
-			return Outcome{}, &IOError{BackendSide, err}
-		}
+		prev = n
+	}
+	if err := r.Backend.Flush(); err != nil {
+		return Outcome{}, &IOError{BackendSide, err}
 	}
 	head, n, err := r.fwd()
 	if err != nil {
