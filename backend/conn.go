@@ -41,6 +41,8 @@ type Endpoint struct {
 	TLS          *tls.Config
 	TLSPreferred bool
 	DialTimeout  time.Duration
+	// FoundRows dials with CLIENT_FOUND_ROWS (affected rows = matched rows).
+	FoundRows bool
 }
 
 // Conn is one authenticated backend connection. It is used by one session
@@ -90,6 +92,9 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 		// go-mysql asks for QUERY_ATTRIBUTES whenever MySQL >= 8.0.23 offers
 		// it; that changes COM_QUERY's layout, and clients never get it.
 		c.UnsetCapability(mysql.CLIENT_QUERY_ATTRIBUTES)
+		if ep.FoundRows {
+			c.SetCapability(mysql.CLIENT_FOUND_ROWS)
+		}
 		c.SetAttributes(map[string]string{"program_name": "pisa-proxy"})
 		if tlsCfg != nil {
 			c.SetTLSConfig(tlsCfg)

@@ -52,7 +52,7 @@ func (s *Session) kill(id uint32, queryOnly bool) error {
 // killVia runs stmt on a connection from the pool of node, where the
 // target's statement runs.
 func (s *Session) killVia(node string, target *Session, stmt string) error {
-	pool := target.env.Live.Load().Pools[node]
+	pool := target.pools()[node]
 	if pool == nil {
 		return wire.NewError(mysql.ER_NO_SUCH_THREAD, "Unknown thread id: its node was removed by a configuration change")
 	}

@@ -134,7 +134,7 @@ func (s *Session) inTransaction() bool {
 // session's state: schema, character set, and the SETs run so far.
 func (s *Session) readyReplica() error {
 	if s.replica.conn == nil {
-		if err := s.replica.take(context.Background(), s.env.ReplicaBalancer, s.env.Live.Load().Pools); err != nil {
+		if err := s.replica.take(context.Background(), s.env.ReplicaBalancer, s.pools()); err != nil {
 			return err
 		}
 		s.rw.replayed = 0

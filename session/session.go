@@ -55,9 +55,12 @@ type Env struct {
 // sessions: the pools by node name (matching the balancers' current
 // targets), the read/write router and the plugins.
 type Live struct {
-	Pools   map[string]*backend.Pool
-	Router  *strategy.Router
-	Plugins *strategy.Plugins // circuit breaking, concurrency control, rate limiting
+	Pools map[string]*backend.Pool
+	// FoundRowsPools dial with CLIENT_FOUND_ROWS, for clients that ask for
+	// it (Connector/J by default): affected rows then mean matched rows.
+	FoundRowsPools map[string]*backend.Pool
+	Router         *strategy.Router
+	Plugins        *strategy.Plugins // circuit breaking, concurrency control, rate limiting
 }
 
 // Session is one client connection.
@@ -185,11 +188,20 @@ func (s *Session) login(ctx context.Context) error {
 // errNoBackend: the balancer has no eligible node.
 var errNoBackend = errors.New("no backend node is available")
 
+// pools are the pools matching the client's CLIENT_FOUND_ROWS choice.
+func (s *Session) pools() map[string]*backend.Pool {
+	live := s.env.Live.Load()
+	if s.hello.Capabilities&mysql.CLIENT_FOUND_ROWS != 0 {
+		return live.FoundRowsPools
+	}
+	return live.Pools
+}
+
 // connectBackend takes a primary connection from the balancer's choice
 // and aligns it with what the client asked for.
 func (s *Session) connectBackend(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		if err := s.primary.take(ctx, s.env.Balancer, s.env.Live.Load().Pools); err != nil {
+		if err := s.primary.take(ctx, s.env.Balancer, s.pools()); err != nil {
 			return err
 		}
 		err := s.align(&s.primary)

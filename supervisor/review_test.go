@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"context"
+	"database/sql"
 	"net"
 	"strings"
 	"testing"
@@ -145,5 +146,29 @@ func TestNoSchemaLeakBetweenSessions(t *testing.T) {
 	waitFor(t, 5*time.Second, "second session", func() bool { return second.Ping() == nil })
 	if got := queryString(t, second, "SELECT DATABASE()"); got != "" {
 		t.Fatalf("schema %q leaked from the previous session", got)
+	}
+}
+
+// CLIENT_FOUND_ROWS (Connector/J's default) keeps its meaning: affected
+// rows count matched rows.
+func TestFoundRows(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	plain, found := p.db(t, "main", ""), p.db(t, "main", "clientFoundRows=true")
+	mustExec(t, plain, "CREATE TABLE IF NOT EXISTS fr (id INT PRIMARY KEY, v INT)", "REPLACE INTO fr VALUES (1, 1)")
+	affected := func(db interface {
+		ExecContext(context.Context, string, ...any) (sql.Result, error)
+	}) int64 {
+		res, err := db.ExecContext(context.Background(), "UPDATE fr SET v = 1 WHERE id = 1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := res.RowsAffected()
+		return n
+	}
+	if n := affected(plain); n != 0 {
+		t.Fatalf("changed rows: %d, want 0", n)
+	}
+	if n := affected(found); n != 1 {
+		t.Fatalf("with CLIENT_FOUND_ROWS: %d, want 1 (matched)", n)
 	}
 }

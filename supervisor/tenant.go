@@ -72,6 +72,15 @@ func (t *tenant) health() strategy.Health {
 		}
 		return nil
 	}
+	flush := func(node string) {
+		if l := t.live.Load(); l != nil {
+			for _, m := range []map[string]*backend.Pool{l.Pools, l.FoundRowsPools} {
+				if p := m[node]; p != nil {
+					p.Flush()
+				}
+			}
+		}
+	}
 	return strategy.Health{
 		Tenant: t.name,
 		Probe: func(ctx context.Context, node string) error {
@@ -85,11 +94,7 @@ func (t *tenant) health() strategy.Health {
 			}
 			return c.Close()
 		},
-		OnOpen: func(node string) {
-			if p := pool(node); p != nil {
-				p.Flush()
-			}
-		},
+		OnOpen: flush,
 	}
 }
 
@@ -118,6 +123,7 @@ type poolRef struct {
 // from changed.
 type poolKey struct {
 	node                                   config.Node
+	foundRows                              bool
 	size, minIdle                          int
 	acquireTimeout, dialTimeout, idleCheck config.Duration
 }
@@ -158,7 +164,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	t, cfg := a.t, sp.cfg
 	t.creds.Store(&credentials{user: cfg.User, password: cfg.Password})
 	t.l.maxConns.Store(int32(cfg.MaxConnections))
-	pools, err := a.syncPools(ctx, sp)
+	pools, foundRows, err := a.syncPools(ctx, sp)
 	if err != nil {
 		return err
 	}
@@ -193,7 +199,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 	}
 	env.Fault = faultHook(t.sys, t)
-	t.live.Store(&session.Live{Pools: pools, Router: router, Plugins: plugins})
+	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins})
 	t.l.env.Store(env)
 	if t.l.pid.Load() == nil {
 		props := t.sys.Props("listener", func() actor.Actor {
@@ -263,41 +269,61 @@ func readAlgorithm(rw *config.ReadWriteSplitting) string {
 }
 
 // syncPools keeps unchanged pools, starts new ones and retires the rest.
-func (a *tenantActor) syncPools(ctx actor.Context, sp spec) (map[string]*backend.Pool, error) {
-	cfg := sp.cfg
-	out := map[string]*backend.Pool{}
+func (a *tenantActor) syncPools(ctx actor.Context, sp spec) (pools, foundRows map[string]*backend.Pool, err error) {
+	pools, foundRows = map[string]*backend.Pool{}, map[string]*backend.Pool{}
 	keep := map[string]poolRef{}
 	for _, n := range append(slices.Clone(sp.nodes), sp.replicas...) {
-		if _, done := keep[n.Name]; done {
-			continue
+		for _, fr := range []bool{false, true} {
+			id, into := n.Name, pools
+			if fr {
+				id, into = n.Name+"/found_rows", foundRows
+			}
+			if _, done := keep[id]; done {
+				continue
+			}
+			ref, err := a.pool(ctx, sp.cfg, n, fr, id)
+			if err != nil {
+				return nil, nil, err
+			}
+			keep[id], into[n.Name] = ref, ref.pool
 		}
-		key := poolKey{node: n, size: cfg.PoolSize, minIdle: *cfg.PoolMinIdle,
-			acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter}
-		if ref, ok := a.pools[n.Name]; ok && ref.key == key {
-			keep[n.Name], out[n.Name] = ref, ref.pool
-			continue
-		}
-		ep, err := endpoint(n, cfg)
-		if err != nil {
-			return nil, err
-		}
-		a.gen++
-		pool, err := backend.NewPool(a.t.sys, ctx, fmt.Sprintf("pool-%s-%d", n.Name, a.gen), backend.PoolConfig{
-			Tenant: cfg.Name, Endpoint: ep, Size: cfg.PoolSize, MinIdle: *cfg.PoolMinIdle,
-			AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(),
-		})
-		if err != nil {
-			return nil, err
-		}
-		keep[n.Name], out[n.Name] = poolRef{key: key, pool: pool}, pool
 	}
-	for name, ref := range a.pools {
-		if keep[name].pool != ref.pool {
+	for id, ref := range a.pools {
+		if keep[id].pool != ref.pool {
 			ctx.Stop(ref.pool.PID()) // its sessions' connections are closed on release
 		}
 	}
 	a.pools = keep
-	return out, nil
+	return pools, foundRows, nil
+}
+
+// pool returns the running pool for node (with CLIENT_FOUND_ROWS when
+// foundRows) if its settings did not change, or starts one. The
+// found_rows pools keep no warm connections: most clients never need them.
+func (a *tenantActor) pool(ctx actor.Context, cfg config.Listener, n config.Node, foundRows bool, id string) (poolRef, error) {
+	minIdle := *cfg.PoolMinIdle
+	if foundRows {
+		minIdle = 0
+	}
+	key := poolKey{node: n, foundRows: foundRows, size: cfg.PoolSize, minIdle: minIdle,
+		acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter}
+	if ref, ok := a.pools[id]; ok && ref.key == key {
+		return ref, nil
+	}
+	ep, err := endpoint(n, cfg)
+	if err != nil {
+		return poolRef{}, err
+	}
+	ep.FoundRows = foundRows
+	a.gen++
+	pool, err := backend.NewPool(a.t.sys, ctx, fmt.Sprintf("pool-%s-%d", n.Name, a.gen), backend.PoolConfig{
+		Tenant: cfg.Name, Endpoint: ep, Size: cfg.PoolSize, MinIdle: minIdle,
+		AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(),
+	})
+	if err != nil {
+		return poolRef{}, err
+	}
+	return poolRef{key: key, pool: pool}, nil
 }
 
 func balanceType(l config.Listener) string {

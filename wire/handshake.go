@@ -13,7 +13,9 @@ import (
 // the flags that change packet shapes the backend side does not use
 // (DEPRECATE_EOF, SESSION_TRACK, QUERY_ATTRIBUTES, COMPRESS), so responses
 // can be relayed byte for byte. CLIENT_SSL is added when TLS is configured.
-const ServerCapabilities = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_LONG_FLAG |
+// CLIENT_FOUND_ROWS is honoured by taking the session's backend connections
+// from pools dialled with it.
+const ServerCapabilities = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS | mysql.CLIENT_LONG_FLAG |
 	mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_IGNORE_SPACE |
 	mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_INTERACTIVE | mysql.CLIENT_TRANSACTIONS |
 	mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
