@@ -80,6 +80,12 @@ func TestKeyDistinguishes(t *testing.T) {
 		{"SELECT 0x1g", "SELECT 0x2g"},
 		{"SELECT 1e", "SELECT 2e"},
 		{"SELECT 1.5.3", "SELECT 1.5.4"},
+		// found by FuzzKeySound
+		{"@0", "@1"},
+		{"@.0", "@.1"},
+		{"@GROUP BY 0", "@GROUP BY 1"},
+		{"SELECT @'group' BY 1", "SELECT @'group' BY 2"},
+		{"SELECT t.@x 5", "SELECT t.@x 6"},
 	}
 	for _, p := range pairs {
 		ka, _ := key(t, p[0])

@@ -64,8 +64,9 @@ func Classify(sql []byte, currentDB string) Info {
 	info.Fingerprint, info.Digest = fingerprint(text)
 
 	p := parsers.Get().(*parser.Parser)
+	// The parser reuses its AST memory: return it only after the walk.
+	defer parsers.Put(p)
 	stmts, _, err := p.ParseSQL(text)
-	parsers.Put(p)
 	if err != nil {
 		info.ParseError = true
 		info.Kind = FirstKeyword(sql)

@@ -71,6 +71,8 @@ func appendKey(dst, sql []byte) (key []byte, ok bool) {
 			dst, i, ok = k.str(dst, i)
 		case c == '`':
 			dst, i, ok = k.quotedIdent(dst, i)
+		case c == '@':
+			dst, i = k.variable(dst, i)
 		case c == '/' && i+1 < len(s) && s[i+1] == '*':
 			dst, i, ok = k.comment(dst, i)
 		case c == '#' || isDashComment(s, i):
@@ -153,6 +155,33 @@ func (k *keyScan) punct(dst []byte, c byte) []byte {
 	return append(k.blankIf(dst), c)
 }
 
+// variable handles @name and @@[scope.]name: the lexer reads the name as
+// a run of letters, digits, '_', '$', '.' and bytes >= 0x80 (so @1 and
+// @.5 are names), copied as written. A quoted name (@'x', @@global.`x`)
+// follows; prev = '@' makes str keep it.
+func (k *keyScan) variable(dst []byte, i int) ([]byte, int) {
+	s := k.src
+	j := i + 1
+	if j < len(s) && s[j] == '@' {
+		j++
+	}
+	for j < len(s) && (isIdentByte(s[j]) || s[j] == '.') {
+		j++
+	}
+	// The digester matches ORDER/GROUP/BY on a variable's name too
+	// ("@group by 1"); @@names keep their "@@" and never match.
+	if j-i >= 2 && s[i+1] == '@' {
+		k.nameToken(s[i:j])
+	} else {
+		k.nameToken(s[i+1 : j])
+	}
+	k.prev = '@'
+	if last := s[j-1]; last != '@' && last != '.' {
+		k.prev = last
+	}
+	return append(k.blankIf(dst), s[i:j]...), j
+}
+
 // word handles a run of identifier bytes: a number or a name/keyword.
 func (k *keyScan) word(dst []byte, i int) ([]byte, int) {
 	s := k.src
@@ -160,6 +189,7 @@ func (k *keyScan) word(dst []byte, i int) ([]byte, int) {
 	for j < len(s) && isIdentByte(s[j]) {
 		j++
 	}
+	// After "ident." digits start a name.
 	if isDigit(s[i]) && !k.identDot {
 		if end, class := scanNumber(s, i, j); class != 0 {
 			return k.literal(dst, i, end, class), end
@@ -184,6 +214,7 @@ func (k *keyScan) literal(dst []byte, i, end int, class byte) []byte {
 func (k *keyScan) name(dst []byte, i, j int) []byte {
 	w := k.src[i:j]
 	k.nameToken(w)
+	k.identDot = false // the lexer's rule for identifiers
 	dst = k.blankIf(dst)
 	if k.prev != '.' && k.prev != '@' && (j == len(k.src) || k.src[j] != '.') {
 		dst = appendFolded(dst, w)
@@ -210,7 +241,6 @@ func (k *keyScan) nameToken(w []byte) {
 		k.ordinal, k.ordStart = true, true
 	}
 	k.orderGroup = len(w) == 5 && (equalFold(w, "ORDER") || equalFold(w, "GROUP"))
-	k.identDot = false
 }
 
 // appendFolded appends w, upper-cased if it is a reserved word, which
@@ -352,6 +382,12 @@ func (k *keyScan) str(dst []byte, i int) ([]byte, int, bool) {
 	if k.prev == '@' || checked {
 		// @'name' names a variable; X'..' and B'..' fail on bad digits.
 		dst, ok := k.raw(dst, i, end)
+		if k.prev == '@' {
+			// The name may be ORDER, GROUP or BY: assume it is.
+			k.ordStart, k.ordinal = k.orderGroup || k.ordinal, k.orderGroup || k.ordinal
+			k.orderGroup, k.prev = true, q
+			return dst, end, ok
+		}
 		k.afterToken(q)
 		return dst, end, ok
 	}
@@ -388,6 +424,7 @@ func (k *keyScan) quotedIdent(dst []byte, i int) ([]byte, int, bool) {
 		return dst, len(s), ok
 	}
 	k.nameToken(s[i+1 : j])
+	k.identDot = false
 	k.prev = '`'
 	dst, ok := k.raw(dst, i, j+1)
 	return dst, j + 1, ok
