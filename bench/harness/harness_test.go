@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	proxyconfig "pisanix.io/pisanix/config"
 	"strings"
 	"testing"
 )
@@ -87,6 +88,19 @@ func TestParseFlags(t *testing.T) {
 	for _, bad := range [][]string{{"--targets", "nginx"}, {"--threads", "0"}, {"--time", "0"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRulesConfigIsValid(t *testing.T) {
+	for _, rules := range []bool{false, true} {
+		c, err := proxyconfig.ParseTOML([]byte(proxyConfig(5591, 3306, 3307, rules)), "bench.toml")
+		if err != nil {
+			t.Fatalf("rules=%v: %v", rules, err)
+		}
+		l := c.Proxy.Config[0]
+		if rules && (l.Plugin == nil || len(l.Plugin.CircuitBreak) != 100 || l.ReadWriteSplitting == nil || len(c.MySQL.Node) != 2) {
+			t.Fatalf("rules config incomplete: %+v", l)
 		}
 	}
 }

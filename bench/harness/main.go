@@ -44,6 +44,10 @@ const (
 	targetDirect  = "direct"
 	targetHAProxy = "haproxy"
 	targetProxy   = "proxy"
+	// targetProxyRules is pisa-proxy with the strategies of the strategies
+	// issue switched on: 100 regex circuit-break rules (none matching) and
+	// read/write splitting over two nodes (the same MariaDB named twice).
+	targetProxyRules = "proxy-rules"
 )
 
 // Defaults of the flags.
@@ -137,8 +141,8 @@ func parseFlags(args []string) (config, error) {
 	}
 	cfg.targets = splitList(targets)
 	for _, t := range cfg.targets {
-		if t != targetDirect && t != targetHAProxy && t != targetProxy {
-			return config{}, fmt.Errorf("--targets: unknown target %q (want direct, haproxy, proxy)", t)
+		if t != targetDirect && t != targetHAProxy && t != targetProxy && t != targetProxyRules {
+			return config{}, fmt.Errorf("--targets: unknown target %q (want direct, haproxy, proxy, proxy-rules)", t)
 		}
 	}
 	if len(cfg.targets) == 0 {

@@ -61,8 +61,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			t = direct
 		case targetHAProxy:
 			t = startHAProxy(ctx, work, db.Port(), log)
-		case targetProxy:
-			t = startProxy(ctx, work, cfg.proxyBin, db.Port(), log)
+		case targetProxy, targetProxyRules:
+			t = startProxy(ctx, work, name, cfg.proxyBin, db.Port(), log)
 		}
 		if t.proc != nil {
 			defer t.proc.stop()

@@ -157,8 +157,12 @@ listen mysql
 `, listenPort, backendPort)
 }
 
-// proxyConfig is the pisa-proxy TOML (the Pisanix config schema).
-func proxyConfig(adminPort, listenPort, backendPort int) string {
+// proxyConfig is the pisa-proxy TOML (the Pisanix config schema); with
+// rules, the strategies are on (see targetProxyRules).
+func proxyConfig(adminPort, listenPort, backendPort int, rules bool) string {
+	if rules {
+		return rulesConfig(adminPort, listenPort, backendPort)
+	}
 	return fmt.Sprintf(`[admin]
 host = "127.0.0.1"
 port = %d
@@ -218,9 +222,28 @@ func startHAProxy(ctx context.Context, dir string, backendPort int, log *slog.Lo
 	return t
 }
 
-// startProxy writes the TOML into dir and starts `pisa-proxy daemon -c`.
-func startProxy(ctx context.Context, dir, bin string, backendPort int, log *slog.Logger) *target {
-	t := &target{name: targetProxy, host: "127.0.0.1"}
+// rulesConfig is the bench listener with read/write splitting (node1 as
+// primary, node2 as replica: the same server) and 100 regex circuit-break
+// rules that match no sysbench statement.
+func rulesConfig(adminPort, listenPort, backendPort int) string {
+	plain := proxyConfig(adminPort, listenPort, backendPort, false)
+	head, nodes, _ := strings.Cut(plain, "[proxy.config.simple_loadbalance]")
+	_, nodes, _ = strings.Cut(nodes, "[[mysql.node]]")
+	var b strings.Builder
+	b.WriteString(head)
+	b.WriteString("[proxy.config.read_write_splitting.static]\ndefault_target = \"read\"\n\n")
+	for i := range 100 {
+		fmt.Fprintf(&b, "[[proxy.config.plugin.circuit_break]]\nregex = [\"^DELETE\\\\s+FROM\\\\s+forbidden_%d\\\\b\"]\n", i)
+	}
+	replica := strings.Replace(strings.Replace(nodes, `name = "node1"`, `name = "node2"`, 1), `role = "readwrite"`, `role = "read"`, 1)
+	b.WriteString("\n[[mysql.node]]" + nodes + "\n[[mysql.node]]" + replica)
+	return b.String()
+}
+
+// startProxy writes the TOML into dir and starts `pisa-proxy daemon -c`
+// as target name (proxy or proxy-rules).
+func startProxy(ctx context.Context, dir, name, bin string, backendPort int, log *slog.Logger) *target {
+	t := &target{name: name, host: "127.0.0.1"}
 	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 		t.err = fmt.Errorf("pisa-proxy binary %s is missing or not executable (run `make build`)", bin)
 		return t
@@ -234,17 +257,17 @@ func startProxy(ctx context.Context, dir, bin string, backendPort int, log *slog
 		t.err = err
 		return t
 	}
-	cfgPath := filepath.Join(dir, "pisa-proxy.toml")
-	if err := os.WriteFile(cfgPath, []byte(proxyConfig(adminPort, t.port, backendPort)), 0o644); err != nil {
+	cfgPath := filepath.Join(dir, name+".toml")
+	if err := os.WriteFile(cfgPath, []byte(proxyConfig(adminPort, t.port, backendPort, name == targetProxyRules)), 0o644); err != nil {
 		t.err = fmt.Errorf("writing pisa-proxy config: %w", err)
 		return t
 	}
-	t.proc, t.err = startManaged(targetProxy, filepath.Join(dir, "pisa-proxy.log"), bin, "daemon", "-c", cfgPath)
+	t.proc, t.err = startManaged(name, filepath.Join(dir, name+".log"), bin, "daemon", "-c", cfgPath)
 	if t.err == nil {
 		t.err = waitMySQL(ctx, t)
 	}
 	if t.err == nil {
-		log.Info("pisa-proxy ready", "addr", t.addr(), "pid", t.pid())
+		log.Info("pisa-proxy ready", "target", name, "addr", t.addr(), "pid", t.pid())
 	}
 	return t
 }
