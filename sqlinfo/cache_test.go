@@ -243,8 +243,14 @@ func FuzzKeySound(f *testing.F) {
 			}
 			return r
 		}, a)
-		if kc, okC := key(t, c); okA && okC && kc == ka {
+		if kc, okC := key(t, c); okA && okC && kc == ka && c != a {
 			sameInfo(t, a, c)
+		}
+		// And the upper-cased variant: keys meet when only keywords changed.
+		if u := strings.ToUpper(a); u != a {
+			if ku, okU := key(t, u); okA && okU && ku == ka {
+				sameInfo(t, a, u)
+			}
 		}
 	})
 }
