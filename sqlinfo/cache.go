@@ -52,8 +52,12 @@ func NewCache(size int) *Cache {
 	return &Cache{seed: maphash.MakeSeed(), sets: make([]cacheSet, n), mask: uint64(n - 1)}
 }
 
-// Classify is the package-level Classify behind the cache.
+// Classify is the package-level Classify behind the cache. A nil *Cache
+// classifies without caching.
 func (c *Cache) Classify(sql []byte, currentDB string) Info {
+	if c == nil {
+		return Classify(sql, currentDB)
+	}
 	var buf [512]byte
 	key, ok := cacheKey(buf[:0], sql, currentDB)
 	if !ok || len(key) > maxKeyLen {

@@ -254,3 +254,10 @@ func FuzzKeySound(f *testing.F) {
 		}
 	})
 }
+
+func TestNilCache(t *testing.T) {
+	var c *Cache
+	if info := c.Classify([]byte("SELECT * FROM t"), "db"); info.Kind != KindSelect || len(info.Tables) != 1 {
+		t.Errorf("nil cache: %+v", info)
+	}
+}

@@ -56,6 +56,9 @@ var parsers = sync.Pool{New: func() any { return parser.New() }}
 
 // Classify parses sql and describes it. currentDB qualifies unqualified
 // table names. It always parses (µs); use a Cache on the statement path.
+// The parser reads the text as MySQL's default SQL mode does ("..." is a
+// string, backslash escapes); under ANSI_QUOTES a "name" is misread as a
+// string, which can hide a table but not a write (Kind stays right).
 func Classify(sql []byte, currentDB string) Info {
 	// Copy: the AST and the Info keep substrings of the text, and the
 	// caller's buffer is reused for the next packet.
