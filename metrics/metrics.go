@@ -37,6 +37,7 @@ type Proxy struct {
 	PoolDialErrors *prometheus.CounterVec
 
 	BreakerState     *prometheus.GaugeVec
+	ParseErrors      *prometheus.CounterVec
 	DiscoveryProbes  *prometheus.CounterVec
 	ReplicaLag       *prometheus.GaugeVec
 	ConfigReloads    *prometheus.CounterVec
@@ -75,6 +76,7 @@ func New() *Proxy {
 		PoolTimeouts:     counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
 		PoolDials:        counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
 		PoolDialErrors:   counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		ParseErrors:      counter("sql_parse_errors_total", "Statements the SQL parser could not read (proxied anyway, to the primary).", "domain"),
 		BreakerState:     gauge("backend_breaker_state", "Per backend node circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (no new sessions).", "domain", "node"),
 		DiscoveryProbes:  counter("discovery_probes_total", "Read/write splitting discovery probes by node and result.", "domain", "node", "result"),
 		ReplicaLag:       gauge("replica_lag_seconds", "Replication lag of replicas seen by discovery.", "domain", "node"),
@@ -89,7 +91,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.BreakerState, m.ParseErrors, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }

@@ -151,6 +151,12 @@ func (s *Session) query(payload []byte, more bool) error {
 	if s.env.Fault != nil {
 		s.env.Fault(s, sql)
 	}
+	info := s.env.SQL.Classify(sql, s.db)
+	if info.ParseError {
+		s.env.Metrics.ParseErrors.WithLabelValues(s.env.Tenant).Inc()
+		s.log.Debug("statement not understood by the parser; routed to the primary", "sql", truncate(sql, 200))
+	}
+	kind = info.Kind
 	if pl := s.env.Live.Load().Plugins; !pl.Empty() {
 		release, err := pl.Admit(context.Background(), s.user, sql)
 		if err != nil {
@@ -162,14 +168,14 @@ func (s *Session) query(payload []byte, more bool) error {
 	}
 	l := &s.primary
 	if !more {
-		l = s.legFor(sql, kind)
+		l = s.legFor(sql, info)
 	}
 	out, err := s.exchange(l, payload, more, wire.RespResult, kind)
 	if err != nil {
 		return err
 	}
 	if l == &s.primary {
-		s.observe(sql, kind, out.Status, out.ErrCode == 0)
+		s.observe(sql, info, out.Status, out.ErrCode == 0)
 	}
 	if kind == sqlinfo.KindUse && out.ErrCode == 0 {
 		if db, ok := sqlinfo.ParseUse(sql); ok {
@@ -178,6 +184,14 @@ func (s *Session) query(payload []byte, more bool) error {
 		}
 	}
 	return nil
+}
+
+// truncate shortens sql for logs.
+func truncate(sql []byte, n int) string {
+	if len(sql) > n {
+		return string(sql[:n]) + "..."
+	}
+	return string(sql)
 }
 
 // reject answers a command a plugin refused with ERR 1047 (08S01), as

@@ -105,12 +105,12 @@ type rwState struct {
 const replicaBackoff = time.Second
 
 // legFor picks the connection for a COM_QUERY.
-func (s *Session) legFor(sql []byte, kind sqlinfo.Kind) *leg {
+func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 	r := s.env.Live.Load().Router
 	if r == nil || s.rw.pinned || s.inTransaction() || time.Since(s.rw.lastWrite) < r.Window {
 		return &s.primary
 	}
-	if r.Route(sql, kind) != strategy.ToReplica || time.Now().Before(s.rw.replicaRetry) {
+	if r.Route(sql, info) != strategy.ToReplica || time.Now().Before(s.rw.replicaRetry) {
 		return &s.primary
 	}
 	if err := s.readyReplica(); err != nil {
@@ -154,23 +154,23 @@ func (s *Session) readyReplica() error {
 
 // observe updates the read/write splitting state after a COM_QUERY that
 // ran on the primary.
-func (s *Session) observe(sql []byte, kind sqlinfo.Kind, status uint16, ok bool) {
+func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool) {
 	if s.env.Live.Load().Router == nil {
 		return
 	}
 	if ok {
 		s.rw.status = status
 	}
-	switch kind {
-	case sqlinfo.KindSelect, sqlinfo.KindShow, sqlinfo.KindUse:
-	case sqlinfo.KindSet:
+	switch {
+	case info.Kind == sqlinfo.KindSet:
 		if ok {
 			s.rw.sets = append(s.rw.sets, string(sql))
 			s.rw.pinned = s.rw.pinned || len(s.rw.sets) > maxReplayedSets
 		}
+	case info.Kind == sqlinfo.KindUse, info.ReadOnly && !info.Locking:
 	default:
 		s.rw.lastWrite = time.Now()
-		s.rw.pinned = s.rw.pinned || strategy.PinsSession(sql, kind)
+		s.rw.pinned = s.rw.pinned || info.CreatesTemporaryTable || strategy.PinsSession(sql, info.Kind)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/pingcap/tidb/pkg/parser/charset"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/metrics"
+	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/strategy"
 	"pisanix.io/pisanix/wire"
 )
@@ -43,7 +44,10 @@ type Env struct {
 	ReplicaBalancer *strategy.Balancer
 	// Live is republished by the tenant on every reload; sessions read it
 	// at each use, so open sessions follow new pools and rules.
-	Live     *atomic.Pointer[Live]
+	Live *atomic.Pointer[Live]
+	// SQL classifies statements (kind, read-only, tables) through a cache
+	// keyed by the literal-free text; shared by the tenant's sessions.
+	SQL      *sqlinfo.Cache
 	Registry *Registry
 	Metrics  *metrics.Proxy
 	Log      *slog.Logger

@@ -1,7 +1,6 @@
 package strategy
 
 import (
-	"bytes"
 	"regexp"
 	"time"
 
@@ -77,11 +76,13 @@ func routeOf(target string) Route {
 	return ToPrimary
 }
 
-// Route decides for one COM_QUERY. Only plain, single, non-locking reads
-// that do not touch session state may leave the primary: the first
-// matching rule decides for them, else the default target.
-func (r *Router) Route(sql []byte, kind sqlinfo.Kind) Route {
-	if (kind != sqlinfo.KindSelect && kind != sqlinfo.KindShow) || needsPrimary(sql) {
+// Route decides for one COM_QUERY. Only single, read-only, non-locking
+// reads that do not touch session state (as the parser saw them) may leave
+// the primary: the first matching rule decides for them, else the default
+// target. Unparsable statements are not read-only, so they stay.
+func (r *Router) Route(sql []byte, info sqlinfo.Info) Route {
+	if (info.Kind != sqlinfo.KindSelect && info.Kind != sqlinfo.KindShow) || !info.ReadOnly ||
+		info.Locking || info.UsesSessionState || info.Statements != 1 || needsPrimary(sql) {
 		return ToPrimary
 	}
 	for _, rule := range r.rules {
@@ -94,45 +95,23 @@ func (r *Router) Route(sql []byte, kind sqlinfo.Kind) Route {
 	return r.defaultTarget
 }
 
-// primaryMarkers: in a read, these mean locking, session state or side
-// effects only the session's primary connection has right.
+// primaryMarkers: functions with side effects the parser does not flag
+// (MariaDB sequences) or that belong to one connection.
 var primaryMarkers = [][]byte{
-	[]byte("FOR UPDATE"), []byte("LOCK IN SHARE MODE"), []byte("FOR SHARE"), []byte("INTO "),
-	[]byte("LAST_INSERT_ID"), []byte("FOUND_ROWS"), []byte("ROW_COUNT"), []byte("GET_LOCK"),
-	[]byte("RELEASE_LOCK"), []byte("IS_FREE_LOCK"), []byte("IS_USED_LOCK"), []byte("CONNECTION_ID"),
-	[]byte("NEXTVAL"), []byte("LASTVAL"), []byte("SLEEP"),
+	[]byte("NEXTVAL"), []byte("LASTVAL"), []byte("SETVAL"), []byte("NEXT VALUE FOR"),
+	[]byte("IS_USED_LOCK"),
 }
 
-// needsPrimary is a conservative lexical check: a false positive only
-// costs a read on the primary. Multi-statements and user variables (@x;
-// @@system variables are fine on a replica whose session state was
-// replayed) stay on the primary.
-// hot path: one pass for the bytes, then case-insensitive searches without allocating.
+// needsPrimary is a conservative lexical check behind the parser's view: a
+// false positive only costs a read on the primary.
+// hot path: case-insensitive searches without allocating.
 func needsPrimary(sql []byte) bool {
-	body := bytes.TrimRight(sql, " \t\r\n;")
-	if bytes.IndexByte(body, ';') >= 0 {
-		return true
-	}
-	for i := bytes.IndexByte(body, '@'); i >= 0; i = nextAt(body, i) {
-		if i+1 >= len(body) || body[i+1] != '@' {
-			return true
-		}
-		i++ // skip the second '@' of @@
-	}
 	for _, m := range primaryMarkers {
-		if containsFold(body, m) {
+		if containsFold(sql, m) {
 			return true
 		}
 	}
 	return false
-}
-
-func nextAt(b []byte, i int) int {
-	j := bytes.IndexByte(b[i+1:], '@')
-	if j < 0 {
-		return -1
-	}
-	return i + 1 + j
 }
 
 // containsFold reports whether upper (ASCII upper case) occurs in b, ignoring case.

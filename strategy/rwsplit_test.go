@@ -31,7 +31,7 @@ func TestRouter(t *testing.T) {
 		"SHOW TABLES":                   ToReplica,
 	}
 	for sql, want := range cases {
-		if got := r.Route([]byte(sql), sqlinfo.FirstKeyword([]byte(sql))); got != want {
+		if got := r.Route([]byte(sql), sqlinfo.Classify([]byte(sql), "db")); got != want {
 			t.Errorf("%q: %v, want %v", sql, got, want)
 		}
 	}
@@ -40,8 +40,9 @@ func TestRouter(t *testing.T) {
 func BenchmarkRoutePointSelect(b *testing.B) {
 	r, _ := NewRouter(&config.ReadWriteSplitting{Static: &config.RWStatic{DefaultTarget: "read"}})
 	sql := []byte("SELECT c FROM sbtest1 WHERE id=4711")
+	info := sqlinfo.Classify(sql, "sbtest")
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Route(sql, sqlinfo.KindSelect)
+		r.Route(sql, info)
 	}
 }

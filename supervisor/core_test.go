@@ -84,6 +84,12 @@ func TestQueriesThroughProxy(t *testing.T) {
 	if w := queryString(t, conn, "SELECT @@warning_count"); w != "1" {
 		t.Fatalf("warning_count %s", w)
 	}
+	// SQL the parser cannot read (MariaDB's CREATE OR REPLACE) is proxied
+	// anyway and counted.
+	mustExec(t, db, "CREATE OR REPLACE TABLE parse_me (a INT)")
+	if len(p.metric(t, `pisa_proxy_sql_parse_errors_total{domain="main"}`)) != 1 {
+		t.Fatal("parse error not counted")
+	}
 	// Metrics carry tenant, user, db, type, kind and result.
 	if len(p.metric(t, `pisa_proxy_sql_processed_total{`, `domain="main"`, `user="app"`, `db="gotest"`, `type="COM_QUERY"`, `kind="select"`, `result="ok"`)) == 0 {
 		t.Fatal("sql_processed_total with labels missing")

@@ -14,6 +14,7 @@ import (
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/session"
+	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/strategy"
 	"pisanix.io/pisanix/wire"
 )
@@ -24,6 +25,9 @@ const (
 	maxRestarts   = 10
 	restartWindow = time.Minute
 )
+
+// sqlCacheSize bounds each tenant's statement classification cache.
+const sqlCacheSize = 16384
 
 // spec is what a tenant runs: its listener config, the nodes it routes to
 // and its client TLS config.
@@ -47,6 +51,7 @@ type tenant struct {
 	reg  *session.Registry
 	l    *listener
 	auth *wire.Authenticator // written by the tenant actor only
+	sql  *sqlinfo.Cache      // statement classification, kept across reloads
 	pid  atomic.Pointer[actor.PID]
 	// live is what sessions read at each use (pools, router, plugins); the
 	// balancers' health checks use its pools too.
@@ -58,7 +63,8 @@ type tenant struct {
 }
 
 func newTenant(sp spec, ln *listener, reg *session.Registry, sys *actors.System, log *slog.Logger) *tenant {
-	t := &tenant{name: sp.cfg.Name, sys: sys, log: log.With("tenant", sp.cfg.Name), reg: reg, l: ln}
+	t := &tenant{name: sp.cfg.Name, sys: sys, log: log.With("tenant", sp.cfg.Name), reg: reg, l: ln,
+		sql: sqlinfo.NewCache(sqlCacheSize)}
 	t.spec.Store(&sp)
 	return t
 }
@@ -196,7 +202,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
 		LoginTimeout: cfg.LoginTimeout.D(),
 		Auth:         t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
-		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
+		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 	}
 	env.Fault = faultHook(t.sys, t)
 	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins})
