@@ -180,6 +180,7 @@ type Plugin struct {
 	CircuitBreak       []CircuitBreak       `toml:"circuit_break,omitempty" json:"circuit_break,omitempty"`
 	ConcurrencyControl []ConcurrencyControl `toml:"concurrency_control,omitempty" json:"concurrency_control,omitempty"`
 	RateLimit          []RateLimit          `toml:"rate_limit,omitempty" json:"rate_limit,omitempty"`
+	Fuse               *Fuse                `toml:"fuse,omitempty" json:"fuse,omitempty"`
 }
 
 // RateLimit is a token bucket for statements matching Regex (all when
@@ -195,10 +196,21 @@ type RateLimit struct {
 	MaxWait Duration `toml:"max_wait,omitempty" json:"max_wait,omitempty"`
 }
 
-// CircuitBreak rejects statements matching Regex.
+// CircuitBreak rejects statements matching Regex, or (addition) whose
+// fingerprint equals that of a Fingerprint sample: the statement with its
+// literals removed, so `SELECT * FROM t WHERE id = 1` covers every id.
 type CircuitBreak struct {
-	Regex           []string `toml:"regex" json:"regex"`
+	Regex           []string `toml:"regex,omitempty" json:"regex,omitempty"`
 	CaseInsensitive bool     `toml:"case_insensitive,omitempty" json:"case_insensitive,omitempty"`
+	Fingerprint     []string `toml:"fingerprint,omitempty" json:"fingerprint,omitempty"`
+}
+
+// Fuse is an error-rate breaker per statement fingerprint (addition).
+type Fuse struct {
+	Errors   int      `toml:"errors,omitempty" json:"errors,omitempty"`       // failures within Window that open it (default 5)
+	Window   Duration `toml:"window,omitempty" json:"window,omitempty"`       // default 10s
+	CoolDown Duration `toml:"cool_down,omitempty" json:"cool_down,omitempty"` // rejected this long, then half-open (default 30s)
+	Slow     Duration `toml:"slow,omitempty" json:"slow,omitempty"`           // slower statements count as failures (0: off)
 }
 
 // ConcurrencyControl bounds in-flight statements matching Regex. Duration is

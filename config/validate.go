@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"time"
 	"fmt"
 	"net"
 	"regexp"
@@ -229,7 +230,21 @@ func (l *Listener) validatePlugins(key string, add addFunc) {
 		return
 	}
 	for i, cb := range l.Plugin.CircuitBreak {
-		validateRegexes(fmt.Sprintf("%s.plugin.circuit_break[%d].regex", key, i), cb.Regex, cb.CaseInsensitive, add)
+		k := fmt.Sprintf("%s.plugin.circuit_break[%d]", key, i)
+		if len(cb.Regex) == 0 && len(cb.Fingerprint) == 0 {
+			add(k, "needs regex or fingerprint")
+		}
+		if len(cb.Regex) > 0 {
+			validateRegexes(k+".regex", cb.Regex, cb.CaseInsensitive, add)
+		}
+	}
+	if f := l.Plugin.Fuse; f != nil {
+		setDefault(&f.Errors, 5)
+		setDefault(&f.Window, Duration(10*time.Second))
+		setDefault(&f.CoolDown, Duration(30*time.Second))
+		if f.Errors < 1 || f.Window < 0 || f.CoolDown < 0 || f.Slow < 0 {
+			add(key+".plugin.fuse", "errors must be at least 1 and durations not negative")
+		}
 	}
 	for i, rl := range l.Plugin.RateLimit {
 		k := fmt.Sprintf("%s.plugin.rate_limit[%d]", key, i)

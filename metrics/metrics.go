@@ -38,6 +38,7 @@ type Proxy struct {
 
 	BreakerState     *prometheus.GaugeVec
 	ParseErrors      *prometheus.CounterVec
+	FusesOpen        *prometheus.GaugeVec
 	DiscoveryProbes  *prometheus.CounterVec
 	ReplicaLag       *prometheus.GaugeVec
 	ConfigReloads    *prometheus.CounterVec
@@ -76,6 +77,7 @@ func New() *Proxy {
 		PoolTimeouts:     counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
 		PoolDials:        counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
 		PoolDialErrors:   counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		FusesOpen:        gauge("statement_fuses_tripped", "Statement fingerprints whose fuse is open or half-open.", "domain"),
 		ParseErrors:      counter("sql_parse_errors_total", "Statements the SQL parser could not read (proxied anyway, to the primary).", "domain"),
 		BreakerState:     gauge("backend_breaker_state", "Per backend node circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (no new sessions).", "domain", "node"),
 		DiscoveryProbes:  counter("discovery_probes_total", "Read/write splitting discovery probes by node and result.", "domain", "node", "result"),
@@ -91,7 +93,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.ParseErrors, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.BreakerState, m.ParseErrors, m.FusesOpen, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }

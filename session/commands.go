@@ -91,7 +91,7 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 		return s.relay(payload, more, wire.RespResult, sqlinfo.KindExecute)
 	case mysql.COM_STMT_PREPARE:
 		if pl := s.env.Live.Load().Plugins; !pl.Empty() {
-			if err := pl.Check(payload[1:]); err != nil {
+			if err := pl.Check(payload[1:], s.env.SQL.Classify(payload[1:], s.db).Digest); err != nil {
 				return s.reject(err, more)
 			}
 		}
@@ -157,8 +157,9 @@ func (s *Session) query(payload []byte, more bool) error {
 		s.log.Debug("statement not understood by the parser; routed to the primary", "sql", truncate(sql, 200))
 	}
 	kind = info.Kind
-	if pl := s.env.Live.Load().Plugins; !pl.Empty() {
-		release, err := pl.Admit(context.Background(), s.user, sql)
+	live := s.env.Live.Load()
+	if pl := live.Plugins; !pl.Empty() {
+		release, err := pl.Admit(context.Background(), s.user, sql, info.Digest)
 		if err != nil {
 			return s.reject(err, more)
 		}
@@ -166,6 +167,10 @@ func (s *Session) query(payload []byte, more bool) error {
 			defer release()
 		}
 	}
+	if err := live.Fuse.Check(info.Digest, info.Fingerprint); err != nil {
+		return s.reject(err, more)
+	}
+	start := time.Now()
 	l := &s.primary
 	if !more {
 		l = s.legFor(sql, info)
@@ -174,6 +179,7 @@ func (s *Session) query(payload []byte, more bool) error {
 	if err != nil {
 		return err
 	}
+	live.Fuse.Observe(info.Digest, info.Fingerprint, out.ErrCode, time.Since(start))
 	if l == &s.primary {
 		s.observe(sql, info, out.Status, out.ErrCode == 0)
 	}

@@ -65,6 +65,7 @@ type Live struct {
 	FoundRowsPools map[string]*backend.Pool
 	Router         *strategy.Router
 	Plugins        *strategy.Plugins // circuit breaking, concurrency control, rate limiting
+	Fuse           *strategy.Fuse    // error-rate breaker per fingerprint; nil when off
 }
 
 // Session is one client connection.

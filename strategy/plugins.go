@@ -11,6 +11,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"pisanix.io/pisanix/actors"
 	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/sqlinfo"
 )
 
 // Plugins is a listener's statement gate, built once per configuration:
@@ -19,6 +20,7 @@ import (
 // Immutable; the limiter state lives in one actor per rule.
 type Plugins struct {
 	breakers []breaker
+	digests  map[string]string // fingerprint digest -> the configured sample
 	limiters []*Limiter
 	rates    []rateRule
 }
@@ -45,6 +47,13 @@ func NewPlugins(sys *actors.System, parent actor.SpawnerContext, tenant string, 
 		return out, nil
 	}
 	for _, cb := range p.CircuitBreak {
+		for _, sample := range cb.Fingerprint {
+			_, digest := sqlinfo.Fingerprint(sample)
+			if out.digests == nil {
+				out.digests = map[string]string{}
+			}
+			out.digests[digest] = sample
+		}
 		for _, pat := range cb.Regex {
 			src := pat
 			if cb.CaseInsensitive {
@@ -82,11 +91,17 @@ func (p *Plugins) Stop(ctx actor.Context) {
 }
 
 // Empty reports whether no rule is configured (the session skips the gate).
-func (p *Plugins) Empty() bool { return p == nil || len(p.breakers)+len(p.limiters)+len(p.rates) == 0 }
+func (p *Plugins) Empty() bool {
+	return p == nil || len(p.breakers)+len(p.digests)+len(p.limiters)+len(p.rates) == 0
+}
 
 // Check applies the circuit-break rules only (COM_STMT_PREPARE: a statement
-// that would be refused is refused at prepare time).
-func (p *Plugins) Check(sql []byte) error {
+// that would be refused is refused at prepare time). digest is the
+// statement's fingerprint digest ("" when unknown).
+func (p *Plugins) Check(sql []byte, digest string) error {
+	if sample, ok := p.digests[digest]; ok && digest != "" {
+		return &Rejected{Plugin: "circuit_break", Reason: fmt.Sprintf("pisa-proxy: statement rejected by circuit_break fingerprint rule %q", sample)}
+	}
 	for _, b := range p.breakers {
 		if b.re.Match(sql) {
 			return &Rejected{Plugin: "circuit_break", Reason: fmt.Sprintf("pisa-proxy: statement rejected by circuit_break rule %q", b.rule)}
@@ -99,8 +114,8 @@ func (p *Plugins) Check(sql []byte) error {
 // call when the statement finished (nil when no limiter matched), or a
 // *Rejected error. Only statements matching a concurrency rule pay for an
 // actor round trip.
-func (p *Plugins) Admit(ctx context.Context, user string, sql []byte) (release func(), err error) {
-	if err := p.Check(sql); err != nil {
+func (p *Plugins) Admit(ctx context.Context, user string, sql []byte, digest string) (release func(), err error) {
+	if err := p.Check(sql, digest); err != nil {
 		return nil, err
 	}
 	for i := range p.rates {

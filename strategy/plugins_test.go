@@ -11,6 +11,7 @@ import (
 	"pisanix.io/pisanix/actors"
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/metrics"
+	"pisanix.io/pisanix/sqlinfo"
 )
 
 func testPlugins(t testing.TB, p *config.Plugin) *Plugins {
@@ -25,19 +26,19 @@ func testPlugins(t testing.TB, p *config.Plugin) *Plugins {
 
 func TestLimiterQueuesAndReleases(t *testing.T) {
 	pl := testPlugins(t, &config.Plugin{ConcurrencyControl: []config.ConcurrencyControl{{Regex: []string{"^SELECT"}, MaxConcurrency: 1, Duration: 5}}})
-	rel1, err := pl.Admit(context.Background(), "u", []byte("SELECT 1"))
+	rel1, err := pl.Admit(context.Background(), "u", []byte("SELECT 1"), "")
 	if err != nil || rel1 == nil {
 		t.Fatalf("first: %v", err)
 	}
 	got := make(chan error, 1)
 	go func() {
-		rel2, err := pl.Admit(context.Background(), "u", []byte("SELECT 2"))
+		rel2, err := pl.Admit(context.Background(), "u", []byte("SELECT 2"), "")
 		if rel2 != nil {
 			rel2()
 		}
 		got <- err
 	}()
-	if rel, err := pl.Admit(context.Background(), "u", []byte("UPDATE t SET a=1")); err != nil || rel != nil {
+	if rel, err := pl.Admit(context.Background(), "u", []byte("UPDATE t SET a=1"), ""); err != nil || rel != nil {
 		t.Fatalf("unmatched statements pass without a slot: %v", err)
 	}
 	rel1() // hands the slot to the waiter
@@ -55,7 +56,7 @@ func BenchmarkCircuitBreak100Rules(b *testing.B) {
 	sql := []byte("SELECT c FROM sbtest1 WHERE id=4711")
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := pl.Check(sql); err != nil {
+		if err := pl.Check(sql, ""); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -68,7 +69,7 @@ func BenchmarkConcurrencyAdmit(b *testing.B) {
 	sql := []byte("SELECT 1")
 	b.ReportAllocs()
 	for b.Loop() {
-		rel, err := pl.Admit(context.Background(), "u", sql)
+		rel, err := pl.Admit(context.Background(), "u", sql, "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -84,7 +85,7 @@ func TestRateLimit(t *testing.T) {
 	ctx := context.Background()
 	passed := 0
 	for range 5 {
-		if _, err := pl.Admit(ctx, "u", []byte("SELECT 1")); err == nil {
+		if _, err := pl.Admit(ctx, "u", []byte("SELECT 1"), ""); err == nil {
 			passed++
 		} else if rej, ok := err.(*Rejected); !ok || rej.Plugin != "rate_limit" {
 			t.Fatalf("want a rate_limit rejection, got %v", err)
@@ -93,15 +94,15 @@ func TestRateLimit(t *testing.T) {
 	if passed != 2 {
 		t.Fatalf("burst 2: %d of 5 passed", passed)
 	}
-	if _, err := pl.Admit(ctx, "u", []byte("UPDATE t SET a = 1")); err != nil {
+	if _, err := pl.Admit(ctx, "u", []byte("UPDATE t SET a = 1"), ""); err != nil {
 		t.Fatalf("unmatched statement limited: %v", err)
 	}
 	// A per-user bucket with max_wait 0 rejects its user's second statement only.
-	_, _ = pl.Admit(ctx, "batch", []byte("UPDATE t SET a = 1"))
-	if _, err := pl.Admit(ctx, "batch", []byte("UPDATE t SET a = 2")); err == nil {
+	_, _ = pl.Admit(ctx, "batch", []byte("UPDATE t SET a = 1"), "")
+	if _, err := pl.Admit(ctx, "batch", []byte("UPDATE t SET a = 2"), ""); err == nil {
 		t.Fatal("user bucket not applied")
 	}
-	if _, err := pl.Admit(ctx, "other", []byte("UPDATE t SET a = 3")); err != nil {
+	if _, err := pl.Admit(ctx, "other", []byte("UPDATE t SET a = 3"), ""); err != nil {
 		t.Fatalf("another user limited by batch's bucket: %v", err)
 	}
 }
@@ -110,12 +111,24 @@ func TestRateLimitWaits(t *testing.T) {
 	pl := testPlugins(t, &config.Plugin{RateLimit: []config.RateLimit{{Rate: 20, Burst: 1, MaxWait: config.Duration(time.Second)}}})
 	start := time.Now()
 	for range 3 {
-		if _, err := pl.Admit(context.Background(), "u", []byte("SELECT 1")); err != nil {
+		if _, err := pl.Admit(context.Background(), "u", []byte("SELECT 1"), ""); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Burst 1 at 20/s: the 2nd and 3rd wait about 50 ms each.
 	if d := time.Since(start); d < 80*time.Millisecond || d > 900*time.Millisecond {
 		t.Fatalf("3 statements took %s, want ~100ms of waiting", d)
+	}
+}
+
+func TestFingerprintCircuitBreak(t *testing.T) {
+	pl := testPlugins(t, &config.Plugin{CircuitBreak: []config.CircuitBreak{{Fingerprint: []string{"SELECT * FROM orders WHERE id = 1"}}}})
+	blocked := sqlinfo.Classify([]byte("select *  from orders where id = 987"), "db")
+	if err := pl.Check([]byte("select *  from orders where id = 987"), blocked.Digest); err == nil {
+		t.Fatal("same fingerprint, other literal: must be rejected")
+	}
+	other := sqlinfo.Classify([]byte("SELECT * FROM orders WHERE customer = 1"), "db")
+	if err := pl.Check([]byte("SELECT * FROM orders WHERE customer = 1"), other.Digest); err != nil {
+		t.Fatalf("other fingerprint rejected: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -92,5 +93,53 @@ func TestRateLimitPerUser(t *testing.T) {
 	}
 	if len(p.metric(t, `pisa_proxy_plugin_rejections_total{domain="main",plugin="rate_limit"}`)) != 1 {
 		t.Fatal("rate limit rejections not counted")
+	}
+}
+
+func TestStatementFuse(t *testing.T) {
+	extra := "[proxy.config.plugin.fuse]\nerrors = 3\nwindow = \"10s\"\ncool_down = \"500ms\"\n"
+	p := startProxy(t, oneNode(extra))
+	db := p.db(t, "main", "")
+	mustExec(t, db, "DROP TABLE IF EXISTS fused")
+	// Three failures of one fingerprint (different literals) open its fuse.
+	for i := range 3 {
+		_, err := db.Exec(fmt.Sprintf("SELECT v FROM fused WHERE id = %d", i))
+		if me := mysqlErr(err); me == nil || me.Number != 1146 {
+			t.Fatalf("want the backend's 1146, got %v", err)
+		}
+	}
+	waitFor(t, 5*time.Second, "fuse open", func() bool {
+		_, err := db.Exec("SELECT v FROM fused WHERE id = 99")
+		me := mysqlErr(err)
+		return me != nil && me.Number == 1047 && strings.Contains(me.Message, "fuse")
+	})
+	if got := queryString(t, db, "SELECT 'other statements pass'"); got != "other statements pass" {
+		t.Fatal(got)
+	}
+	// After the cool-down one statement is let through; success closes it.
+	mustExec(t, db, "CREATE TABLE fused (id INT, v INT)")
+	waitFor(t, 5*time.Second, "fuse closed again", func() bool {
+		_, err := db.Exec("SELECT v FROM fused WHERE id = 7")
+		return err == nil
+	})
+	for range 5 {
+		if _, err := db.Exec("SELECT v FROM fused WHERE id = 8"); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+	}
+}
+
+func TestFingerprintRuleEndToEnd(t *testing.T) {
+	extra := "[[proxy.config.plugin.circuit_break]]\nfingerprint = [\"DELETE FROM guarded2 WHERE id = 1\"]\n"
+	p := startProxy(t, oneNode(extra))
+	db := p.db(t, "main", "")
+	mustExec(t, db, "CREATE TABLE IF NOT EXISTS guarded2 (id INT)", "INSERT INTO guarded2 VALUES (5)")
+	_, err := db.Exec("delete from guarded2 where id = 5")
+	if me := mysqlErr(err); me == nil || me.Number != 1047 || !strings.Contains(me.Message, "fingerprint") {
+		t.Fatalf("want 1047 naming the fingerprint rule, got %v", err)
+	}
+	mustExec(t, db, "DELETE FROM guarded2 WHERE id > 100") // another fingerprint
+	if got := queryString(t, db, "SELECT COUNT(*) FROM guarded2"); got != "1" {
+		t.Fatal("the rejected DELETE reached the backend")
 	}
 }

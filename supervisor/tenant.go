@@ -142,6 +142,7 @@ type tenantActor struct {
 	bal       *strategy.Balancer
 	replicas  *strategy.Balancer
 	plugins   *strategy.Plugins
+	fuse      *strategy.Fuse
 	gen       int
 }
 
@@ -198,6 +199,16 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		a.plugins.Stop(ctx) // statements waiting there are refused; new ones use the new rules
 	}
 	a.plugins = plugins
+	var fuseCfg *config.Fuse
+	if cfg.Plugin != nil {
+		fuseCfg = cfg.Plugin.Fuse
+	}
+	if a.fuse != nil {
+		ctx.Stop(a.fuse.PID())
+	}
+	if a.fuse, err = strategy.NewFuse(t.sys, ctx, fmt.Sprintf("fuse-%d", a.gen), cfg.Name, fuseCfg); err != nil {
+		return err
+	}
 	env := &session.Env{
 		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
 		LoginTimeout: cfg.LoginTimeout.D(),
@@ -205,7 +216,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 	}
 	env.Fault = faultHook(t.sys, t)
-	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins})
+	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse})
 	t.l.env.Store(env)
 	if t.l.pid.Load() == nil {
 		props := t.sys.Props("listener", func() actor.Actor {
