@@ -2,12 +2,12 @@ package config
 
 import (
 	"errors"
-	"time"
 	"fmt"
 	"net"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ApplyDefaults fills every unset key with its documented default.

@@ -83,13 +83,12 @@ func (f *Fuse) Observe(digest, fingerprint string, errCode uint16, took time.Dur
 type fuseTick struct{}
 
 type fuseActor struct {
-	f       *Fuse
-	cfg     config.Fuse
-	tenant  string
-	cbs     map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
-	seen    map[string]time.Time
-	cancel  context.CancelFunc
-	changed bool
+	f      *Fuse
+	cfg    config.Fuse
+	tenant string
+	cbs    map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
+	seen   map[string]time.Time
+	cancel context.CancelFunc
 }
 
 func (a *fuseActor) Receive(ctx actor.Context) {

@@ -105,7 +105,7 @@ func TestDynamicDiscovery(t *testing.T) {
 	if err := replica.Exec(ctx, "SET GLOBAL read_only = ON", "UPDATE gotest.where_am_i SET v = 'replica'"); err != nil {
 		t.Fatal(err)
 	}
-	toml := fmt.Sprintf(`
+	toml := `
 [[proxy.config]]
 name = "main"
 listen_addr = "127.0.0.1:0"
@@ -120,7 +120,7 @@ user = "root"
 password = ""
 monitor_period = 100
 max_replication_lag = 10000
-`) + nodeTOML("a", primary, `role = "readwrite"`) + nodeTOML("b", replica, `role = "read"`)
+` + nodeTOML("a", primary, `role = "readwrite"`) + nodeTOML("b", replica, `role = "read"`)
 	p := startProxy(t, toml)
 	db := p.db(t, "main", "")
 	db.SetMaxIdleConns(0) // each read a new session, so routing follows discovery
