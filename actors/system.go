@@ -5,6 +5,7 @@
 package actors
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -116,3 +117,22 @@ func (s *System) Go(self *actor.PID, kind string, f func()) {
 
 // Reraise panics with a failure a goroutine reported, inside Receive.
 func Reraise(f *Failure) { panic(f) }
+
+// Tick sends msg() to self every period from a goroutine owned by self
+// (see Go), until the returned stop is called (from Stopping/Restarting).
+func (s *System) Tick(self *actor.PID, kind string, every time.Duration, msg func() any) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.Go(self, kind, func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				s.Root.Send(self, msg())
+			}
+		}
+	})
+	return cancel
+}

@@ -66,7 +66,7 @@ type discoveryActor struct {
 	nodes               map[string]*nodeView
 	lastPrimaries       []string
 	lastReplicas        []string
-	stop                context.CancelFunc
+	stop                func()
 }
 
 func (a *discoveryActor) Receive(ctx actor.Context) {
@@ -92,21 +92,7 @@ func (a *discoveryActor) Receive(ctx actor.Context) {
 }
 
 func (a *discoveryActor) startTicker(ctx actor.Context) {
-	tctx, cancel := context.WithCancel(context.Background())
-	a.stop = cancel
-	self := ctx.Self()
-	a.sys.Go(self, "discovery", func() {
-		t := time.NewTicker(a.cfg.Period)
-		defer t.Stop()
-		for {
-			select {
-			case <-tctx.Done():
-				return
-			case <-t.C:
-				a.sys.Root.Send(self, &discoveryTick{})
-			}
-		}
-	})
+	a.stop = a.sys.Tick(ctx.Self(), "discovery", a.cfg.Period, func() any { return &discoveryTick{} })
 }
 
 func (a *discoveryActor) tick(ctx actor.Context) {

@@ -1,7 +1,6 @@
 package strategy
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -88,7 +87,7 @@ type fuseActor struct {
 	tenant string
 	cbs    map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
 	seen   map[string]time.Time
-	cancel context.CancelFunc
+	cancel func()
 }
 
 func (a *fuseActor) Receive(ctx actor.Context) {
@@ -110,22 +109,8 @@ func (a *fuseActor) Receive(ctx actor.Context) {
 }
 
 func (a *fuseActor) startTicker(ctx actor.Context) {
-	tctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
-	self := ctx.Self()
 	every := max(a.cfg.CoolDown.D()/4, 100*time.Millisecond)
-	a.f.sys.Go(self, "fuse", func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-tctx.Done():
-				return
-			case <-t.C:
-				a.f.sys.Root.Send(self, &fuseTick{})
-			}
-		}
-	})
+	a.cancel = a.f.sys.Tick(ctx.Self(), "fuse", every, func() any { return &fuseTick{} })
 }
 
 func (a *fuseActor) report(m *FuseReport) {

@@ -37,7 +37,7 @@ type balancerActor struct {
 	targets   []Target
 	breakers  map[string]*gobreaker.TwoStepCircuitBreaker[struct{}]
 	probing   map[string]bool
-	stop      context.CancelFunc
+	stop      func()
 }
 
 func (a *balancerActor) Receive(ctx actor.Context) {
@@ -66,21 +66,7 @@ func (a *balancerActor) startTicker(ctx actor.Context) {
 	if a.health.Probe == nil {
 		return
 	}
-	tctx, cancel := context.WithCancel(context.Background())
-	a.stop = cancel
-	self := ctx.Self()
-	a.b.sys.Go(self, "balancer", func() {
-		t := time.NewTicker(probeEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-tctx.Done():
-				return
-			case <-t.C:
-				a.b.sys.Root.Send(self, &probeTick{})
-			}
-		}
-	})
+	a.stop = a.b.sys.Tick(ctx.Self(), "balancer", probeEvery, func() any { return &probeTick{} })
 }
 
 func (a *balancerActor) breaker(node string) *gobreaker.TwoStepCircuitBreaker[struct{}] {
