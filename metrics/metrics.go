@@ -39,6 +39,8 @@ type Proxy struct {
 	BreakerState     *prometheus.GaugeVec
 	ParseErrors      *prometheus.CounterVec
 	FusesOpen        *prometheus.GaugeVec
+	RWRouted         *prometheus.CounterVec
+	ConcurrencyWait  *prometheus.HistogramVec
 	DiscoveryProbes  *prometheus.CounterVec
 	ReplicaLag       *prometheus.GaugeVec
 	ConfigReloads    *prometheus.CounterVec
@@ -74,9 +76,14 @@ func New() *Proxy {
 			Namespace: ns, Name: "pool_wait_seconds", Help: "Time spent waiting for a backend connection.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}, []string{"domain", "node"}),
-		PoolTimeouts:     counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
-		PoolDials:        counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
-		PoolDialErrors:   counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		PoolTimeouts:   counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
+		PoolDials:      counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
+		PoolDialErrors: counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		RWRouted:       counter("rw_routed_total", "COM_QUERY statements routed by read/write splitting, by target (read, readwrite).", "domain", "target"),
+		ConcurrencyWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Name: "concurrency_wait_seconds", Help: "Time statements matching a concurrency_control rule waited for admission.",
+			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10),
+		}, []string{"domain"}),
 		FusesOpen:        gauge("statement_fuses_tripped", "Statement fingerprints whose fuse is open or half-open.", "domain"),
 		ParseErrors:      counter("sql_parse_errors_total", "Statements the SQL parser could not read (proxied anyway, to the primary).", "domain"),
 		BreakerState:     gauge("backend_breaker_state", "Per backend node circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (no new sessions).", "domain", "node"),
@@ -93,7 +100,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.ParseErrors, m.FusesOpen, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }

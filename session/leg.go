@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/strategy"
@@ -99,6 +100,7 @@ type rwState struct {
 	// replicaRetry: after a failure to get a replica ready, reads stay on
 	// the primary until then, instead of paying the failure on every read.
 	replicaRetry time.Time
+	routed       [2]prometheus.Counter // by strategy.Route, cached
 }
 
 // replicaBackoff is how long reads stay on the primary after a replica failure.
@@ -107,10 +109,15 @@ const replicaBackoff = time.Second
 // legFor picks the connection for a COM_QUERY.
 func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 	r := s.env.Live.Load().Router
-	if r == nil || s.rw.pinned || s.inTransaction() || time.Since(s.rw.lastWrite) < r.Window {
+	if r == nil {
+		return &s.primary
+	}
+	if s.rw.pinned || s.inTransaction() || time.Since(s.rw.lastWrite) < r.Window {
+		s.routed(strategy.ToPrimary)
 		return &s.primary
 	}
 	if r.Route(sql, info) != strategy.ToReplica || time.Now().Before(s.rw.replicaRetry) {
+		s.routed(strategy.ToPrimary)
 		return &s.primary
 	}
 	if err := s.readyReplica(); err != nil {
@@ -120,9 +127,22 @@ func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 			level = slog.LevelDebug // none is eligible now (discovery, breakers): expected
 		}
 		s.log.Log(context.Background(), level, "no replica available; reading from the primary", "err", err)
+		s.routed(strategy.ToPrimary)
 		return &s.primary
 	}
+	s.routed(strategy.ToReplica)
 	return &s.replica
+}
+
+// routed counts a routing decision (statements forced to the primary by
+// transactions or the write window are counted too, as readwrite).
+func (s *Session) routed(r strategy.Route) {
+	c := s.rw.routed[r]
+	if c == nil {
+		c = s.env.Metrics.RWRouted.WithLabelValues(s.env.Tenant, r.String())
+		s.rw.routed[r] = c
+	}
+	c.Inc()
 }
 
 func (s *Session) inTransaction() bool {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 	"pisanix.io/pisanix/actors"
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/sqlinfo"
@@ -156,6 +157,7 @@ type Limiter struct {
 	max      int
 	wait     time.Duration
 	maxQueue int
+	waited   prometheus.Observer // admission time, queueing included
 }
 
 // limiter messages
@@ -170,7 +172,8 @@ const maxQueuePerSlot = 64
 
 func newLimiter(sys *actors.System, parent actor.SpawnerContext, name, tenant string, cc config.ConcurrencyControl) (*Limiter, error) {
 	l := &Limiter{sys: sys, rule: strings.Join(cc.Regex, "|"), max: cc.MaxConcurrency,
-		wait: time.Duration(cc.Duration) * time.Second, maxQueue: maxQueuePerSlot * cc.MaxConcurrency}
+		waited: sys.Metrics.ConcurrencyWait.WithLabelValues(tenant),
+		wait:   time.Duration(cc.Duration) * time.Second, maxQueue: maxQueuePerSlot * cc.MaxConcurrency}
 	if l.wait == 0 {
 		l.wait = time.Second
 	}
@@ -202,6 +205,8 @@ func (l *Limiter) matches(sql []byte) bool {
 var errLimiterGone = errors.New("concurrency limiter restarted")
 
 func (l *Limiter) acquire(ctx context.Context) error {
+	start := time.Now()
+	defer func() { l.waited.Observe(time.Since(start).Seconds()) }()
 	reply := make(chan error, 1)
 	l.sys.Root.Send(l.pid, &admitReq{reply: reply})
 	timer := time.NewTimer(l.wait)

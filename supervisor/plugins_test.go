@@ -73,6 +73,9 @@ func TestConcurrencyControl(t *testing.T) {
 	if ok != 2 || rejected != 2 {
 		t.Fatalf("%d ran, %d rejected; want 2 and 2", ok, rejected)
 	}
+	if len(p.metric(t, `pisa_proxy_concurrency_wait_seconds_count{domain="main"} 4`)) != 1 {
+		t.Fatal("admission waits not observed")
+	}
 }
 
 func TestRateLimitPerUser(t *testing.T) {

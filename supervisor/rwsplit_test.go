@@ -87,6 +87,11 @@ func TestReadWriteSplitting(t *testing.T) {
 	if got := queryString(t, c, "SELECT @mine"); got != "7" {
 		t.Fatalf("user variable read on the wrong connection: %q", got)
 	}
+	for _, target := range []string{"read", "readwrite"} {
+		if len(p.metric(t, `pisa_proxy_rw_routed_total{domain="main",target="`+target+`"}`)) != 1 {
+			t.Fatalf("routing to %s not counted", target)
+		}
+	}
 	if len(p.metric(t, `pisa_proxy_sql_processed_total{`, fmt.Sprintf(`server="%s"`, replica.Addr()))) == 0 {
 		t.Fatal("replica statements not counted under the replica's address")
 	}
