@@ -55,6 +55,9 @@ func NewCache(size int) *Cache {
 // Classify is the package-level Classify behind the cache. A nil *Cache
 // classifies without caching.
 func (c *Cache) Classify(sql []byte, currentDB string) Info {
+	if len(sql) > MaxParsed {
+		return lexical(sql)
+	}
 	if c == nil {
 		return Classify(sql, currentDB)
 	}

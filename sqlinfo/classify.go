@@ -60,6 +60,9 @@ var parsers = sync.Pool{New: func() any { return parser.New() }}
 // string, backslash escapes); under ANSI_QUOTES a "name" is misread as a
 // string, which can hide a table but not a write (Kind stays right).
 func Classify(sql []byte, currentDB string) Info {
+	if len(sql) > MaxParsed {
+		return lexical(sql)
+	}
 	// Copy: the AST and the Info keep substrings of the text, and the
 	// caller's buffer is reused for the next packet.
 	text := string(sql)
@@ -272,4 +275,16 @@ func containsTable(ts []Table, t Table) bool {
 		}
 	}
 	return false
+}
+
+// MaxParsed bounds the statements given to the parser: a multi-megabyte
+// bulk INSERT would cost milliseconds and megabytes on every execution
+// (and is never cached). Longer statements get lexical() instead.
+const MaxParsed = 64 << 10
+
+// lexical is the conservative Info of a statement too long to parse: the
+// first keyword's kind, not read-only (so it stays on the primary), no
+// fingerprint (no fingerprint rule or fuse applies).
+func lexical(sql []byte) Info {
+	return Info{Kind: FirstKeyword(sql)}
 }

@@ -2,6 +2,7 @@ package sqlinfo
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -320,5 +321,14 @@ func TestClassifyConcurrent(t *testing.T) {
 	}
 	for g := 0; g < 4; g++ {
 		<-done
+	}
+}
+
+func TestHugeStatementNotParsed(t *testing.T) {
+	sql := []byte("INSERT INTO t VALUES " + strings.Repeat("(1, 'xxxxxxxx'),", 8000) + "(2, 'y')")
+	for _, info := range []Info{Classify(sql, "db"), NewCache(16).Classify(sql, "db")} {
+		if info.Kind != KindInsert || info.ReadOnly || info.ParseError || info.Digest != "" {
+			t.Fatalf("huge statement: %+v", info)
+		}
 	}
 }
