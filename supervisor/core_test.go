@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -248,4 +247,3 @@ func TestBadPassword(t *testing.T) {
 	}
 }
 
-var _ = errors.New

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -288,4 +287,3 @@ func readAll(c net.Conn) ([]byte, error) {
 	}
 }
 
-var _ = strings.Contains
