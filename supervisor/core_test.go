@@ -246,4 +246,3 @@ func TestBadPassword(t *testing.T) {
 		t.Fatal("auth rejection not counted")
 	}
 }
-

@@ -286,4 +286,3 @@ func readAll(c net.Conn) ([]byte, error) {
 		}
 	}
 }
-
