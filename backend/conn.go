@@ -211,3 +211,38 @@ func QuoteIdent(s string) string {
 	}
 	return string(append(b, '`'))
 }
+
+// QueryValue runs a statement the proxy issues on its own behalf that
+// returns one row of one column (e.g. SELECT @@last_gtid) and returns it as
+// text ("" for NULL).
+func (c *Conn) QueryValue(sql string) (string, error) {
+	c.IO.Seq = 0
+	if err := c.IO.WritePacketFlush(append([]byte{mysql.COM_QUERY}, sql...)); err != nil {
+		return "", &wire.IOError{Side: wire.BackendSide, Err: err}
+	}
+	var value string
+	for stage := 0; ; {
+		p, err := c.IO.ReadPacket(nil, 1<<20)
+		if err != nil {
+			return "", &wire.IOError{Side: wire.BackendSide, Err: err}
+		}
+		switch {
+		case len(p) > 0 && p[0] == mysql.ERR_HEADER:
+			return "", wire.ParseError(p)
+		case stage == 0 && len(p) > 0 && p[0] == mysql.OK_HEADER:
+			return "", fmt.Errorf("%q returned no result set", sql)
+		case len(p) > 0 && p[0] == mysql.EOF_HEADER && len(p) < 9:
+			if stage++; stage == 3 { // after column defs, then after rows
+				return value, nil
+			}
+		case stage == 0:
+			stage = 1 // the column count; definitions follow
+		case stage == 2 && len(p) > 0 && p[0] != 0xfb: // a row; 0xfb is NULL
+			n, sz, ok := wire.LenEncInt(p)
+			if !ok || sz+int(n) > len(p) {
+				return "", fmt.Errorf("%q: malformed row", sql)
+			}
+			value = string(p[sz : sz+int(n)])
+		}
+	}
+}

@@ -134,6 +134,11 @@ type RWStatic struct {
 	// ReadAfterWriteWindow keeps a session's reads on the primary this long
 	// after its last write (addition; default 1s, "0s" turns it off).
 	ReadAfterWriteWindow *Duration `toml:"read_after_write_window,omitempty" json:"read_after_write_window,omitempty"`
+	// ReadYourWrites = "gtid" (addition, MariaDB): after a write the session's
+	// @@last_gtid is noted, and a replica read first waits for it there
+	// (MASTER_GTID_WAIT, up to GTIDWaitTimeout) or goes to the primary.
+	ReadYourWrites  string    `toml:"read_your_writes,omitempty" json:"read_your_writes,omitempty"`
+	GTIDWaitTimeout *Duration `toml:"gtid_wait_timeout,omitempty" json:"gtid_wait_timeout,omitempty"`
 }
 
 // RWDynamic is RWStatic plus replica discovery.

@@ -196,6 +196,9 @@ func (l *Listener) validateRouting(key string, nodes map[string]bool, add addFun
 			if w := rw.Static.ReadAfterWriteWindow; w != nil && w.D() < 0 {
 				add(key+".read_write_splitting.static.read_after_write_window", "must not be negative")
 			}
+			if m := rw.Static.ReadYourWrites; m != "" && m != "gtid" {
+				add(key+".read_write_splitting.static.read_your_writes", "%q is not \"gtid\"", m)
+			}
 			validateRW(key+".read_write_splitting.static", rw.Static.DefaultTarget, rw.Static.Rules, add)
 		}
 		if rw.Dynamic != nil {

@@ -3,7 +3,9 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -101,6 +103,7 @@ type rwState struct {
 	// the primary until then, instead of paying the failure on every read.
 	replicaRetry time.Time
 	routed       [2]prometheus.Counter // by strategy.Route, cached
+	gtid         string                // last write's GTID, until a replica has shown it
 }
 
 // replicaBackoff is how long reads stay on the primary after a replica failure.
@@ -120,7 +123,12 @@ func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 		s.routed(strategy.ToPrimary)
 		return &s.primary
 	}
-	if err := s.readyReplica(); err != nil {
+	err := s.readyReplica()
+	if err == nil && !s.replicaHasWrites(r.GTIDWait) {
+		s.routed(strategy.ToPrimary)
+		return &s.primary
+	}
+	if err != nil {
 		s.rw.replicaRetry = time.Now().Add(replicaBackoff)
 		level := slog.LevelWarn
 		if errors.Is(err, errNoBackend) {
@@ -132,6 +140,40 @@ func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 	}
 	s.routed(strategy.ToReplica)
 	return &s.replica
+}
+
+// replicaHasWrites waits (up to wait) until the replica has applied the
+// session's last write, by GTID; false means read from the primary.
+func (s *Session) replicaHasWrites(wait time.Duration) bool {
+	if s.rw.gtid == "" {
+		return true
+	}
+	v, err := s.replica.conn.QueryValue(fmt.Sprintf("SELECT MASTER_GTID_WAIT('%s', %g)", s.rw.gtid, wait.Seconds()))
+	if wire.FailedSide(err) == wire.BackendSide {
+		s.replica.dirty = true
+		s.replica.give()
+		return false
+	}
+	if err != nil || v != "0" {
+		return false // timed out: the replica lags behind this session
+	}
+	s.rw.gtid = ""
+	return true
+}
+
+// noteGTID remembers the GTID of the session's last write (MariaDB's
+// @@last_gtid) for read-your-writes.
+func (s *Session) noteGTID() {
+	g, err := s.primary.conn.QueryValue("SELECT @@last_gtid")
+	if wire.FailedSide(err) == wire.BackendSide {
+		s.primary.dirty = true // the next command reports it
+	}
+	if err != nil || strings.Trim(g, "0123456789-,") != "" {
+		return
+	}
+	if g != "" {
+		s.rw.gtid = g
+	}
 }
 
 // routed counts a routing decision (statements forced to the primary by
@@ -191,6 +233,9 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 	default:
 		s.rw.lastWrite = time.Now()
 		s.rw.pinned = s.rw.pinned || info.CreatesTemporaryTable || strategy.PinsSession(sql, info.Kind)
+		if r := s.env.Live.Load().Router; ok && r.GTIDWait > 0 && !s.inTransaction() {
+			s.noteGTID()
+		}
 	}
 }
 

@@ -32,6 +32,8 @@ type Router struct {
 	defaultTarget Route
 	// Window keeps reads on the primary after a write.
 	Window time.Duration
+	// GTIDWait > 0: read-your-writes by GTID, waiting up to this on a replica.
+	GTIDWait time.Duration
 }
 
 type rwRule struct {
@@ -45,16 +47,22 @@ func NewRouter(rw *config.ReadWriteSplitting) (*Router, error) {
 		return nil, nil
 	}
 	def, rules := "", []config.RWRule(nil)
-	window := config.DefaultReadAfterWrite
+	window, gtidWait := config.DefaultReadAfterWrite, time.Duration(0)
 	if rw.Static != nil {
 		def, rules = rw.Static.DefaultTarget, rw.Static.Rules
 		if w := rw.Static.ReadAfterWriteWindow; w != nil {
 			window = w.D()
 		}
+		if rw.Static.ReadYourWrites == "gtid" {
+			gtidWait = time.Second
+			if w := rw.Static.GTIDWaitTimeout; w != nil {
+				gtidWait = w.D()
+			}
+		}
 	} else if rw.Dynamic != nil {
 		def, rules = rw.Dynamic.DefaultTarget, rw.Dynamic.Rules
 	}
-	r := &Router{defaultTarget: routeOf(def), Window: window}
+	r := &Router{defaultTarget: routeOf(def), Window: window, GTIDWait: gtidWait}
 	for _, rule := range rules {
 		rr := rwRule{target: routeOf(rule.Target)}
 		for _, pat := range rule.Regex {

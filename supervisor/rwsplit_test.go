@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,5 +161,41 @@ max_replication_lag = 10000
 	})
 	if len(p.metric(t, `pisa_proxy_discovery_probes_total{domain="main",node="b",result="ok"}`)) != 1 {
 		t.Fatal("probes not counted")
+	}
+}
+
+func TestReadYourWritesByGTID(t *testing.T) {
+	ctx := context.Background()
+	primary := testenv.MariaDB(t, testenv.WithReplication())
+	replica := testenv.Replica(t, primary, testenv.WithReplication())
+	if err := primary.Exec(ctx, "CREATE TABLE gotest.ryw (v INT)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	toml := strings.Replace(rwTOML(primary, replica, "0s"), `read_after_write_window = "0s"`,
+		"read_after_write_window = \"0s\"\nread_your_writes = \"gtid\"\ngtid_wait_timeout = \"300ms\"", 1)
+	p := startProxy(t, toml)
+	c := pinnedConn(t, p.db(t, "main", ""))
+	// The replica stops applying: a read right after a write must not miss it.
+	if err := replica.StopSQLThread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, c, "INSERT INTO ryw VALUES (1)")
+	if got := queryString(t, c, "SELECT COUNT(*) FROM ryw"); got != "1" {
+		t.Fatalf("read after write saw %s rows (a lagging replica answered)", got)
+	}
+	// Once the replica has the write, reads go there again.
+	if err := replica.StartSQLThread(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, c, "INSERT INTO ryw VALUES (2)")
+	if got := queryString(t, c, "SELECT COUNT(*) FROM ryw"); got != "2" {
+		t.Fatalf("read after write saw %s rows", got)
+	}
+	before := len(p.metric(t, `pisa_proxy_rw_routed_total{domain="main",target="read"}`))
+	if before != 1 {
+		t.Fatal("no read was routed to the caught-up replica")
 	}
 }

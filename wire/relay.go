@@ -443,3 +443,6 @@ func lenEncInt(b []byte) (uint64, int, bool) {
 func StatusOf(payload []byte) uint16 {
 	return outcomeOf(payload[:min(len(payload), peekLen)], len(payload)).Status
 }
+
+// LenEncInt decodes a length-encoded integer: (value, size, ok).
+func LenEncInt(b []byte) (uint64, int, bool) { return lenEncInt(b) }
