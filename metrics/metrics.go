@@ -40,6 +40,7 @@ type Proxy struct {
 	ParseErrors      *prometheus.CounterVec
 	FusesOpen        *prometheus.GaugeVec
 	RWRouted         *prometheus.CounterVec
+	RWRuleHits       *prometheus.CounterVec
 	ConcurrencyWait  *prometheus.HistogramVec
 	DiscoveryProbes  *prometheus.CounterVec
 	ReplicaLag       *prometheus.GaugeVec
@@ -79,6 +80,7 @@ func New() *Proxy {
 		PoolTimeouts:   counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
 		PoolDials:      counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
 		PoolDialErrors: counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		RWRuleHits:     counter("rw_rule_hits_total", "Reads decided by a read/write splitting rule, by rule name.", "domain", "rule"),
 		RWRouted:       counter("rw_routed_total", "COM_QUERY statements routed by read/write splitting, by target (read, readwrite).", "domain", "target"),
 		ConcurrencyWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Name: "concurrency_wait_seconds", Help: "Time statements matching a concurrency_control rule waited for admission.",
@@ -100,7 +102,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }

@@ -119,7 +119,11 @@ func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 		s.routed(strategy.ToPrimary)
 		return &s.primary
 	}
-	if r.Route(sql, info) != strategy.ToReplica || time.Now().Before(s.rw.replicaRetry) {
+	route, rule := r.RouteByRule(sql, info)
+	if rule != "" {
+		s.env.Metrics.RWRuleHits.WithLabelValues(s.env.Tenant, rule).Inc()
+	}
+	if route != strategy.ToReplica || time.Now().Before(s.rw.replicaRetry) {
 		s.routed(strategy.ToPrimary)
 		return &s.primary
 	}

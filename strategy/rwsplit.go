@@ -37,6 +37,7 @@ type Router struct {
 }
 
 type rwRule struct {
+	name   string
 	res    []*regexp.Regexp
 	target Route
 }
@@ -64,7 +65,7 @@ func NewRouter(rw *config.ReadWriteSplitting) (*Router, error) {
 	}
 	r := &Router{defaultTarget: routeOf(def), Window: window, GTIDWait: gtidWait}
 	for _, rule := range rules {
-		rr := rwRule{target: routeOf(rule.Target)}
+		rr := rwRule{name: rule.Name, target: routeOf(rule.Target)}
 		for _, pat := range rule.Regex {
 			re, err := regexp.Compile(pat)
 			if err != nil {
@@ -89,18 +90,25 @@ func routeOf(target string) Route {
 // the primary: the first matching rule decides for them, else the default
 // target. Unparsable statements are not read-only, so they stay.
 func (r *Router) Route(sql []byte, info sqlinfo.Info) Route {
+	route, _ := r.RouteByRule(sql, info)
+	return route
+}
+
+// RouteByRule is Route that also names the rule that decided ("" when
+// none did).
+func (r *Router) RouteByRule(sql []byte, info sqlinfo.Info) (Route, string) {
 	if (info.Kind != sqlinfo.KindSelect && info.Kind != sqlinfo.KindShow) || !info.ReadOnly ||
 		info.Locking || info.UsesSessionState || info.Statements != 1 || needsPrimary(sql) {
-		return ToPrimary
+		return ToPrimary, ""
 	}
 	for _, rule := range r.rules {
 		for _, re := range rule.res {
 			if re.Match(sql) {
-				return rule.target
+				return rule.target, rule.name
 			}
 		}
 	}
-	return r.defaultTarget
+	return r.defaultTarget, ""
 }
 
 // primaryMarkers: functions with side effects the parser does not flag

@@ -88,6 +88,9 @@ func TestReadWriteSplitting(t *testing.T) {
 	if got := queryString(t, c, "SELECT @mine"); got != "7" {
 		t.Fatalf("user variable read on the wrong connection: %q", got)
 	}
+	if len(p.metric(t, `pisa_proxy_rw_rule_hits_total{domain="main",rule="ledger stays on the primary"} 1`)) != 1 {
+		t.Fatal("rule hit not counted")
+	}
 	for _, target := range []string{"read", "readwrite"} {
 		if len(p.metric(t, `pisa_proxy_rw_routed_total{domain="main",target="`+target+`"}`)) != 1 {
 			t.Fatalf("routing to %s not counted", target)

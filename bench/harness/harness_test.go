@@ -99,7 +99,7 @@ func TestRulesConfigIsValid(t *testing.T) {
 			t.Fatalf("rules=%v: %v", rules, err)
 		}
 		l := c.Proxy.Config[0]
-		if rules && (l.Plugin == nil || len(l.Plugin.CircuitBreak) != 100 || l.ReadWriteSplitting == nil || len(c.MySQL.Node) != 2) {
+		if rules && (l.Plugin == nil || len(l.Plugin.CircuitBreak) != 120 || l.ReadWriteSplitting == nil || len(c.MySQL.Node) != 2) {
 			t.Fatalf("rules config incomplete: %+v", l)
 		}
 	}

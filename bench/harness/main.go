@@ -45,8 +45,9 @@ const (
 	targetHAProxy = "haproxy"
 	targetProxy   = "proxy"
 	// targetProxyRules is pisa-proxy with the strategies of the strategies
-	// issue switched on: 100 regex circuit-break rules (none matching) and
-	// read/write splitting over two nodes (the same MariaDB named twice).
+	// issue switched on: 100 regex and 20 fingerprint circuit-break rules
+	// (none matching) and read/write splitting over two nodes (the same
+	// MariaDB named twice).
 	targetProxyRules = "proxy-rules"
 )
 

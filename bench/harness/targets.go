@@ -223,8 +223,8 @@ func startHAProxy(ctx context.Context, dir string, backendPort int, log *slog.Lo
 }
 
 // rulesConfig is the bench listener with read/write splitting (node1 as
-// primary, node2 as replica: the same server) and 100 regex circuit-break
-// rules that match no sysbench statement.
+// primary, node2 as replica: the same server), 100 regex and 20 fingerprint
+// circuit-break rules that match no sysbench statement.
 func rulesConfig(adminPort, listenPort, backendPort int) string {
 	plain := proxyConfig(adminPort, listenPort, backendPort, false)
 	head, nodes, _ := strings.Cut(plain, "[proxy.config.simple_loadbalance]")
@@ -234,6 +234,9 @@ func rulesConfig(adminPort, listenPort, backendPort int) string {
 	b.WriteString("[proxy.config.read_write_splitting.static]\ndefault_target = \"read\"\n\n")
 	for i := range 100 {
 		fmt.Fprintf(&b, "[[proxy.config.plugin.circuit_break]]\nregex = [\"^DELETE\\\\s+FROM\\\\s+forbidden_%d\\\\b\"]\n", i)
+	}
+	for i := range 20 {
+		fmt.Fprintf(&b, "[[proxy.config.plugin.circuit_break]]\nfingerprint = [\"DELETE FROM forbidden_%d WHERE id = 1\"]\n", i)
 	}
 	replica := strings.Replace(strings.Replace(nodes, `name = "node1"`, `name = "node2"`, 1), `role = "readwrite"`, `role = "read"`, 1)
 	b.WriteString("\n[[mysql.node]]" + nodes + "\n[[mysql.node]]" + replica)
