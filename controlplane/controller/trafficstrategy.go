@@ -67,16 +67,7 @@ func (r *TrafficStrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("trafficstrategy").
 		For(&v1alpha1.TrafficStrategy{}).
 		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			var list v1alpha1.TrafficStrategyList
-			if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-				r.Log.Error("list trafficstrategies", "namespace", o.GetNamespace(), "err", err)
-				return nil
-			}
-			reqs := make([]reconcile.Request, 0, len(list.Items))
-			for _, ts := range list.Items {
-				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ts)})
-			}
-			return reqs
+			return everyInNamespace(ctx, r.Client, r.Log, &v1alpha1.TrafficStrategyList{}, o.GetNamespace())
 		}), builder.WithPredicates(specOrMeta())).
 		Complete(r)
 }

@@ -220,14 +220,26 @@ func (r *VirtualDatabaseReconciler) naming(ctx context.Context, o client.Object,
 // inNamespace maps an object to every VirtualDatabase of its namespace (an
 // endpoint's labels decide which strategies pick it, before and after a change).
 func (r *VirtualDatabaseReconciler) inNamespace(ctx context.Context, o client.Object) []reconcile.Request {
-	var list v1alpha1.VirtualDatabaseList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		r.Log.Error("list virtualdatabases", "namespace", o.GetNamespace(), "err", err)
+	return everyInNamespace(ctx, r.Client, r.Log, &v1alpha1.VirtualDatabaseList{}, o.GetNamespace())
+}
+
+// everyInNamespace lists list's kind in ns and returns a request for each
+// object; a failed list is logged and maps to nothing.
+func everyInNamespace(ctx context.Context, c client.Client, log *slog.Logger, list client.ObjectList, ns string) []reconcile.Request {
+	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
+		log.Error("list for a watch", "kind", fmt.Sprintf("%T", list), "namespace", ns, "err", err)
 		return nil
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
-	for _, v := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&v)})
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		log.Error("list for a watch", "kind", fmt.Sprintf("%T", list), "err", err)
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(items))
+	for _, it := range items {
+		if obj, ok := it.(client.Object); ok {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
+		}
 	}
 	return reqs
 }
