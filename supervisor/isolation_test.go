@@ -51,17 +51,11 @@ func TestSessionPanicEndsThatSessionAlone(t *testing.T) {
 }
 
 func TestTenantFailureDoesNotTouchOtherTenants(t *testing.T) {
-	toml := listenerTOML("a", []string{"n1"}, "") + listenerTOML("b", []string{"n1"}, "") + nodeTOML("n1", backendDB, "")
-	p := startProxy(t, toml)
-	dbA, dbB := p.db(t, "a", ""), p.db(t, "b", "")
-	sessionB := pinnedConn(t, dbB)
-	sessionA := pinnedConn(t, dbA)
+	p, dbA, dbB, sessionA, sessionB := twoTenants(t)
 	// Crash tenant a's listener actor: it restarts and its sessions end,
 	// possibly before this very statement is answered.
 	_, _ = sessionA.ExecContext(context.Background(), "SELECT /* pisa:panic-listener */ 1")
-	waitFor(t, 5*time.Second, "listener restart counted", func() bool {
-		return len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="listener"} 1`)) == 1
-	})
+	waitRestarted(t, p, "listener")
 	waitFor(t, 5*time.Second, "tenant a's session closed", func() bool {
 		_, err := sessionA.ExecContext(context.Background(), "SELECT 1")
 		return err != nil
@@ -75,9 +69,7 @@ func TestTenantFailureDoesNotTouchOtherTenants(t *testing.T) {
 	if _, err := sessionB.ExecContext(context.Background(), "SELECT /* pisa:panic-balancer */ 1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "balancer restart counted", func() bool {
-		return len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="balancer"} 1`)) == 1
-	})
+	waitRestarted(t, p, "balancer")
 	assertAlive(t, sessionB)
 	if got := queryString(t, dbB, "SELECT 'b ok'"); got != "b ok" {
 		t.Fatal("tenant b stopped serving")
@@ -85,15 +77,9 @@ func TestTenantFailureDoesNotTouchOtherTenants(t *testing.T) {
 }
 
 func TestTenantSupervisorRestartKeepsItsPort(t *testing.T) {
-	toml := listenerTOML("a", []string{"n1"}, "") + listenerTOML("b", []string{"n1"}, "") + nodeTOML("n1", backendDB, "")
-	p := startProxy(t, toml)
-	dbA, dbB := p.db(t, "a", ""), p.db(t, "b", "")
-	sessionB := pinnedConn(t, dbB)
-	sessionA := pinnedConn(t, dbA)
+	p, dbA, _, sessionA, sessionB := twoTenants(t)
 	_, _ = sessionA.ExecContext(context.Background(), "SELECT /* pisa:panic-tenant */ 1")
-	waitFor(t, 5*time.Second, "tenant restart counted", func() bool {
-		return len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="tenant"} 1`)) == 1
-	})
+	waitRestarted(t, p, "tenant")
 	// Tenant a serves again on the same port with fresh pools and balancer.
 	waitFor(t, 5*time.Second, "tenant a serves again", func() bool {
 		var one int
@@ -114,4 +100,23 @@ func TestSeveralListeners(t *testing.T) {
 			t.Fatalf("listener %s: accepted connections not counted", name)
 		}
 	}
+}
+
+// twoTenants starts listeners a and b over one node, each with a session
+// holding state.
+func twoTenants(t *testing.T) (p *proxy, dbA, dbB *sql.DB, sessionA, sessionB *sql.Conn) {
+	t.Helper()
+	p = startProxy(t, listenerTOML("a", []string{"n1"}, "")+listenerTOML("b", []string{"n1"}, "")+nodeTOML("n1", backendDB, ""))
+	dbA, dbB = p.db(t, "a", ""), p.db(t, "b", "")
+	sessionB = pinnedConn(t, dbB)
+	sessionA = pinnedConn(t, dbA)
+	return p, dbA, dbB, sessionA, sessionB
+}
+
+// waitRestarted waits until one failure of an actor of kind was met with a restart.
+func waitRestarted(t *testing.T, p *proxy, kind string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, kind+" restart counted", func() bool {
+		return len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="`+kind+`"} 1`)) == 1
+	})
 }
