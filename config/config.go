@@ -101,6 +101,81 @@ type Listener struct {
 	LoginTimeout Duration `toml:"login_timeout,omitempty" json:"login_timeout,omitempty"`
 	// IdleCheckAfter: an idle backend connection older than this is pinged before reuse.
 	IdleCheckAfter Duration `toml:"idle_check_after,omitempty" json:"idle_check_after,omitempty"`
+	// Users are further application users of this listener, each with its
+	// own password and access rules (User/Password above stays unrestricted).
+	Users []User `toml:"users,omitempty" json:"users,omitempty"`
+	// Audit logs statements (off when absent).
+	Audit *Audit `toml:"audit,omitempty" json:"audit,omitempty"`
+}
+
+// Access rule operations and actions.
+const (
+	OpSelect = "select"
+	OpInsert = "insert"
+	OpUpdate = "update"
+	OpDelete = "delete"
+	OpDDL    = "ddl"
+	OpOther  = "other"
+	OpAll    = "all"
+
+	ActionAllow = "allow"
+	ActionDeny  = "deny"
+)
+
+// User is one `[[proxy.config.users]]` application user.
+type User struct {
+	User     string `toml:"user" json:"user"`
+	Password string `toml:"password" json:"password"`
+	// ReadOnly users may only read (SELECT, SHOW, EXPLAIN).
+	ReadOnly bool `toml:"read_only,omitempty" json:"read_only,omitempty"`
+	// AllowedHosts are client addresses or CIDR blocks the user may log in
+	// from; empty means any.
+	AllowedHosts []string `toml:"allowed_hosts,omitempty" json:"allowed_hosts,omitempty"`
+	// Rules allow or deny operations on databases and tables. Deny wins over
+	// allow; with no allow rule everything not denied is allowed, with at
+	// least one, only what an allow rule covers.
+	Rules []AccessRule `toml:"rule,omitempty" json:"rule,omitempty"`
+}
+
+// AccessRule is one `[[proxy.config.users.rule]]`.
+type AccessRule struct {
+	Action string `toml:"action" json:"action"`
+	// Databases and Tables are names or wildcard patterns (* and ?),
+	// compared without regard to case; empty means "*".
+	Databases []string `toml:"databases,omitempty" json:"databases,omitempty"`
+	Tables    []string `toml:"tables,omitempty" json:"tables,omitempty"`
+	// Operations: select, insert, update, delete, ddl, other, all (default all).
+	Operations []string `toml:"operations,omitempty" json:"operations,omitempty"`
+}
+
+// Audit sinks.
+const (
+	AuditSinkStdout = "stdout"
+	AuditSinkFile   = "file"
+)
+
+// Audit is `[proxy.config.audit]`: one JSON line per statement.
+type Audit struct {
+	// Sink is "stdout" or "file" (default file when Path is set, else stdout).
+	Sink string `toml:"sink,omitempty" json:"sink,omitempty"`
+	// Path of the log file; it is rotated when it reaches MaxSizeMB.
+	Path       string `toml:"path,omitempty" json:"path,omitempty"`
+	MaxSizeMB  int    `toml:"max_size_mb,omitempty" json:"max_size_mb,omitempty"` // default 100
+	MaxBackups int    `toml:"max_backups,omitempty" json:"max_backups,omitempty"` // rotated files kept (default 5; 0 keeps the default)
+	// QueueSize bounds the records waiting for the writer (default 8192).
+	QueueSize int `toml:"queue_size,omitempty" json:"queue_size,omitempty"`
+	// Lossless makes statements wait for room in the queue instead of
+	// dropping records when it is full.
+	Lossless bool `toml:"lossless,omitempty" json:"lossless,omitempty"`
+	// SampleRate is the fraction of matching statements logged (default 1).
+	SampleRate *float64 `toml:"sample_rate,omitempty" json:"sample_rate,omitempty"`
+	// Filters; empty means all. Users and Tables take wildcard patterns
+	// (tables as db.table); Kinds are statement kinds (select, insert, ...).
+	Users  []string `toml:"users,omitempty" json:"users,omitempty"`
+	Kinds  []string `toml:"kinds,omitempty" json:"kinds,omitempty"`
+	Tables []string `toml:"tables,omitempty" json:"tables,omitempty"`
+	// ErrorsOnly logs only statements that failed.
+	ErrorsOnly bool `toml:"errors_only,omitempty" json:"errors_only,omitempty"`
 }
 
 // ServerTLS configures TLS towards clients.

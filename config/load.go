@@ -79,6 +79,10 @@ func (c *Config) Redacted() *Config {
 	for i := range out.Proxy.Config {
 		l := &out.Proxy.Config[i]
 		l.Password = redact(l.Password)
+		l.Users = append([]User(nil), l.Users...)
+		for j := range l.Users {
+			l.Users[j].Password = redact(l.Users[j].Password)
+		}
 		if l.ReadWriteSplitting != nil && l.ReadWriteSplitting.Dynamic != nil {
 			rw := *l.ReadWriteSplitting
 			dyn := *rw.Dynamic

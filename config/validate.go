@@ -48,6 +48,9 @@ func (l *Listener) applyDefaults() {
 		v := min(DefaultPoolMinIdle, l.PoolSize)
 		l.PoolMinIdle = &v
 	}
+	if l.Audit != nil {
+		l.Audit.applyDefaults()
+	}
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -75,6 +78,7 @@ func (c *Config) Validate() error {
 	}
 	names := map[string]bool{}
 	addrs := map[string]string{}
+	auditPaths := map[string]string{}
 	for i := range c.Proxy.Config {
 		l := &c.Proxy.Config[i]
 		key := fmt.Sprintf("proxy.config[%d]", i)
@@ -93,6 +97,12 @@ func (c *Config) Validate() error {
 		}
 		if !strings.HasSuffix(l.ListenAddr, ":0") { // port 0: the kernel picks one per listener
 			addrs[l.ListenAddr] = l.Name
+		}
+		if a := l.Audit; a != nil && a.Sink == AuditSinkFile {
+			if other, dup := auditPaths[a.Path]; dup {
+				add(key+".audit.path", "%q is already the audit log of listener %q", a.Path, other)
+			}
+			auditPaths[a.Path] = l.Name
 		}
 	}
 	return errors.Join(errs...)
@@ -167,6 +177,10 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 	}
 	l.validateRouting(key, nodes, add)
 	l.validatePlugins(key, add)
+	l.validateUsers(key, add)
+	if l.Audit != nil {
+		l.Audit.validate(key+".audit", add)
+	}
 }
 
 func (l *Listener) validateRouting(key string, nodes map[string]bool, add addFunc) {
