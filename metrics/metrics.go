@@ -46,6 +46,12 @@ type Proxy struct {
 	ReplicaLag       *prometheus.GaugeVec
 	ConfigReloads    *prometheus.CounterVec
 	PluginRejections *prometheus.CounterVec
+	AccessDenied     *prometheus.CounterVec
+
+	AuditQueued  *prometheus.GaugeVec
+	AuditWritten *prometheus.CounterVec
+	AuditDropped *prometheus.CounterVec
+	AuditErrors  *prometheus.CounterVec
 
 	ActorRestarts *prometheus.CounterVec
 	ActorMailbox  *prometheus.GaugeVec
@@ -92,6 +98,11 @@ func New() *Proxy {
 		DiscoveryProbes:  counter("discovery_probes_total", "Read/write splitting discovery probes by node and result.", "domain", "node", "result"),
 		ReplicaLag:       gauge("replica_lag_seconds", "Replication lag of replicas seen by discovery.", "domain", "node"),
 		PluginRejections: counter("plugin_rejections_total", "Statements refused by circuit_break or concurrency_control rules.", "domain", "plugin"),
+		AccessDenied:     counter("access_denied_total", "Logins and statements refused by access control, by user and reason (host, database, table, read_only, unverifiable).", "domain", "user", "reason"),
+		AuditQueued:      gauge("audit_queue_depth", "Audit records waiting for the writer.", "domain"),
+		AuditWritten:     counter("audit_records_written_total", "Audit records written to the sink.", "domain"),
+		AuditDropped:     counter("audit_records_dropped_total", "Audit records dropped because the queue was full (not in lossless mode).", "domain"),
+		AuditErrors:      counter("audit_write_errors_total", "Audit sink write failures.", "domain"),
 		ConfigReloads:    counter("config_reloads_total", "Configuration changes applied live (ok) or rejected (error).", "result"),
 		ActorRestarts:    counter("actor_failures_total", "Actor failures by actor kind and the supervisor's directive.", "kind", "directive"),
 		ActorMailbox:     gauge("actor_mailbox_depth", "Messages waiting in mailboxes, by actor kind.", "kind"),
@@ -102,7 +113,8 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied,
+		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m
 }
