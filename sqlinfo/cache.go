@@ -52,6 +52,16 @@ func NewCache(size int) *Cache {
 	return &Cache{seed: maphash.MakeSeed(), sets: make([]cacheSet, n), mask: uint64(n - 1)}
 }
 
+// ClassifyMode is Classify for a session in SQL mode m. Texts read under
+// NO_BACKSLASH_ESCAPES skip the cache: its key is built by a scanner that
+// reads strings the default way.
+func (c *Cache) ClassifyMode(sql []byte, currentDB string, m Mode) Info {
+	if m != 0 {
+		return ClassifyMode(sql, currentDB, m)
+	}
+	return c.Classify(sql, currentDB)
+}
+
 // Classify is the package-level Classify behind the cache. A nil *Cache
 // classifies without caching.
 func (c *Cache) Classify(sql []byte, currentDB string) Info {

@@ -1,11 +1,11 @@
 package sqlinfo
 
 import (
-	"strings"
 	"sync"
 
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/pingcap/tidb/pkg/parser/mysql"
 	// The parser needs a value-expression driver to build literals.
 	_ "github.com/pingcap/tidb/pkg/parser/test_driver"
 )
@@ -25,6 +25,13 @@ type Info struct {
 	// Tables lists every table or view named, once, qualified by the
 	// current database when the text leaves it out. CTE names are not tables.
 	Tables []Table
+	// Access lists what the text does to which table, database or server,
+	// for access control (see access.go).
+	Access []Access
+	// Unverifiable is true when the tables the text touches cannot be
+	// known: the parser rejected it, it is too long to parse here, or it
+	// prepares a statement from a variable.
+	Unverifiable bool
 	// Statements is the number of statements in the text (0 on ParseError).
 	Statements int
 	// Fingerprint is the text normalized by the TiDB digester: literals
@@ -54,27 +61,53 @@ type Table struct{ DB, Name string }
 // use and costs allocations to build.
 var parsers = sync.Pool{New: func() any { return parser.New() }}
 
+// Mode holds the SQL mode bits that change how the server reads text.
+type Mode uint8
+
+// NoBackslashEscapes: a backslash in a string is an ordinary character
+// (sql_mode NO_BACKSLASH_ESCAPES; servers report it in every OK/EOF status).
+const NoBackslashEscapes Mode = 1
+
 // Classify parses sql and describes it. currentDB qualifies unqualified
 // table names. It always parses (µs); use a Cache on the statement path.
 // The parser reads the text as MySQL's default SQL mode does ("..." is a
 // string, backslash escapes); under ANSI_QUOTES a "name" is misread as a
 // string, which can hide a table but not a write (Kind stays right).
 func Classify(sql []byte, currentDB string) Info {
+	return ClassifyMode(sql, currentDB, 0)
+}
+
+// ClassifyMode is Classify for a session in SQL mode m.
+func ClassifyMode(sql []byte, currentDB string, m Mode) Info {
 	if len(sql) > MaxParsed {
 		return lexical(sql)
 	}
+	return classify(sql, currentDB, m)
+}
+
+// ClassifyLong is ClassifyMode without the MaxParsed bound: access control
+// must see the tables of a long statement too.
+func ClassifyLong(sql []byte, currentDB string, m Mode) Info {
+	return classify(sql, currentDB, m)
+}
+
+func classify(sql []byte, currentDB string, m Mode) Info {
 	// Copy: the AST and the Info keep substrings of the text, and the
 	// caller's buffer is reused for the next packet.
-	text := string(sql)
+	text := executableComments(string(sql))
 	var info Info
 	info.Fingerprint, info.Digest = fingerprint(text)
 
 	p := parsers.Get().(*parser.Parser)
 	// The parser reuses its AST memory: return it only after the walk.
 	defer parsers.Put(p)
+	if m&NoBackslashEscapes != 0 {
+		p.SetSQLMode(mysql.ModeNoBackslashEscapes)
+		defer p.SetSQLMode(mysql.ModeNone)
+	}
 	stmts, _, err := p.ParseSQL(text)
 	if err != nil {
-		info.ParseError = true
+		info.ParseError, info.Unverifiable = true, true
 		info.Kind = FirstKeyword(sql)
 		return info
 	}
@@ -100,16 +133,21 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string) {
 		if i == 0 {
 			info.Kind = kind
 		}
-		w.locking, w.into = false, false
-		stmt.Accept(&w)
+		w.statement(stmt, currentDB)
 		// A locking read or SELECT ... INTO writes (locks, files, variables).
 		info.ReadOnly = info.ReadOnly && readOnly && !w.locking && !w.into
 		info.Locking = info.Locking || w.locking
 		info.UsesSessionState = info.UsesSessionState || usesSession(stmt)
 		info.CreatesTemporaryTable = info.CreatesTemporaryTable || createsTemporary(stmt)
+		if use, ok := stmt.(*ast.UseStmt); ok {
+			// Later statements of the text run in the new database.
+			currentDB = use.DBName
+		}
 	}
 	info.UsesSessionState = info.UsesSessionState || w.session
-	info.Tables = w.tables(currentDB)
+	info.Access = w.access
+	info.Unverifiable = w.unverifiable
+	info.Tables = tablesOf(w.access)
 }
 
 // kindOf maps a statement to its Kind and whether that kind reads only.
@@ -191,92 +229,6 @@ var sessionFuncs = map[string]bool{
 	"is_free_lock": true, "is_used_lock": true,
 }
 
-// walker collects tables and flags from an AST.
-type walker struct {
-	raw     []Table  // as written; DB empty when unqualified
-	ctes    []string // CTE names, lowercase
-	locking bool     // per statement
-	into    bool     // per statement: SELECT ... INTO
-	session bool
-}
-
-func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
-	switch n := n.(type) {
-	case *ast.TableName:
-		w.addTable(n)
-	case *ast.DeleteTableList:
-		// The targets of a multi-table DELETE are aliases or repeats of
-		// tables in its FROM/USING clause, which is walked anyway.
-		return n, true
-	case *ast.CommonTableExpression:
-		w.ctes = append(w.ctes, n.Name.L)
-	case *ast.SelectStmt:
-		w.locking = w.locking || (n.LockInfo != nil && n.LockInfo.LockType != ast.SelectLockNone)
-		// Accept does not visit SelectIntoOpt.
-		w.into = w.into || n.SelectIntoOpt != nil
-	case *ast.VariableExpr:
-		w.session = w.session || !n.IsSystem
-	case *ast.VariableAssignment:
-		w.session = w.session || !n.IsSystem
-	case *ast.FuncCallExpr:
-		w.session = w.session || sessionFuncs[n.FnName.L]
-	}
-	return n, false
-}
-
-func (w *walker) Leave(n ast.Node) (ast.Node, bool) { return n, true }
-
-func (w *walker) addTable(n *ast.TableName) {
-	if n.Name.O == "" {
-		return
-	}
-	t := Table{DB: n.Schema.O, Name: n.Name.O}
-	for _, have := range w.raw {
-		if have == t {
-			return
-		}
-	}
-	w.raw = append(w.raw, t)
-}
-
-// tables qualifies the collected names and drops references to CTEs. A CTE
-// name hides a table of that name in the whole text: a slight
-// over-approximation of SQL scoping that at worst omits a table that a
-// differently scoped part of a multi-statement text also names.
-func (w *walker) tables(currentDB string) []Table {
-	var out []Table
-	for _, t := range w.raw {
-		if t.DB == "" {
-			if w.isCTE(t.Name) {
-				continue
-			}
-			t.DB = currentDB
-		}
-		if !containsTable(out, t) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-func (w *walker) isCTE(name string) bool {
-	for _, c := range w.ctes {
-		if strings.EqualFold(c, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func containsTable(ts []Table, t Table) bool {
-	for _, have := range ts {
-		if have == t {
-			return true
-		}
-	}
-	return false
-}
-
 // MaxParsed bounds the statements given to the parser: a multi-megabyte
 // bulk INSERT would cost milliseconds and megabytes on every execution
 // (and is never cached). Longer statements get lexical() instead.
@@ -286,5 +238,5 @@ const MaxParsed = 64 << 10
 // first keyword's kind, not read-only (so it stays on the primary), no
 // fingerprint (no fingerprint rule or fuse applies).
 func lexical(sql []byte) Info {
-	return Info{Kind: FirstKeyword(sql)}
+	return Info{Kind: FirstKeyword(sql), Unverifiable: true}
 }

@@ -16,7 +16,7 @@ package sqlinfo
 //     into another token class);
 //   - X'..' and B'..' (checked literals) and @'..' (a variable name) stay;
 //   - integers after ORDER BY / GROUP BY stay: the digester keeps them;
-//   - after an executable comment (/*! or /*T!) the rest stays verbatim.
+//   - after an executable comment (/*!, /*M! or /*T!) the rest stays verbatim.
 // Placeholders are bytes below '\t'; a text holding such a byte where the
 // key would copy it is not cached, so a placeholder always means a literal.
 
@@ -442,7 +442,8 @@ func (k *keyScan) quotedIdent(dst []byte, i int) ([]byte, int, bool) {
 func (k *keyScan) comment(dst []byte, i int) ([]byte, int, bool) {
 	s := k.src
 	end := indexFrom(s, i+2, "*/")
-	executable := i+2 < len(s) && (s[i+2] == '!' || s[i+2] == 'T' && i+3 < len(s) && s[i+3] == '!')
+	// /*! (MySQL, MariaDB), /*M! (MariaDB), /*T! (TiDB) hold code.
+	executable := i+2 < len(s) && (s[i+2] == '!' || (s[i+2] == 'T' || s[i+2] == 'M') && i+3 < len(s) && s[i+3] == '!')
 	if executable || end < 0 {
 		dst, ok := k.raw(dst, i, len(s))
 		return dst, len(s), ok

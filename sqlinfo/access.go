@@ -1,0 +1,516 @@
+package sqlinfo
+
+import (
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+)
+
+// This file works out what a statement does to which tables, for access
+// control: every table named anywhere in it (joins, subqueries, CTE bodies,
+// INSERT ... SELECT sources, view definitions), with the operation applied
+// to it. A wrong answer here is a hole in access control, so where the
+// statement is not fully understood the answer errs towards more: an
+// unqualified name is a CTE only where that CTE is in scope, a multi-table
+// UPDATE with an unqualified SET column writes every table it joins, and
+// statements of kinds not modelled here count as a server-wide "other".
+
+// Op is what a statement does to a table.
+type Op uint8
+
+// Operations.
+const (
+	OpSelect Op = iota
+	OpInsert
+	OpUpdate
+	OpDelete
+	OpDDL
+	OpOther
+	// OpUse enters a database (USE, COM_INIT_DB, the login database): it
+	// needs some right in it.
+	OpUse
+	numOps
+)
+
+var opNames = [numOps]string{"select", "insert", "update", "delete", "ddl", "other", "use"}
+
+func (o Op) String() string {
+	if o < numOps {
+		return opNames[o]
+	}
+	return "other"
+}
+
+// Access is one operation on a table. Name is "" for an operation on a
+// whole database (CREATE DATABASE, USE, SHOW TABLES FROM db); DB is "" too
+// for a server-wide one (SET GLOBAL, SHOW PROCESSLIST, LOAD_FILE(), INTO
+// OUTFILE, and statement kinds not modelled here).
+type Access struct {
+	Table
+	Op Op
+}
+
+// ops is a set of Op.
+type ops uint8
+
+func opSet(o ...Op) ops {
+	var s ops
+	for _, x := range o {
+		s |= 1 << x
+	}
+	return s
+}
+
+// target is a table a statement writes, and how.
+type target struct {
+	n   *ast.TableName
+	ops ops
+}
+
+// walker collects accesses and flags from the statements of one text.
+type walker struct {
+	// Per text.
+	access       []Access
+	unverifiable bool
+	session      bool
+
+	// Per statement.
+	locking, into bool
+	targets       []target
+	defOp         Op       // operation on tables that are not targets and not read by a query
+	selects       int      // depth of queries (SELECT, UNION, ...) around the current node
+	ctes          []string // CTE names in scope, lowercase
+	scopes        []int    // len(ctes) when each enclosing WITH was entered
+	start         int      // first access of the current statement
+}
+
+// statement walks one statement, qualifying its unqualified tables by db.
+func (w *walker) statement(stmt ast.StmtNode, db string) {
+	w.locking, w.into = false, false
+	w.targets, w.defOp, w.selects = w.targets[:0], OpSelect, 0
+	w.ctes, w.scopes = w.ctes[:0], w.scopes[:0]
+	w.start = len(w.access)
+	w.plan(stmt)
+	stmt.Accept(w)
+	for i := w.start; i < len(w.access); i++ {
+		if a := &w.access[i]; a.DB == "" && a.Name != "" {
+			a.DB = db
+		}
+	}
+	w.dedup()
+}
+
+// plan notes what stmt writes before its tables are visited.
+func (w *walker) plan(stmt ast.StmtNode) {
+	switch s := stmt.(type) {
+	case *ast.SelectStmt, *ast.SetOprStmt, *ast.BeginStmt, *ast.CommitStmt, *ast.RollbackStmt,
+		*ast.SavepointStmt, *ast.ReleaseSavepointStmt, *ast.ExecuteStmt, *ast.DeallocateStmt,
+		*ast.DoStmt, *ast.UnlockTablesStmt, *ast.KillStmt:
+	case *ast.InsertStmt:
+		o := opSet(OpInsert)
+		if s.IsReplace {
+			o |= opSet(OpDelete)
+		}
+		if len(s.OnDuplicate) > 0 {
+			o |= opSet(OpUpdate)
+		}
+		w.targetAll(s.Table, o)
+	case *ast.UpdateStmt:
+		w.planUpdate(s)
+	case *ast.DeleteStmt:
+		w.planDelete(s)
+	case *ast.LoadDataStmt:
+		o := opSet(OpInsert)
+		if s.OnDuplicate == ast.OnDuplicateKeyHandlingReplace {
+			o |= opSet(OpDelete)
+		}
+		w.targets = append(w.targets, target{s.Table, o})
+		if s.FileLocRef != ast.FileLocClient {
+			w.server(OpOther) // reads a file on the database server
+		}
+	case *ast.LockTablesStmt:
+		for _, l := range s.TableLocks {
+			o := opSet(OpSelect)
+			if l.Type != ast.TableLockRead && l.Type != ast.TableLockReadLocal {
+				o = opSet(OpUpdate)
+			}
+			w.targets = append(w.targets, target{l.Table, o})
+		}
+	case *ast.ExplainStmt:
+		w.planExplain(s)
+	case *ast.UseStmt:
+		w.add(Table{DB: s.DBName}, OpUse)
+	case *ast.ShowStmt:
+		w.planShow(s)
+	case *ast.SetStmt:
+		w.planSet(s)
+	case *ast.PrepareStmt:
+		w.planPrepare(s)
+	case *ast.CallStmt:
+		w.add(Table{DB: s.Procedure.Schema.O, Name: s.Procedure.FnName.O}, OpOther)
+	case *ast.CreateDatabaseStmt:
+		w.add(Table{DB: s.Name.O}, OpDDL)
+	case *ast.DropDatabaseStmt:
+		w.add(Table{DB: s.Name.O}, OpDDL)
+	case *ast.AlterDatabaseStmt:
+		w.add(Table{DB: s.Name.O}, OpDDL)
+	case ast.DDLNode:
+		w.defOp = OpDDL
+		w.server(OpDDL) // kept only if no table is found (see dedup)
+	default:
+		// GRANT, FLUSH, SET PASSWORD, admin statements...: not modelled.
+		w.server(OpOther)
+	}
+}
+
+// targetAll makes every table in refs a target.
+func (w *walker) targetAll(refs ast.Node, o ops) {
+	if refs == nil {
+		return
+	}
+	for _, src := range sources(refs) {
+		w.targets = append(w.targets, target{src.n, o})
+	}
+}
+
+// source is a table in a FROM or join clause and its alias.
+type source struct {
+	n     *ast.TableName
+	alias string // lowercase; "" when none
+}
+
+// sources lists the tables of a join tree (not those in derived tables).
+func sources(n ast.Node) []source {
+	var out []source
+	var walk func(ast.ResultSetNode)
+	walk = func(r ast.ResultSetNode) {
+		switch r := r.(type) {
+		case *ast.Join:
+			walk(r.Left)
+			if r.Right != nil {
+				walk(r.Right)
+			}
+		case *ast.TableSource:
+			if t, ok := r.Source.(*ast.TableName); ok {
+				out = append(out, source{t, r.AsName.L})
+			}
+		case *ast.TableName:
+			out = append(out, source{r, ""})
+		}
+	}
+	switch n := n.(type) {
+	case *ast.TableRefsClause:
+		if n != nil && n.TableRefs != nil {
+			walk(n.TableRefs)
+		}
+	case ast.ResultSetNode:
+		walk(n)
+	}
+	return out
+}
+
+// planUpdate: the tables whose columns are assigned are updated; an
+// unqualified column in a multi-table UPDATE could be any table's.
+func (w *walker) planUpdate(s *ast.UpdateStmt) {
+	srcs := sources(s.TableRefs)
+	if len(srcs) == 1 {
+		w.targets = append(w.targets, target{srcs[0].n, opSet(OpUpdate)})
+		return
+	}
+	for _, a := range s.List {
+		if a.Column == nil || a.Column.Table.L == "" {
+			w.targetAll(s.TableRefs, opSet(OpUpdate))
+			return
+		}
+		w.targetNamed(srcs, a.Column.Schema.L, a.Column.Table.L, opSet(OpUpdate))
+	}
+}
+
+// planDelete: a single-table DELETE deletes from its table; a multi-table
+// one from the tables (or aliases) it lists.
+func (w *walker) planDelete(s *ast.DeleteStmt) {
+	srcs := sources(s.TableRefs)
+	if !s.IsMultiTable || s.Tables == nil {
+		w.targetAll(s.TableRefs, opSet(OpDelete))
+		return
+	}
+	for _, t := range s.Tables.Tables {
+		if !w.targetNamed(srcs, t.Schema.L, t.Name.L, opSet(OpDelete)) {
+			// Not found among the sources: the server will refuse it, but
+			// check the name as written all the same.
+			w.add(Table{DB: t.Schema.O, Name: t.Name.O}, OpDelete)
+		}
+	}
+}
+
+// targetNamed makes the sources called name (an alias, or a table name
+// when it has no alias) targets, and reports whether there was one.
+func (w *walker) targetNamed(srcs []source, schema, name string, o ops) bool {
+	found := false
+	for _, src := range srcs {
+		match := src.alias == name && schema == ""
+		if src.alias == "" {
+			match = src.n.Name.L == name && (schema == "" || schema == src.n.Schema.L)
+		}
+		if match {
+			w.targets = append(w.targets, target{src.n, o})
+			found = true
+		}
+	}
+	return found
+}
+
+// planExplain: EXPLAIN only reads (a plan, a table's columns), EXPLAIN
+// ANALYZE runs its statement.
+func (w *walker) planExplain(s *ast.ExplainStmt) {
+	if s.Stmt == nil {
+		w.server(OpOther) // EXPLAIN FOR CONNECTION: another session's statement
+		return
+	}
+	if s.Analyze {
+		w.plan(s.Stmt)
+	}
+}
+
+// planShow: SHOW on a table reads it, on a database reads its catalogue;
+// the rest is harmless except what reveals other sessions or data
+// (PROCESSLIST, binary logs, account definitions), which is "other".
+func (w *walker) planShow(s *ast.ShowStmt) {
+	switch s.Tp {
+	case ast.ShowDatabases, ast.ShowWarnings, ast.ShowErrors, ast.ShowCharset, ast.ShowCollation,
+		ast.ShowVariables, ast.ShowStatus, ast.ShowEngines, ast.ShowPrivileges, ast.ShowPlugins,
+		ast.ShowColumns, ast.ShowIndex, ast.ShowCreateTable, ast.ShowCreateView,
+		ast.ShowTables, ast.ShowTableStatus, ast.ShowCreateDatabase, ast.ShowTriggers, ast.ShowEvents,
+		ast.ShowOpenTables, ast.ShowProcedureStatus, ast.ShowFunctionStatus, ast.ShowGrants:
+	default:
+		w.server(OpOther)
+	}
+	if s.Table == nil && s.DBName != "" {
+		w.add(Table{DB: s.DBName}, OpSelect)
+	}
+}
+
+// planSet: session variables are the session's own; global ones, passwords
+// and roles act for the proxy's backend account.
+func (w *walker) planSet(s *ast.SetStmt) {
+	for _, v := range s.Variables {
+		if v.IsGlobal || v.IsInstance {
+			w.server(OpOther)
+			return
+		}
+	}
+}
+
+// planPrepare: PREPARE s FROM 'text' does what text does; from a variable
+// it cannot be known here.
+func (w *walker) planPrepare(s *ast.PrepareStmt) {
+	if s.SQLVar != nil {
+		w.unverifiable = true
+		return
+	}
+	p := parsers.Get().(*parser.Parser)
+	defer parsers.Put(p)
+	text := executableComments(s.SQLText)
+	stmts, _, err := p.ParseSQL(text)
+	if err != nil {
+		w.unverifiable = true
+		return
+	}
+	inner := walker{}
+	for _, st := range stmts {
+		inner.statement(st, "")
+	}
+	// Unqualified names inside are qualified by the outer statement.
+	w.access = append(w.access, inner.access...)
+	w.unverifiable = w.unverifiable || inner.unverifiable
+}
+
+// server adds a server-wide access.
+func (w *walker) server(o Op) { w.add(Table{}, o) }
+
+func (w *walker) add(t Table, o Op) {
+	w.access = append(w.access, Access{Table: t, Op: o})
+}
+
+func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
+	switch n := n.(type) {
+	case *ast.TableName:
+		w.table(n)
+	case *ast.DeleteTableList:
+		return n, true // planned in planDelete
+	case *ast.SelectStmt:
+		w.selects++
+		w.enterWith(n.With)
+		w.locking = w.locking || (n.LockInfo != nil && n.LockInfo.LockType != ast.SelectLockNone)
+		// Accept does not visit SelectIntoOpt.
+		if n.SelectIntoOpt != nil {
+			w.into = true
+			if n.SelectIntoOpt.Tp != ast.SelectIntoVars {
+				w.server(OpOther) // writes a file on the database server
+			}
+		}
+	case *ast.SetOprStmt:
+		w.selects++
+		w.enterWith(n.With)
+	case *ast.UpdateStmt:
+		w.enterWith(n.With)
+	case *ast.DeleteStmt:
+		w.enterWith(n.With)
+	case *ast.CommonTableExpression:
+		if n.IsRecursive {
+			w.ctes = append(w.ctes, n.Name.L)
+		}
+	case *ast.VariableExpr:
+		w.session = w.session || !n.IsSystem
+	case *ast.VariableAssignment:
+		w.session = w.session || !n.IsSystem
+	case *ast.FuncCallExpr:
+		w.session = w.session || sessionFuncs[n.FnName.L]
+		if n.FnName.L == "load_file" {
+			w.server(OpOther) // reads a file on the database server
+		}
+	}
+	return n, false
+}
+
+func (w *walker) Leave(n ast.Node) (ast.Node, bool) {
+	switch n := n.(type) {
+	case *ast.SelectStmt:
+		w.selects--
+		w.leaveWith(n.With)
+	case *ast.SetOprStmt:
+		w.selects--
+		w.leaveWith(n.With)
+	case *ast.UpdateStmt:
+		w.leaveWith(n.With)
+	case *ast.DeleteStmt:
+		w.leaveWith(n.With)
+	case *ast.CommonTableExpression:
+		// A CTE is visible to the CTEs after it and to the statement body;
+		// to its own body only when recursive.
+		if !n.IsRecursive {
+			w.ctes = append(w.ctes, n.Name.L)
+		}
+	}
+	return n, true
+}
+
+func (w *walker) enterWith(with *ast.WithClause) {
+	if with != nil {
+		w.scopes = append(w.scopes, len(w.ctes))
+	}
+}
+
+func (w *walker) leaveWith(with *ast.WithClause) {
+	if with != nil && len(w.scopes) > 0 {
+		w.ctes = w.ctes[:w.scopes[len(w.scopes)-1]]
+		w.scopes = w.scopes[:len(w.scopes)-1]
+	}
+}
+
+// table records a table reference with its operations.
+func (w *walker) table(n *ast.TableName) {
+	if n.Name.O == "" {
+		return
+	}
+	if n.Schema.O == "" && w.isCTE(n.Name.L) {
+		return
+	}
+	t := Table{DB: n.Schema.O, Name: n.Name.O}
+	for _, tg := range w.targets {
+		if tg.n == n {
+			for o := Op(0); o < numOps; o++ {
+				if tg.ops&(1<<o) != 0 {
+					w.add(t, o)
+				}
+			}
+			return
+		}
+	}
+	if w.selects > 0 {
+		w.add(t, OpSelect)
+		return
+	}
+	w.add(t, w.defOp)
+}
+
+func (w *walker) isCTE(name string) bool {
+	for _, c := range w.ctes {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
+
+// dedup removes repeats from the current statement's accesses, and the
+// server-wide DDL placeholder when the statement named a table or database.
+func (w *walker) dedup() {
+	cur := w.access[w.start:]
+	named := false
+	for _, a := range cur {
+		named = named || a.DB != "" || a.Name != ""
+	}
+	out := cur[:0]
+	for _, a := range cur {
+		if named && a.Op == OpDDL && a.Table == (Table{}) {
+			continue
+		}
+		if !containsAccess(out, a) {
+			out = append(out, a)
+		}
+	}
+	w.access = w.access[:w.start+len(out)]
+}
+
+func containsAccess(as []Access, a Access) bool {
+	for _, have := range as {
+		if have == a {
+			return true
+		}
+	}
+	return false
+}
+
+// tablesOf lists the tables of accesses once each.
+func tablesOf(as []Access) []Table {
+	var out []Table
+	for _, a := range as {
+		if a.Name != "" && !containsTable(out, a.Table) {
+			out = append(out, a.Table)
+		}
+	}
+	return out
+}
+
+func containsTable(ts []Table, t Table) bool {
+	for _, have := range ts {
+		if have == t {
+			return true
+		}
+	}
+	return false
+}
+
+// executableComments makes MariaDB's executable comments (/*M! ... */ and
+// /*M!100100 ... */), which the TiDB parser takes for plain comments, look
+// like MySQL's /*! ... */ that it reads as code: MariaDB runs what they
+// hold, so a table or a write hidden there must be seen.
+func executableComments(text string) string {
+	if !strings.Contains(text, "/*M!") {
+		return text
+	}
+	b := []byte(text)
+	for i := 0; i+4 <= len(b); i++ {
+		if string(b[i:i+4]) != "/*M!" {
+			continue
+		}
+		// Same length: "/*!" then blanks over "M!" and the version digits.
+		b[i+2], b[i+3] = '!', ' '
+		for j := i + 4; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
+			b[j] = ' '
+		}
+	}
+	return string(b)
+}

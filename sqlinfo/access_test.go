@@ -1,0 +1,164 @@
+package sqlinfo
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// accessStrings renders accesses as "op db.table", "op db." (database) or
+// "op *" (server-wide), sorted.
+func accessStrings(as []Access) []string {
+	out := make([]string, 0, len(as))
+	for _, a := range as {
+		switch {
+		case a.Table == Table{}:
+			out = append(out, a.Op.String()+" *")
+		case a.Name == "":
+			out = append(out, a.Op.String()+" "+a.DB+".")
+		default:
+			out = append(out, a.Op.String()+" "+a.DB+"."+a.Name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestAccess(t *testing.T) {
+	cases := []struct {
+		sql  string
+		want string // accessStrings joined by ", "
+	}{
+		{"SELECT * FROM t", "select shop.t"},
+		{"select * from T join other.u using (id)", "select other.u, select shop.T"},
+		{"SELECT * FROM t WHERE id IN (SELECT id FROM secret)", "select shop.secret, select shop.t"},
+		{"SELECT (SELECT x FROM secret LIMIT 1)", "select shop.secret"},
+		{"SELECT * FROM (SELECT * FROM secret) AS t", "select shop.secret"},
+		{"SELECT * FROM secret AS allowed", "select shop.secret"},
+		{"SELECT 1 FROM DUAL WHERE EXISTS (SELECT 1 FROM a.b)", "select a.b"},
+		{"SELECT 1", ""},
+		{"SELECT 1 UNION SELECT x FROM secret", "select shop.secret"},
+		// CTEs: a CTE name is not a table where the CTE is in scope...
+		{"WITH c AS (SELECT * FROM secret) SELECT * FROM c", "select shop.secret"},
+		// ...but is outside it,
+		{"SELECT * FROM (WITH secret AS (SELECT 1) SELECT * FROM secret) a JOIN secret b", "select shop.secret"},
+		{"WITH secret AS (SELECT 1) SELECT 1; SELECT * FROM secret", "select shop.secret"},
+		// and a non-recursive CTE does not see itself or later CTEs.
+		{"WITH a AS (SELECT * FROM secret), secret AS (SELECT 1) SELECT * FROM a", "select shop.secret"},
+		{"WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n+1 FROM r WHERE n < 3) SELECT * FROM r", ""},
+		{"WITH c AS (SELECT 1) SELECT * FROM shop.c", "select shop.c"},
+		{"INSERT INTO t VALUES (1)", "insert shop.t"},
+		{"INSERT INTO t SELECT * FROM secret", "insert shop.t, select shop.secret"},
+		{"INSERT INTO t VALUES ((SELECT x FROM secret))", "insert shop.t, select shop.secret"},
+		{"INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 2", "insert shop.t, update shop.t"},
+		{"REPLACE INTO t VALUES (1)", "delete shop.t, insert shop.t"},
+		{"UPDATE t SET a = 1", "update shop.t"},
+		{"UPDATE t SET a = (SELECT x FROM secret)", "select shop.secret, update shop.t"},
+		{"UPDATE t JOIN secret s ON t.id = s.id SET t.a = s.b", "select shop.secret, update shop.t"},
+		{"UPDATE t AS x JOIN secret s ON x.id = s.id SET x.a = 1", "select shop.secret, update shop.t"},
+		{"UPDATE t JOIN secret s ON t.id = s.id SET a = 1", "update shop.secret, update shop.t"},
+		{"UPDATE t, u SET t.a = 1, u.b = 2", "update shop.t, update shop.u"},
+		{"DELETE FROM t WHERE id = 1", "delete shop.t"},
+		{"DELETE FROM t WHERE id IN (SELECT id FROM secret)", "delete shop.t, select shop.secret"},
+		{"DELETE t FROM t JOIN secret ON t.id = secret.id", "delete shop.t, select shop.secret"},
+		{"DELETE x FROM t AS x JOIN secret s ON x.id = s.id", "delete shop.t, select shop.secret"},
+		{"DELETE t, s FROM t JOIN other.secret s ON t.id = s.id", "delete other.secret, delete shop.t"},
+		{"DELETE FROM t USING t JOIN secret ON t.id = secret.id", "delete shop.t, select shop.secret"},
+		{"CREATE TABLE n (id INT)", "ddl shop.n"},
+		{"CREATE TABLE n AS SELECT * FROM secret", "ddl shop.n, select shop.secret"},
+		{"CREATE VIEW v AS SELECT * FROM secret", "ddl shop.v, select shop.secret"},
+		{"DROP TABLE a, other.b", "ddl other.b, ddl shop.a"},
+		{"RENAME TABLE secret TO open", "ddl shop.open, ddl shop.secret"},
+		{"TRUNCATE secret", "ddl shop.secret"},
+		{"ALTER TABLE t ADD COLUMN c INT", "ddl shop.t"},
+		{"CREATE DATABASE x", "ddl x."},
+		{"DROP DATABASE x", "ddl x."},
+		{"CREATE USER u", "other *"},
+		{"GRANT ALL ON *.* TO u", "other *"},
+		{"FLUSH TABLES", "other *"},
+		{"USE other; SELECT * FROM t", "select other.t, use other."},
+		{"SHOW TABLES FROM other", "select other."},
+		{"SHOW COLUMNS FROM secret", "select shop.secret"},
+		{"DESC secret", "select shop.secret"},
+		{"SHOW CREATE TABLE other.secret", "select other.secret"},
+		{"SHOW PROCESSLIST", "other *"},
+		{"SHOW DATABASES", ""},
+		{"EXPLAIN SELECT * FROM secret", "select shop.secret"},
+		{"EXPLAIN DELETE FROM secret", "select shop.secret"},
+		{"SET @a = (SELECT x FROM secret)", "select shop.secret"},
+		{"SET GLOBAL max_connections = 10", "other *"},
+		{"SET NAMES utf8mb4", ""},
+		{"PREPARE s FROM 'SELECT * FROM secret'", "select shop.secret"},
+		{"CALL p(1)", "other shop.p"},
+		{"CALL other.p((SELECT x FROM secret))", "other other.p, select shop.secret"},
+		{"LOAD DATA LOCAL INFILE 'f' INTO TABLE t", "insert shop.t"},
+		{"LOAD DATA INFILE '/etc/passwd' INTO TABLE t", "insert shop.t, other *"},
+		{"SELECT LOAD_FILE('/etc/passwd')", "other *"},
+		{"SELECT * FROM t INTO OUTFILE '/tmp/x'", "other *, select shop.t"},
+		{"LOCK TABLES t READ, u WRITE", "select shop.t, update shop.u"},
+		{"BEGIN; COMMIT", ""},
+		// Comments and executable comments.
+		{"SELECT 1 /*! , (SELECT x FROM secret) */", "select shop.secret"},
+		{"SELECT 1 /*M! , (SELECT x FROM secret) */", "select shop.secret"},
+		{"SELECT 1 /*M!100100 , (SELECT x FROM secret) */", "select shop.secret"},
+		{"SELECT 1 -- , (SELECT x FROM secret)\n", ""},
+		{"SELECT 1 # x\n, (SELECT x FROM secret)", "select shop.secret"},
+		{"SELECT * FROM `sec``ret`", "select shop.sec`ret"},
+	}
+	for _, c := range cases {
+		info := Classify([]byte(c.sql), "shop")
+		if info.ParseError {
+			t.Errorf("%q: parse error", c.sql)
+			continue
+		}
+		if got := strings.Join(accessStrings(info.Access), ", "); got != c.want {
+			t.Errorf("%q:\n got  %s\n want %s", c.sql, got, c.want)
+		}
+	}
+}
+
+func TestAccessUnverifiable(t *testing.T) {
+	for _, sql := range []string{
+		"PREPARE s FROM @q",
+		"EXECUTE IMMEDIATE 'SELECT * FROM secret'",
+		"HANDLER secret OPEN",
+		"PREPARE s FROM 'SELEC * FROM secret'",
+	} {
+		if info := Classify([]byte(sql), "shop"); !info.Unverifiable {
+			t.Errorf("%q: not unverifiable: %+v", sql, info.Access)
+		}
+	}
+	long := "SELECT * FROM secret WHERE x IN (" + strings.Repeat("1,", MaxParsed/2) + "1)"
+	if info := Classify([]byte(long), "shop"); !info.Unverifiable {
+		t.Errorf("a text over MaxParsed must be unverifiable")
+	}
+	if info := ClassifyLong([]byte(long), "shop", 0); info.Unverifiable || len(info.Access) != 1 {
+		t.Errorf("ClassifyLong: %+v", info.Access)
+	}
+}
+
+// Under NO_BACKSLASH_ESCAPES 'a\' is a whole string, and what follows is
+// code the server runs.
+func TestAccessNoBackslashEscapes(t *testing.T) {
+	sql := []byte(`SELECT 'a\', (SELECT x FROM secret), '\'`)
+	if got := accessStrings(Classify(sql, "shop").Access); len(got) != 0 {
+		t.Fatalf("default mode: %v", got)
+	}
+	c := NewCache(64)
+	c.Classify(sql, "shop")
+	got := accessStrings(c.ClassifyMode(sql, "shop", NoBackslashEscapes).Access)
+	if !slices.Equal(got, []string{"select shop.secret"}) {
+		t.Fatalf("NO_BACKSLASH_ESCAPES: %v", got)
+	}
+}
+
+// The cache key keeps MariaDB executable comments: a text hiding a table in
+// one must not share an entry with the text without it.
+func TestCacheKeepsExecutableComments(t *testing.T) {
+	c := NewCache(64)
+	c.Classify([]byte("SELECT 1 /*M! , 2 */"), "shop")
+	info := c.Classify([]byte("SELECT 1 /*M! , (SELECT x FROM secret) */"), "shop")
+	if got := accessStrings(info.Access); !slices.Equal(got, []string{"select shop.secret"}) {
+		t.Fatalf("got %v", got)
+	}
+}
