@@ -74,6 +74,7 @@ type walker struct {
 	access       []Access
 	unverifiable bool
 	session      bool
+	setsMode     bool
 
 	// Per statement.
 	locking, into bool
@@ -365,6 +366,7 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 		w.session = w.session || !n.IsSystem
 	case *ast.VariableAssignment:
 		w.session = w.session || !n.IsSystem
+		w.setsMode = w.setsMode || n.IsSystem && strings.EqualFold(n.Name, "sql_mode")
 	case *ast.FuncCallExpr:
 		w.session = w.session || sessionFuncs[n.FnName.L]
 		if n.FnName.L == "load_file" {

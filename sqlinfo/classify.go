@@ -32,6 +32,9 @@ type Info struct {
 	// known: the parser rejected it, it is too long to parse here, or it
 	// prepares a statement from a variable.
 	Unverifiable bool
+	// SetsSQLMode: the text assigns sql_mode, which changes how the server
+	// reads the statements after it in the same text.
+	SetsSQLMode bool
 	// Statements is the number of statements in the text (0 on ParseError).
 	Statements int
 	// Fingerprint is the text normalized by the TiDB digester: literals
@@ -147,6 +150,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string) {
 	info.UsesSessionState = info.UsesSessionState || w.session
 	info.Access = w.access
 	info.Unverifiable = w.unverifiable
+	info.SetsSQLMode = w.setsMode
 	info.Tables = tablesOf(w.access)
 }
 
