@@ -2,7 +2,6 @@ package session
 
 import (
 	"errors"
-	"net"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/wire"
@@ -17,9 +16,8 @@ func (s *Session) changeUser(payload []byte) error {
 		_ = s.clientError(wire.NewError(mysql.ER_MALFORMED_PACKET, err.Error()))
 		return errQuit
 	}
-	host, _, _ := net.SplitHostPort(s.remote)
 	err = s.env.Auth.Authenticate(s.client, wire.Exchange{
-		User: cu.User, Host: host, Plugin: cu.Plugin, Response: cu.AuthResponse,
+		User: cu.User, Host: s.host, Plugin: cu.Plugin, Response: cu.AuthResponse,
 		TLS: s.hello.TLS, SwitchSalt: true,
 	})
 	var sqlErr *wire.SQLError
@@ -37,6 +35,10 @@ func (s *Session) changeUser(payload []byte) error {
 	}
 	s.primary.dirty = false
 	s.setUser(cu.User)
+	if e := s.admit(cu.DB); e != nil {
+		_ = s.clientError(e)
+		return errQuit
+	}
 	s.db = cu.DB
 	if s.db == "" {
 		s.db = s.env.DefaultDB
@@ -53,6 +55,9 @@ func (s *Session) changeUser(payload []byte) error {
 			return errQuit
 		}
 		return err
+	}
+	if s.db == "" {
+		s.db = s.primary.conn.DB
 	}
 	return s.okToClient()
 }

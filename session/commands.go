@@ -90,17 +90,15 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_STMT_EXECUTE:
 		return s.relay(payload, more, wire.RespResult, sqlinfo.KindExecute)
 	case mysql.COM_STMT_PREPARE:
-		if pl := s.env.Live.Load().Plugins; !pl.Empty() {
-			if err := pl.Check(payload[1:], s.env.SQL.Classify(payload[1:], s.db).Digest); err != nil {
-				return s.reject(err, more)
-			}
-		}
-		return s.relay(payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
+		return s.prepare(payload, more)
 	case mysql.COM_STMT_FETCH:
 		return s.relay(payload, more, wire.RespRows, sqlinfo.KindOther)
 	case mysql.COM_STMT_SEND_LONG_DATA, mysql.COM_STMT_CLOSE:
 		return s.send(&s.primary, payload, more) // no response
 	case mysql.COM_FIELD_LIST:
+		if d := s.checkFieldList(payload); d != nil {
+			return s.deny(d, more)
+		}
 		return s.relay(payload, more, wire.RespFieldList, sqlinfo.KindShow)
 	case mysql.COM_INIT_DB:
 		return s.initDB(payload, more)
@@ -151,10 +149,9 @@ func (s *Session) query(payload []byte, more bool) error {
 	if s.env.Fault != nil {
 		s.env.Fault(s, sql)
 	}
-	info := s.env.SQL.Classify(sql, s.db)
-	if info.ParseError {
-		s.env.Metrics.ParseErrors.WithLabelValues(s.env.Tenant).Inc()
-		s.log.Debug("statement not understood by the parser; routed to the primary", "sql", truncate(sql, 200))
+	info := s.classify(sql)
+	if d := s.checkStatement(sql, &info); d != nil {
+		return s.deny(d, more)
 	}
 	kind = info.Kind
 	live := s.env.Live.Load()
@@ -183,13 +180,32 @@ func (s *Session) query(payload []byte, more bool) error {
 	if l == &s.primary {
 		s.observe(sql, info, out.Status, out.ErrCode == 0)
 	}
-	if kind == sqlinfo.KindUse && out.ErrCode == 0 {
-		if db, ok := sqlinfo.ParseUse(sql); ok {
-			s.db, l.conn.DB = db, db
-			s.stats.reset()
+	return s.afterQuery(l, sql, &info, out)
+}
+
+// classify describes a COM_QUERY or COM_STMT_PREPARE text.
+func (s *Session) classify(sql []byte) sqlinfo.Info {
+	info := s.env.SQL.ClassifyMode(sql, s.db, s.mode)
+	if info.ParseError {
+		s.env.Metrics.ParseErrors.WithLabelValues(s.env.Tenant).Inc()
+		s.log.Debug("statement not understood by the parser; routed to the primary", "sql", truncate(sql, 200))
+	}
+	return info
+}
+
+// prepare checks a COM_STMT_PREPARE text like a COM_QUERY one: what a
+// prepared statement does is decided once, here.
+func (s *Session) prepare(payload []byte, more bool) error {
+	info := s.classify(payload[1:])
+	if d := s.checkStatement(payload[1:], &info); d != nil {
+		return s.deny(d, more)
+	}
+	if pl := s.env.Live.Load().Plugins; !pl.Empty() {
+		if err := pl.Check(payload[1:], info.Digest); err != nil {
+			return s.reject(err, more)
 		}
 	}
-	return nil
+	return s.relay(payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
 }
 
 // truncate shortens sql for logs.
@@ -276,6 +292,9 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 }
 
 func (s *Session) initDB(payload []byte, more bool) error {
+	if d := s.accessUser().CheckDB(string(payload[1:])); d != nil {
+		return s.deny(d, more)
+	}
 	out, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindUse)
 	if err == nil && out.ErrCode == 0 && !more {
 		s.db = string(payload[1:])

@@ -17,6 +17,9 @@ func (s *Session) kill(id uint32, queryOnly bool) error {
 	if target == nil || target.env.Tenant != s.env.Tenant {
 		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
 	}
+	if !s.mayKill(target) {
+		return s.clientError(wire.NewError(mysql.ER_KILL_DENIED_ERROR, fmt.Sprintf("You are not owner of thread %d", id)))
+	}
 	be := target.active.Load()
 	if be == nil {
 		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/pingcap/tidb/pkg/parser/charset"
+	"pisanix.io/pisanix/acl"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/metrics"
 	"pisanix.io/pisanix/sqlinfo"
@@ -66,6 +67,7 @@ type Live struct {
 	Router         *strategy.Router
 	Plugins        *strategy.Plugins // circuit breaking, concurrency control, rate limiting
 	Fuse           *strategy.Fuse    // error-rate breaker per fingerprint; nil when off
+	Users          *acl.Policy       // application users and their access rules
 }
 
 // Session is one client connection.
@@ -75,6 +77,7 @@ type Session struct {
 	conn   net.Conn
 	client *wire.PacketIO
 	remote string
+	host   string // client address without the port, for error messages
 	log    *slog.Logger
 
 	hello *wire.ClientHello
@@ -92,6 +95,10 @@ type Session struct {
 
 	buf   []byte
 	stats stmtStats
+	acl   aclCache
+	// mode is how the backend reads statement text (NO_BACKSLASH_ESCAPES),
+	// from the status flags of its last response.
+	mode sqlinfo.Mode
 
 	closeOnce sync.Once
 	// legsMu orders Close (another goroutine) against finish handing the
@@ -104,8 +111,12 @@ type Session struct {
 // New prepares a session for an accepted connection.
 func New(env *Env, conn net.Conn, id uint32) *Session {
 	remote := conn.RemoteAddr().String()
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
 	return &Session{
-		env: env, id: id, conn: conn, remote: remote,
+		env: env, id: id, conn: conn, remote: remote, host: host,
 		client: wire.NewPacketIO(conn, 0),
 		log:    env.Log.With("conn", id, "client", remote),
 		rw:     rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT},
@@ -115,6 +126,7 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 func (s *Session) setUser(u string) {
 	s.user = u
 	s.userName.Store(&u)
+	s.acl = aclCache{}
 }
 
 // ID is the connection id the client sees.
@@ -158,10 +170,9 @@ func (s *Session) login(ctx context.Context) error {
 	// A silent client cannot hold a max_connections slot.
 	_ = s.conn.SetDeadline(time.Now().Add(s.env.LoginTimeout))
 	defer func() { _ = s.conn.SetDeadline(time.Time{}) }()
-	host, _, _ := net.SplitHostPort(s.remote)
 	hello, err := wire.Accept(s.client, wire.ServerConfig{
 		Version: s.env.ServerVersion, ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired,
-		Auth: s.env.Auth, RemoteHost: host,
+		Auth: s.env.Auth, RemoteHost: s.host,
 	})
 	if err != nil {
 		reason := "handshake"
@@ -174,6 +185,11 @@ func (s *Session) login(ctx context.Context) error {
 	}
 	s.hello, s.db = hello, hello.DB
 	s.setUser(hello.User)
+	if e := s.admit(hello.DB); e != nil {
+		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "access").Inc()
+		_ = s.client.WriteError(e)
+		return fmt.Errorf("login: %w", e)
+	}
 	if s.db == "" {
 		s.db = s.env.DefaultDB
 	}
@@ -212,6 +228,10 @@ func (s *Session) connectBackend(ctx context.Context) error {
 		err := s.align(&s.primary)
 		if err == nil {
 			s.active.Store(s.primary.conn)
+			if s.db == "" {
+				// Unqualified names run in the backend connection's database.
+				s.db = s.primary.conn.DB
+			}
 			return nil
 		}
 		// A connection that died while idle: drop it and try again.

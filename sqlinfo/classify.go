@@ -32,6 +32,8 @@ type Info struct {
 	// known: the parser rejected it, it is too long to parse here, or it
 	// prepares a statement from a variable.
 	Unverifiable bool
+	// ChangesDB: the text has a USE statement.
+	ChangesDB bool
 	// SetsSQLMode: the text assigns sql_mode, which changes how the server
 	// reads the statements after it in the same text.
 	SetsSQLMode bool
@@ -145,6 +147,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string) {
 		if use, ok := stmt.(*ast.UseStmt); ok {
 			// Later statements of the text run in the new database.
 			currentDB = use.DBName
+			info.ChangesDB = true
 		}
 	}
 	info.UsesSessionState = info.UsesSessionState || w.session

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"pisanix.io/pisanix/acl"
 	"pisanix.io/pisanix/actors"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/config"
@@ -38,8 +39,6 @@ type spec struct {
 	tls      *tls.Config
 }
 
-type credentials struct{ user, password string }
-
 // tenant is one `[[proxy.config]]` listener: the crash isolation boundary.
 // What must survive a restart of the tenant actor (the bound socket, the
 // authenticator's caches, the latest spec) lives here; pools, balancer and
@@ -55,8 +54,10 @@ type tenant struct {
 	pid  atomic.Pointer[actor.PID]
 	// live is what sessions read at each use (pools, router, plugins); the
 	// balancers' health checks use its pools too.
-	live  atomic.Pointer[session.Live]
-	creds atomic.Pointer[credentials]
+	live atomic.Pointer[session.Live]
+	// users are the listener's application users and their access rules;
+	// the authenticator reads them, sessions read them through live.
+	users atomic.Pointer[acl.Policy]
 	// spec is the latest spec: set by the root actor, read by the tenant
 	// actor when it (re)starts.
 	spec atomic.Pointer[spec]
@@ -109,8 +110,7 @@ func (t *tenant) health() strategy.Health {
 func (t *tenant) authenticator(plugin string) *wire.Authenticator {
 	if t.auth == nil || t.auth.Plugin != plugin {
 		t.auth = &wire.Authenticator{Plugin: plugin, Lookup: func(u string) (string, bool) {
-			c := t.creds.Load()
-			return c.password, u == c.user
+			return t.users.Load().Password(u)
 		}}
 	}
 	return t.auth
@@ -169,7 +169,11 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 // connection) they started with; new sessions get the new one.
 func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	t, cfg := a.t, sp.cfg
-	t.creds.Store(&credentials{user: cfg.User, password: cfg.Password})
+	users, err := acl.New(cfg.User, cfg.Password, cfg.Users)
+	if err != nil {
+		return err
+	}
+	t.users.Store(users)
 	t.l.maxConns.Store(int32(cfg.MaxConnections))
 	pools, foundRows, err := a.syncPools(ctx, sp)
 	if err != nil {
@@ -216,7 +220,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 	}
 	env.Fault = faultHook(t.sys, t)
-	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse})
+	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse, Users: users})
 	t.l.env.Store(env)
 	if t.l.pid.Load() == nil {
 		props := t.sys.Props("listener", func() actor.Actor {

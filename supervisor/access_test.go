@@ -1,0 +1,276 @@
+package supervisor_test
+
+import (
+	"context"
+	"database/sql"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+// accessUsers: spy may do anything but read gotest.acl_secret* (the table
+// and a view over it); clerk may only read and add orders and read items;
+// reader only reads; remote may log in only from 10.0.0.0/8.
+const accessUsers = `
+[[proxy.config.users]]
+user = "spy"
+password = "spy-pw"
+[[proxy.config.users.rule]]
+action = "deny"
+databases = ["gotest"]
+tables = ["acl_secret*"]
+operations = ["select"]
+
+[[proxy.config.users]]
+user = "clerk"
+password = "clerk-pw"
+[[proxy.config.users.rule]]
+action = "allow"
+databases = ["gotest"]
+tables = ["acl_orders"]
+operations = ["select", "insert"]
+[[proxy.config.users.rule]]
+action = "allow"
+databases = ["gotest"]
+tables = ["acl_items"]
+operations = ["select"]
+
+[[proxy.config.users]]
+user = "reader"
+password = "reader-pw"
+read_only = true
+
+[[proxy.config.users]]
+user = "remote"
+password = "remote-pw"
+allowed_hosts = ["10.0.0.0/8"]
+`
+
+func accessSetup(t *testing.T) *proxy {
+	t.Helper()
+	err := backendDB.Exec(context.Background(),
+		"CREATE DATABASE IF NOT EXISTS acl_other",
+		"CREATE TABLE IF NOT EXISTS acl_other.t (id INT)",
+		"CREATE OR REPLACE TABLE gotest.acl_secret (id INT, v VARCHAR(20))",
+		"INSERT INTO gotest.acl_secret VALUES (1, 'TOPSECRET')",
+		"CREATE OR REPLACE VIEW gotest.acl_secret_view AS SELECT * FROM gotest.acl_secret",
+		"CREATE OR REPLACE TABLE gotest.acl_orders (id INT, v VARCHAR(20))",
+		"INSERT INTO gotest.acl_orders VALUES (1, 'order')",
+		"CREATE OR REPLACE TABLE gotest.acl_items (id INT, v VARCHAR(20))",
+		"DROP TABLE IF EXISTS gotest.acl_copy, gotest.acl_renamed",
+		"DROP VIEW IF EXISTS gotest.acl_v2",
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startProxy(t, oneNode(accessUsers))
+}
+
+func (p *proxy) userDB(t *testing.T, user, pass, params string) *sql.DB {
+	t.Helper()
+	return openDB(t, p.dsnUser("main", user, pass, params))
+}
+
+// wantDenied runs q and wants a refusal with code and SQLSTATE 42000.
+func wantDenied(t *testing.T, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, code uint16, q string) {
+	t.Helper()
+	_, err := db.ExecContext(context.Background(), q)
+	me := mysqlErr(err)
+	if me == nil || me.Number != code || string(me.SQLState[:]) != "42000" {
+		t.Errorf("%s\n  want error %d (42000), got %v", q, code, err)
+	}
+}
+
+func TestAccessControlBypassAttempts(t *testing.T) {
+	p := accessSetup(t)
+	spy := p.userDB(t, "spy", "spy-pw", "multiStatements=true")
+	// Allowed: other tables, writes to the denied table (only reads are denied).
+	mustExec(t, spy, "SELECT * FROM acl_orders", "INSERT INTO acl_secret VALUES (2, 'written')")
+
+	// MariaDB runs what /*M! ... */ holds: the trick below is a real bypass
+	// for a proxy that reads it as a comment.
+	var one int
+	var leaked string
+	if err := backendDB.RootDB().QueryRow("SELECT 1 /*M! , (SELECT v FROM gotest.acl_secret LIMIT 1) */").Scan(&one, &leaked); err != nil || leaked != "TOPSECRET" {
+		t.Fatalf("MariaDB should run /*M! */ comments: %v %q", err, leaked)
+	}
+
+	for _, q := range []string{
+		"SELECT * FROM acl_secret",
+		"select * from ACL_SECRET",
+		"SELECT * FROM gotest.acl_secret",
+		"SELECT * FROM `gotest`.`acl_secret`",
+		"SELECT/**/*/**/FROM/**/acl_secret",
+		"SELECT * FROM acl_secret_view",
+		"SELECT * FROM acl_orders o JOIN acl_secret s ON o.id = s.id",
+		"SELECT * FROM acl_orders WHERE id IN (SELECT id FROM acl_secret)",
+		"SELECT (SELECT v FROM acl_secret LIMIT 1)",
+		"SELECT * FROM acl_orders UNION SELECT * FROM acl_secret",
+		"WITH c AS (SELECT * FROM acl_secret) SELECT * FROM c",
+		"SELECT * FROM (WITH acl_secret AS (SELECT 1 AS id) SELECT * FROM acl_secret) a JOIN acl_secret b",
+		"WITH a AS (SELECT * FROM acl_secret), acl_secret AS (SELECT 1 AS id) SELECT * FROM a",
+		"INSERT INTO acl_orders SELECT * FROM acl_secret",
+		"UPDATE acl_orders o JOIN acl_secret s ON o.id = s.id SET o.v = s.v",
+		"DELETE FROM acl_orders WHERE v IN (SELECT v FROM acl_secret)",
+		"DELETE o FROM acl_orders o JOIN acl_secret s ON o.id = s.id",
+		"CREATE TABLE acl_copy AS SELECT * FROM acl_secret",
+		"CREATE VIEW acl_v2 AS SELECT * FROM acl_secret",
+		"RENAME TABLE acl_secret TO acl_renamed", // would move it out of the rule's reach
+		"SELECT 1 /*! , (SELECT v FROM acl_secret LIMIT 1) */",
+		"SELECT 1 /*M! , (SELECT v FROM acl_secret LIMIT 1) */",
+		"SELECT 1 /*M!100000 , (SELECT v FROM acl_secret LIMIT 1) */",
+		"SELECT 1; SELECT * FROM acl_secret",
+		"USE acl_other; SELECT * FROM gotest.acl_secret",
+		"PREPARE s FROM 'SELECT * FROM acl_secret'",
+		"SET @x = (SELECT v FROM acl_secret LIMIT 1)",
+	} {
+		wantDenied(t, spy, 1142, q)
+	}
+	// Statements whose tables cannot be known are refused (1227).
+	for _, q := range []string{
+		"SET @q = 'SELECT * FROM acl_secret'; PREPARE s FROM @q",
+		"EXECUTE IMMEDIATE 'SELECT * FROM acl_secret'",
+		"HANDLER acl_secret OPEN",
+	} {
+		wantDenied(t, spy, 1227, q)
+	}
+	// Binary-protocol prepared statements are checked at prepare.
+	if _, err := spy.Prepare("SELECT v FROM acl_secret WHERE id = ?"); mysqlErr(err) == nil || mysqlErr(err).Number != 1142 {
+		t.Errorf("prepare: want 1142, got %v", err)
+	}
+	// A USE inside a multi-statement text moves later unqualified names.
+	conn, err := spy.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	mustExec(t, conn, "USE acl_other; SELECT 1")
+	wantDenied(t, conn, 1142, "USE gotest; SELECT * FROM acl_secret")
+	if got := queryString(t, conn, "SELECT DATABASE()"); got != "acl_other" {
+		t.Fatalf("a refused text must not run at all: database %q", got)
+	}
+	mustExec(t, conn, "SELECT 1; USE gotest; SELECT 2")
+	wantDenied(t, conn, 1142, "SELECT * FROM acl_secret")
+
+	// NO_BACKSLASH_ESCAPES changes where strings end: 'a\' is a whole string
+	// and the subquery after it runs; by default it is all one string and a
+	// comment.
+	q := `SELECT 'a\' , (SELECT v FROM acl_secret LIMIT 1) , '-- '`
+	mustExec(t, conn, q) // default mode: one string, no table
+	wantDenied(t, conn, 1142, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; "+q)
+	mustExec(t, conn, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
+	wantDenied(t, conn, 1142, q)
+	mustExec(t, conn, "SET sql_mode = DEFAULT")
+	mustExec(t, conn, q)
+	// The mode set by a text that then fails is still followed.
+	if _, err := conn.ExecContext(context.Background(), "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT no_such_column FROM acl_orders"); mysqlErr(err) == nil {
+		t.Fatalf("want the backend's error, got %v", err)
+	}
+	wantDenied(t, conn, 1142, q)
+	mustExec(t, conn, "SET sql_mode = DEFAULT")
+	// And MariaDB does run the subquery in that mode.
+	root, err := backendDB.RootDB().Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	mustExec(t, root, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
+	var a, b, c string
+	if err := root.QueryRowContext(context.Background(), strings.Replace(q, "acl_secret", "gotest.acl_secret", 1)).Scan(&a, &b, &c); err != nil || b != "TOPSECRET" {
+		t.Fatalf("MariaDB under NO_BACKSLASH_ESCAPES: %v %q", err, b)
+	}
+
+	if len(p.metric(t, `pisa_proxy_access_denied_total{domain="main",reason="table",user="spy"}`)) != 1 {
+		t.Error("denials not counted by user and reason")
+	}
+}
+
+func TestAccessControlAllowList(t *testing.T) {
+	p := accessSetup(t)
+	clerk := p.userDB(t, "clerk", "clerk-pw", "")
+	mustExec(t, clerk, "INSERT INTO acl_orders VALUES (2, 'new')", "SELECT * FROM acl_items")
+	if got := queryString(t, clerk, "SELECT COUNT(*) FROM acl_orders o JOIN acl_items i ON o.id = i.id"); got != "0" {
+		t.Fatal(got)
+	}
+	wantDenied(t, clerk, 1142, "UPDATE acl_orders SET v = 'x'")
+	wantDenied(t, clerk, 1142, "INSERT INTO acl_items SELECT * FROM acl_orders")
+	wantDenied(t, clerk, 1142, "DROP TABLE acl_orders")
+	wantDenied(t, clerk, 1142, "SELECT * FROM acl_secret")
+	wantDenied(t, clerk, 1044, "USE acl_other")
+	wantDenied(t, clerk, 1044, "SHOW TABLES FROM acl_other")
+	wantDenied(t, clerk, 1227, "SHOW PROCESSLIST")
+	_, err := clerk.Exec("UPDATE acl_orders SET v = 'x'")
+	if me := mysqlErr(err); me == nil || me.Message != "UPDATE command denied to user 'clerk'@'127.0.0.1' for table `gotest`.`acl_orders`" {
+		t.Errorf("message: %v", err)
+	}
+	var n int
+	if err := backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM gotest.acl_orders WHERE v = 'x'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a denied UPDATE reached the backend: %v %d", err, n)
+	}
+	// Asking for a database at login, as MySQL does.
+	other := openDB(t, strings.Replace(p.dsnUser("main", "clerk", "clerk-pw", ""), "/gotest", "/acl_other", 1))
+	if err := other.Ping(); mysqlErr(err) == nil || mysqlErr(err).Number != 1044 {
+		t.Errorf("login into a denied database: want 1044, got %v", err)
+	}
+	// The real mariadb CLI shows the server's error.
+	conn := testenv.CLIConn{Host: "127.0.0.1", Port: p.Addr("main").(*net.TCPAddr).Port, User: "clerk", Password: "clerk-pw", Database: "gotest"}
+	_, err = testenv.RunCLI(t.Context(), conn, "--batch", "-e", "SELECT * FROM acl_secret")
+	if err == nil || !strings.Contains(err.Error(), "ERROR 1142 (42000)") {
+		t.Errorf("mariadb CLI: %v", err)
+	}
+	out := testenv.MariaDBCLI(t, conn, "--batch", "-N", "-e", "SELECT v FROM acl_orders ORDER BY id")
+	if strings.TrimSpace(out) != "order\nnew" {
+		t.Errorf("mariadb CLI output %q", out)
+	}
+}
+
+func TestReadOnlyUserAndHosts(t *testing.T) {
+	p := accessSetup(t)
+	reader := p.userDB(t, "reader", "reader-pw", "")
+	if got := queryString(t, reader, "SELECT v FROM acl_secret WHERE id = 1"); got != "TOPSECRET" {
+		t.Fatal(got)
+	}
+	wantDenied(t, reader, 1142, "INSERT INTO acl_orders VALUES (9, 'r')")
+	wantDenied(t, reader, 1142, "CREATE TABLE acl_copy (id INT)")
+	wantDenied(t, reader, 1227, "SET GLOBAL max_connections = 10")
+	var n int
+	if err := backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM gotest.acl_orders WHERE id = 9").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a read-only user's INSERT reached the backend: %v %d", err, n)
+	}
+	// Another user's session cannot be killed by a restricted user.
+	app := p.db(t, "main", "")
+	victim := pinnedConn(t, app)
+	killed := 0
+	for _, s := range p.Registry.List() {
+		if s.User == "app" {
+			wantKillDenied(t, reader, s.ID)
+			killed++
+		}
+	}
+	if killed == 0 {
+		t.Fatal("no session of user app in the registry")
+	}
+	assertAlive(t, victim)
+
+	remote := p.userDB(t, "remote", "remote-pw", "")
+	err := remote.Ping()
+	if me := mysqlErr(err); me == nil || me.Number != 1045 || string(me.SQLState[:]) != "28000" {
+		t.Fatalf("login from outside allowed_hosts: want 1045, got %v", err)
+	}
+	if len(p.metric(t, `pisa_proxy_access_denied_total{domain="main",reason="host",user="remote"}`)) != 1 {
+		t.Error("host denial not counted")
+	}
+}
+
+func wantKillDenied(t *testing.T, db *sql.DB, id uint32) {
+	t.Helper()
+	_, err := db.Exec("KILL " + strconv.FormatUint(uint64(id), 10))
+	if me := mysqlErr(err); me == nil || me.Number != 1095 {
+		t.Errorf("KILL of another user's session: want 1095, got %v", err)
+	}
+}
