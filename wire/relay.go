@@ -70,6 +70,9 @@ type Outcome struct {
 	ErrCode uint16
 	// Warnings of the final OK or EOF packet.
 	Warnings uint16
+	// AffectedRows sums the OK packets' affected rows; Rows counts the rows
+	// relayed (over every result of a multi-result response).
+	AffectedRows, Rows uint64
 }
 
 // Relay streams responses from a backend to a client. Packets are copied as
@@ -214,6 +217,7 @@ func (r *Relay) single() (Outcome, error) {
 }
 
 func (r *Relay) results() (Outcome, error) {
+	var affected, rows uint64
 	for {
 		if !r.ClientLocalFiles && r.peekFirst() == mysql.LocalInFile_HEADER {
 			return r.declineLocalInfile()
@@ -238,7 +242,10 @@ func (r *Relay) results() (Outcome, error) {
 				return out, err
 			}
 		}
+		affected += out.AffectedRows
+		rows += out.Rows
 		if out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+			out.AffectedRows, out.Rows = affected, rows
 			return out, nil
 		}
 	}
@@ -270,15 +277,18 @@ func (r *Relay) resultSet(head []byte) (Outcome, error) {
 	return r.untilEOF()
 }
 
-// untilEOF relays packets up to and including an EOF or ERR.
+// untilEOF relays packets up to and including an EOF or ERR, counting
+// the packets before it as rows.
 func (r *Relay) untilEOF() (Outcome, error) {
-	for {
+	for rows := uint64(0); ; rows++ {
 		head, n, err := r.fwd()
 		if err != nil {
 			return Outcome{}, err
 		}
 		if isEOF(head, n) || (n > 0 && head[0] == mysql.ERR_HEADER) {
-			return outcomeOf(head, n), nil
+			out := outcomeOf(head, n)
+			out.Rows = rows
+			return out, nil
 		}
 	}
 }
@@ -395,17 +405,21 @@ func outcomeOf(head []byte, n int) Outcome {
 // at most 9 bytes each, so a long head may be cut: then status stays 0.
 func okOutcome(head []byte) Outcome {
 	pos := 1
+	var affected uint64
 	for i := 0; i < 2; i++ {
-		_, sz, ok := lenEncInt(head[pos:])
+		v, sz, ok := lenEncInt(head[pos:])
 		if !ok {
 			return Outcome{}
+		}
+		if i == 0 {
+			affected = v
 		}
 		pos += sz
 	}
 	if len(head) < pos+4 {
-		return Outcome{}
+		return Outcome{AffectedRows: affected}
 	}
-	return Outcome{Status: uint16(head[pos]) | uint16(head[pos+1])<<8, Warnings: uint16(head[pos+2]) | uint16(head[pos+3])<<8}
+	return Outcome{AffectedRows: affected, Status: uint16(head[pos]) | uint16(head[pos+1])<<8, Warnings: uint16(head[pos+2]) | uint16(head[pos+3])<<8}
 }
 
 // lenEncInt decodes a length-encoded integer: (value, size, ok).

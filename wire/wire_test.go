@@ -105,7 +105,7 @@ func TestRelayResultSets(t *testing.T) {
 		"error": {RespResult, [][]byte{ErrorPayload(NewError(1146, "no table"))}, 0, 1146},
 		"rows":  {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, bigRow, huge, {0}, eof(2)}, 2, 0},
 		"two results": {RespResult, [][]byte{{1}, col, eof(0x0a), {1, 'x'}, eof(0x0a),
-			{0, 0, 0, 2, 0, 0, 0}}, 2, 0},
+			{0, 2, 0, 2, 0, 0, 0}}, 2, 0},
 		"error mid rows": {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, ErrorPayload(NewError(1317, "interrupted"))}, 0, 1317},
 		"cursor":         {RespResult, [][]byte{{1}, col, eof(2 | 0x40)}, 0x42, 0},
 		"field list":     {RespFieldList, [][]byte{col, col, eof(2)}, 2, 0},
@@ -119,9 +119,16 @@ func TestRelayResultSets(t *testing.T) {
 			if out.Status != c.status || out.ErrCode != c.errCode {
 				t.Fatalf("outcome %+v, want status %#x err %d", out, c.status, c.errCode)
 			}
+			if w, ok := counts[name]; ok && (out.Rows != w[0] || out.AffectedRows != w[1]) {
+				t.Fatalf("rows %d affected %d, want %d and %d", out.Rows, out.AffectedRows, w[0], w[1])
+			}
 		})
 	}
 }
+
+// counts are the rows and affected rows of some relay cases ("rows": the
+// packet after a MaxPayload one is its continuation, not a row).
+var counts = map[string][2]uint64{"ok": {0, 1}, "rows": {3, 0}, "two results": {1, 2}, "fetch": {2, 0}}
 
 func FuzzParseHandshakeResponse(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0xff}, 40))
