@@ -47,6 +47,7 @@ type Proxy struct {
 	ConfigReloads    *prometheus.CounterVec
 	PluginRejections *prometheus.CounterVec
 	AccessDenied     *prometheus.CounterVec
+	Fingerprints     *Fingerprints
 
 	AuditQueued  *prometheus.GaugeVec
 	AuditWritten *prometheus.CounterVec
@@ -98,6 +99,7 @@ func New() *Proxy {
 		DiscoveryProbes:  counter("discovery_probes_total", "Read/write splitting discovery probes by node and result.", "domain", "node", "result"),
 		ReplicaLag:       gauge("replica_lag_seconds", "Replication lag of replicas seen by discovery.", "domain", "node"),
 		PluginRejections: counter("plugin_rejections_total", "Statements refused by circuit_break or concurrency_control rules.", "domain", "plugin"),
+		Fingerprints:     newFingerprints(),
 		AccessDenied:     counter("access_denied_total", "Logins and statements refused by access control, by user and reason (host, database, table, read_only, unverifiable).", "domain", "user", "reason"),
 		AuditQueued:      gauge("audit_queue_depth", "Audit records waiting for the writer.", "domain"),
 		AuditWritten:     counter("audit_records_written_total", "Audit records written to the sink.", "domain"),
@@ -113,7 +115,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied,
+		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
 		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m

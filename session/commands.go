@@ -176,7 +176,9 @@ func (s *Session) query(payload []byte, more bool) error {
 	if err != nil {
 		return err
 	}
-	live.Fuse.Observe(info.Digest, info.Fingerprint, out.ErrCode, time.Since(start))
+	took := time.Since(start)
+	live.Fuse.Observe(info.Digest, info.Fingerprint, out.ErrCode, took)
+	s.env.Fingerprints.Observe(info.Digest, info.Fingerprint, took, out.ErrCode != 0)
 	if l == &s.primary {
 		s.observe(sql, info, out.Status, out.ErrCode == 0)
 	}

@@ -51,7 +51,9 @@ type Env struct {
 	SQL      *sqlinfo.Cache
 	Registry *Registry
 	Metrics  *metrics.Proxy
-	Log      *slog.Logger
+	// Fingerprints follows statement time and errors by fingerprint.
+	Fingerprints *metrics.FingerprintTable
+	Log          *slog.Logger
 	// Fault is a test hook run for every COM_QUERY; nil in production.
 	Fault func(s *Session, sql []byte)
 }

@@ -218,6 +218,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		LoginTimeout: cfg.LoginTimeout.D(),
 		Auth:         t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
+		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name),
 	}
 	env.Fault = faultHook(t.sys, t)
 	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse, Users: users})

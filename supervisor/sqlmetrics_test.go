@@ -1,0 +1,30 @@
+package supervisor_test
+
+import (
+	"fmt"
+	"testing"
+)
+
+// Statements that differ only in literals share a fingerprint series;
+// errors are counted by fingerprint; the statement kind comes from the parser.
+func TestFingerprintMetrics(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	db := p.db(t, "main", "")
+	for i := range 3 {
+		queryString(t, db, fmt.Sprintf("SELECT %d + 1 AS fpmetric", i))
+	}
+	for range 2 {
+		if _, err := db.Exec("SELECT no_such_column FROM fp_no_such_table"); mysqlErr(err) == nil {
+			t.Fatalf("want a backend error, got %v", err)
+		}
+	}
+	if got := p.metric(t, `pisa_proxy_fingerprint_statements_total{`, `fingerprint="select ? + ? as ` + "`fpmetric`" + `"} 3`); len(got) != 1 {
+		t.Errorf("statements by fingerprint: %v", p.metric(t, "fingerprint_statements_total"))
+	}
+	if got := p.metric(t, `pisa_proxy_fingerprint_errors_total{`, "fp_no_such_table", "} 2"); len(got) != 1 {
+		t.Errorf("errors by fingerprint: %v", p.metric(t, "fingerprint_errors_total"))
+	}
+	if got := p.metric(t, `pisa_proxy_sql_processed_total{`, `kind="select"`, `result="error"`); len(got) == 0 {
+		t.Errorf("sql_processed_total has no kind label: %v", p.metric(t, "sql_processed_total"))
+	}
+}
