@@ -18,7 +18,7 @@ func TestFingerprintMetrics(t *testing.T) {
 			t.Fatalf("want a backend error, got %v", err)
 		}
 	}
-	if got := p.metric(t, `pisa_proxy_fingerprint_statements_total{`, `fingerprint="select ? + ? as ` + "`fpmetric`" + `"} 3`); len(got) != 1 {
+	if got := p.metric(t, `pisa_proxy_fingerprint_statements_total{`, `fingerprint="select ? + ? as `+"`fpmetric`"+`"} 3`); len(got) != 1 {
 		t.Errorf("statements by fingerprint: %v", p.metric(t, "fingerprint_statements_total"))
 	}
 	if got := p.metric(t, `pisa_proxy_fingerprint_errors_total{`, "fp_no_such_table", "} 2"); len(got) != 1 {
