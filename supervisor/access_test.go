@@ -274,3 +274,24 @@ func wantKillDenied(t *testing.T, db *sql.DB, id uint32) {
 		t.Errorf("KILL of another user's session: want 1095, got %v", err)
 	}
 }
+
+// A reload that changes a user's rules applies to its open sessions from
+// their next statement; a removed user's sessions can do nothing more.
+func TestAccessRulesReload(t *testing.T) {
+	p := accessSetup(t)
+	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	reader := pinnedConn(t, p.userDB(t, "reader", "reader-pw", ""))
+	mustExec(t, spy, "SELECT * FROM acl_orders")
+	addr := p.Addr("main").String()
+	next := strings.Replace(accessUsers, `tables = ["acl_secret*"]`, `tables = ["acl_secret*", "acl_orders"]`, 1)
+	next = strings.Replace(next, "[[proxy.config.users]]\nuser = \"reader\"\npassword = \"reader-pw\"\nread_only = true\n", "", 1)
+	cfg := strings.Replace(oneNode(next), `listen_addr = "127.0.0.1:0"`, `listen_addr = "`+addr+`"`, 1)
+	if err := p.Apply(parse(t, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, spy, 1142, "SELECT * FROM acl_orders")
+	_, err := reader.ExecContext(context.Background(), "SELECT 1")
+	if me := mysqlErr(err); me == nil || me.Number != 1227 || !strings.Contains(me.Message, "no longer configured") {
+		t.Fatalf("removed user: want 1227, got %v", err)
+	}
+}
