@@ -1,0 +1,298 @@
+// Package audit writes the per-statement audit log of one listener
+// (tenant): one JSON line per statement to stdout or to a size-rotated file.
+//
+// The statement path calls Wants (filters and sampling, no allocation) and
+// then Log, which puts the Record on a bounded channel owned by the Logger
+// (so it survives restarts of the writer). A writer actor owns the sink and
+// drains the channel on a goroutine it owns (actors.System.Go): it encodes
+// records, batches them and writes a batch whenever the channel is
+// momentarily empty. A panic there restarts the actor, which resumes
+// draining the same channel.
+//
+// Every record handed to Log ends up in exactly one of the metrics
+// AuditWritten (written to the sink), AuditDropped (queue full, Log after
+// Close, a cancelled lossless wait, or still queued when the writer stopped)
+// or AuditErrors (lost to a sink write error or a writer panic).
+package audit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"gopkg.in/natefinch/lumberjack.v2"
+	"pisanix.io/pisanix/actors"
+	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/sqlinfo"
+)
+
+// Record is one audited statement. Strings and Tables may be shared with
+// caches: neither the caller (after Log) nor this package modifies them.
+type Record struct {
+	Time                     time.Time // statement start
+	Tenant, User, Client, DB string    // Client = remote "ip:port"
+	ConnID                   uint32
+	Kind                     string // statement kind name (config.AuditKinds)
+	Fingerprint              string // normalized SQL, literals removed
+	Digest                   string
+	Tables                   []sqlinfo.Table // written as "db.name" ("name" when DB is empty)
+	Duration                 time.Duration
+	RowsAffected             uint64
+	RowsSent                 uint64
+	ErrorCode                uint16 // 0 = success
+	Denied                   string // non-empty: refused by the proxy (reason), never reached a backend
+	Backend                  string // backend node name ("" when none)
+}
+
+// Logger is the audit log of one tenant. Wants and Log are safe for
+// concurrent use by any number of sessions; Close is called once by the
+// tenant's owner, before it stops the tenant. If the writer actor stops
+// without Close (its parent stopped, or its supervisor gave up), records
+// pile up in the queue and are then dropped; Close still returns, with an
+// error. A nil *Logger wants and logs nothing.
+type Logger struct {
+	sys    *actors.System
+	tenant string
+	log    *slog.Logger
+	pid    *actor.PID
+
+	// Filters and sampling, immutable after New (read by Wants).
+	users, tables []pattern
+	kinds         []string
+	errorsOnly    bool
+	sampleRate    float64 // >= 1: keep all
+	lossless      bool
+
+	// ch is the queue; it outlives writer restarts and is never closed.
+	ch chan Record
+
+	// sink is written only by the drain goroutine; closed once (closeSink)
+	// when the actor stops.
+	sink      io.Writer
+	closeOnce sync.Once
+
+	closed       atomic.Bool   // Close called: Log drops
+	drained      atomic.Bool   // the final drain has emptied ch
+	closing      chan struct{} // closed by Close: drain ch, then finish
+	finished     chan struct{} // closed when the final drain is written
+	finishOnce   sync.Once
+	released     chan struct{} // closed by Close when it returns: frees lossless waiters
+	actorStopped chan struct{} // closed when the writer actor has stopped
+	stoppedOnce  sync.Once
+
+	queued                   prometheus.Gauge
+	written, dropped, errors prometheus.Counter
+
+	// fault, when set (tests), is called by the writer before encoding
+	// each record; a panic in it exercises supervision.
+	fault func(Record)
+}
+
+// hooks are the test seams of newLogger.
+type hooks struct {
+	stdout io.Writer    // replaces os.Stdout for the stdout sink
+	fault  func(Record) // see Logger.fault
+}
+
+// New starts the writer actor as a child of parent and returns the Logger.
+// A file sink is opened (created if missing, appended to) here, so a bad
+// path fails at start. cfg must have its defaults applied
+// (config.(*Config).ApplyDefaults).
+func New(sys *actors.System, parent actor.SpawnerContext, tenant string, cfg config.Audit) (*Logger, error) {
+	return newLogger(sys, parent, tenant, cfg, hooks{})
+}
+
+func newLogger(sys *actors.System, parent actor.SpawnerContext, tenant string, cfg config.Audit, h hooks) (*Logger, error) {
+	if cfg.QueueSize <= 0 {
+		return nil, fmt.Errorf("audit %s: queue_size %d must be positive", tenant, cfg.QueueSize)
+	}
+	rate := 1.0
+	if cfg.SampleRate != nil {
+		rate = *cfg.SampleRate
+	}
+	l := &Logger{
+		sys:          sys,
+		tenant:       tenant,
+		log:          sys.Log.With("component", "audit", "tenant", tenant),
+		users:        compilePatterns(cfg.Users),
+		tables:       compilePatterns(cfg.Tables),
+		kinds:        slices.Clone(cfg.Kinds),
+		errorsOnly:   cfg.ErrorsOnly,
+		sampleRate:   rate,
+		lossless:     cfg.Lossless,
+		ch:           make(chan Record, cfg.QueueSize),
+		closing:      make(chan struct{}),
+		finished:     make(chan struct{}),
+		released:     make(chan struct{}),
+		actorStopped: make(chan struct{}),
+		queued:       sys.Metrics.AuditQueued.WithLabelValues(tenant),
+		written:      sys.Metrics.AuditWritten.WithLabelValues(tenant),
+		dropped:      sys.Metrics.AuditDropped.WithLabelValues(tenant),
+		errors:       sys.Metrics.AuditErrors.WithLabelValues(tenant),
+		fault:        h.fault,
+	}
+	switch cfg.Sink {
+	case config.AuditSinkFile:
+		lj := &lumberjack.Logger{Filename: cfg.Path, MaxSize: cfg.MaxSizeMB, MaxBackups: cfg.MaxBackups}
+		// A zero-length write opens the file now (creating its directory
+		// and the file, appending to an existing one) instead of at the
+		// first record.
+		if _, err := lj.Write(nil); err != nil {
+			return nil, fmt.Errorf("audit %s: open log file %q: %w", tenant, cfg.Path, err)
+		}
+		l.sink = lj
+	case config.AuditSinkStdout, "":
+		l.sink = os.Stdout
+		if h.stdout != nil {
+			l.sink = h.stdout
+		}
+	default:
+		return nil, fmt.Errorf("audit %s: unknown sink %q", tenant, cfg.Sink)
+	}
+	props := sys.Props("audit", func() actor.Actor { return &writerActor{l: l} })
+	// A unique name: during a reload the old and the new Logger of a tenant
+	// may overlap.
+	l.pid = parent.SpawnPrefix(props, "audit")
+	return l, nil
+}
+
+// PID is the writer actor.
+func (l *Logger) PID() *actor.PID { return l.pid }
+
+// Wants reports whether a statement with these attributes passes the
+// filters (users, kinds, tables, errors only) and sampling. Call it before
+// building a Record.
+// hot path: no allocation, no shared mutable state (math/rand/v2's global
+// source is per-thread).
+func (l *Logger) Wants(user, kind string, tables []sqlinfo.Table, errCode uint16) bool {
+	if l == nil || (l.errorsOnly && errCode == 0) {
+		return false
+	}
+	if len(l.kinds) > 0 && !containsFold(l.kinds, kind) {
+		return false
+	}
+	if len(l.users) > 0 {
+		if t := (text{a: user}); !matchAny(l.users, &t) {
+			return false
+		}
+	}
+	if len(l.tables) > 0 && !l.wantsTables(tables) {
+		return false
+	}
+	return sample(l.sampleRate)
+}
+
+func (l *Logger) wantsTables(tables []sqlinfo.Table) bool {
+	for i := range tables {
+		if t := tableText(&tables[i]); matchAny(l.tables, &t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Log queues r for the writer. Without Lossless it never blocks: a full
+// queue drops r (AuditDropped). With Lossless it waits for room, or until
+// ctx is done or the Logger is closed (then r is counted as dropped).
+// hot path: a channel send of r by value; no allocation.
+func (l *Logger) Log(ctx context.Context, r Record) {
+	if l == nil {
+		return
+	}
+	if l.closed.Load() {
+		l.dropped.Inc()
+		return
+	}
+	select {
+	case l.ch <- r:
+	default:
+		if !l.lossless || !l.waitSend(ctx, r) {
+			l.dropped.Inc()
+			return
+		}
+	}
+	// Close raced with us: the final drain may already have run, so take
+	// one record back out (ours or another late one) and count it, rather
+	// than leave it queued forever.
+	if l.drained.Load() {
+		select {
+		case <-l.ch:
+			l.dropped.Inc()
+		default:
+		}
+	}
+}
+
+// waitSend is the lossless back-pressure: block until r is queued.
+func (l *Logger) waitSend(ctx context.Context, r Record) bool {
+	select {
+	case l.ch <- r:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-l.released:
+		return false
+	}
+}
+
+// Close stops accepting records, writes everything queued, closes the sink
+// and stops the writer actor. When ctx ends first, it returns an error and
+// records still queued are not written (lossless waiters are released).
+// Call it once; later calls return nil at once.
+func (l *Logger) Close(ctx context.Context) error {
+	if l == nil || !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(l.closing)
+	var err error
+	select {
+	case <-l.finished:
+	case <-l.actorStopped:
+		err = fmt.Errorf("audit %s: writer stopped before the queue was written (%d records dropped)", l.tenant, l.dropQueued())
+	case <-ctx.Done():
+		err = fmt.Errorf("audit %s: close: %d records not written: %w", l.tenant, len(l.ch), ctx.Err())
+	}
+	close(l.released)
+	l.sys.Root.Stop(l.pid)
+	select {
+	case <-l.actorStopped:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("audit %s: close: writer not stopped: %w", l.tenant, ctx.Err())
+		}
+	}
+	return err
+}
+
+// dropQueued empties the queue for good, counting what it held as dropped.
+func (l *Logger) dropQueued() (n int) {
+	l.drained.Store(true)
+	for {
+		select {
+		case <-l.ch:
+			l.dropped.Inc()
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// closeSink closes a file sink once (never stdout).
+func (l *Logger) closeSink() {
+	l.closeOnce.Do(func() {
+		if c, ok := l.sink.(*lumberjack.Logger); ok {
+			if err := c.Close(); err != nil {
+				l.log.Error("audit: close log file", "err", err)
+			}
+		}
+	})
+}
