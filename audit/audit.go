@@ -21,6 +21,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -295,4 +296,21 @@ func (l *Logger) closeSink() {
 			}
 		}
 	})
+}
+
+// CheckSink reports whether cfg's sink can be opened, without starting a
+// logger: the proxy checks a new configuration before applying it. The
+// file (and its directory) may be created.
+func CheckSink(cfg config.Audit) error {
+	if cfg.Sink != config.AuditSinkFile {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
+		return fmt.Errorf("audit log %q: %w", cfg.Path, err)
+	}
+	f, err := os.OpenFile(cfg.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	return f.Close()
 }

@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/acl"
@@ -68,15 +69,27 @@ func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info) *acl.Denial {
 }
 
 // deny answers a refused command with the error a MySQL server gives; the
-// session goes on.
-func (s *Session) deny(d *acl.Denial, more bool) error {
+// session goes on. info describes the refused statement (nil for
+// COM_INIT_DB and COM_FIELD_LIST: then it is made from the access).
+func (s *Session) deny(d *acl.Denial, more bool, info *sqlinfo.Info) error {
 	if more {
 		if err := s.client.DiscardRest(); err != nil {
 			return &wire.IOError{Side: wire.ClientSide, Err: err}
 		}
 	}
 	s.denied(d.Reason, d.Access)
-	return s.clientError(d.SQLError(s.user, s.host))
+	e := d.SQLError(s.user, s.host)
+	if info == nil {
+		info = &sqlinfo.Info{Kind: sqlinfo.KindShow}
+		if d.Access.Op == sqlinfo.OpUse {
+			info.Kind = sqlinfo.KindUse
+		}
+		if d.Access.Name != "" {
+			info.Tables = []sqlinfo.Table{d.Access.Table}
+		}
+	}
+	s.audit(info, s.db, time.Now(), wire.Outcome{ErrCode: e.Code}, "", d.Reason)
+	return s.clientError(e)
 }
 
 // denied counts and logs a refusal.

@@ -88,16 +88,18 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_QUERY:
 		return s.query(payload, more)
 	case mysql.COM_STMT_EXECUTE:
-		return s.relay(payload, more, wire.RespResult, sqlinfo.KindExecute)
+		return s.execute(payload, more)
 	case mysql.COM_STMT_PREPARE:
 		return s.prepare(payload, more)
 	case mysql.COM_STMT_FETCH:
 		return s.relay(payload, more, wire.RespRows, sqlinfo.KindOther)
-	case mysql.COM_STMT_SEND_LONG_DATA, mysql.COM_STMT_CLOSE:
+	case mysql.COM_STMT_SEND_LONG_DATA:
 		return s.send(&s.primary, payload, more) // no response
+	case mysql.COM_STMT_CLOSE:
+		return s.closeStmt(payload, more)
 	case mysql.COM_FIELD_LIST:
 		if d := s.checkFieldList(payload); d != nil {
-			return s.deny(d, more)
+			return s.deny(d, more, nil)
 		}
 		return s.relay(payload, more, wire.RespFieldList, sqlinfo.KindShow)
 	case mysql.COM_INIT_DB:
@@ -151,34 +153,36 @@ func (s *Session) query(payload []byte, more bool) error {
 	}
 	info := s.classify(sql)
 	if d := s.checkStatement(sql, &info); d != nil {
-		return s.deny(d, more)
+		return s.deny(d, more, &info)
 	}
 	kind = info.Kind
 	live := s.env.Live.Load()
 	if pl := live.Plugins; !pl.Empty() {
 		release, err := pl.Admit(context.Background(), s.user, sql, info.Digest)
 		if err != nil {
-			return s.reject(err, more)
+			return s.reject(err, more, &info)
 		}
 		if release != nil {
 			defer release()
 		}
 	}
 	if err := live.Fuse.Check(info.Digest, info.Fingerprint); err != nil {
-		return s.reject(err, more)
+		return s.reject(err, more, &info)
 	}
-	start := time.Now()
+	start, db := time.Now(), s.db
 	l := &s.primary
 	if !more {
 		l = s.legFor(sql, info)
 	}
 	out, err := s.exchange(l, payload, more, wire.RespResult, kind)
 	if err != nil {
+		s.audit(&info, db, start, wire.Outcome{ErrCode: errServerLost}, l.conn.Endpoint.Name, "")
 		return err
 	}
 	took := time.Since(start)
 	live.Fuse.Observe(info.Digest, info.Fingerprint, out.ErrCode, took)
 	s.env.Fingerprints.Observe(info.Digest, info.Fingerprint, took, out.ErrCode != 0)
+	s.audit(&info, db, start, out, l.conn.Endpoint.Name, "")
 	if l == &s.primary {
 		s.observe(sql, info, out.Status, out.ErrCode == 0)
 	}
@@ -200,14 +204,18 @@ func (s *Session) classify(sql []byte) sqlinfo.Info {
 func (s *Session) prepare(payload []byte, more bool) error {
 	info := s.classify(payload[1:])
 	if d := s.checkStatement(payload[1:], &info); d != nil {
-		return s.deny(d, more)
+		return s.deny(d, more, &info)
 	}
 	if pl := s.env.Live.Load().Plugins; !pl.Empty() {
 		if err := pl.Check(payload[1:], info.Digest); err != nil {
-			return s.reject(err, more)
+			return s.reject(err, more, &info)
 		}
 	}
-	return s.relay(payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
+	out, err := s.exchange(&s.primary, payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
+	if err == nil && out.ErrCode == 0 {
+		s.remember(out.StmtID, &info)
+	}
+	return err
 }
 
 // truncate shortens sql for logs.
@@ -220,7 +228,7 @@ func truncate(sql []byte, n int) string {
 
 // reject answers a command a plugin refused with ERR 1047 (08S01), as
 // Pisa-Proxy did; the session goes on.
-func (s *Session) reject(err error, more bool) error {
+func (s *Session) reject(err error, more bool, info *sqlinfo.Info) error {
 	if more {
 		if err := s.client.DiscardRest(); err != nil {
 			return &wire.IOError{Side: wire.ClientSide, Err: err}
@@ -232,6 +240,7 @@ func (s *Session) reject(err error, more bool) error {
 		plugin = rej.Plugin
 	}
 	s.env.Metrics.PluginRejections.WithLabelValues(s.env.Tenant, plugin).Inc()
+	s.audit(info, s.db, time.Now(), wire.Outcome{ErrCode: mysql.ER_UNKNOWN_COM_ERROR}, "", plugin)
 	return s.clientError(wire.NewError(mysql.ER_UNKNOWN_COM_ERROR, err.Error()))
 }
 
@@ -295,7 +304,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 
 func (s *Session) initDB(payload []byte, more bool) error {
 	if d := s.accessUser().CheckDB(string(payload[1:])); d != nil {
-		return s.deny(d, more)
+		return s.deny(d, more, nil)
 	}
 	out, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindUse)
 	if err == nil && out.ErrCode == 0 && !more {

@@ -247,4 +247,5 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 func (s *Session) forgetState() {
 	s.replica.give()
 	s.rw = rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT}
+	clear(s.prepared)
 }

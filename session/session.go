@@ -21,6 +21,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/pingcap/tidb/pkg/parser/charset"
 	"pisanix.io/pisanix/acl"
+	"pisanix.io/pisanix/audit"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/metrics"
 	"pisanix.io/pisanix/sqlinfo"
@@ -70,6 +71,7 @@ type Live struct {
 	Plugins        *strategy.Plugins // circuit breaking, concurrency control, rate limiting
 	Fuse           *strategy.Fuse    // error-rate breaker per fingerprint; nil when off
 	Users          *acl.Policy       // application users and their access rules
+	Audit          *audit.Logger     // nil when off
 }
 
 // Session is one client connection.
@@ -98,6 +100,8 @@ type Session struct {
 	buf   []byte
 	stats stmtStats
 	acl   aclCache
+	// prepared describes the session's prepared statements by id.
+	prepared map[uint32]*sqlinfo.Info
 	// mode is how the backend reads statement text (NO_BACKSLASH_ESCAPES),
 	// from the status flags of its last response.
 	mode sqlinfo.Mode

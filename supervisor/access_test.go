@@ -51,6 +51,13 @@ allowed_hosts = ["10.0.0.0/8"]
 
 func accessSetup(t *testing.T) *proxy {
 	t.Helper()
+	accessTables(t)
+	return startProxy(t, oneNode(accessUsers))
+}
+
+// accessTables creates the tables the access tests use.
+func accessTables(t *testing.T) {
+	t.Helper()
 	err := backendDB.Exec(context.Background(),
 		"CREATE DATABASE IF NOT EXISTS acl_other",
 		"CREATE TABLE IF NOT EXISTS acl_other.t (id INT)",
@@ -66,7 +73,6 @@ func accessSetup(t *testing.T) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startProxy(t, oneNode(accessUsers))
 }
 
 func (p *proxy) userDB(t *testing.T, user, pass, params string) *sql.DB {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"pisanix.io/pisanix/acl"
 	"pisanix.io/pisanix/actors"
+	"pisanix.io/pisanix/audit"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/session"
@@ -143,6 +145,8 @@ type tenantActor struct {
 	replicas  *strategy.Balancer
 	plugins   *strategy.Plugins
 	fuse      *strategy.Fuse
+	audit     *audit.Logger
+	auditCfg  *config.Audit
 	gen       int
 }
 
@@ -159,6 +163,10 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopping:
 		a.t.l.env.Store(nil)
+		a.closeAudit()
+	case *actor.Restarting:
+		// The writer is a child: it stops with this incarnation.
+		a.closeAudit()
 	case *actors.Failure:
 		actors.Reraise(m)
 	}
@@ -221,7 +229,15 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name),
 	}
 	env.Fault = faultHook(t.sys, t)
-	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse, Users: users})
+	oldAudit, err := a.syncAudit(ctx, cfg.Audit)
+	if err != nil {
+		return err
+	}
+	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse, Users: users, Audit: a.audit})
+	if oldAudit != nil {
+		// Sessions moved to the new log; the old one writes what it holds.
+		go closeAuditLog(oldAudit, t.log)
+	}
 	t.l.env.Store(env)
 	if t.l.pid.Load() == nil {
 		props := t.sys.Props("listener", func() actor.Actor {
@@ -232,6 +248,43 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		}
 	}
 	return nil
+}
+
+// syncAudit starts an audit log for cfg unless the running one has the same
+// settings; it returns the log to close once sessions moved off it.
+func (a *tenantActor) syncAudit(ctx actor.Context, cfg *config.Audit) (*audit.Logger, error) {
+	if reflect.DeepEqual(cfg, a.auditCfg) && (a.audit != nil) == (cfg != nil) {
+		return nil, nil
+	}
+	var next *audit.Logger
+	if cfg != nil {
+		var err error
+		if next, err = audit.New(a.t.sys, ctx, a.t.name, *cfg); err != nil {
+			return nil, err
+		}
+	}
+	old := a.audit
+	a.audit, a.auditCfg = next, cfg
+	return old, nil
+}
+
+// closeAudit writes out and closes the audit log (tenant stopping).
+func (a *tenantActor) closeAudit() {
+	if a.audit != nil {
+		closeAuditLog(a.audit, a.t.log)
+		a.audit, a.auditCfg = nil, nil
+	}
+}
+
+// auditCloseTimeout bounds writing out an audit queue at close.
+const auditCloseTimeout = 5 * time.Second
+
+func closeAuditLog(l *audit.Logger, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), auditCloseTimeout)
+	defer cancel()
+	if err := l.Close(ctx); err != nil {
+		log.Warn("audit log close", "err", err)
+	}
 }
 
 // balancer publishes nodes to bal, spawning it (named name) the first time.
@@ -379,6 +432,11 @@ func specFor(c *config.Config, l config.Listener) (spec, error) {
 	tlsCfg, err := serverTLS(l.TLS)
 	if err != nil {
 		return spec{}, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	if l.Audit != nil {
+		if err := audit.CheckSink(*l.Audit); err != nil {
+			return spec{}, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
 	}
 	sp := spec{cfg: l, nodes: slices.Clone(tenantNodes(c, l)), tls: tlsCfg}
 	if l.ReadWriteSplitting != nil {

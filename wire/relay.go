@@ -73,6 +73,8 @@ type Outcome struct {
 	// AffectedRows sums the OK packets' affected rows; Rows counts the rows
 	// relayed (over every result of a multi-result response).
 	AffectedRows, Rows uint64
+	// StmtID is the id of a statement COM_STMT_PREPARE prepared.
+	StmtID uint32
 }
 
 // Relay streams responses from a backend to a client. Packets are copied as
@@ -301,6 +303,7 @@ func (r *Relay) prepare() (Outcome, error) {
 	if n == 0 || head[0] != mysql.OK_HEADER || n < 9 {
 		return outcomeOf(head, n), nil
 	}
+	id := uint32(head[1]) | uint32(head[2])<<8 | uint32(head[3])<<16 | uint32(head[4])<<24
 	cols := int(head[5]) | int(head[6])<<8
 	params := int(head[7]) | int(head[8])<<8
 	for _, count := range []int{params, cols} {
@@ -316,7 +319,7 @@ func (r *Relay) prepare() (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
-	return Outcome{}, nil
+	return Outcome{StmtID: id}, nil
 }
 
 // peekFirst returns the first payload byte of the backend's next packet

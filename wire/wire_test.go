@@ -109,7 +109,7 @@ func TestRelayResultSets(t *testing.T) {
 		"error mid rows": {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, ErrorPayload(NewError(1317, "interrupted"))}, 0, 1317},
 		"cursor":         {RespResult, [][]byte{{1}, col, eof(2 | 0x40)}, 0x42, 0},
 		"field list":     {RespFieldList, [][]byte{col, col, eof(2)}, 2, 0},
-		"prepare":        {RespPrepare, [][]byte{{0, 1, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, col, col, eof(2), col, eof(2)}, 0, 0},
+		"prepare":        {RespPrepare, [][]byte{{0, 7, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, col, col, eof(2), col, eof(2)}, 0, 0},
 		"statistics":     {RespSingle, [][]byte{[]byte("Uptime: 5")}, 0, 0},
 		"fetch":          {RespRows, [][]byte{{0, 0, 1}, {0, 0, 2}, eof(0x82)}, 0x82, 0},
 	}
@@ -118,6 +118,9 @@ func TestRelayResultSets(t *testing.T) {
 			out := relayCase(t, c.kind, c.packets)
 			if out.Status != c.status || out.ErrCode != c.errCode {
 				t.Fatalf("outcome %+v, want status %#x err %d", out, c.status, c.errCode)
+			}
+			if name == "prepare" && out.StmtID != 7 {
+				t.Fatalf("statement id %d, want 7", out.StmtID)
 			}
 			if w, ok := counts[name]; ok && (out.Rows != w[0] || out.AffectedRows != w[1]) {
 				t.Fatalf("rows %d affected %d, want %d and %d", out.Rows, out.AffectedRows, w[0], w[1])

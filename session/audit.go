@@ -1,0 +1,82 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"pisanix.io/pisanix/audit"
+	"pisanix.io/pisanix/sqlinfo"
+	"pisanix.io/pisanix/wire"
+)
+
+// audit hands a statement to the listener's audit log when its filters
+// want it. backend is the node that ran it; denied the reason the proxy
+// refused it ("" when it ran).
+// hot path: with no audit log configured, one nil check.
+func (s *Session) audit(info *sqlinfo.Info, db string, start time.Time, out wire.Outcome, backend, denied string) {
+	lg := s.env.Live.Load().Audit
+	if lg == nil {
+		return
+	}
+	kind := info.Kind.String()
+	if !lg.Wants(s.user, kind, info.Tables, out.ErrCode) {
+		return
+	}
+	lg.Log(context.Background(), audit.Record{
+		Time: start, Tenant: s.env.Tenant, User: s.user, Client: s.remote, ConnID: s.id, DB: db,
+		Kind: kind, Fingerprint: info.Fingerprint, Digest: info.Digest, Tables: info.Tables,
+		Duration: time.Since(start), RowsAffected: out.AffectedRows, RowsSent: out.Rows,
+		ErrorCode: out.ErrCode, Denied: denied, Backend: backend,
+	})
+}
+
+// maxPrepared bounds the statements a session remembers (servers cap
+// max_prepared_stmt_count at about 16k per server, in total).
+const maxPrepared = 16384
+
+// remember keeps what a prepared statement does, for the metrics and the
+// audit records of its executions.
+func (s *Session) remember(id uint32, info *sqlinfo.Info) {
+	if s.prepared == nil {
+		s.prepared = map[uint32]*sqlinfo.Info{}
+	}
+	if len(s.prepared) < maxPrepared {
+		kept := *info
+		s.prepared[id] = &kept
+	}
+}
+
+// stmtID reads the statement id of a COM_STMT_* payload.
+func stmtID(payload []byte) (uint32, bool) {
+	if len(payload) < 5 {
+		return 0, false
+	}
+	return uint32(payload[1]) | uint32(payload[2])<<8 | uint32(payload[3])<<16 | uint32(payload[4])<<24, true
+}
+
+// execute runs COM_STMT_EXECUTE, described by what was prepared.
+func (s *Session) execute(payload []byte, more bool) error {
+	id, _ := stmtID(payload)
+	info := s.prepared[id]
+	kind := sqlinfo.KindExecute
+	if info != nil {
+		kind = info.Kind
+	}
+	start, db := time.Now(), s.db
+	out, err := s.exchange(&s.primary, payload, more, wire.RespResult, kind)
+	if info != nil {
+		if err != nil {
+			out.ErrCode = errServerLost
+		}
+		s.audit(info, db, start, out, s.primary.conn.Endpoint.Name, "")
+	}
+	return err
+}
+
+// closeStmt forgets a statement and forwards COM_STMT_CLOSE (no response).
+func (s *Session) closeStmt(payload []byte, more bool) error {
+	if id, ok := stmtID(payload); ok {
+		delete(s.prepared, id)
+	}
+	return s.send(&s.primary, payload, more)
+}
