@@ -71,9 +71,9 @@ tables = ["gotest.audit_*", "gotest.acl_secret"]
 	db := p.db(t, "main", "")
 	mustExec(t, db,
 		"INSERT INTO audit_t VALUES (1, '4111-1111'), (2, '4222-2222'), (3, '4333-3333')", // 1
-		"UPDATE audit_t SET id = id",     // kind not wanted
-		"SELECT * FROM acl_orders",       // table not wanted
-		"SELECT 1",                       // no table: not wanted with a tables filter
+		"UPDATE audit_t SET id = id", // kind not wanted
+		"SELECT * FROM acl_orders",   // table not wanted
+		"SELECT 1",                   // no table: not wanted with a tables filter
 	)
 	if got := queryString(t, db, "SELECT COUNT(*) FROM audit_t WHERE id < 3"); got != "2" { // 2
 		t.Fatal(got)
