@@ -3,12 +3,14 @@ package supervisor_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 
 	"pisanix.io/pisanix/internal/testenv"
+	"pisanix.io/pisanix/sqlinfo"
 )
 
 // accessUsers: spy may do anything but read gotest.acl_secret* (the table
@@ -299,5 +301,47 @@ func TestAccessRulesReload(t *testing.T) {
 	_, err := reader.ExecContext(context.Background(), "SELECT 1")
 	if me := mysqlErr(err); me == nil || me.Number != 1227 || !strings.Contains(me.Message, "no longer configured") {
 		t.Fatalf("removed user: want 1227, got %v", err)
+	}
+}
+
+// Wherever MariaDB's lexer and the proxy's parser could disagree (comment
+// ends, string escapes, identifier quoting), a byte that makes MariaDB run a
+// subquery must make the parser see its table too (or give up on the text):
+// every byte value and some Unicode blanks, in six positions.
+func TestParserSeesWhatMariaDBRuns(t *testing.T) {
+	mustExec(t, backendDB.RootDB(), "CREATE OR REPLACE TABLE gotest.lexs (v INT)", "INSERT INTO gotest.lexs VALUES (7)")
+	forms := []string{
+		"SELECT 1 --%s, (SELECT v FROM gotest.lexs LIMIT 1)",
+		"SELECT 1 #%s\n, (SELECT v FROM gotest.lexs LIMIT 1)",
+		"SELECT 1 /*%s*/, (SELECT v FROM gotest.lexs LIMIT 1)",
+		"SELECT 1%s, (SELECT v FROM gotest.lexs LIMIT 1)",
+		"SELECT '%s', (SELECT v FROM gotest.lexs LIMIT 1)",
+		"SELECT `a%s`, (SELECT v FROM gotest.lexs LIMIT 1)",
+	}
+	inserts := []string{"\u00a0", "\u2028", "\u3000", "\ufeff", "\u0085", `\`, `\'`, "''", `\\'`}
+	for c := range 256 {
+		inserts = append(inserts, string([]byte{byte(c)}))
+	}
+	ran := 0
+	for _, f := range forms {
+		for _, in := range inserts {
+			q := fmt.Sprintf(f, in)
+			rows, err := backendDB.RootDB().Query(q)
+			if err != nil {
+				continue
+			}
+			cols, _ := rows.Columns()
+			rows.Close()
+			if len(cols) != 2 {
+				continue
+			}
+			ran++
+			if info := sqlinfo.Classify([]byte(q), "gotest"); len(info.Tables) == 0 && !info.Unverifiable {
+				t.Errorf("%q: MariaDB ran the subquery, the parser saw no table", q)
+			}
+		}
+	}
+	if ran < 100 {
+		t.Fatalf("only %d texts ran on MariaDB: the probe is broken", ran)
 	}
 }
