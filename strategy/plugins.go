@@ -20,15 +20,48 @@ import (
 // backend) and concurrency control (bound matching statements in flight).
 // Immutable; the limiter state lives in one actor per rule.
 type Plugins struct {
-	breakers []breaker
+	breakers []string          // circuit_break patterns as configured, for the error message
+	breakRe  *Matcher          // their regexps, in the same order
 	digests  map[string]string // fingerprint digest -> the configured sample
 	limiters []*Limiter
+	limitRe  ruleSet // limiters' regexps
 	rates    []rateRule
+	rateRe   ruleSet // rate rules' regexps
 }
 
-type breaker struct {
-	re   *regexp.Regexp
-	rule string // the pattern as configured, for the error message
+// ruleSet finds which rules, each a list of regexps, match a statement:
+// one Matcher over all the rules' regexps in rule order (a statement
+// matching no rule, the common case, costs at most one literal scan).
+type ruleSet struct {
+	m     *Matcher
+	rule  []int // regexp index -> rule index
+	start []int // rule index -> index of its first regexp; one more entry at the end
+}
+
+func newRuleSet(lists [][]*regexp.Regexp) ruleSet {
+	var rs ruleSet
+	var all []*regexp.Regexp
+	for r, res := range lists {
+		rs.start = append(rs.start, len(all))
+		for _, re := range res {
+			all = append(all, re)
+			rs.rule = append(rs.rule, r)
+		}
+	}
+	rs.start = append(rs.start, len(all))
+	rs.m = NewMatcher(all)
+	return rs
+}
+
+// next returns the first rule >= from with a regexp matching sql, or -1.
+func (rs *ruleSet) next(sql []byte, from int) int {
+	if from >= len(rs.start)-1 {
+		return -1
+	}
+	if i := rs.m.FirstFrom(sql, rs.start[from]); i >= 0 {
+		return rs.rule[i]
+	}
+	return -1
 }
 
 // Rejected is a statement a plugin refused; the session answers it with
@@ -47,6 +80,7 @@ func NewPlugins(sys *actors.System, parent actor.SpawnerContext, tenant string, 
 	if p == nil {
 		return out, nil
 	}
+	var breakRes []*regexp.Regexp
 	for _, cb := range p.CircuitBreak {
 		for _, sample := range cb.Fingerprint {
 			_, digest := sqlinfo.Fingerprint(sample)
@@ -64,23 +98,30 @@ func NewPlugins(sys *actors.System, parent actor.SpawnerContext, tenant string, 
 			if err != nil {
 				return nil, fmt.Errorf("circuit_break regex %q: %w", pat, err)
 			}
-			out.breakers = append(out.breakers, breaker{re: re, rule: pat})
+			out.breakers = append(out.breakers, pat)
+			breakRes = append(breakRes, re)
 		}
 	}
+	out.breakRe = NewMatcher(breakRes)
+	var rateRes, limitRes [][]*regexp.Regexp
 	for _, rl := range p.RateLimit {
 		r, err := newRateRule(rl)
 		if err != nil {
 			return nil, err
 		}
 		out.rates = append(out.rates, r)
+		rateRes = append(rateRes, r.res)
 	}
+	out.rateRe = newRuleSet(rateRes)
 	for i, cc := range p.ConcurrencyControl {
 		l, err := newLimiter(sys, parent, fmt.Sprintf("limiter-%d-%d", gen, i), tenant, cc)
 		if err != nil {
 			return nil, err
 		}
 		out.limiters = append(out.limiters, l)
+		limitRes = append(limitRes, l.res)
 	}
+	out.limitRe = newRuleSet(limitRes)
 	return out, nil
 }
 
@@ -103,10 +144,8 @@ func (p *Plugins) Check(sql []byte, digest string) error {
 	if sample, ok := p.digests[digest]; ok && digest != "" {
 		return &Rejected{Plugin: "circuit_break", Reason: fmt.Sprintf("pisa-proxy: statement rejected by circuit_break fingerprint rule %q", sample)}
 	}
-	for _, b := range p.breakers {
-		if b.re.Match(sql) {
-			return &Rejected{Plugin: "circuit_break", Reason: fmt.Sprintf("pisa-proxy: statement rejected by circuit_break rule %q", b.rule)}
-		}
+	if i := p.breakRe.First(sql); i >= 0 {
+		return &Rejected{Plugin: "circuit_break", Reason: fmt.Sprintf("pisa-proxy: statement rejected by circuit_break rule %q", p.breakers[i])}
 	}
 	return nil
 }
@@ -119,16 +158,29 @@ func (p *Plugins) Admit(ctx context.Context, user string, sql []byte, digest str
 	if err := p.Check(sql, digest); err != nil {
 		return nil, err
 	}
+	// Rules apply in order (an earlier rejection takes no later token).
+	// The matcher only skips regexp rules that cannot apply; take
+	// (ratelimit.go) still checks user and regexps itself, so only
+	// statements a rate rule applies to run a regexp a second time.
+	nextRate := -1
 	for i := range p.rates {
+		if len(p.rates[i].res) > 0 {
+			if nextRate < i {
+				if nextRate = p.rateRe.next(sql, i); nextRate < 0 {
+					nextRate = len(p.rates)
+				}
+			}
+			if nextRate != i {
+				continue
+			}
+		}
 		if err := p.rates[i].take(ctx, user, sql); err != nil {
 			return nil, err
 		}
 	}
 	var held []*Limiter
-	for _, l := range p.limiters {
-		if !l.matches(sql) {
-			continue
-		}
+	for i := p.limitRe.next(sql, 0); i >= 0; i = p.limitRe.next(sql, i+1) {
+		l := p.limiters[i]
 		if err := l.acquire(ctx); err != nil {
 			for _, h := range held {
 				h.release()
@@ -190,15 +242,6 @@ func newLimiter(sys *actors.System, parent actor.SpawnerContext, name, tenant st
 	}
 	l.pid = pid
 	return l, nil
-}
-
-func (l *Limiter) matches(sql []byte) bool {
-	for _, re := range l.res {
-		if re.Match(sql) {
-			return true
-		}
-	}
-	return false
 }
 
 // errLimiterGone: the limiter was replaced by a reload while waiting.
