@@ -198,6 +198,32 @@ func TestInvalidObjectsRefused(t *testing.T) {
   services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}}, {name: a, trafficStrategy: t, databaseMySQL: {user: u, port: 3307}}]`, "spec.services[1]"},
 		{"pool too big", "VirtualDatabase", `
   services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u, poolSize: 1000}}]`, "spec.services[0].databaseMySQL.poolSize"},
+		{"unknown rule action", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, users: [{user: r, rules: [{action: block}]}]}]`, "spec.services[0].users[0].rules[0].action"},
+		{"unknown rule operation", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, users: [{user: r, rules: [{action: deny, operations: [drop]}]}]}]`, "spec.services[0].users[0].rules[0].operations[0]"},
+		{"rule without action", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, users: [{user: r, rules: [{databases: [shop]}]}]}]`, "spec.services[0].users[0].rules[0].action"},
+		{"allowed host not an address", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, users: [{user: r, allowedHosts: [example.com]}]}]`, "spec.services[0].users[0].allowedHosts[0]"},
+		{"user password twice", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, users: [{user: r, password: x, passwordSecretRef: {name: s}}]}]`, "set password or passwordSecretRef, not both"},
+		{"duplicate user", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, users: [{user: r}, {user: r}]}]`, "spec.services[0].users[1]"},
+		{"user named like the service's user", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, users: [{user: u}]}]`, "users[].user must differ from databaseMySQL.user"},
+		{"unknown audit sink", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, audit: {sink: syslog}}]`, "spec.services[0].audit.sink"},
+		{"unknown audit kind", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, audit: {kinds: [truncate]}}]`, "spec.services[0].audit.kinds[0]"},
+		{"file audit without path", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, audit: {sink: file}}]`, "path is required when sink is file"},
+		{"sample rate above 1", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, audit: {sampleRate: "1.5"}}]`, "spec.services[0].audit.sampleRate"},
+		{"sample rate zero", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, audit: {sampleRate: "0.0"}}]`, "spec.services[0].audit.sampleRate"},
+		{"sample rate as a number", "VirtualDatabase", `
+  services: [{name: a, trafficStrategy: t, databaseMySQL: {user: u}, audit: {sampleRate: 0.5}}]`, "spec.services[0].audit.sampleRate"},
 		{"bad rate", "QoSClaim", `
   trafficQoS: {name: q, qos_group: {rate: fast}}`, "spec.trafficQoS.qos_group.rate"},
 	}
@@ -422,7 +448,9 @@ func TestChangesReachTheProxy(t *testing.T) {
 	})
 }
 
-// Passwords from Secrets; a missing Secret is a reason on the status.
+// Passwords from Secrets, the service's users' included; a missing Secret
+// is a reason on the status. The users' rules and the audit log reach the
+// served config.
 func TestSecretPasswords(t *testing.T) {
 	ns := newNamespace(t, "secrets")
 	ctx := context.Background()
@@ -442,6 +470,11 @@ func TestSecretPasswords(t *testing.T) {
 		Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.Service{{
 			Name: "mysql", TrafficStrategy: "vault",
 			DatabaseMySQL: &v1alpha1.DatabaseMySQL{User: "app", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "app-creds"}},
+			Users: []v1alpha1.ServiceUser{{
+				User: "report", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "report-creds"}, AllowedHosts: []string{"10.0.0.0/8"},
+				Rules: []v1alpha1.AccessRule{{Action: v1alpha1.AccessAllow, Databases: []string{"shop"}, Operations: []v1alpha1.AccessOperation{"select"}}},
+			}},
+			Audit: &v1alpha1.Audit{SampleRate: "0.5", Kinds: []v1alpha1.AuditKind{"insert", "ddl"}, Lossless: true},
 		}}},
 	}
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-creds", Namespace: ns}, StringData: map[string]string{"password": "app-secret"}}
@@ -450,28 +483,49 @@ func TestSecretPasswords(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, timeout, func() error {
-		v := &v1alpha1.VirtualDatabase{}
-		if err := k8s.Get(ctx, client.ObjectKeyFromObject(vdb), v); err != nil {
-			return err
-		}
-		c := meta.FindStatusCondition(v.Status.Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Reason != v1alpha1.ReasonSecretMissing || !strings.Contains(c.Message, "db-creds") {
-			return fmt.Errorf("Ready = %+v", c)
-		}
-		return nil
-	})
-	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-creds", Namespace: ns}, StringData: map[string]string{"password": "db-secret"}}); err != nil {
+	waitSecretMissing := func(name string) {
+		t.Helper()
+		eventually(t, timeout, func() error {
+			v := &v1alpha1.VirtualDatabase{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(vdb), v); err != nil {
+				return err
+			}
+			c := meta.FindStatusCondition(v.Status.Conditions, v1alpha1.ConditionReady)
+			if c == nil || c.Reason != v1alpha1.ReasonSecretMissing || !strings.Contains(c.Message, name) {
+				return fmt.Errorf("Ready = %+v", c)
+			}
+			return nil
+		})
+	}
+	// The service (and its users) come before the endpoints.
+	waitSecretMissing("users[0] (report).passwordSecretRef")
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "report-creds", Namespace: ns}, StringData: map[string]string{"password": "report-secret"}}); err != nil {
 		t.Fatal(err)
 	}
 	// Secrets are not watched: the reconciler retries a missing one (every second here).
+	waitSecretMissing("db-creds")
+	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-creds", Namespace: ns}, StringData: map[string]string{"password": "db-secret"}}); err != nil {
+		t.Fatal(err)
+	}
+	rate := 0.5
+	wantUsers := jsonOf(t, []config.User{{User: "report", Password: "report-secret", AllowedHosts: []string{"10.0.0.0/8"},
+		Rules: []config.AccessRule{{Action: "allow", Databases: []string{"shop"}, Operations: []string{"select"}}}}})
+	wantAudit := jsonOf(t, &config.Audit{Sink: "stdout", MaxSizeMB: config.DefaultAuditMaxSizeMB, MaxBackups: config.DefaultAuditMaxBackups,
+		QueueSize: config.DefaultAuditQueueSize, Lossless: true, SampleRate: &rate, Kinds: []string{"insert", "ddl"}})
 	eventually(t, timeout, func() error {
 		c, err := fetch(ns, "vault")
 		if err != nil {
 			return err
 		}
-		if c.Proxy.Config[0].Password != "app-secret" || c.MySQL.Node[0].Password != "db-secret" {
-			return fmt.Errorf("passwords %q %q", c.Proxy.Config[0].Password, c.MySQL.Node[0].Password)
+		l := c.Proxy.Config[0]
+		if l.Password != "app-secret" || c.MySQL.Node[0].Password != "db-secret" {
+			return fmt.Errorf("passwords %q %q", l.Password, c.MySQL.Node[0].Password)
+		}
+		if got := jsonOf(t, l.Users); got != wantUsers {
+			return fmt.Errorf("users\ngot:  %s\nwant: %s", got, wantUsers)
+		}
+		if got := jsonOf(t, l.Audit); got != wantAudit {
+			return fmt.Errorf("audit\ngot:  %s\nwant: %s", got, wantAudit)
 		}
 		return nil
 	})

@@ -48,7 +48,8 @@ type ProxyInput struct {
 	// Endpoints are all DatabaseEndpoints in the namespace; each strategy's
 	// selector picks among them.
 	Endpoints []v1alpha1.DatabaseEndpoint
-	// Secrets resolves passwordSecretRef; nil means no Secret can be read.
+	// Secrets resolves every passwordSecretRef (the services', their
+	// users', the endpoints' and MHA's); nil means no Secret can be read.
 	Secrets SecretLookup
 }
 
@@ -193,7 +194,84 @@ func listener(svc *v1alpha1.Service, ts *v1alpha1.TrafficStrategy, eps []v1alpha
 		return nil, p
 	}
 	l.Plugin = plugin
+	if l.Users, p = users(svc.Users, secrets); p != nil {
+		return nil, p
+	}
+	if l.Audit, p = audit(svc.Audit); p != nil {
+		return nil, p
+	}
 	return l, nil
+}
+
+// users maps spec.services[].users to the listener's [[proxy.config.users]];
+// passwords come from Secrets like the listener's own.
+func users(in []v1alpha1.ServiceUser, secrets SecretLookup) ([]config.User, *Problem) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]config.User, len(in))
+	for i := range in {
+		u := &in[i]
+		pw, p := password(u.Password, u.PasswordSecretRef, secrets, fmt.Sprintf("users[%d] (%s).passwordSecretRef", i, u.User))
+		if p != nil {
+			return nil, p
+		}
+		out[i] = config.User{
+			User:         u.User,
+			Password:     pw,
+			ReadOnly:     u.ReadOnly,
+			AllowedHosts: slices.Clone(u.AllowedHosts),
+		}
+		for _, r := range u.Rules {
+			out[i].Rules = append(out[i].Rules, config.AccessRule{
+				Action:     string(r.Action),
+				Databases:  slices.Clone(r.Databases),
+				Tables:     slices.Clone(r.Tables),
+				Operations: strs(r.Operations),
+			})
+		}
+	}
+	return out, nil
+}
+
+// audit maps spec.services[].audit to [proxy.config.audit]; the proxy's
+// defaults fill what is not set.
+func audit(a *v1alpha1.Audit) (*config.Audit, *Problem) {
+	if a == nil {
+		return nil, nil
+	}
+	out := &config.Audit{
+		Sink:       string(a.Sink),
+		Path:       a.Path,
+		MaxSizeMB:  int(a.MaxSizeMB),
+		MaxBackups: int(a.MaxBackups),
+		QueueSize:  int(a.QueueSize),
+		Lossless:   a.Lossless,
+		Users:      slices.Clone(a.Users),
+		Kinds:      strs(a.Kinds),
+		Tables:     slices.Clone(a.Tables),
+		ErrorsOnly: a.ErrorsOnly,
+	}
+	if a.SampleRate != "" {
+		r, err := strconv.ParseFloat(a.SampleRate, 64)
+		if err != nil || r <= 0 || r > 1 {
+			return nil, problem(v1alpha1.ReasonInvalidConfig, "audit.sampleRate: %q is not a number in (0, 1]", a.SampleRate)
+		}
+		out.SampleRate = &r
+	}
+	return out, nil
+}
+
+// strs converts a list of a string type; nil stays nil.
+func strs[S ~string](in []S) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = string(s)
+	}
+	return out
 }
 
 func readWriteSplitting(rw *v1alpha1.ReadWriteSplitting, secrets SecretLookup) (*config.ReadWriteSplitting, *Problem) {
@@ -353,6 +431,9 @@ func SecretNames(in ProxyInput) []string {
 	for _, svc := range in.VirtualDatabase.Spec.Services {
 		if svc.DatabaseMySQL != nil {
 			add(svc.DatabaseMySQL.PasswordSecretRef)
+		}
+		for _, u := range svc.Users {
+			add(u.PasswordSecretRef)
 		}
 		ts := in.Strategies[svc.TrafficStrategy]
 		if ts == nil {
