@@ -26,7 +26,16 @@ const (
 	DefaultAdminPort   = 5591
 	DefaultMySQLPort   = 3306
 	DefaultUID         = 65532
+	// LogVolume is an emptyDir mounted at LogDir, the one writable place in
+	// the sidecar's read-only filesystem: audit logs with sink = "file"
+	// go there (path = "/var/log/pisa/audit.log").
+	LogVolume = "pisa-proxy-log"
+	LogDir    = "/var/log/pisa"
 )
+
+// logSizeLimit bounds the log emptyDir (the audit log rotates well below it
+// at its defaults: 100 MB x 6 files).
+var logSizeLimit = resource.MustParse("1Gi")
 
 // Env names read by `pisa-proxy sidecar` (the Pisanix names).
 const (
@@ -213,8 +222,11 @@ func Inject(pod *corev1.Pod, p Params) (bool, error) {
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		VolumeMounts:             []corev1.VolumeMount{{Name: LogVolume, MountPath: LogDir}},
 	}
 	pod.Spec.Containers = append(pod.Spec.Containers, c)
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: LogVolume,
+		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &logSizeLimit}}})
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}

@@ -99,6 +99,11 @@ func TestInject(t *testing.T) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Fatalf("resources = %+v", c.Resources)
 	}
+	// A writable log directory in the read-only filesystem, for audit files.
+	if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != LogDir ||
+		len(p.Spec.Volumes) != 1 || p.Spec.Volumes[0].Name != c.VolumeMounts[0].Name || p.Spec.Volumes[0].EmptyDir == nil {
+		t.Fatalf("log volume: mounts %+v, volumes %+v", c.VolumeMounts, p.Spec.Volumes)
+	}
 
 	// Idempotent: a second call changes nothing.
 	before := p.DeepCopy()
