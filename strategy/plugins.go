@@ -158,10 +158,9 @@ func (p *Plugins) Admit(ctx context.Context, user string, sql []byte, digest str
 	if err := p.Check(sql, digest); err != nil {
 		return nil, err
 	}
-	// Rules apply in order (an earlier rejection takes no later token).
-	// The matcher only skips regexp rules that cannot apply; take
-	// (ratelimit.go) still checks user and regexps itself, so only
-	// statements a rate rule applies to run a regexp a second time.
+	// Rules apply in order (an earlier rejection takes no later token):
+	// a rule without regexps applies to every statement, one with them
+	// when the matcher says so.
 	nextRate := -1
 	for i := range p.rates {
 		if len(p.rates[i].res) > 0 {
@@ -174,7 +173,7 @@ func (p *Plugins) Admit(ctx context.Context, user string, sql []byte, digest str
 				continue
 			}
 		}
-		if err := p.rates[i].take(ctx, user, sql); err != nil {
+		if err := p.rates[i].take(ctx, user); err != nil {
 			return nil, err
 		}
 	}

@@ -47,24 +47,10 @@ func newRateRule(c config.RateLimit) (rateRule, error) {
 	return r, nil
 }
 
-func (r *rateRule) applies(user string, sql []byte) bool {
-	if r.user != "" && r.user != user {
-		return false
-	}
-	if len(r.res) == 0 {
-		return true
-	}
-	for _, re := range r.res {
-		if re.Match(sql) {
-			return true
-		}
-	}
-	return false
-}
-
-// take consumes a token, waiting up to maxWait for one.
-func (r *rateRule) take(ctx context.Context, user string, sql []byte) error {
-	if !r.applies(user, sql) || r.lim.Allow() {
+// take consumes a token for a statement of user that matches the rule's
+// regexps (the caller's matcher decided that), waiting up to maxWait.
+func (r *rateRule) take(ctx context.Context, user string) error {
+	if (r.user != "" && r.user != user) || r.lim.Allow() {
 		return nil
 	}
 	if r.maxWait > 0 {
