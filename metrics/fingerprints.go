@@ -2,9 +2,11 @@ package metrics
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,6 +51,15 @@ func (f *Fingerprints) Table(tenant string) *FingerprintTable {
 		f.tables[tenant] = t
 	}
 	return t
+}
+
+// Drop forgets the table of listener tenant (the listener was removed or
+// the proxy is stopping): its series go from the next scrape. Sessions
+// still holding the table keep observing into it, unexported.
+func (f *Fingerprints) Drop(tenant string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.tables, tenant)
 }
 
 // FingerprintTable follows one listener's fingerprints. Safe for concurrent use.
@@ -97,12 +108,25 @@ func (t *FingerprintTable) add(digest, text string) *fpEntry {
 	if len(t.entries) >= maxTracked {
 		return nil
 	}
-	if len(text) > maxLabelLen {
-		text = text[:maxLabelLen] + "..."
-	}
-	e := &fpEntry{digest: digest, text: text}
+	e := &fpEntry{digest: digest, text: labelText(text)}
 	t.entries[digest] = e
 	return e
+}
+
+// labelText is text as a label value: valid UTF-8 (a label that is not
+// fails the whole scrape), cut on a rune boundary to at most maxLabelLen
+// bytes plus "...", and a copy, so the table does not pin the caller's
+// (possibly 64 KiB) statement text.
+func labelText(text string) string {
+	text = strings.ToValidUTF8(text, "\uFFFD")
+	if len(text) <= maxLabelLen {
+		return strings.Clone(text)
+	}
+	cut := maxLabelLen
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return text[:cut] + "..." // the concatenation copies
 }
 
 // top returns the n entries with most time, and drops, when the table is

@@ -5,7 +5,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 )
@@ -53,6 +56,66 @@ func TestFingerprintTableBounded(t *testing.T) {
 	tab.Observe("new", "q", time.Millisecond, false)
 	if tab.entries["new"] == nil {
 		t.Fatal("a new fingerprint must be followed after a prune")
+	}
+}
+
+// Fingerprint labels are valid UTF-8 of bounded length whatever the text:
+// one invalid label value fails the whole scrape.
+func TestFingerprintLabelUTF8(t *testing.T) {
+	long := "x" + strings.Repeat("é", 150) // 'é' is 2 bytes: byte 200 is inside one
+	cases := map[string]string{
+		"long multibyte": long,
+		"invalid utf8":   "select \xff\xfe from t where a = '\xc3'",
+		"short":          "select ?",
+	}
+	for name, text := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFingerprints()
+			tab := f.Table("main")
+			tab.Observe("d", text, time.Millisecond, false)
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(f)
+			mfs, err := reg.Gather()
+			if err != nil {
+				t.Fatalf("gather: %v", err)
+			}
+			var label string
+			for _, mf := range mfs {
+				if mf.GetName() != "pisa_proxy_fingerprint_statements_total" {
+					continue
+				}
+				for _, lp := range mf.GetMetric()[0].GetLabel() {
+					if lp.GetName() == "fingerprint" {
+						label = lp.GetValue()
+					}
+				}
+			}
+			if !utf8.ValidString(label) || len(label) > maxLabelLen+len("...") || label == "" {
+				t.Fatalf("label %q (%d bytes)", label, len(label))
+			}
+			if len(text) > maxLabelLen && !strings.HasSuffix(label, "...") {
+				t.Fatalf("a cut label must end with ...: %q", label)
+			}
+			if e := tab.entries["d"]; unsafe.StringData(e.text) == unsafe.StringData(text) {
+				t.Fatal("the label must not share (pin) the caller's text")
+			}
+		})
+	}
+}
+
+// Drop removes a listener's series from the next scrape.
+func TestFingerprintDrop(t *testing.T) {
+	m := New()
+	m.Fingerprints.Table("gone").Observe("d1", "select 1", time.Millisecond, false)
+	m.Fingerprints.Table("kept").Observe("d2", "select 2", time.Millisecond, false)
+	m.Fingerprints.Drop("gone")
+	m.Fingerprints.Drop("never-there")
+	out, err := testutil.CollectAndFormat(m.Fingerprints, expfmt.TypeTextPlain, "pisa_proxy_fingerprint_statements_total")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := string(out); strings.Contains(text, `domain="gone"`) || !strings.Contains(text, `domain="kept"`) {
+		t.Fatalf("after Drop:\n%s", text)
 	}
 }
 

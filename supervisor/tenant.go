@@ -162,8 +162,11 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			panic(fmt.Errorf("reconfigure tenant %s: %w", a.t.name, err))
 		}
 	case *actor.Stopping:
+		// For good (the listener removed, or the proxy stopping); a
+		// restart keeps the statistics.
 		a.t.l.env.Store(nil)
 		a.closeAudit()
+		a.t.sys.Metrics.Fingerprints.Drop(a.t.name)
 	case *actor.Restarting:
 		// The writer is a child: it stops with this incarnation.
 		a.closeAudit()
