@@ -155,6 +155,9 @@ func (u *User) HostAllowed(addr netip.Addr) bool {
 	return false
 }
 
+// HasHosts reports whether the user is limited to some client addresses.
+func (u *User) HasHosts() bool { return len(u.hosts) > 0 }
+
 // Reasons a statement or login is refused (metric label values).
 const (
 	ReasonHost         = "host"
@@ -219,6 +222,12 @@ func (u *User) decide(a sqlinfo.Access) string {
 		}
 	}
 	if len(u.allow) == 0 {
+		if a.DB == "" && a.Name == "" {
+			// Server-wide statements act with the proxy's backend account
+			// (GRANT, SET PASSWORD, LOAD_FILE): only an allow rule over
+			// everything lets a restricted user run them.
+			return ReasonServer
+		}
 		return ""
 	}
 	for i := range u.allow {

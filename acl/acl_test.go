@@ -65,7 +65,8 @@ func TestRules(t *testing.T) {
 		{"app", "INSERT INTO secret VALUES (1)", ""},
 		{"app", "RENAME TABLE secret TO open", ReasonTable}, // DDL on a denied table
 		{"app", "SELECT * FROM other.secret", ""},
-		{"app", "GRANT ALL ON *.* TO x", ""}, // no allow rule: only what is denied is refused
+		{"app", "SELECT * FROM other.orders", ""},      // no allow rule: what is not denied is allowed...
+		{"app", "GRANT ALL ON *.* TO x", ReasonServer}, // ...but server-wide statements need an allow rule
 		{"clerk", "SELECT * FROM orders o JOIN items i ON o.id = i.order_id", ""},
 		{"clerk", "INSERT INTO orders SELECT * FROM items", ""},
 		{"clerk", "INSERT INTO items SELECT * FROM orders", ReasonTable},

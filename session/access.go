@@ -1,8 +1,11 @@
 package session
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -34,8 +37,12 @@ type aclCache struct {
 func (s *Session) admit(requested string) *wire.SQLError {
 	u := s.accessUser()
 	addr, err := netip.ParseAddrPort(s.remote)
-	if u == nil || (err == nil && !u.HostAllowed(addr.Addr())) {
-		s.denied(acl.ReasonHost, sqlinfo.Access{})
+	if u == nil || !u.HostAllowed(addr.Addr()) || (err != nil && u.HasHosts()) {
+		reason := acl.ReasonHost
+		if u == nil {
+			reason = acl.ReasonRemoved
+		}
+		s.denied(reason, sqlinfo.Access{})
 		return wire.NewError(mysql.ER_ACCESS_DENIED_ERROR, fmt.Sprintf("Access denied for user '%s'@'%s' (using password: YES)", s.user, s.host))
 	}
 	if d := u.CheckDB(requested); d != nil {
@@ -46,11 +53,15 @@ func (s *Session) admit(requested string) *wire.SQLError {
 }
 
 // checkStatement decides a classified COM_QUERY or COM_STMT_PREPARE text
-// for the session's user; nil means allowed.
-func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info) *acl.Denial {
+// for the session's user; nil means allowed. more: the command continues
+// in further packets (over 16 MiB), which a check cannot see.
+func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info, more bool) *acl.Denial {
 	u := s.accessUser()
 	if u != nil && !u.Restricted {
 		return nil
+	}
+	if more {
+		return &acl.Denial{Reason: acl.ReasonUnverifiable}
 	}
 	if info.Unverifiable && !info.ParseError && len(sql) > sqlinfo.MaxParsed {
 		full := sqlinfo.ClassifyLong(sql, s.db, s.mode)
@@ -59,13 +70,97 @@ func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info) *acl.Denial {
 	if d := u.Check(info); d != nil {
 		return d
 	}
-	if info.SetsSQLMode && info.Statements > 1 {
-		// The server reads the statements after the SET in the new mode,
-		// which may or may not escape backslashes: check both readings.
-		alt := sqlinfo.ClassifyLong(sql, s.db, s.mode^sqlinfo.NoBackslashEscapes)
-		return u.Check(&alt)
+	if d := s.checkExecutes(u, info); d != nil {
+		return d
+	}
+	return s.checkReadings(u, sql, info)
+}
+
+// checkExecutes checks what SQL-level EXECUTE runs, under the current rules:
+// a name prepared earlier in this session, or in this same text.
+func (s *Session) checkExecutes(u *acl.User, info *sqlinfo.Info) *acl.Denial {
+next:
+	for _, name := range info.Executes {
+		for _, p := range info.Prepares {
+			if p.Name == name {
+				continue next // checked with the text
+			}
+		}
+		p, ok := s.sqlPrepared[name]
+		if !ok {
+			return &acl.Denial{Reason: acl.ReasonUnverifiable}
+		}
+		if d := u.Check(&sqlinfo.Info{Access: p.Access, Unverifiable: p.Unverifiable}); d != nil {
+			return d
+		}
 	}
 	return nil
+}
+
+// unsafeCharsets are client character sets in which a multi-byte character
+// may end in 0x5C, the backslash: the parser (reading UTF-8) would take it
+// for an escape that the server does not see.
+var unsafeCharsets = []string{"big5", "cp932", "gbk", "sjis", "gb18030"}
+
+// checkReadings: the server may read the text otherwise than the primary
+// reading did: versioned comments it skips, a mode or character set that
+// changes within the text. Every reading it could make must pass; a reading
+// the parser cannot make faithfully makes the text unverifiable.
+func (s *Session) checkReadings(u *acl.User, sql []byte, info *sqlinfo.Info) *acl.Denial {
+	unverifiable := &acl.Denial{Reason: acl.ReasonUnverifiable}
+	hasBackslash := bytes.IndexByte(sql, '\\') >= 0
+	hasDquote := bytes.IndexByte(sql, '"') >= 0
+	changing := info.Statements > 1 && (info.SetsSQLMode || info.ChangesState || info.SetsCharset)
+	if (s.unsafeCharset || changing) && highBackslash(sql) {
+		return unverifiable
+	}
+	modes := []sqlinfo.Mode{s.mode}
+	if changing {
+		modes = modes[:0]
+		for _, m := range []sqlinfo.Mode{0, sqlinfo.NoBackslashEscapes, sqlinfo.ANSIQuotes, sqlinfo.NoBackslashEscapes | sqlinfo.ANSIQuotes} {
+			if (m&sqlinfo.NoBackslashEscapes == 0 || hasBackslash) && (m&sqlinfo.ANSIQuotes == 0 || hasDquote) {
+				modes = append(modes, m)
+			}
+		}
+	}
+	versioned, mixed := sqlinfo.Versioned(sql)
+	if mixed {
+		return unverifiable
+	}
+	for _, m := range modes {
+		// Under ANSI_QUOTES the parser still reads \" inside "..." as an
+		// escape; MariaDB does not.
+		if m&sqlinfo.ANSIQuotes != 0 && hasBackslash && hasDquote {
+			return unverifiable
+		}
+		for _, skip := range []bool{false, true} {
+			if skip && versioned == 0 || !skip && m == s.mode && !changing {
+				continue // the primary reading, already checked
+			}
+			read := m
+			if skip {
+				read |= sqlinfo.SkipVersioned
+			}
+			alt := sqlinfo.ClassifyLong(sql, s.db, read)
+			if alt.ParseError {
+				return unverifiable
+			}
+			if d := u.Check(&alt); d != nil {
+				return d
+			}
+		}
+	}
+	return nil
+}
+
+// highBackslash reports a byte >= 0x80 followed by a backslash.
+func highBackslash(sql []byte) bool {
+	for i := 1; i < len(sql); i++ {
+		if sql[i] == '\\' && sql[i-1] >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // deny answers a refused command with the error a MySQL server gives; the
@@ -115,35 +210,65 @@ func (s *Session) checkFieldList(payload []byte) *acl.Denial {
 }
 
 // afterQuery keeps what the session knows of the backend connection's
-// state true after a COM_QUERY: its database, and the SQL mode that changes
-// how the next statements must be read.
+// state true after a COM_QUERY: its database, SQL-level prepared
+// statements, and the SQL mode and character set that change how the next
+// statements must be read.
 func (s *Session) afterQuery(l *leg, sql []byte, info *sqlinfo.Info, out wire.Outcome) error {
-	if info.Kind == sqlinfo.KindUse && info.Statements <= 1 && out.ErrCode == 0 {
-		if db, ok := sqlinfo.ParseUse(sql); ok {
-			s.db, l.conn.DB = db, db
-			s.stats.reset()
-		}
-	} else if info.ChangesDB {
-		// A USE among several statements may or may not have run.
+	switch {
+	case info.ChangesDB && info.Statements == 1 && out.ErrCode == 0:
+		s.setDB(l.conn, info.UseDB)
+	case info.ChangesDB || (info.ParseError && info.Kind == sqlinfo.KindUse):
+		// A USE among several statements may or may not have run; one the
+		// parser could not read says nothing reliable.
 		if err := s.refreshDB(l.conn); err != nil {
 			return err
 		}
 	}
-	switch {
-	case out.ErrCode == 0:
-		s.setMode(out.Status)
-	case info.SetsSQLMode:
-		// The SET may have run before the failing statement: ask.
-		v, err := l.conn.QueryValue("SELECT @@SESSION.sql_mode LIKE '%NO_BACKSLASH_ESCAPES%'")
-		if err != nil {
-			return err
+	for _, p := range info.Prepares {
+		if s.sqlPrepared == nil {
+			s.sqlPrepared = map[string]sqlinfo.Prepared{}
 		}
-		s.mode = 0
-		if v == "1" {
-			s.mode = sqlinfo.NoBackslashEscapes
+		if len(s.sqlPrepared) < maxPrepared {
+			s.sqlPrepared[p.Name] = p
 		}
 	}
+	if out.ErrCode == 0 {
+		s.setMode(out.Status)
+	}
+	if info.SetsSQLMode || info.SetsCharset || info.ChangesState || info.ParseError {
+		return s.refreshReading(l.conn)
+	}
 	return nil
+}
+
+// refreshReading asks the backend, for a restricted user, how it reads
+// text now: sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES) and the client
+// character set. Others are followed by status flags only.
+func (s *Session) refreshReading(be *backend.Conn) error {
+	if u := s.accessUser(); u != nil && !u.Restricted {
+		return nil
+	}
+	v, err := be.QueryValue("SELECT CONCAT(@@SESSION.sql_mode, '|', @@SESSION.character_set_client)")
+	if err != nil {
+		return err
+	}
+	mode, charset, _ := strings.Cut(v, "|")
+	s.mode = 0
+	if strings.Contains(mode, "NO_BACKSLASH_ESCAPES") {
+		s.mode |= sqlinfo.NoBackslashEscapes
+	}
+	if strings.Contains(mode, "ANSI_QUOTES") {
+		s.mode |= sqlinfo.ANSIQuotes
+	}
+	s.unsafeCharset = slices.Contains(unsafeCharsets, charset)
+	return nil
+}
+
+func (s *Session) setDB(be *backend.Conn, db string) {
+	if db != s.db {
+		s.db, be.DB = db, db
+		s.stats.reset()
+	}
 }
 
 // refreshDB asks the backend for its current database.
@@ -152,19 +277,16 @@ func (s *Session) refreshDB(be *backend.Conn) error {
 	if err != nil {
 		return err
 	}
-	if db != s.db {
-		s.db, be.DB = db, db
-		s.stats.reset()
-	}
+	s.setDB(be, db)
 	return nil
 }
 
 // setMode follows NO_BACKSLASH_ESCAPES, which servers report in the status
 // of every OK and EOF packet.
 func (s *Session) setMode(status uint16) {
-	s.mode = 0
+	s.mode &^= sqlinfo.NoBackslashEscapes
 	if status&mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED != 0 {
-		s.mode = sqlinfo.NoBackslashEscapes
+		s.mode |= sqlinfo.NoBackslashEscapes
 	}
 }
 

@@ -19,7 +19,7 @@ func (s *Session) audit(info *sqlinfo.Info, db string, start time.Time, out wire
 		return
 	}
 	kind := info.Kind.String()
-	if !lg.Wants(s.user, kind, info.Tables, out.ErrCode) {
+	if !lg.Wants(s.user, kind, info.Tables, out.ErrCode) && !s.wantsOtherKind(lg, info, out.ErrCode) {
 		return
 	}
 	lg.Log(context.Background(), audit.Record{
@@ -44,6 +44,7 @@ func (s *Session) remember(id uint32, info *sqlinfo.Info) {
 		kept := *info
 		s.prepared[id] = &kept
 	}
+	s.lastPrepared = id
 }
 
 // stmtID reads the statement id of a COM_STMT_* payload.
@@ -54,10 +55,26 @@ func stmtID(payload []byte) (uint32, bool) {
 	return uint32(payload[1]) | uint32(payload[2])<<8 | uint32(payload[3])<<16 | uint32(payload[4])<<24, true
 }
 
-// execute runs COM_STMT_EXECUTE, described by what was prepared.
+// lastStmt is MariaDB's statement id for "the statement prepared last".
+const lastStmt = 0xFFFFFFFF
+
+// execute runs COM_STMT_EXECUTE, described by what was prepared and
+// checked again under the current access rules.
 func (s *Session) execute(payload []byte, more bool) error {
 	id, _ := stmtID(payload)
+	if id == lastStmt {
+		id = s.lastPrepared
+	}
 	info := s.prepared[id]
+	if u := s.accessUser(); u == nil || u.Restricted {
+		check := info
+		if check == nil {
+			check = &sqlinfo.Info{Unverifiable: true}
+		}
+		if d := u.Check(check); d != nil {
+			return s.deny(d, more, info)
+		}
+	}
 	kind := sqlinfo.KindExecute
 	if info != nil {
 		kind = info.Kind
@@ -69,6 +86,9 @@ func (s *Session) execute(payload []byte, more bool) error {
 			out.ErrCode = errServerLost
 		}
 		s.audit(info, db, start, out, s.primary.conn.Endpoint.Name, "")
+		if err == nil && (info.SetsSQLMode || info.SetsCharset || info.ChangesState) {
+			return s.refreshReading(s.primary.conn)
+		}
 	}
 	return err
 }
@@ -79,4 +99,18 @@ func (s *Session) closeStmt(payload []byte, more bool) error {
 		delete(s.prepared, id)
 	}
 	return s.send(&s.primary, payload, more)
+}
+
+// wantsOtherKind: a multi-statement text is audited when the log wants any
+// of its statements' kinds.
+func (s *Session) wantsOtherKind(lg *audit.Logger, info *sqlinfo.Info, errCode uint16) bool {
+	if info.Statements < 2 {
+		return false
+	}
+	for k := 0; k < sqlinfo.NumKinds; k++ {
+		if info.Kinds&(1<<k) != 0 && sqlinfo.Kind(k) != info.Kind && lg.Wants(s.user, sqlinfo.Kind(k).String(), info.Tables, errCode) {
+			return true
+		}
+	}
+	return false
 }

@@ -59,5 +59,8 @@ func (s *Session) changeUser(payload []byte) error {
 	if s.db == "" {
 		s.db = s.primary.conn.DB
 	}
+	if err := s.refreshReading(s.primary.conn); err != nil {
+		return err
+	}
 	return s.okToClient()
 }

@@ -152,7 +152,12 @@ func (s *Session) query(payload []byte, more bool) error {
 		s.env.Fault(s, sql)
 	}
 	info := s.classify(sql)
-	if d := s.checkStatement(sql, &info); d != nil {
+	if info.Kills > 0 || info.Kind == sqlinfo.KindKill {
+		// Never forwarded: the backend would take the proxy's id for one of
+		// its own threads.
+		return s.killStatement(&info, more)
+	}
+	if d := s.checkStatement(sql, &info, more); d != nil {
 		return s.deny(d, more, &info)
 	}
 	kind = info.Kind
@@ -192,6 +197,10 @@ func (s *Session) query(payload []byte, more bool) error {
 // classify describes a COM_QUERY or COM_STMT_PREPARE text.
 func (s *Session) classify(sql []byte) sqlinfo.Info {
 	info := s.env.SQL.ClassifyMode(sql, s.db, s.mode)
+	if info.Unverifiable && !info.ParseError && len(sql) > sqlinfo.MaxParsed && s.env.Live.Load().Audit != nil {
+		// The audit log's table filters need the tables of a long text too.
+		info = sqlinfo.ClassifyLong(sql, s.db, s.mode)
+	}
 	if info.ParseError {
 		s.env.Metrics.ParseErrors.WithLabelValues(s.env.Tenant).Inc()
 		s.log.Debug("statement not understood by the parser; routed to the primary", "sql", truncate(sql, 200))
@@ -203,7 +212,7 @@ func (s *Session) classify(sql []byte) sqlinfo.Info {
 // prepared statement does is decided once, here.
 func (s *Session) prepare(payload []byte, more bool) error {
 	info := s.classify(payload[1:])
-	if d := s.checkStatement(payload[1:], &info); d != nil {
+	if d := s.checkStatement(payload[1:], &info, more); d != nil {
 		return s.deny(d, more, &info)
 	}
 	if pl := s.env.Live.Load().Plugins; !pl.Empty() {
@@ -216,6 +225,24 @@ func (s *Session) prepare(payload []byte, more bool) error {
 		s.remember(out.StmtID, &info)
 	}
 	return err
+}
+
+// killStatement runs a KILL the parser found (in forms the fast path does
+// not read, e.g. inside an executable comment); KILL among other
+// statements is refused.
+func (s *Session) killStatement(info *sqlinfo.Info, more bool) error {
+	if more {
+		if err := s.client.DiscardRest(); err != nil {
+			return &wire.IOError{Side: wire.ClientSide, Err: err}
+		}
+	}
+	if info.Kills != 1 || info.Statements != 1 {
+		return s.clientError(wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: KILL must be sent as a statement of its own"))
+	}
+	if info.KillID > math.MaxUint32 {
+		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", info.KillID)))
+	}
+	return s.kill(uint32(info.KillID), info.KillQuery)
 }
 
 // truncate shortens sql for logs.
@@ -328,7 +355,7 @@ func (s *Session) resetConnection(payload []byte, more bool) error {
 		s.primary.dirty = true
 		return err
 	}
-	return nil
+	return s.refreshReading(s.primary.conn)
 }
 
 func (s *Session) setOption(payload []byte, more bool) error {

@@ -248,4 +248,5 @@ func (s *Session) forgetState() {
 	s.replica.give()
 	s.rw = rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT}
 	clear(s.prepared)
+	clear(s.sqlPrepared)
 }

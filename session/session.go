@@ -100,8 +100,15 @@ type Session struct {
 	buf   []byte
 	stats stmtStats
 	acl   aclCache
-	// prepared describes the session's prepared statements by id.
-	prepared map[uint32]*sqlinfo.Info
+	// prepared describes the session's prepared statements by id;
+	// lastPrepared is the newest (MariaDB's id 0xFFFFFFFF); sqlPrepared
+	// the SQL-level ones by name.
+	prepared     map[uint32]*sqlinfo.Info
+	lastPrepared uint32
+	sqlPrepared  map[string]sqlinfo.Prepared
+	// unsafeCharset: the client character set lets a backslash end a
+	// multi-byte character (restricted users only; see checkReadings).
+	unsafeCharset bool
 	// mode is how the backend reads statement text (NO_BACKSLASH_ESCAPES),
 	// from the status flags of its last response.
 	mode sqlinfo.Mode
@@ -232,6 +239,9 @@ func (s *Session) connectBackend(ctx context.Context) error {
 			return err
 		}
 		err := s.align(&s.primary)
+		if err == nil {
+			err = s.refreshReading(s.primary.conn)
+		}
 		if err == nil {
 			s.active.Store(s.primary.conn)
 			if s.db == "" {

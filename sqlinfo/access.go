@@ -5,6 +5,7 @@ import (
 
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/pingcap/tidb/pkg/parser/mysql"
 )
 
 // This file works out what a statement does to which tables, for access
@@ -68,13 +69,24 @@ type target struct {
 	ops ops
 }
 
+// Prepared is what PREPARE name FROM 'text' prepares.
+type Prepared struct {
+	Name         string // lowercase
+	Access       []Access
+	Unverifiable bool
+}
+
 // walker collects accesses and flags from the statements of one text.
 type walker struct {
+	mode Mode // how the text is read (for PREPARE texts)
+
 	// Per text.
 	access       []Access
 	unverifiable bool
 	session      bool
 	setsMode     bool
+	setsCharset  bool
+	prepares     []Prepared
 
 	// Per statement.
 	locking, into bool
@@ -84,6 +96,7 @@ type walker struct {
 	ctes          []string // CTE names in scope, lowercase
 	scopes        []int    // len(ctes) when each enclosing WITH was entered
 	start         int      // first access of the current statement
+	db            string   // the statement's current database
 }
 
 // statement walks one statement, qualifying its unqualified tables by db.
@@ -91,7 +104,7 @@ func (w *walker) statement(stmt ast.StmtNode, db string) {
 	w.locking, w.into = false, false
 	w.targets, w.defOp, w.selects = w.targets[:0], OpSelect, 0
 	w.ctes, w.scopes = w.ctes[:0], w.scopes[:0]
-	w.start = len(w.access)
+	w.start, w.db = len(w.access), db
 	w.plan(stmt)
 	stmt.Accept(w)
 	for i := w.start; i < len(w.access); i++ {
@@ -156,6 +169,9 @@ func (w *walker) plan(stmt ast.StmtNode) {
 		w.add(Table{DB: s.Name.O}, OpDDL)
 	case *ast.AlterDatabaseStmt:
 		w.add(Table{DB: s.Name.O}, OpDDL)
+	case *ast.ProcedureInfo, *ast.DropProcedureStmt:
+		// A routine's body runs later, with its definer's rights.
+		w.unverifiable = true
 	case ast.DDLNode:
 		w.defOp = OpDDL
 		w.server(OpDDL) // kept only if no table is found (see dedup)
@@ -220,11 +236,13 @@ func (w *walker) planUpdate(s *ast.UpdateStmt) {
 		return
 	}
 	for _, a := range s.List {
-		if a.Column == nil || a.Column.Table.L == "" {
+		// An unqualified column could be any table's; a qualifier that names
+		// no source (db.alias.col) is resolved by the server somehow.
+		if a.Column == nil || a.Column.Table.L == "" ||
+			!w.targetNamed(srcs, a.Column.Schema.L, a.Column.Table.L, opSet(OpUpdate)) {
 			w.targetAll(s.TableRefs, opSet(OpUpdate))
 			return
 		}
-		w.targetNamed(srcs, a.Column.Schema.L, a.Column.Table.L, opSet(OpUpdate))
 	}
 }
 
@@ -287,8 +305,15 @@ func (w *walker) planShow(s *ast.ShowStmt) {
 	default:
 		w.server(OpOther)
 	}
-	if s.Table == nil && s.DBName != "" {
-		w.add(Table{DB: s.DBName}, OpSelect)
+	db := s.DBName
+	switch s.Tp {
+	case ast.ShowTables, ast.ShowTableStatus, ast.ShowTriggers, ast.ShowEvents:
+		if db == "" {
+			db = w.db // lists the current database's catalogue
+		}
+	}
+	if s.Table == nil && db != "" {
+		w.add(Table{DB: db}, OpSelect)
 	}
 }
 
@@ -312,19 +337,25 @@ func (w *walker) planPrepare(s *ast.PrepareStmt) {
 	}
 	p := parsers.Get().(*parser.Parser)
 	defer parsers.Put(p)
-	text := executableComments(s.SQLText)
-	stmts, _, err := p.ParseSQL(text)
-	if err != nil {
-		w.unverifiable = true
-		return
+	// The server reads the text in the session's mode, as the outer text.
+	if sm := w.mode.sqlMode(); sm != mysql.ModeNone {
+		p.SetSQLMode(sm)
+		defer p.SetSQLMode(mysql.ModeNone)
 	}
-	inner := walker{}
-	for _, st := range stmts {
-		inner.statement(st, "")
+	text := executableComments(s.SQLText, w.mode&SkipVersioned != 0)
+	prep := Prepared{Name: strings.ToLower(s.Name)}
+	if stmts, _, err := p.ParseSQL(text); err != nil {
+		prep.Unverifiable = true
+	} else {
+		inner := walker{mode: w.mode}
+		for _, st := range stmts {
+			inner.statement(st, w.db)
+		}
+		prep.Access, prep.Unverifiable = inner.access, inner.unverifiable
 	}
-	// Unqualified names inside are qualified by the outer statement.
-	w.access = append(w.access, inner.access...)
-	w.unverifiable = w.unverifiable || inner.unverifiable
+	w.access = append(w.access, prep.Access...)
+	w.unverifiable = w.unverifiable || prep.Unverifiable
+	w.prepares = append(w.prepares, prep)
 }
 
 // server adds a server-wide access.
@@ -367,10 +398,16 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 	case *ast.VariableAssignment:
 		w.session = w.session || !n.IsSystem
 		w.setsMode = w.setsMode || n.IsSystem && strings.EqualFold(n.Name, "sql_mode")
+		w.setsCharset = w.setsCharset || n.Name == ast.SetNames || n.Name == ast.SetCharset ||
+			strings.EqualFold(n.Name, "character_set_client")
 	case *ast.FuncCallExpr:
 		w.session = w.session || sessionFuncs[n.FnName.L]
 		if n.FnName.L == "load_file" {
 			w.server(OpOther) // reads a file on the database server
+		}
+		if n.Schema.L != "" {
+			// db.f(): a stored function, checked by name like CALL.
+			w.add(Table{DB: n.Schema.O, Name: n.FnName.O}, OpOther)
 		}
 	}
 	return n, false
@@ -498,21 +535,64 @@ func containsTable(ts []Table, t Table) bool {
 // executableComments makes MariaDB's executable comments (/*M! ... */ and
 // /*M!100100 ... */), which the TiDB parser takes for plain comments, look
 // like MySQL's /*! ... */ that it reads as code: MariaDB runs what they
-// hold, so a table or a write hidden there must be seen.
-func executableComments(text string) string {
-	if !strings.Contains(text, "/*M!") {
+// hold, so a table or a write hidden there must be seen. With skipVersioned
+// it does the opposite for versioned comments (/*!NNNNN, /*M!): they become
+// plain comments, as for a server that skips them.
+func executableComments(text string, skipVersioned bool) string {
+	if !strings.Contains(text, "/*M!") && (!skipVersioned || !strings.Contains(text, "/*!")) {
 		return text
 	}
 	b := []byte(text)
-	for i := 0; i+4 <= len(b); i++ {
-		if string(b[i:i+4]) != "/*M!" {
-			continue
-		}
-		// Same length: "/*!" then blanks over "M!" and the version digits.
-		b[i+2], b[i+3] = '!', ' '
-		for j := i + 4; j < len(b) && b[j] >= '0' && b[j] <= '9'; j++ {
-			b[j] = ' '
+	for i := 0; i+3 <= len(b); i++ {
+		switch {
+		case string(b[i:i+3]) == "/*!" && skipVersioned && i+3 < len(b) && isDigit(b[i+3]):
+			b[i+2] = ' '
+		case i+4 <= len(b) && string(b[i:i+4]) == "/*M!":
+			if skipVersioned {
+				b[i+2], b[i+3] = ' ', ' '
+				continue
+			}
+			// Same length: "/*!" then blanks over "M!" and the version digits.
+			b[i+2], b[i+3] = '!', ' '
+			for j := i + 4; j < len(b) && isDigit(b[j]); j++ {
+				b[j] = ' '
+			}
 		}
 	}
 	return string(b)
+}
+
+// Versioned describes the versioned executable comments of a text: how
+// many, and whether they name different versions (a server may then run
+// some and skip others).
+func Versioned(sql []byte) (n int, mixed bool) {
+	var first string
+	for i := 0; i+3 < len(sql); i++ {
+		if sql[i] != '/' || sql[i+1] != '*' {
+			continue
+		}
+		j := i + 2
+		switch {
+		case sql[j] == '!':
+			j++
+		case sql[j] == 'M' && j+1 < len(sql) && sql[j+1] == '!':
+			j += 2
+		default:
+			continue
+		}
+		k := j
+		for k < len(sql) && isDigit(sql[k]) {
+			k++
+		}
+		if k == j && sql[j-1] == '!' && sql[j-2] == '*' {
+			continue // /*! without a version: every server runs it
+		}
+		n++
+		if v := string(sql[j:k]); n == 1 {
+			first = v
+		} else if v != first {
+			mixed = true
+		}
+	}
+	return n, mixed
 }

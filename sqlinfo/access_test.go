@@ -83,6 +83,11 @@ func TestAccess(t *testing.T) {
 		{"SHOW CREATE TABLE other.secret", "select other.secret"},
 		{"SHOW PROCESSLIST", "other *"},
 		{"SHOW DATABASES", ""},
+		{"SHOW TABLES", "select shop."},
+		{"SHOW TABLE STATUS FROM other", "select other."},
+		{"UPDATE t AS a JOIN secret AS s ON a.id = s.id SET shop.s.v = 1", "update shop.secret, update shop.t"},
+		{"SELECT other.f(1), shop.g()", "other other.f, other shop.g"},
+		{"SELECT ABS(-1), f(2)", ""},
 		{"EXPLAIN SELECT * FROM secret", "select shop.secret"},
 		{"EXPLAIN DELETE FROM secret", "select shop.secret"},
 		{"SET @a = (SELECT x FROM secret)", "select shop.secret"},
@@ -123,6 +128,8 @@ func TestAccessUnverifiable(t *testing.T) {
 		"EXECUTE IMMEDIATE 'SELECT * FROM secret'",
 		"HANDLER secret OPEN",
 		"PREPARE s FROM 'SELEC * FROM secret'",
+		"CREATE PROCEDURE p() BEGIN SELECT * FROM secret; END",
+		"DROP PROCEDURE p",
 	} {
 		if info := Classify([]byte(sql), "shop"); !info.Unverifiable {
 			t.Errorf("%q: not unverifiable: %+v", sql, info.Access)
@@ -160,5 +167,57 @@ func TestCacheKeepsExecutableComments(t *testing.T) {
 	info := c.Classify([]byte("SELECT 1 /*M! , (SELECT x FROM secret) */"), "shop")
 	if got := accessStrings(info.Access); !slices.Equal(got, []string{"select shop.secret"}) {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// Two PREPARE texts differ only in a string literal: their accesses must
+// not share a cache entry.
+func TestCachePrepareTexts(t *testing.T) {
+	c := NewCache(64)
+	a := c.Classify([]byte("PREPARE s FROM 'SELECT v FROM orders'"), "shop")
+	b := c.Classify([]byte("PREPARE s FROM 'SELECT v FROM secret'"), "shop")
+	if got := accessStrings(b.Access); !slices.Equal(got, []string{"select shop.secret"}) {
+		t.Fatalf("second PREPARE: %v (first %v)", got, accessStrings(a.Access))
+	}
+	if len(b.Prepares) != 1 || b.Prepares[0].Name != "s" || accessStrings(b.Prepares[0].Access)[0] != "select shop.secret" {
+		t.Fatalf("prepares: %+v", b.Prepares)
+	}
+}
+
+func TestStatementFacts(t *testing.T) {
+	info := Classify([]byte("USE a; SELECT 1; USE `b`; KILL QUERY 42; EXECUTE s; SET NAMES gbk"), "shop")
+	if !info.ChangesDB || info.UseDB != "b" || info.Kills != 1 || info.KillID != 42 || !info.KillQuery ||
+		!slices.Equal(info.Executes, []string{"s"}) || !info.ChangesState || !info.SetsCharset {
+		t.Fatalf("%+v", info)
+	}
+	if info.Kinds != 1<<KindUse|1<<KindSelect|1<<KindKill|1<<KindExecute|1<<KindSet {
+		t.Fatalf("kinds %b", info.Kinds)
+	}
+}
+
+// The readings a server might make of one text.
+func TestReadings(t *testing.T) {
+	// MariaDB skips /*!99999 (MySQL-only) and /*M!999999 (a future version):
+	// a quote inside then opens no string.
+	for _, sql := range []string{
+		"SELECT 1 /*!99999 ' */ , (SELECT v FROM secret LIMIT 1) -- ' */",
+		"SELECT 1 /*M!999999 ' */ , (SELECT v FROM secret LIMIT 1) -- ' */",
+	} {
+		if got := accessStrings(ClassifyMode([]byte(sql), "shop", SkipVersioned).Access); !slices.Equal(got, []string{"select shop.secret"}) {
+			t.Errorf("%q skipping versioned comments: %v", sql, got)
+		}
+	}
+	if n, mixed := Versioned([]byte("/*!40101 SET x=1 */; /*!40101 SET y=1 */ /*! z */")); n != 2 || mixed {
+		t.Errorf("same versions: %d %v", n, mixed)
+	}
+	if _, mixed := Versioned([]byte("/*!40101 a */ /*M!100100 b */")); !mixed {
+		t.Error("different versions must be mixed")
+	}
+	// ANSI_QUOTES: "t" is a name. (The TiDB lexer still reads \" inside
+	// "..." as an escape, which MariaDB does not: the session refuses such
+	// texts for restricted users under ANSI_QUOTES.)
+	sql := []byte(`SELECT "t".c FROM t`)
+	if !Classify(sql, "shop").ParseError || ClassifyMode(sql, "shop", ANSIQuotes).ParseError {
+		t.Error("ANSI_QUOTES reading not applied")
 	}
 }

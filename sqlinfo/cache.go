@@ -85,7 +85,9 @@ func (c *Cache) Classify(sql []byte, currentDB string) Info {
 		return e.info
 	}
 	info := Classify(sql, currentDB)
-	set.add(&cacheEntry{hash: h, key: string(key), info: info})
+	if !info.noCache {
+		set.add(&cacheEntry{hash: h, key: string(key), info: info})
+	}
 	return info
 }
 

@@ -1,6 +1,7 @@
 package sqlinfo
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/pingcap/tidb/pkg/parser"
@@ -32,8 +33,30 @@ type Info struct {
 	// known: the parser rejected it, it is too long to parse here, or it
 	// prepares a statement from a variable.
 	Unverifiable bool
-	// ChangesDB: the text has a USE statement.
+	// ChangesDB: the text has a USE statement; UseDB is the database of the
+	// last one.
 	ChangesDB bool
+	UseDB     string
+	// Kinds has bit 1<<k for every statement kind k in the text.
+	Kinds uint32
+	// Kills counts KILL statements; KillID and KillQuery describe the
+	// first (the proxy translates a KILL sent alone).
+	Kills     int
+	KillID    uint64
+	KillQuery bool
+	// SetsCharset: the text changes the client character set (SET NAMES,
+	// SET CHARACTER SET, character_set_client).
+	SetsCharset bool
+	// ChangesState: the text may change how later text is read without
+	// saying so (EXECUTE, CALL).
+	ChangesState bool
+	// Prepares are the SQL-level PREPARE ... FROM 'text' of the text, with
+	// what their text does; Executes the names EXECUTE runs (lowercase).
+	Prepares []Prepared
+	Executes []string
+	// noCache: the Info depends on a literal (a PREPARE text), which the
+	// cache key does not keep.
+	noCache bool
 	// SetsSQLMode: the text assigns sql_mode, which changes how the server
 	// reads the statements after it in the same text.
 	SetsSQLMode bool
@@ -69,9 +92,30 @@ var parsers = sync.Pool{New: func() any { return parser.New() }}
 // Mode holds the SQL mode bits that change how the server reads text.
 type Mode uint8
 
-// NoBackslashEscapes: a backslash in a string is an ordinary character
-// (sql_mode NO_BACKSLASH_ESCAPES; servers report it in every OK/EOF status).
-const NoBackslashEscapes Mode = 1
+// Mode bits.
+const (
+	// NoBackslashEscapes: a backslash in a string is an ordinary character
+	// (sql_mode NO_BACKSLASH_ESCAPES; servers report it in every OK/EOF status).
+	NoBackslashEscapes Mode = 1 << iota
+	// ANSIQuotes: "..." quotes an identifier (sql_mode ANSI_QUOTES).
+	ANSIQuotes
+	// SkipVersioned reads versioned executable comments (/*!50700 ...*/,
+	// /*M!100500 ...*/) as plain comments, as a server older than the
+	// version (or MariaDB, for MySQL-only versions) does.
+	SkipVersioned
+)
+
+// sqlMode is the parser's SQL mode for m.
+func (m Mode) sqlMode() mysql.SQLMode {
+	var sm mysql.SQLMode
+	if m&NoBackslashEscapes != 0 {
+		sm |= mysql.ModeNoBackslashEscapes
+	}
+	if m&ANSIQuotes != 0 {
+		sm |= mysql.ModeANSIQuotes
+	}
+	return sm
+}
 
 // Classify parses sql and describes it. currentDB qualifies unqualified
 // table names. It always parses (µs); use a Cache on the statement path.
@@ -99,15 +143,15 @@ func ClassifyLong(sql []byte, currentDB string, m Mode) Info {
 func classify(sql []byte, currentDB string, m Mode) Info {
 	// Copy: the AST and the Info keep substrings of the text, and the
 	// caller's buffer is reused for the next packet.
-	text := executableComments(string(sql))
+	text := executableComments(string(sql), m&SkipVersioned != 0)
 	var info Info
 	info.Fingerprint, info.Digest = fingerprint(text)
 
 	p := parsers.Get().(*parser.Parser)
 	// The parser reuses its AST memory: return it only after the walk.
 	defer parsers.Put(p)
-	if m&NoBackslashEscapes != 0 {
-		p.SetSQLMode(mysql.ModeNoBackslashEscapes)
+	if sm := m.sqlMode(); sm != mysql.ModeNone {
+		p.SetSQLMode(sm)
 		defer p.SetSQLMode(mysql.ModeNone)
 	}
 	stmts, _, err := p.ParseSQL(text)
@@ -116,7 +160,7 @@ func classify(sql []byte, currentDB string, m Mode) Info {
 		info.Kind = FirstKeyword(sql)
 		return info
 	}
-	describe(&info, stmts, currentDB)
+	describe(&info, stmts, currentDB, m)
 	return info
 }
 
@@ -129,10 +173,10 @@ func fingerprint(text string) (string, string) {
 }
 
 // describe fills info from parsed statements.
-func describe(info *Info, stmts []ast.StmtNode, currentDB string) {
+func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	info.Statements = len(stmts)
 	info.ReadOnly = len(stmts) > 0
-	w := walker{}
+	w := walker{mode: m}
 	for i, stmt := range stmts {
 		kind, readOnly := kindOf(stmt)
 		if i == 0 {
@@ -144,16 +188,31 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string) {
 		info.Locking = info.Locking || w.locking
 		info.UsesSessionState = info.UsesSessionState || usesSession(stmt)
 		info.CreatesTemporaryTable = info.CreatesTemporaryTable || createsTemporary(stmt)
-		if use, ok := stmt.(*ast.UseStmt); ok {
+		info.Kinds |= 1 << kind
+		switch st := stmt.(type) {
+		case *ast.UseStmt:
 			// Later statements of the text run in the new database.
-			currentDB = use.DBName
-			info.ChangesDB = true
+			currentDB = st.DBName
+			info.ChangesDB, info.UseDB = true, st.DBName
+		case *ast.KillStmt:
+			if info.Kills == 0 {
+				info.KillID, info.KillQuery = st.ConnectionID, st.Query
+			}
+			info.Kills++
+		case *ast.ExecuteStmt:
+			info.Executes = append(info.Executes, strings.ToLower(st.Name))
+			info.ChangesState = true
+		case *ast.CallStmt:
+			info.ChangesState = true
 		}
 	}
 	info.UsesSessionState = info.UsesSessionState || w.session
 	info.Access = w.access
 	info.Unverifiable = w.unverifiable
 	info.SetsSQLMode = w.setsMode
+	info.SetsCharset = w.setsCharset
+	info.Prepares = w.prepares
+	info.noCache = len(w.prepares) > 0
 	info.Tables = tablesOf(w.access)
 }
 
