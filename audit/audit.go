@@ -65,12 +65,12 @@ type Logger struct {
 	log    *slog.Logger
 	pid    *actor.PID
 
-	// Filters and sampling, immutable after New (read by Wants).
-	users, tables []pattern
-	kinds         []string
-	errorsOnly    bool
-	sampleRate    float64 // >= 1: keep all
-	lossless      bool
+	// filters are read by Wants and swapped whole by Reconfigure.
+	filters atomic.Pointer[filters]
+	// sinkCfg is what the sink and queue were built from, immutable;
+	// lossless is its copy read by Log.
+	sinkCfg  sinkSettings
+	lossless bool
 
 	// ch is the queue; it outlives writer restarts and is never closed.
 	ch chan Record
@@ -97,6 +97,41 @@ type Logger struct {
 	fault func(Record)
 }
 
+// filters are a Logger's filters and sampling; immutable once published.
+type filters struct {
+	users, tables []pattern
+	kinds         []string
+	errorsOnly    bool
+	sampleRate    float64 // >= 1: keep all
+}
+
+func newFilters(cfg config.Audit) *filters {
+	rate := 1.0
+	if cfg.SampleRate != nil {
+		rate = *cfg.SampleRate
+	}
+	return &filters{
+		users:      compilePatterns(cfg.Users),
+		tables:     compilePatterns(cfg.Tables),
+		kinds:      slices.Clone(cfg.Kinds),
+		errorsOnly: cfg.ErrorsOnly,
+		sampleRate: rate,
+	}
+}
+
+// sinkSettings are the settings a running Logger cannot change: a change
+// needs a new Logger.
+type sinkSettings struct {
+	sink, path                      string
+	maxSizeMB, maxBackups, queueLen int
+	lossless                        bool
+}
+
+func sinkSettingsOf(cfg config.Audit) sinkSettings {
+	return sinkSettings{sink: cfg.Sink, path: cfg.Path, maxSizeMB: cfg.MaxSizeMB, maxBackups: cfg.MaxBackups,
+		queueLen: cfg.QueueSize, lossless: cfg.Lossless}
+}
+
 // hooks are the test seams of newLogger.
 type hooks struct {
 	stdout io.Writer    // replaces os.Stdout for the stdout sink
@@ -115,19 +150,11 @@ func newLogger(sys *actors.System, parent actor.SpawnerContext, tenant string, c
 	if cfg.QueueSize <= 0 {
 		return nil, fmt.Errorf("audit %s: queue_size %d must be positive", tenant, cfg.QueueSize)
 	}
-	rate := 1.0
-	if cfg.SampleRate != nil {
-		rate = *cfg.SampleRate
-	}
 	l := &Logger{
 		sys:          sys,
 		tenant:       tenant,
 		log:          sys.Log.With("component", "audit", "tenant", tenant),
-		users:        compilePatterns(cfg.Users),
-		tables:       compilePatterns(cfg.Tables),
-		kinds:        slices.Clone(cfg.Kinds),
-		errorsOnly:   cfg.ErrorsOnly,
-		sampleRate:   rate,
+		sinkCfg:      sinkSettingsOf(cfg),
 		lossless:     cfg.Lossless,
 		ch:           make(chan Record, cfg.QueueSize),
 		closing:      make(chan struct{}),
@@ -140,6 +167,7 @@ func newLogger(sys *actors.System, parent actor.SpawnerContext, tenant string, c
 		errors:       sys.Metrics.AuditErrors.WithLabelValues(tenant),
 		fault:        h.fault,
 	}
+	l.filters.Store(newFilters(cfg))
 	switch cfg.Sink {
 	case config.AuditSinkFile:
 		lj := &lumberjack.Logger{Filename: cfg.Path, MaxSize: cfg.MaxSizeMB, MaxBackups: cfg.MaxBackups}
@@ -168,32 +196,49 @@ func newLogger(sys *actors.System, parent actor.SpawnerContext, tenant string, c
 // PID is the writer actor.
 func (l *Logger) PID() *actor.PID { return l.pid }
 
+// Reconfigure switches the filters and sampling to cfg's and reports true
+// when the rest of cfg (sink, path, max_size_mb, max_backups, queue_size,
+// lossless) is what the Logger runs with. Otherwise it changes nothing and
+// reports false: the caller needs a new Logger. Safe for concurrent use
+// with Wants and Log; statements already past Wants are logged.
+func (l *Logger) Reconfigure(cfg config.Audit) bool {
+	if l == nil || sinkSettingsOf(cfg) != l.sinkCfg {
+		return false
+	}
+	l.filters.Store(newFilters(cfg))
+	return true
+}
+
 // Wants reports whether a statement with these attributes passes the
 // filters (users, kinds, tables, errors only) and sampling. Call it before
 // building a Record.
-// hot path: no allocation, no shared mutable state (math/rand/v2's global
-// source is per-thread).
+// hot path: one atomic load, no allocation, no shared mutable state
+// (math/rand/v2's global source is per-thread).
 func (l *Logger) Wants(user, kind string, tables []sqlinfo.Table, errCode uint16) bool {
-	if l == nil || (l.errorsOnly && errCode == 0) {
+	if l == nil {
 		return false
 	}
-	if len(l.kinds) > 0 && !containsFold(l.kinds, kind) {
+	f := l.filters.Load()
+	if f.errorsOnly && errCode == 0 {
 		return false
 	}
-	if len(l.users) > 0 {
-		if t := (text{a: user}); !matchAny(l.users, &t) {
+	if len(f.kinds) > 0 && !containsFold(f.kinds, kind) {
+		return false
+	}
+	if len(f.users) > 0 {
+		if t := (text{a: user}); !matchAny(f.users, &t) {
 			return false
 		}
 	}
-	if len(l.tables) > 0 && !l.wantsTables(tables) {
+	if len(f.tables) > 0 && !f.wantsTables(tables) {
 		return false
 	}
-	return sample(l.sampleRate)
+	return sample(f.sampleRate)
 }
 
-func (l *Logger) wantsTables(tables []sqlinfo.Table) bool {
+func (f *filters) wantsTables(tables []sqlinfo.Table) bool {
 	for i := range tables {
-		if t := tableText(&tables[i]); matchAny(l.tables, &t) {
+		if t := tableText(&tables[i]); matchAny(f.tables, &t) {
 			return true
 		}
 	}

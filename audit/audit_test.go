@@ -405,6 +405,87 @@ func TestWants(t *testing.T) {
 	}
 }
 
+// Reconfigure swaps the filters of a running Logger when only they
+// changed, and refuses (changing nothing) a change of the sink settings.
+func TestReconfigure(t *testing.T) {
+	sys := testSystem(t)
+	cfg := testConfig(config.AuditSinkStdout)
+	cfg.Kinds = []string{"insert"}
+	l := start(t, sys, cfg, hooks{stdout: io.Discard})
+	if l.Wants("u", "select", nil, 0) {
+		t.Fatal("select wanted before the reconfigure")
+	}
+	filtersOnly := cfg
+	filtersOnly.Kinds = []string{"select"}
+	filtersOnly.Users = []string{"app*"}
+	filtersOnly.ErrorsOnly = true
+	if !l.Reconfigure(filtersOnly) {
+		t.Fatal("a filters-only change must be taken in place")
+	}
+	if !l.Wants("app", "select", nil, 1064) || l.Wants("app", "insert", nil, 1064) ||
+		l.Wants("bob", "select", nil, 1064) || l.Wants("app", "select", nil, 0) {
+		t.Fatal("the new filters are not in effect")
+	}
+	rate := 0.0
+	filtersOnly.SampleRate = &rate
+	if !l.Reconfigure(filtersOnly) || l.Wants("app", "select", nil, 1064) {
+		t.Fatal("sample_rate 0 must be taken in place")
+	}
+
+	for name, change := range map[string]func(*config.Audit){
+		"sink":        func(c *config.Audit) { c.Sink, c.Path = config.AuditSinkFile, filepath.Join(t.TempDir(), "a.log") },
+		"path":        func(c *config.Audit) { c.Path = "/elsewhere.log" },
+		"max_size_mb": func(c *config.Audit) { c.MaxSizeMB++ },
+		"max_backups": func(c *config.Audit) { c.MaxBackups++ },
+		"queue_size":  func(c *config.Audit) { c.QueueSize++ },
+		"lossless":    func(c *config.Audit) { c.Lossless = !c.Lossless },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := cfg
+			c.Kinds = []string{"delete"}
+			change(&c)
+			before := l.filters.Load()
+			if l.Reconfigure(c) {
+				t.Fatal("a sink change must need a new Logger")
+			}
+			if l.filters.Load() != before {
+				t.Fatal("a refused Reconfigure changed the filters")
+			}
+		})
+	}
+	var nilLogger *Logger
+	if nilLogger.Reconfigure(cfg) {
+		t.Error("nil logger reconfigured")
+	}
+}
+
+// Wants reads the filters while Reconfigure swaps them (run with -race),
+// and allocates nothing.
+func TestWantsConcurrentReconfigure(t *testing.T) {
+	sys := testSystem(t)
+	cfg := testConfig(config.AuditSinkStdout)
+	cfg.Users = []string{"app*"}
+	cfg.Tables = []string{"shop.*"}
+	l := start(t, sys, cfg, hooks{stdout: io.Discard})
+	tables := []sqlinfo.Table{{DB: "shop", Name: "orders"}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			c := cfg
+			c.Kinds = []string{[]string{"select", "insert"}[i%2]}
+			l.Reconfigure(c)
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		l.Wants("app", "select", tables, 0)
+	}
+	<-done
+	if n := testing.AllocsPerRun(100, func() { l.Wants("app", "insert", tables, 0) }); n != 0 {
+		t.Fatalf("Wants allocates %v times", n)
+	}
+}
+
 func TestSampling(t *testing.T) {
 	sys := testSystem(t)
 	for _, c := range []struct {
