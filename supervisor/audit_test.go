@@ -2,9 +2,12 @@ package supervisor_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,31 +33,47 @@ type auditLine struct {
 	Backend      string   `json:"backend"`
 }
 
-// readAudit waits until the log holds n lines and returns them.
-func readAudit(t *testing.T, path string, n int) []auditLine {
+// readAudit waits until listener main's audit log counts exactly n
+// records written (a record too many never lets the count settle at n),
+// then reads the file and requires exactly n lines.
+func readAudit(t *testing.T, p *proxy, path string, n int) []auditLine {
 	t.Helper()
-	var lines []auditLine
-	waitFor(t, 5*time.Second, "audit records", func() bool {
-		f, err := os.Open(path)
-		if err != nil {
-			return false
-		}
-		defer f.Close()
-		lines = lines[:0]
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var l auditLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
-			}
-			lines = append(lines, l)
-		}
-		return len(lines) >= n
+	written := `pisa_proxy_audit_records_written_total{domain="main"}`
+	waitFor(t, 5*time.Second, fmt.Sprintf("%d audit records written", n), func() bool {
+		return metricValue(t, p, written) == strconv.Itoa(n)
 	})
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []auditLine
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var l auditLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, l)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
 	if len(lines) != n {
 		t.Fatalf("%d audit records, want %d: %+v", len(lines), n, lines)
 	}
 	return lines
+}
+
+// metricValue is the value of one series on /metrics ("" when absent).
+func metricValue(t *testing.T, p *proxy, series string) string {
+	t.Helper()
+	for _, line := range p.metric(t, series+" ") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func TestAuditLog(t *testing.T) {
@@ -92,7 +111,7 @@ tables = ["gotest.audit_*", "gotest.acl_secret"]
 	spy := p.userDB(t, "spy", "spy-pw", "")
 	wantDenied(t, spy, 1142, "SELECT * FROM acl_secret") // 5: refused
 
-	lines := readAudit(t, path, 5)
+	lines := readAudit(t, p, path, 5)
 	ins, sel, bad, del, denied := lines[0], lines[1], lines[2], lines[3], lines[4]
 	if ins.Tenant != "main" || ins.User != "app" || ins.DB != "gotest" || ins.Kind != "insert" ||
 		ins.RowsAffected != 3 || ins.ErrorCode != 0 || ins.Backend != "n1" || !strings.HasPrefix(ins.Client, "127.0.0.1:") ||
@@ -137,5 +156,106 @@ func TestAuditBadPath(t *testing.T) {
 	}
 	if got := queryString(t, p.db(t, "main", ""), "SELECT 'still serving'"); got != "still serving" {
 		t.Fatal(got)
+	}
+}
+
+// auditWriterMessages counts the messages of audit writer actors: each new
+// writer adds at least Started, so an unchanged count means the same
+// writer kept running.
+func auditWriterMessages(t *testing.T, p *proxy) string {
+	t.Helper()
+	return metricValue(t, p, `pisa_proxy_actor_messages_total{kind="audit"}`)
+}
+
+// A reload that changes only the filters keeps the running log (one
+// writer per file) and applies the new filters at once.
+func TestAuditReloadFilters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	mustExec(t, backendDB.RootDB(), "CREATE OR REPLACE TABLE gotest.audit_f (id INT)")
+	conf := func(kinds string) string {
+		return "[proxy.config.audit]\npath = \"" + path + "\"\nkinds = [" + kinds + "]\ntables = [\"gotest.audit_f\"]\n"
+	}
+	p := startProxy(t, oneNode(conf(`"insert"`)))
+	db := p.db(t, "main", "")
+	mustExec(t, db, "INSERT INTO audit_f VALUES (1)", "SELECT * FROM audit_f")
+	readAudit(t, p, path, 1)
+	writer := auditWriterMessages(t, p)
+
+	next := strings.Replace(oneNode(conf(`"select"`)), `listen_addr = "127.0.0.1:0"`, `listen_addr = "`+p.Addr("main").String()+`"`, 1)
+	if err := p.Apply(parse(t, next)); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "INSERT INTO audit_f VALUES (2)", "SELECT * FROM audit_f")
+	lines := readAudit(t, p, path, 2)
+	if lines[0].Kind != "insert" || lines[1].Kind != "select" {
+		t.Fatalf("records: %+v", lines)
+	}
+	if got := auditWriterMessages(t, p); got != writer {
+		t.Fatalf("a filters-only reload started another writer (audit actor messages %s, then %s)", writer, got)
+	}
+
+	// A new sink setting on the same file: a new log, which writes after
+	// the old one closed; nothing lost, nothing twice.
+	next = strings.Replace(next, "[proxy.config.audit]\n", "[proxy.config.audit]\nmax_backups = 2\n", 1)
+	if err := p.Apply(parse(t, next)); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, db, "SELECT * FROM audit_f")
+	if lines := readAudit(t, p, path, 3); lines[2].Kind != "select" {
+		t.Fatalf("records: %+v", lines)
+	}
+	if auditWriterMessages(t, p) == writer {
+		t.Fatal("a new sink setting must start a new writer")
+	}
+	if v := metricValue(t, p, `pisa_proxy_audit_records_dropped_total{domain="main"}`); v != "0" {
+		t.Fatalf("%s records dropped", v)
+	}
+}
+
+// The audit log outlives a restart of its tenant's actor: the lossless
+// records of statements cut short by the restart are written, and so are
+// the statements after it; none is dropped.
+func TestAuditSurvivesTenantRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	mustExec(t, backendDB.RootDB(), "CREATE OR REPLACE TABLE gotest.audit_r (id INT)", "INSERT INTO gotest.audit_r VALUES (1)")
+	p := startProxy(t, oneNode("[proxy.config.audit]\npath = \""+path+"\"\nlossless = true\ntables = [\"gotest.audit_r\"]\n"))
+	db := p.db(t, "main", "")
+	// Sessions in the middle of a statement when the tenant restarts: the
+	// restart stops them (and their backend statements), so their records
+	// are logged while the tenant restarts.
+	const sleepers = 3
+	done := make(chan error, sleepers)
+	for range sleepers {
+		c := pinnedConn(t, db)
+		go func() {
+			_, err := c.ExecContext(context.Background(), "SELECT SLEEP(30) FROM audit_r")
+			done <- err
+		}()
+	}
+	waitFor(t, 5*time.Second, "the statements running", func() bool {
+		return queryString(t, backendDB.RootDB(),
+			"SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(30)%'") == strconv.Itoa(sleepers)
+	})
+	// The panic is sent before this statement runs; it is cut short too.
+	_, _ = pinnedConn(t, db).ExecContext(context.Background(), "SELECT /* pisa:panic-tenant */ SLEEP(30) FROM audit_r")
+	waitRestarted(t, p, "tenant")
+	for range sleepers {
+		if err := <-done; err == nil {
+			t.Fatal("a statement survived its tenant's restart")
+		}
+	}
+	waitFor(t, 5*time.Second, "tenant serves again", func() bool {
+		_, err := db.Exec("INSERT INTO audit_r VALUES (2)")
+		return err == nil
+	})
+	lines := readAudit(t, p, path, sleepers+2)
+	for i, l := range lines {
+		last := i == len(lines)-1
+		if last && (l.Kind != "insert" || l.ErrorCode != 0) || !last && (l.Kind != "select" || l.ErrorCode == 0) {
+			t.Fatalf("record %d: %+v", i, l)
+		}
+	}
+	if v := metricValue(t, p, `pisa_proxy_audit_records_dropped_total{domain="main"}`); v != "0" {
+		t.Fatalf("%s records dropped", v)
 	}
 }

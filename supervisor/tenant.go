@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"reflect"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -43,8 +43,8 @@ type spec struct {
 
 // tenant is one `[[proxy.config]]` listener: the crash isolation boundary.
 // What must survive a restart of the tenant actor (the bound socket, the
-// authenticator's caches, the latest spec) lives here; pools, balancer and
-// sessions are rebuilt by the actor.
+// authenticator's caches, the latest spec, the audit log) lives here;
+// pools, balancer and sessions are rebuilt by the actor.
 type tenant struct {
 	name string
 	sys  *actors.System
@@ -63,11 +63,22 @@ type tenant struct {
 	// spec is the latest spec: set by the root actor, read by the tenant
 	// actor when it (re)starts.
 	spec atomic.Pointer[spec]
+	// audit is the listener's audit log and auditCfg its settings, written
+	// by the tenant actor only. They outlive a restart of the actor (its
+	// writer is spawned from auditParent, not from the actor, so sessions
+	// keep logging through it) and are closed when the actor stops for good.
+	audit       *audit.Logger
+	auditCfg    *config.Audit
+	auditParent *actor.RootContext
 }
 
 func newTenant(sp spec, ln *listener, reg *session.Registry, sys *actors.System, log *slog.Logger) *tenant {
 	t := &tenant{name: sp.cfg.Name, sys: sys, log: log.With("tenant", sp.cfg.Name), reg: reg, l: ln,
-		sql: sqlinfo.NewCache(sqlCacheSize)}
+		sql: sqlinfo.NewCache(sqlCacheSize),
+		// The root context with a guardian of our own (a copy: WithGuardian
+		// changes its receiver), so a failing writer is restarted and
+		// counted like the tenant's other actors.
+		auditParent: sys.Root.Copy().WithGuardian(sys.Strategy(actor.RestartDirective, maxRestarts, restartWindow))}
 	t.spec.Store(&sp)
 	return t
 }
@@ -145,8 +156,6 @@ type tenantActor struct {
 	replicas  *strategy.Balancer
 	plugins   *strategy.Plugins
 	fuse      *strategy.Fuse
-	audit     *audit.Logger
-	auditCfg  *config.Audit
 	gen       int
 }
 
@@ -163,13 +172,13 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopping:
 		// For good (the listener removed, or the proxy stopping); a
-		// restart keeps the statistics.
+		// restart keeps the audit log and the statistics.
 		a.t.l.env.Store(nil)
-		a.closeAudit()
+		a.t.closeAudit()
 		a.t.sys.Metrics.Fingerprints.Drop(a.t.name)
 	case *actor.Restarting:
-		// The writer is a child: it stops with this incarnation.
-		a.closeAudit()
+		// Pools, balancers and the listener (with its sessions) stop with
+		// this incarnation; the audit log is not the actor's and goes on.
 	case *actors.Failure:
 		actors.Reraise(m)
 	}
@@ -184,7 +193,6 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if err != nil {
 		return err
 	}
-	t.users.Store(users)
 	t.l.maxConns.Store(int32(cfg.MaxConnections))
 	pools, foundRows, err := a.syncPools(ctx, sp)
 	if err != nil {
@@ -232,14 +240,17 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name),
 	}
 	env.Fault = faultHook(t.sys, t)
-	oldAudit, err := a.syncAudit(ctx, cfg.Audit)
+	oldAudit, err := a.syncAudit(cfg.Audit)
 	if err != nil {
 		return err
 	}
-	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse, Users: users, Audit: a.audit})
+	// Nothing fails from here: the authenticator and the sessions switch
+	// to the new users together.
+	t.users.Store(users)
+	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse, Users: users, Audit: t.audit})
 	if oldAudit != nil {
 		// Sessions moved to the new log; the old one writes what it holds.
-		go closeAuditLog(oldAudit, t.log)
+		t.sys.Go(ctx.Self(), "tenant", func() { closeAuditLog(oldAudit, t.log) })
 	}
 	t.l.env.Store(env)
 	if t.l.pid.Load() == nil {
@@ -253,29 +264,46 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	return nil
 }
 
-// syncAudit starts an audit log for cfg unless the running one has the same
-// settings; it returns the log to close once sessions moved off it.
-func (a *tenantActor) syncAudit(ctx actor.Context, cfg *config.Audit) (*audit.Logger, error) {
-	if reflect.DeepEqual(cfg, a.auditCfg) && (a.audit != nil) == (cfg != nil) {
+// syncAudit brings the tenant's audit log to cfg: the running log takes
+// new filters in place; new sink settings need a new log. It returns the
+// log to close once sessions moved off it (nil: none).
+func (a *tenantActor) syncAudit(cfg *config.Audit) (*audit.Logger, error) {
+	t := a.t
+	old := t.audit
+	if cfg == nil {
+		t.audit, t.auditCfg = nil, nil
+		return old, nil
+	}
+	if old.Reconfigure(*cfg) {
+		t.auditCfg = cfg
 		return nil, nil
 	}
-	var next *audit.Logger
-	if cfg != nil {
-		var err error
-		if next, err = audit.New(a.t.sys, ctx, a.t.name, *cfg); err != nil {
-			return nil, err
-		}
+	if old != nil && sameAuditFile(t.auditCfg, cfg) {
+		// Two writers must never share (and both rotate) one file: the old
+		// log writes out what it holds and closes first. Statements logged
+		// meanwhile through the sessions' Live are counted as dropped.
+		closeAuditLog(old, t.log)
+		t.audit, t.auditCfg, old = nil, nil, nil
 	}
-	old := a.audit
-	a.audit, a.auditCfg = next, cfg
+	next, err := audit.New(t.sys, t.auditParent, t.name, *cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.audit, t.auditCfg = next, cfg
 	return old, nil
 }
 
-// closeAudit writes out and closes the audit log (tenant stopping).
-func (a *tenantActor) closeAudit() {
-	if a.audit != nil {
-		closeAuditLog(a.audit, a.t.log)
-		a.audit, a.auditCfg = nil, nil
+// sameAuditFile reports whether a and b write the same file.
+func sameAuditFile(a, b *config.Audit) bool {
+	return a != nil && b != nil && a.Sink == config.AuditSinkFile && b.Sink == config.AuditSinkFile &&
+		filepath.Clean(a.Path) == filepath.Clean(b.Path)
+}
+
+// closeAudit writes out and closes the audit log (the tenant stopping for good).
+func (t *tenant) closeAudit() {
+	if t.audit != nil {
+		closeAuditLog(t.audit, t.log)
+		t.audit, t.auditCfg = nil, nil
 	}
 }
 
