@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"pisanix.io/pisanix/audit"
@@ -17,6 +18,9 @@ func (s *Session) audit(info *sqlinfo.Info, db string, start time.Time, out wire
 	lg := s.env.Live.Load().Audit
 	if lg == nil {
 		return
+	}
+	if len(info.Executes) > 0 {
+		info = s.withExecuted(info)
 	}
 	kind := info.Kind.String()
 	if !lg.Wants(s.user, kind, info.Tables, out.ErrCode) && !s.wantsOtherKind(lg, info, out.ErrCode) {
@@ -101,10 +105,30 @@ func (s *Session) closeStmt(payload []byte, more bool) error {
 	return s.send(&s.primary, payload, more)
 }
 
-// wantsOtherKind: a multi-statement text is audited when the log wants any
-// of its statements' kinds.
+// withExecuted describes a text running SQL-level EXECUTE with the kinds
+// and tables of what it executes, so that the audit log's filters see them.
+func (s *Session) withExecuted(info *sqlinfo.Info) *sqlinfo.Info {
+	merged := *info
+	merged.Tables = slices.Clone(info.Tables)
+	for _, name := range info.Executes {
+		p, ok := s.sqlPrepared[name]
+		if !ok {
+			continue
+		}
+		merged.Kinds |= p.Kinds
+		for _, t := range p.Tables {
+			if !slices.Contains(merged.Tables, t) {
+				merged.Tables = append(merged.Tables, t)
+			}
+		}
+	}
+	return &merged
+}
+
+// wantsOtherKind: a text is audited when the log wants the kind of any of
+// its statements (or of what it prepares or executes), not only the first.
 func (s *Session) wantsOtherKind(lg *audit.Logger, info *sqlinfo.Info, errCode uint16) bool {
-	if info.Statements < 2 {
+	if info.Kinds == 1<<info.Kind {
 		return false
 	}
 	for k := 0; k < sqlinfo.NumKinds; k++ {

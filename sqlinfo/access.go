@@ -74,6 +74,10 @@ type Prepared struct {
 	Name         string // lowercase
 	Access       []Access
 	Unverifiable bool
+	// Kinds has bit 1<<k for the kinds of the prepared text's statements;
+	// Tables are its tables (for the audit log's filters).
+	Kinds  uint32
+	Tables []Table
 }
 
 // walker collects accesses and flags from the statements of one text.
@@ -350,8 +354,11 @@ func (w *walker) planPrepare(s *ast.PrepareStmt) {
 		inner := walker{mode: w.mode}
 		for _, st := range stmts {
 			inner.statement(st, w.db)
+			k, _ := kindOf(st)
+			prep.Kinds |= 1 << k
 		}
 		prep.Access, prep.Unverifiable = inner.access, inner.unverifiable
+		prep.Tables = tablesOf(inner.access)
 	}
 	w.access = append(w.access, prep.Access...)
 	w.unverifiable = w.unverifiable || prep.Unverifiable

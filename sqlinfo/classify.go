@@ -212,6 +212,9 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	info.SetsSQLMode = w.setsMode
 	info.SetsCharset = w.setsCharset
 	info.Prepares = w.prepares
+	for _, p := range w.prepares {
+		info.Kinds |= p.Kinds // audited as what it prepares, too
+	}
 	info.noCache = len(w.prepares) > 0
 	info.Tables = tablesOf(w.access)
 }
