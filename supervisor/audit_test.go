@@ -228,16 +228,16 @@ func TestAuditSurvivesTenantRestart(t *testing.T) {
 	for range sleepers {
 		c := pinnedConn(t, db)
 		go func() {
-			_, err := c.ExecContext(context.Background(), "SELECT SLEEP(30) FROM audit_r")
+			_, err := c.ExecContext(context.Background(), "SELECT SLEEP(10) FROM audit_r")
 			done <- err
 		}()
 	}
 	waitFor(t, 5*time.Second, "the statements running", func() bool {
 		return queryString(t, backendDB.RootDB(),
-			"SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(30)%'") == strconv.Itoa(sleepers)
+			"SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(10)%'") == strconv.Itoa(sleepers)
 	})
 	// The panic is sent before this statement runs; it is cut short too.
-	_, _ = pinnedConn(t, db).ExecContext(context.Background(), "SELECT /* pisa:panic-tenant */ SLEEP(30) FROM audit_r")
+	_, _ = pinnedConn(t, db).ExecContext(context.Background(), "SELECT /* pisa:panic-tenant */ SLEEP(10) FROM audit_r")
 	waitRestarted(t, p, "tenant")
 	for range sleepers {
 		if err := <-done; err == nil {
