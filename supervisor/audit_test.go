@@ -259,3 +259,25 @@ func TestAuditSurvivesTenantRestart(t *testing.T) {
 		t.Fatalf("%s records dropped", v)
 	}
 }
+
+// A kinds filter sees every statement of a text, what a PREPARE prepares
+// and what an EXECUTE runs, not only the first keyword.
+func TestAuditKindsAcrossStatements(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	mustExec(t, backendDB.RootDB(), "CREATE OR REPLACE TABLE gotest.audit_k (id INT)")
+	p := startProxy(t, oneNode("[proxy.config.audit]\npath = \""+path+"\"\nkinds = [\"delete\"]\n"))
+	c := pinnedConn(t, p.db(t, "main", "multiStatements=true"))
+	mustExec(t, c,
+		"SELECT 1",                      // not wanted
+		"SELECT 1; DELETE FROM audit_k", // 1
+		"PREPARE d FROM 'DELETE FROM audit_k WHERE id = 7'", // 2
+		"EXECUTE d",                      // 3
+		"INSERT INTO audit_k VALUES (1)", // not wanted
+	)
+	lines := readAudit(t, p, path, 3)
+	for i, want := range []string{"select", "prepare", "execute"} {
+		if lines[i].Kind != want || len(lines[i].Tables) != 1 || lines[i].Tables[0] != "gotest.audit_k" {
+			t.Errorf("record %d: %+v (want kind %s on gotest.audit_k)", i, lines[i], want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // Statements that differ only in literals share a fingerprint series;
@@ -18,12 +19,13 @@ func TestFingerprintMetrics(t *testing.T) {
 			t.Fatalf("want a backend error, got %v", err)
 		}
 	}
-	if got := p.metric(t, `pisa_proxy_fingerprint_statements_total{`, `fingerprint="select ? + ? as `+"`fpmetric`"+`"} 3`); len(got) != 1 {
-		t.Errorf("statements by fingerprint: %v", p.metric(t, "fingerprint_statements_total"))
-	}
-	if got := p.metric(t, `pisa_proxy_fingerprint_errors_total{`, "fp_no_such_table", "} 2"); len(got) != 1 {
-		t.Errorf("errors by fingerprint: %v", p.metric(t, "fingerprint_errors_total"))
-	}
+	// The counts are taken after the response reached the client: wait.
+	waitFor(t, 5*time.Second, "statements by fingerprint", func() bool {
+		return len(p.metric(t, `pisa_proxy_fingerprint_statements_total{`, `fingerprint="select ? + ? as `+"`fpmetric`"+`"} 3`)) == 1
+	})
+	waitFor(t, 5*time.Second, "errors by fingerprint", func() bool {
+		return len(p.metric(t, `pisa_proxy_fingerprint_errors_total{`, "fp_no_such_table", "} 2")) == 1
+	})
 	if got := p.metric(t, `pisa_proxy_sql_processed_total{`, `kind="select"`, `result="error"`); len(got) == 0 {
 		t.Errorf("sql_processed_total has no kind label: %v", p.metric(t, "sql_processed_total"))
 	}
