@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"pisanix.io/pisanix/internal/testenv"
 	"pisanix.io/pisanix/sqlinfo"
@@ -302,7 +303,12 @@ func TestAccessRulesReload(t *testing.T) {
 	if err := p.Apply(parse(t, cfg)); err != nil {
 		t.Fatal(err)
 	}
-	wantDenied(t, spy, 1142, "SELECT * FROM acl_orders")
+	// Apply returns once the tenant was told; it applies the rules itself.
+	waitFor(t, 5*time.Second, "the new rules", func() bool {
+		_, err := spy.ExecContext(context.Background(), "SELECT * FROM acl_orders")
+		me := mysqlErr(err)
+		return me != nil && me.Number == 1142
+	})
 	// Statements prepared before the reload are checked again when run.
 	wantDenied(t, spy, 1142, "EXECUTE q")
 	if _, err := stmt.Exec(1); mysqlErr(err) == nil || mysqlErr(err).Number != 1142 {
