@@ -145,6 +145,11 @@ func TestAccessControlBypassAttempts(t *testing.T) {
 		"SET @q = 'SELECT * FROM acl_secret'; PREPARE s FROM @q",
 		"EXECUTE IMMEDIATE 'SELECT * FROM acl_secret'",
 		"HANDLER acl_secret OPEN",
+		// Versioned and TiDB comments are refused for restricted users.
+		"SELECT 1 /*!99999 /* */ ' */ , (SELECT v FROM acl_secret LIMIT 1) -- '",
+		"SELECT 1 /*T![clustered_index] '*/ , (SELECT v FROM acl_secret LIMIT 1) -- '",
+		"SELECT (SELECT v FROM /*!100000acl_secret*/ acl_orders LIMIT 1)",
+		"/*!99999 USE acl_other; -- */ SELECT 1",
 	} {
 		wantDenied(t, spy, 1227, q)
 	}
@@ -384,8 +389,8 @@ func TestAccessReviewBypasses(t *testing.T) {
 	wantDenied(t, spy, 1142, "SELECT v FROM acl_secret")
 
 	// Versioned comments MariaDB skips, with a quote inside.
-	wantDenied(t, spy, 1142, "SELECT 1 /*M!999999 ' */ , (SELECT v FROM acl_secret LIMIT 1) -- ' */")
-	wantDenied(t, spy, 1142, "SELECT 1 /*!99999 ' */ , (SELECT v FROM acl_secret LIMIT 1) -- ' */")
+	wantDenied(t, spy, 1227, "SELECT 1 /*M!999999 ' */ , (SELECT v FROM acl_secret LIMIT 1) -- ' */")
+	wantDenied(t, spy, 1227, "SELECT 1 /*!99999 ' */ , (SELECT v FROM acl_secret LIMIT 1) -- ' */")
 
 	// Readings changed by sql_mode or the character set.
 	q := `SELECT 'a\' , (SELECT v FROM acl_secret LIMIT 1) , '-- '`
