@@ -142,10 +142,7 @@ func (s *Session) query(payload []byte, more bool) error {
 	kind := sqlinfo.FirstKeyword(sql)
 	if kind == sqlinfo.KindKill {
 		if id, q, ok := sqlinfo.ParseKill(sql); ok && !more {
-			if id > math.MaxUint32 {
-				return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
-			}
-			return s.kill(uint32(id), q)
+			return s.killStatementID(id, q)
 		}
 	}
 	if s.env.Fault != nil {
@@ -239,10 +236,16 @@ func (s *Session) killStatement(info *sqlinfo.Info, more bool) error {
 	if info.Kills != 1 || info.Statements != 1 {
 		return s.clientError(wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: KILL must be sent as a statement of its own"))
 	}
-	if info.KillID > math.MaxUint32 {
-		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", info.KillID)))
+	return s.killStatementID(info.KillID, info.KillQuery)
+}
+
+// killStatementID runs KILL [QUERY] id from SQL text, where the id may
+// exceed the 32-bit connection ids the proxy hands out.
+func (s *Session) killStatementID(id uint64, queryOnly bool) error {
+	if id > math.MaxUint32 {
+		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
 	}
-	return s.kill(uint32(info.KillID), info.KillQuery)
+	return s.kill(uint32(id), queryOnly)
 }
 
 // truncate shortens sql for logs.
