@@ -308,7 +308,7 @@ func TestAccessRulesReload(t *testing.T) {
 	if err := p.Apply(parse(t, cfg)); err != nil {
 		t.Fatal(err)
 	}
-	// Apply returns once the tenant was told; it applies the rules itself.
+	// Apply returns once the tenant applied the rules: the first try is refused.
 	waitFor(t, 5*time.Second, "the new rules", func() bool {
 		_, err := spy.ExecContext(context.Background(), "SELECT * FROM acl_orders")
 		me := mysqlErr(err)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -105,14 +106,29 @@ func closeAll(ts map[string]*tenant) {
 // balancer, credentials; sessions keep their backend connection), new ones
 // are bound and started, removed ones stopped. On error (an address that
 // cannot be bound, a TLS file that cannot be read) nothing changes.
+//
+// It returns once every kept listener has applied its new settings, so a
+// statement sent after Apply runs under them.
 func (p *Proxy) Apply(cfg *config.Config) error {
 	reply := make(chan error, 1)
-	p.sys.Root.Send(p.root, &applyConfig{cfg: cfg, reply: reply})
+	applied := &sync.WaitGroup{}
+	p.sys.Root.Send(p.root, &applyConfig{cfg: cfg, reply: reply, applied: applied})
+	deadline := time.After(30 * time.Second)
 	select {
 	case err := <-reply:
-		return err
-	case <-time.After(30 * time.Second):
+		if err != nil {
+			return err
+		}
+	case <-deadline:
 		return errors.New("apply config: the root actor did not answer within 30s")
+	}
+	done := make(chan struct{})
+	go func() { applied.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-deadline:
+		return errors.New("apply config: a listener did not apply the new configuration within 30s")
 	}
 }
 
@@ -153,6 +169,8 @@ func (p *Proxy) Stop() error {
 type applyConfig struct {
 	cfg   *config.Config
 	reply chan error
+	// applied is done by each reconfigured tenant once it applied its spec.
+	applied *sync.WaitGroup
 }
 
 // rootActor owns the configuration and the tenant supervisors: it spawns
@@ -171,7 +189,7 @@ func (a *rootActor) Receive(ctx actor.Context) {
 			a.spawn(ctx, t)
 		}
 	case *applyConfig:
-		m.reply <- a.apply(ctx, m.cfg)
+		m.reply <- a.apply(ctx, m.cfg, m.applied)
 	case *actors.Failure:
 		actors.Reraise(m)
 	}
@@ -188,7 +206,7 @@ func (a *rootActor) spawn(ctx actor.Context, t *tenant) {
 	t.pid.Store(pid)
 }
 
-func (a *rootActor) apply(ctx actor.Context, cfg *config.Config) error {
+func (a *rootActor) apply(ctx actor.Context, cfg *config.Config, applied *sync.WaitGroup) error {
 	old := a.p.state.Load()
 	pl, err := a.p.build(cfg, old.tenants)
 	if err != nil {
@@ -198,7 +216,8 @@ func (a *rootActor) apply(ctx actor.Context, cfg *config.Config) error {
 	for name, sp := range pl.keep {
 		t := old.tenants[name]
 		t.spec.Store(&sp)
-		ctx.Send(a.pids[name], &reconfigure{spec: &sp})
+		applied.Add(1)
+		ctx.Send(a.pids[name], &reconfigure{spec: &sp, applied: applied})
 		next[name] = t
 	}
 	for name, t := range old.tenants {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -130,7 +131,10 @@ func (t *tenant) authenticator(plugin string) *wire.Authenticator {
 }
 
 // reconfigure tells a tenant actor to apply its tenant's latest spec (hot reload).
-type reconfigure struct{ spec *spec }
+type reconfigure struct {
+	spec    *spec
+	applied *sync.WaitGroup // done when handled (also when apply fails)
+}
 
 // poolRef is a running pool and the settings it was built from.
 type poolRef struct {
@@ -167,6 +171,7 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			panic(fmt.Errorf("start tenant %s: %w", a.t.name, err))
 		}
 	case *reconfigure:
+		defer m.applied.Done()
 		if err := a.apply(ctx, *m.spec); err != nil {
 			panic(fmt.Errorf("reconfigure tenant %s: %w", a.t.name, err))
 		}
