@@ -55,7 +55,8 @@ type nodeView struct {
 	status   NodeStatus
 	failures int
 	probing  bool
-	known    bool
+	known    bool // a probe succeeded at least once
+	heard    bool // a probe finished at least once, either way
 }
 
 type discoveryActor struct {
@@ -116,7 +117,7 @@ func (a *discoveryActor) result(m *discoveryResult) {
 	if v == nil {
 		return
 	}
-	v.probing = false
+	v.probing, v.heard = false, true
 	if m.err != nil {
 		v.failures++
 		a.sys.Metrics.DiscoveryProbes.WithLabelValues(a.cfg.Tenant, m.node, "error").Inc()
@@ -154,7 +155,15 @@ func (a *discoveryActor) roles() (primaries, replicas []string) {
 	return primaries, replicas
 }
 
+// publish hands the roles to the balancers once every node has answered
+// its first probe: a partial first view (the replica heard, the primary not
+// yet) would empty a balancer the configured roles still serve well.
 func (a *discoveryActor) publish() {
+	for _, v := range a.nodes {
+		if !v.heard {
+			return
+		}
+	}
 	primaries, replicas := a.roles()
 	if slices.Equal(primaries, a.lastPrimaries) && slices.Equal(replicas, a.lastReplicas) {
 		return
