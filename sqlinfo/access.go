@@ -111,10 +111,16 @@ func (w *walker) statement(stmt ast.StmtNode, db string) {
 	w.start, w.db = len(w.access), db
 	w.plan(stmt)
 	stmt.Accept(w)
+	system := false
 	for i := w.start; i < len(w.access); i++ {
-		if a := &w.access[i]; a.DB == "" && a.Name != "" {
+		a := &w.access[i]
+		if a.DB == "" && a.Name != "" {
 			a.DB = db
 		}
+		system = system || a.Name != "" && isSystemTable(a.Table)
+	}
+	if system {
+		w.server(OpOther)
 	}
 	w.dedup()
 }
@@ -134,10 +140,15 @@ func (w *walker) plan(stmt ast.StmtNode) {
 			o |= opSet(OpUpdate)
 		}
 		w.targetAll(s.Table, o)
+		for _, a := range s.OnDuplicate {
+			w.readTargets(a.Expr) // x = x + 1 reads the row already there
+		}
 	case *ast.UpdateStmt:
 		w.planUpdate(s)
+		w.readTargets(s)
 	case *ast.DeleteStmt:
 		w.planDelete(s)
+		w.readTargets(s)
 	case *ast.LoadDataStmt:
 		o := opSet(OpInsert)
 		if s.OnDuplicate == ast.OnDuplicateKeyHandlingReplace {
@@ -184,6 +195,37 @@ func (w *walker) plan(stmt ast.StmtNode) {
 		w.server(OpOther)
 	}
 }
+
+// readTargets adds select to the statement's targets when n refers to a
+// column: a WHERE, ORDER BY or right-hand side reads the written rows (an
+// error or the affected-row count shows their values), so MySQL asks for
+// SELECT there too. An unqualified column may be any target's.
+func (w *walker) readTargets(n ast.Node) {
+	var c columnFinder
+	n.Accept(&c)
+	if !c.found {
+		return
+	}
+	for i := range w.targets {
+		w.targets[i].ops |= opSet(OpSelect)
+	}
+}
+
+// columnFinder finds a column reference, except VALUES(col) of ON
+// DUPLICATE KEY UPDATE, which is the row being inserted.
+type columnFinder struct{ found bool }
+
+func (c *columnFinder) Enter(n ast.Node) (ast.Node, bool) {
+	switch n.(type) {
+	case *ast.ColumnNameExpr:
+		c.found = true
+	case *ast.ValuesExpr:
+		return n, true
+	}
+	return n, c.found
+}
+
+func (c *columnFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
 
 // targetAll makes every table in refs a target.
 func (w *walker) targetAll(refs ast.Node, o ops) {
@@ -408,16 +450,43 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 		w.setsCharset = w.setsCharset || n.Name == ast.SetNames || n.Name == ast.SetCharset ||
 			strings.EqualFold(n.Name, "character_set_client")
 	case *ast.FuncCallExpr:
-		w.session = w.session || sessionFuncs[n.FnName.L]
-		if n.FnName.L == "load_file" {
-			w.server(OpOther) // reads a file on the database server
-		}
-		if n.Schema.L != "" {
-			// db.f(): a stored function, checked by name like CALL.
-			w.add(Table{DB: n.Schema.O, Name: n.FnName.O}, OpOther)
-		}
+		w.function(n)
 	}
 	return n, false
+}
+
+// function: a stored function is checked by name like CALL; a sequence
+// function reads its sequence, and NEXTVAL and SETVAL also write it.
+func (w *walker) function(n *ast.FuncCallExpr) {
+	name := n.FnName.L
+	w.session = w.session || sessionFuncs[name]
+	switch {
+	case n.Schema.L != "":
+		w.add(Table{DB: n.Schema.O, Name: n.FnName.O}, OpOther) // db.f()
+	case name == ast.NextVal || name == ast.SetVal:
+		if len(n.Args) > 0 {
+			if seq, ok := n.Args[0].(*ast.TableNameExpr); ok && seq.Name != nil {
+				w.targets = append(w.targets, target{seq.Name, opSet(OpSelect, OpUpdate)})
+			}
+		}
+	case name == "load_file":
+		w.server(OpOther) // reads a file on the database server
+	case !isBuiltinFunc(name):
+		w.add(Table{Name: n.FnName.O}, OpOther) // a stored function of the current database
+	}
+}
+
+// tidbFuncs are names the parser gives to grammar forms (CHAR(x USING cs),
+// INSERT(...), MEMBER OF, DATE '...' literals): not calls by those names.
+var tidbFuncs = map[string]struct{}{
+	ast.CharFunc: {}, ast.InsertFunc: {}, ast.JSONMemberOf: {},
+	ast.DateLiteral: {}, ast.TimeLiteral: {}, ast.TimestampLiteral: {},
+}
+
+func isBuiltinFunc(name string) bool {
+	_, builtin := builtinFuncs[name]
+	_, grammar := tidbFuncs[name]
+	return builtin || grammar
 }
 
 func (w *walker) Leave(n ast.Node) (ast.Node, bool) {
@@ -602,4 +671,34 @@ func Versioned(sql []byte) (n int, mixed bool) {
 		}
 	}
 	return n, mixed
+}
+
+// isSystemTable: the server's own tables show other sessions' statements
+// and data (PROCESSLIST, INNODB_TRX, performance_schema, the slow log in
+// mysql) or accounts, so reading them is server-wide. The catalogue tables
+// of information_schema stay checked by name.
+func isSystemTable(t Table) bool {
+	switch strings.ToLower(t.DB) {
+	case "mysql", "performance_schema", "sys":
+		return true
+	case "information_schema":
+		_, catalogue := infoSchemaCatalogue[strings.ToLower(t.Name)]
+		return !catalogue
+	}
+	return false
+}
+
+// infoSchemaCatalogue: information_schema tables that describe schemas,
+// settings and the session itself, not other sessions or row data.
+var infoSchemaCatalogue = map[string]struct{}{
+	"all_plugins": {}, "applicable_roles": {}, "character_sets": {}, "check_constraints": {},
+	"collation_character_set_applicability": {}, "collations": {}, "column_privileges": {},
+	"columns": {}, "enabled_roles": {}, "engines": {}, "events": {}, "files": {},
+	"geometry_columns": {}, "global_status": {}, "global_variables": {}, "key_caches": {},
+	"key_column_usage": {}, "keywords": {}, "optimizer_trace": {}, "parameters": {},
+	"partitions": {}, "plugins": {}, "profiling": {}, "referential_constraints": {},
+	"routines": {}, "schema_privileges": {}, "schemata": {}, "session_status": {},
+	"session_variables": {}, "spatial_ref_sys": {}, "sql_functions": {}, "statistics": {},
+	"system_variables": {}, "table_constraints": {}, "table_privileges": {}, "tables": {},
+	"tablespaces": {}, "triggers": {}, "user_privileges": {}, "views": {},
 }

@@ -335,6 +335,9 @@ func (s *Server) Config(user, pass, db string) *mysql.Config {
 // (interpolateParams off). Append "?param=value" as needed.
 func (s *Server) DSN(user, pass, db string) string { return s.Config(user, pass, db).FormatDSN() }
 
+// Binary is the path of the mariadbd the server runs.
+func (s *Server) Binary() string { return s.bins.mariadbd }
+
 // RootDB returns a pool connected as root over the unix socket. It belongs
 // to the Server; do not close it.
 func (s *Server) RootDB() *sql.DB { return s.root }
