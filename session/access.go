@@ -231,14 +231,7 @@ func (s *Session) afterQuery(l *leg, sql []byte, info *sqlinfo.Info, out wire.Ou
 			return err
 		}
 	}
-	for _, p := range info.Prepares {
-		if s.sqlPrepared == nil {
-			s.sqlPrepared = map[string]sqlinfo.Prepared{}
-		}
-		if len(s.sqlPrepared) < maxPrepared {
-			s.sqlPrepared[p.Name] = p
-		}
-	}
+	s.trackPrepared(info)
 	if out.ErrCode == 0 {
 		s.setMode(out.Status)
 	}
@@ -246,6 +239,25 @@ func (s *Session) afterQuery(l *leg, sql []byte, info *sqlinfo.Info, out wire.Ou
 		return s.refreshReading(l.conn)
 	}
 	return nil
+}
+
+// trackPrepared keeps the SQL-level prepared statements the backend may
+// hold, for EXECUTE to be checked against. A name not kept (over
+// maxPrepared, or gone by DEALLOCATE) makes its EXECUTE unverifiable. A
+// PREPARE that failed is kept too: the server dropped the old statement, so
+// the new text is the only one an EXECUTE could run.
+func (s *Session) trackPrepared(info *sqlinfo.Info) {
+	for _, p := range info.Prepares {
+		if s.sqlPrepared == nil {
+			s.sqlPrepared = map[string]sqlinfo.Prepared{}
+		}
+		if _, ok := s.sqlPrepared[p.Name]; ok || len(s.sqlPrepared) < maxPrepared {
+			s.sqlPrepared[p.Name] = p
+		}
+	}
+	for _, name := range info.Deallocates {
+		delete(s.sqlPrepared, name)
+	}
 }
 
 // refreshReading asks the backend, for a restricted user, how it reads

@@ -154,6 +154,9 @@ func (s *Session) query(payload []byte, more bool) error {
 		// its own threads.
 		return s.killStatement(&info, more)
 	}
+	if info.PreparesKill() {
+		return s.refuseKill(more)
+	}
 	if d := s.checkStatement(sql, &info, more); d != nil {
 		return s.deny(d, more, &info)
 	}
@@ -209,6 +212,9 @@ func (s *Session) classify(sql []byte) sqlinfo.Info {
 // prepared statement does is decided once, here.
 func (s *Session) prepare(payload []byte, more bool) error {
 	info := s.classify(payload[1:])
+	if info.Kills > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
+		return s.refuseKill(more)
+	}
 	if d := s.checkStatement(payload[1:], &info, more); d != nil {
 		return s.deny(d, more, &info)
 	}
@@ -228,15 +234,22 @@ func (s *Session) prepare(payload []byte, more bool) error {
 // not read, e.g. inside an executable comment); KILL among other
 // statements is refused.
 func (s *Session) killStatement(info *sqlinfo.Info, more bool) error {
+	if more || info.Kills != 1 || info.Statements != 1 {
+		return s.refuseKill(more)
+	}
+	return s.killStatementID(info.KillID, info.KillQuery)
+}
+
+// refuseKill answers a KILL the proxy cannot translate: among other
+// statements or prepared, it would reach the backend with a proxy
+// connection id, which the backend reads as one of its own threads.
+func (s *Session) refuseKill(more bool) error {
 	if more {
 		if err := s.client.DiscardRest(); err != nil {
 			return &wire.IOError{Side: wire.ClientSide, Err: err}
 		}
 	}
-	if info.Kills != 1 || info.Statements != 1 {
-		return s.clientError(wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: KILL must be sent as a statement of its own"))
-	}
-	return s.killStatementID(info.KillID, info.KillQuery)
+	return s.clientError(wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: KILL must be sent as a statement of its own"))
 }
 
 // killStatementID runs KILL [QUERY] id from SQL text, where the id may

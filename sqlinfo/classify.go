@@ -52,8 +52,9 @@ type Info struct {
 	ChangesState bool
 	// Prepares are the SQL-level PREPARE ... FROM 'text' of the text, with
 	// what their text does; Executes the names EXECUTE runs (lowercase).
-	Prepares []Prepared
-	Executes []string
+	Prepares    []Prepared
+	Executes    []string
+	Deallocates []string // DEALLOCATE PREPARE names, lowercase
 	// noCache: the Info depends on a literal (a PREPARE text), which the
 	// cache key does not keep.
 	noCache bool
@@ -80,6 +81,16 @@ type Info struct {
 	// CreatesTemporaryTable is true for CREATE TEMPORARY TABLE: later
 	// statements on that table must follow it to the same connection.
 	CreatesTemporaryTable bool
+}
+
+// PreparesKill reports a PREPARE whose text has a KILL.
+func (i *Info) PreparesKill() bool {
+	for _, p := range i.Prepares {
+		if p.Kinds&(1<<KindKill) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // Table is a table or view name.
@@ -204,6 +215,8 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 			info.ChangesState = true
 		case *ast.CallStmt:
 			info.ChangesState = true
+		case *ast.DeallocateStmt:
+			info.Deallocates = append(info.Deallocates, strings.ToLower(st.Name))
 		}
 	}
 	info.UsesSessionState = info.UsesSessionState || w.session

@@ -332,3 +332,17 @@ func TestHugeStatementNotParsed(t *testing.T) {
 		}
 	}
 }
+
+func TestMariaDBCharsetsParse(t *testing.T) {
+	for _, q := range []string{
+		"SET NAMES big5", "SET NAMES koi8r COLLATE koi8r_general_ci", "SET CHARACTER SET cp1251",
+		"SET NAMES 'sjis'", "SELECT CONVERT(x USING latin2) FROM t",
+	} {
+		if info := Classify([]byte(q), "shop"); info.ParseError {
+			t.Errorf("%q: parse error", q)
+		}
+	}
+	if info := Classify([]byte("SET NAMES big5"), ""); !info.SetsCharset {
+		t.Error("SET NAMES big5 does not say it sets the character set")
+	}
+}

@@ -15,7 +15,8 @@ import (
 )
 
 // accessUsers: spy may do anything but read gotest.acl_secret* (the table
-// and a view over it); clerk may only read and add orders and read items;
+// and a view over it); clerk may only read and add orders, and read items
+// and the sequence acl_seq;
 // reader only reads; remote may log in only from 10.0.0.0/8.
 const accessUsers = `
 [[proxy.config.users]]
@@ -38,7 +39,7 @@ operations = ["select", "insert"]
 [[proxy.config.users.rule]]
 action = "allow"
 databases = ["gotest"]
-tables = ["acl_items"]
+tables = ["acl_items", "acl_seq"]
 operations = ["select"]
 
 [[proxy.config.users]]
@@ -70,6 +71,7 @@ func accessTables(t *testing.T) {
 		"CREATE OR REPLACE TABLE gotest.acl_orders (id INT, v VARCHAR(20))",
 		"INSERT INTO gotest.acl_orders VALUES (1, 'order')",
 		"CREATE OR REPLACE TABLE gotest.acl_items (id INT, v VARCHAR(20))",
+		"CREATE OR REPLACE SEQUENCE gotest.acl_seq",
 		"DROP TABLE IF EXISTS gotest.acl_copy, gotest.acl_renamed",
 		"DROP VIEW IF EXISTS gotest.acl_v2",
 	)
@@ -194,6 +196,7 @@ func TestAccessControlBypassAttempts(t *testing.T) {
 	}
 	defer root.Close()
 	mustExec(t, root, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
+	defer mustExec(t, root, "SET sql_mode = DEFAULT") // the connection goes back to the pool
 	var a, b, c string
 	if err := root.QueryRowContext(context.Background(), strings.Replace(q, "acl_secret", "gotest.acl_secret", 1)).Scan(&a, &b, &c); err != nil || b != "TOPSECRET" {
 		t.Fatalf("MariaDB under NO_BACKSLASH_ESCAPES: %v %q", err, b)
@@ -444,5 +447,87 @@ func wantErrorCode(t *testing.T, db interface {
 	_, err := db.ExecContext(context.Background(), q)
 	if me := mysqlErr(err); me == nil || me.Number != code {
 		t.Errorf("%s\n  want error %d, got %v", q, code, err)
+	}
+}
+
+// Bypasses found in the second review: reads hidden in writes, KILL in
+// prepared texts, stored functions without a database, sequences, the
+// server's own tables, character sets the parser did not know.
+func TestAccessSecondReviewBypasses(t *testing.T) {
+	p := accessSetup(t)
+	root := backendDB.RootDB()
+	mustExec(t, root, "CREATE OR REPLACE FUNCTION gotest.zz_g() RETURNS VARCHAR(20) SQL SECURITY DEFINER RETURN (SELECT v FROM gotest.acl_secret LIMIT 1)")
+	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", "multiStatements=true"))
+	clerk := pinnedConn(t, p.userDB(t, "clerk", "clerk-pw", "multiStatements=true"))
+	ctx := context.Background()
+
+	// An UPDATE reading the column it may not select: the server's error
+	// shows the value.
+	leak := "UPDATE gotest.acl_secret SET id = v"
+	if _, err := root.Exec("SET STATEMENT sql_mode = DEFAULT FOR " + leak); err == nil || !strings.Contains(err.Error(), "TOPSECRET") {
+		t.Fatalf("the probe is broken: MariaDB should leak the value in its error, got %v", err)
+	}
+	wantDenied(t, spy, 1142, leak)
+	wantDenied(t, spy, 1142, "DELETE FROM acl_secret WHERE v LIKE 'TOP%'") // the affected-row count tells
+	wantDenied(t, spy, 1142, "INSERT INTO acl_secret VALUES (1, 'x') ON DUPLICATE KEY UPDATE id = v")
+	mustExec(t, spy, "UPDATE acl_secret SET id = 1 WHERE 1 = 0") // writes without reading
+
+	// KILL inside prepared texts reached the backend with a proxy id.
+	victim := pinnedConn(t, p.db(t, "main", ""))
+	thread := queryString(t, victim, "SELECT CONNECTION_ID()")
+	owner := pinnedConn(t, p.db(t, "main", "multiStatements=true"))
+	for _, c := range []*sql.Conn{spy, owner} {
+		wantErrorCode(t, c, 1235, "PREPARE k FROM 'KILL "+thread+"'")
+		if st, err := c.PrepareContext(ctx, "KILL "+thread); mysqlErr(err) == nil || mysqlErr(err).Number != 1235 {
+			if st != nil {
+				st.Close()
+			}
+			t.Errorf("COM_STMT_PREPARE of KILL: want 1235, got %v", err)
+		}
+	}
+	assertAlive(t, victim)
+
+	// A stored function called without a database.
+	wantDenied(t, clerk, 1142, "SELECT zz_g()")
+	if got := queryString(t, clerk, "SELECT CONCAT(ABS(-1), LOWER('A'), COALESCE(NULL, 'b'))"); got != "1ab" {
+		t.Fatalf("built-ins refused or wrong: %q", got)
+	}
+
+	// Sequences: NEXTVAL and SETVAL write.
+	if got := queryString(t, clerk, "SELECT COALESCE(LASTVAL(acl_seq), 0)"); got != "0" {
+		t.Fatalf("LASTVAL: %q", got)
+	}
+	wantDenied(t, clerk, 1142, "SELECT NEXTVAL(acl_seq)")
+	wantDenied(t, clerk, 1142, "SELECT NEXT VALUE FOR acl_seq")
+	wantDenied(t, clerk, 1142, "SELECT SETVAL(acl_seq, 100)")
+
+	// Other sessions' statements are the server's.
+	wantDenied(t, spy, 1227, "SELECT info FROM information_schema.PROCESSLIST")
+	wantDenied(t, spy, 1227, "USE information_schema; SELECT info FROM processlist")
+	wantDenied(t, spy, 1227, "SELECT * FROM performance_schema.events_statements_current")
+	wantDenied(t, spy, 1227, "SELECT * FROM mysql.general_log")
+	if got := queryString(t, spy, "SELECT COUNT(*) > 0 FROM information_schema.TABLES WHERE table_schema = 'gotest'"); got != "1" {
+		t.Fatalf("information_schema.TABLES: %q", got)
+	}
+	mustExec(t, spy, "USE gotest")
+
+	// Character sets the parser did not know were refused; under one whose
+	// characters may end in a backslash, the old guard still holds.
+	for _, cs := range []string{"koi8r", "cp1251", "latin2", "big5"} {
+		mustExec(t, spy, "SET NAMES "+cs)
+		if got := queryString(t, spy, "SELECT @@character_set_client"); got != cs {
+			t.Fatalf("SET NAMES %s: client charset %q", cs, got)
+		}
+	}
+	mustExec(t, spy, "SET NAMES sjis")
+	wantDenied(t, spy, 1227, "SELECT '\x95\\' , (SELECT v FROM acl_secret LIMIT 1) , '-- '")
+	mustExec(t, spy, "SET NAMES utf8mb4")
+
+	// DEALLOCATE forgets a prepared name; re-preparing one replaces it.
+	mustExec(t, spy, "PREPARE d FROM 'SELECT 1'", "DEALLOCATE PREPARE d")
+	wantDenied(t, spy, 1227, "EXECUTE d")
+	mustExec(t, spy, "PREPARE d FROM 'SELECT 2'")
+	if got := queryString(t, spy, "EXECUTE d"); got != "2" {
+		t.Fatalf("EXECUTE after re-prepare: %q", got)
 	}
 }
