@@ -3,8 +3,10 @@ package supervisor_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -529,5 +531,92 @@ func TestAccessSecondReviewBypasses(t *testing.T) {
 	mustExec(t, spy, "PREPARE d FROM 'SELECT 2'")
 	if got := queryString(t, spy, "EXECUTE d"); got != "2" {
 		t.Fatalf("EXECUTE after re-prepare: %q", got)
+	}
+}
+
+// TestProxySeesWhatMariaDBRuns: texts that MariaDB reads differently from
+// the parser under multi-byte client character sets (a character ending in
+// a backslash or backtick) and with nested or versioned comments. Whenever
+// MariaDB itself runs the hidden subquery, the proxy must refuse the text
+// for a user denied the table.
+func TestProxySeesWhatMariaDBRuns(t *testing.T) {
+	p := accessSetup(t)
+	ctx := context.Background()
+	direct, err := backendDB.RootDB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	defer direct.Raw(func(any) error { return driver.ErrBadConn }) // SET NAMES stays with it: never reuse
+	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	mustExec(t, direct, "USE gotest")
+	mustExec(t, spy, "USE gotest")
+	const hidden = "(SELECT v FROM acl_secret LIMIT 1)"
+	leaks := func(c *sql.Conn, q string) bool {
+		rows, err := c.QueryContext(ctx, q)
+		if err != nil {
+			return false
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if rows.Scan(ptrs...) == nil && slices.ContainsFunc(vals, func(v sql.NullString) bool { return v.String == "TOPSECRET" }) {
+				return true
+			}
+		}
+		return false
+	}
+	try := func(cs, q string) bool {
+		ran := leaks(direct, q)
+		if ran && leaks(spy, q) {
+			t.Errorf("SET NAMES %s; %q: MariaDB ran the hidden subquery and the proxy let it through", cs, q)
+		}
+		return ran
+	}
+	// A multi-byte character whose second byte is a backslash or a backtick.
+	multiByte := []string{
+		"SELECT '%s\\' , " + hidden + " , '-- '",
+		"SELECT 1 AS `x%s` , '` , " + hidden + " , '-- '",
+	}
+	for _, cs := range []string{"sjis", "cp932", "big5", "gbk", "euckr", "koi8r"} {
+		mustExec(t, direct, "SET NAMES "+cs)
+		mustExec(t, spy, "SET NAMES "+cs)
+		ran := 0
+		for _, f := range multiByte {
+			for lead := 0x80; lead <= 0xff; lead++ {
+				if try(cs, fmt.Sprintf(f, string([]byte{byte(lead)}))) {
+					ran++
+				}
+			}
+		}
+		// The probe is alive where a lead byte may take a backslash.
+		if unsafe := cs != "euckr" && cs != "koi8r"; unsafe != (ran > 0) {
+			t.Errorf("SET NAMES %s: MariaDB ran %d hidden subqueries", cs, ran)
+		}
+	}
+	mustExec(t, direct, "SET NAMES utf8mb4")
+	mustExec(t, spy, "SET NAMES utf8mb4")
+	// Nested and versioned comments.
+	ran := 0
+	for _, f := range []string{
+		"SELECT 1 /* /*%s */ , " + hidden + " /* */",
+		"SELECT 1 /*!%s /* */ , " + hidden + " */",
+		"SELECT 1 /*!%s , " + hidden + " /* */ */",
+		"SELECT 1 /*M!%s /* */ , " + hidden + " */",
+		"SELECT 1 /*%s , " + hidden + " */",
+	} {
+		for _, in := range []string{"", " ", "!", "*", "/", "*/", "/*", "50000", "99999", "100000", "999999", "M!", "!50000", "T!"} {
+			if try("utf8mb4", fmt.Sprintf(f, in)) {
+				ran++
+			}
+		}
+	}
+	if ran == 0 {
+		t.Fatal("MariaDB ran no comment form: the probe is broken")
 	}
 }
