@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/glob"
 	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/wire"
 )
@@ -37,7 +38,7 @@ type User struct {
 
 // rule is a compiled config.AccessRule.
 type rule struct {
-	dbs, tables []pattern
+	dbs, tables []glob.Pattern
 	ops         uint8 // bit per sqlinfo.Op
 	allDBs      bool  // databases cover every database
 	allTables   bool  // tables cover every table
@@ -104,20 +105,16 @@ func opBits(name string) uint8 {
 	return allOps
 }
 
-func compileAll(ps []string) []pattern {
+func compileAll(ps []string) []glob.Pattern {
 	if len(ps) == 0 {
-		return []pattern{compilePattern("*")}
+		return []glob.Pattern{glob.Compile("*")}
 	}
-	out := make([]pattern, len(ps))
-	for i, s := range ps {
-		out[i] = compilePattern(s)
-	}
-	return out
+	return glob.CompileAll(ps)
 }
 
-func coversAll(ps []pattern) bool {
-	for _, p := range ps {
-		if p.all() {
+func coversAll(ps []glob.Pattern) bool {
+	for i := range ps {
+		if ps[i].All() {
 			return true
 		}
 	}
@@ -254,15 +251,15 @@ func reasonFor(a sqlinfo.Access) string {
 func (r *rule) allows(a sqlinfo.Access) bool {
 	switch {
 	case a.Op == sqlinfo.OpUse:
-		return matchAny(r.dbs, a.DB)
+		return glob.Any(r.dbs, a.DB)
 	case r.ops&(1<<a.Op) == 0:
 		return false
 	case a.DB == "" && a.Name == "":
 		return r.allDBs && r.allTables
 	case a.Name == "":
-		return r.allTables && matchAny(r.dbs, a.DB)
+		return r.allTables && glob.Any(r.dbs, a.DB)
 	}
-	return matchAny(r.dbs, a.DB) && matchAny(r.tables, a.Name)
+	return glob.Any(r.dbs, a.DB) && glob.Any(r.tables, a.Name)
 }
 
 // denies: the rule refuses a. DDL on a table is refused by any deny rule
@@ -272,24 +269,15 @@ func (r *rule) allows(a sqlinfo.Access) bool {
 func (r *rule) denies(a sqlinfo.Access) bool {
 	switch {
 	case a.Op == sqlinfo.OpUse:
-		return r.ops == allOps && r.allTables && matchAny(r.dbs, a.DB)
+		return r.ops == allOps && r.allTables && glob.Any(r.dbs, a.DB)
 	case a.DB == "" && a.Name == "":
 		return r.ops&(1<<a.Op) != 0 && r.allDBs && r.allTables
 	case a.Name == "":
-		return r.ops&(1<<a.Op) != 0 && matchAny(r.dbs, a.DB)
+		return r.ops&(1<<a.Op) != 0 && glob.Any(r.dbs, a.DB)
 	case a.Op == sqlinfo.OpDDL:
-		return matchAny(r.dbs, a.DB) && matchAny(r.tables, a.Name)
+		return glob.Any(r.dbs, a.DB) && glob.Any(r.tables, a.Name)
 	}
-	return r.ops&(1<<a.Op) != 0 && matchAny(r.dbs, a.DB) && matchAny(r.tables, a.Name)
-}
-
-func matchAny(ps []pattern, s string) bool {
-	for _, p := range ps {
-		if p.match(s) {
-			return true
-		}
-	}
-	return false
+	return r.ops&(1<<a.Op) != 0 && glob.Any(r.dbs, a.DB) && glob.Any(r.tables, a.Name)
 }
 
 // SQLError is the error a MySQL server gives for the denial: 1142 for a

@@ -32,6 +32,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 	"pisanix.io/pisanix/actors"
 	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/glob"
 	"pisanix.io/pisanix/sqlinfo"
 )
 
@@ -99,7 +100,7 @@ type Logger struct {
 
 // filters are a Logger's filters and sampling; immutable once published.
 type filters struct {
-	users, tables []pattern
+	users, tables []glob.Pattern
 	kinds         []string
 	errorsOnly    bool
 	sampleRate    float64 // >= 1: keep all
@@ -111,8 +112,8 @@ func newFilters(cfg config.Audit) *filters {
 		rate = *cfg.SampleRate
 	}
 	return &filters{
-		users:      compilePatterns(cfg.Users),
-		tables:     compilePatterns(cfg.Tables),
+		users:      glob.CompileAll(cfg.Users),
+		tables:     glob.CompileAll(cfg.Tables),
 		kinds:      slices.Clone(cfg.Kinds),
 		errorsOnly: cfg.ErrorsOnly,
 		sampleRate: rate,
@@ -226,7 +227,7 @@ func (l *Logger) Wants(user, kind string, tables []sqlinfo.Table, errCode uint16
 		return false
 	}
 	if len(f.users) > 0 {
-		if t := (text{a: user}); !matchAny(f.users, &t) {
+		if !glob.Any(f.users, user) {
 			return false
 		}
 	}
@@ -238,7 +239,7 @@ func (l *Logger) Wants(user, kind string, tables []sqlinfo.Table, errCode uint16
 
 func (f *filters) wantsTables(tables []sqlinfo.Table) bool {
 	for i := range tables {
-		if t := tableText(&tables[i]); matchAny(f.tables, &t) {
+		if matchTable(f.tables, &tables[i]) {
 			return true
 		}
 	}
