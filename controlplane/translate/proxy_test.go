@@ -87,6 +87,25 @@ func TestSocksShop(t *testing.T) {
 	}
 }
 
+// wantProblem checks ProxyConfig's problem against the wanted reason (""
+// for none) and message part; it reports whether a config came out to check.
+func wantProblem(t *testing.T, out *ProxyOutput, p *Problem, reason, in string) bool {
+	t.Helper()
+	if reason == "" {
+		if p != nil {
+			t.Fatalf("unexpected problem: %v", p)
+		}
+		return true
+	}
+	if p == nil {
+		t.Fatalf("want problem %s, got config %s", reason, mustJSON(t, out.Config))
+	}
+	if p.Reason != reason || !strings.Contains(p.Message, in) {
+		t.Fatalf("problem = %v, want reason %s containing %q", p, reason, in)
+	}
+	return false
+}
+
 func mustJSON(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -296,17 +315,8 @@ func TestProxyConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, p := ProxyConfig(tt.in)
-			if tt.wantReason != "" {
-				if p == nil {
-					t.Fatalf("want problem %s, got config %s", tt.wantReason, mustJSON(t, out.Config))
-				}
-				if p.Reason != tt.wantReason || !strings.Contains(p.Message, tt.wantIn) {
-					t.Fatalf("problem = %v, want reason %s containing %q", p, tt.wantReason, tt.wantIn)
-				}
+			if !wantProblem(t, out, p, tt.wantReason, tt.wantIn) {
 				return
-			}
-			if p != nil {
-				t.Fatalf("unexpected problem: %v", p)
 			}
 			if _, err := config.ParseJSON([]byte(mustJSON(t, out.Config)), "served"); err != nil {
 				t.Fatalf("served config does not parse: %v", err)
