@@ -782,26 +782,6 @@ func BenchmarkLog(b *testing.B) {
 	}
 }
 
-// jsonRecord is Record for encoding/json, to compare with appendRecord.
-type jsonRecord struct {
-	Time         string   `json:"time"`
-	Tenant       string   `json:"tenant"`
-	User         string   `json:"user"`
-	Client       string   `json:"client"`
-	ConnID       uint32   `json:"conn_id"`
-	DB           string   `json:"db"`
-	Kind         string   `json:"kind"`
-	Fingerprint  string   `json:"fingerprint"`
-	Digest       string   `json:"digest"`
-	Tables       []string `json:"tables"`
-	DurationUS   int64    `json:"duration_us"`
-	RowsAffected uint64   `json:"rows_affected"`
-	RowsSent     uint64   `json:"rows_sent"`
-	ErrorCode    uint16   `json:"error_code"`
-	Denied       string   `json:"denied,omitempty"`
-	Backend      string   `json:"backend"`
-}
-
 func BenchmarkEncode(b *testing.B) {
 	r := record(0)
 	r.Fingerprint = "select `o`.`id`, `o`.`total` from `orders` `o` join `customers` `c` on `c`.`id` = `o`.`customer_id` where `c`.`email` = ? and `o`.`created` > ?"
@@ -824,7 +804,7 @@ func BenchmarkEncode(b *testing.B) {
 			for i, t := range r.Tables {
 				tables[i] = t.DB + "." + t.Name
 			}
-			_ = enc.Encode(jsonRecord{Time: r.Time.UTC().Format(time.RFC3339Nano), Tenant: r.Tenant, User: r.User,
+			_ = enc.Encode(Line{Time: r.Time.UTC().Format(time.RFC3339Nano), Tenant: r.Tenant, User: r.User,
 				Client: r.Client, ConnID: r.ConnID, DB: r.DB, Kind: r.Kind, Fingerprint: r.Fingerprint, Digest: r.Digest,
 				Tables: tables, DurationUS: r.Duration.Microseconds(), RowsAffected: r.RowsAffected, RowsSent: r.RowsSent,
 				ErrorCode: r.ErrorCode, Denied: r.Denied, Backend: r.Backend})

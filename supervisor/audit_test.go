@@ -11,32 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pisanix.io/pisanix/audit"
 )
 
-// auditLine is one record as written.
-type auditLine struct {
-	Time         string   `json:"time"`
-	Tenant       string   `json:"tenant"`
-	User         string   `json:"user"`
-	Client       string   `json:"client"`
-	ConnID       uint32   `json:"conn_id"`
-	DB           string   `json:"db"`
-	Kind         string   `json:"kind"`
-	Fingerprint  string   `json:"fingerprint"`
-	Digest       string   `json:"digest"`
-	Tables       []string `json:"tables"`
-	DurationUS   int64    `json:"duration_us"`
-	RowsAffected uint64   `json:"rows_affected"`
-	RowsSent     uint64   `json:"rows_sent"`
-	ErrorCode    uint16   `json:"error_code"`
-	Denied       string   `json:"denied"`
-	Backend      string   `json:"backend"`
-}
-
-// readAudit waits until listener main's audit log counts exactly n
-// records written (a record too many never lets the count settle at n),
-// then reads the file and requires exactly n lines.
-func readAudit(t *testing.T, p *proxy, path string, n int) []auditLine {
+func readAudit(t *testing.T, p *proxy, path string, n int) []audit.Line {
 	t.Helper()
 	written := `pisa_proxy_audit_records_written_total{domain="main"}`
 	waitFor(t, 5*time.Second, fmt.Sprintf("%d audit records written", n), func() bool {
@@ -47,10 +26,10 @@ func readAudit(t *testing.T, p *proxy, path string, n int) []auditLine {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var lines []auditLine
+	var lines []audit.Line
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var l auditLine
+		var l audit.Line
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("not a JSON line: %q: %v", sc.Text(), err)
 		}
