@@ -700,5 +700,5 @@ var infoSchemaCatalogue = map[string]struct{}{
 	"routines": {}, "schema_privileges": {}, "schemata": {}, "session_status": {},
 	"session_variables": {}, "spatial_ref_sys": {}, "sql_functions": {}, "statistics": {},
 	"system_variables": {}, "table_constraints": {}, "table_privileges": {}, "tables": {},
-	"tablespaces": {}, "triggers": {}, "user_privileges": {}, "views": {},
+	"tablespaces": {}, "triggers": {}, "user_privileges": {}, "user_variables": {}, "views": {},
 }
