@@ -9,6 +9,7 @@ package acl
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/config"
@@ -227,12 +228,25 @@ func (u *User) decide(a sqlinfo.Access) string {
 		}
 		return ""
 	}
+	if catalogue(a) {
+		return ""
+	}
 	for i := range u.allow {
 		if u.allow[i].allows(a) {
 			return ""
 		}
 	}
 	return reasonFor(a)
+}
+
+// catalogue: reading information_schema needs no allow rule, as on a MySQL
+// server, where every account may (ORMs and drivers read it to learn the
+// schema). The server filters its rows by privilege; the proxy cannot, so
+// names and definitions of tables the user may not read show. Its tables
+// that show other sessions or data also count as server-wide (sqlinfo), and
+// deny rules apply as to any database.
+func catalogue(a sqlinfo.Access) bool {
+	return (a.Op == sqlinfo.OpSelect || a.Op == sqlinfo.OpUse) && strings.EqualFold(a.DB, "information_schema")
 }
 
 func reasonFor(a sqlinfo.Access) string {
@@ -262,18 +276,23 @@ func (r *rule) allows(a sqlinfo.Access) bool {
 	return glob.Any(r.dbs, a.DB) && glob.Any(r.tables, a.Name)
 }
 
-// denies: the rule refuses a. DDL on a table is refused by any deny rule
-// on it, whatever its operations: DDL could rename the table out of the
-// rule's reach. USE is refused only by a rule denying everything in the
-// database; a server-wide operation only by a rule over everything.
+// denies: the rule refuses a. DDL on a table or database is refused by any
+// deny rule on it, whatever its operations: DDL could rename or drop the
+// table out of the rule's reach. USE is refused only by a rule denying
+// everything in the database; a server-wide operation only by a rule over
+// everything.
 func (r *rule) denies(a sqlinfo.Access) bool {
 	switch {
 	case a.Op == sqlinfo.OpUse:
 		return r.ops == allOps && r.allTables && glob.Any(r.dbs, a.DB)
 	case a.DB == "" && a.Name == "":
 		return r.ops&(1<<a.Op) != 0 && r.allDBs && r.allTables
+	case a.Name == "" && a.Op == sqlinfo.OpDDL:
+		return glob.Any(r.dbs, a.DB) // DROP DATABASE drops the rule's tables too
 	case a.Name == "":
-		return r.ops&(1<<a.Op) != 0 && glob.Any(r.dbs, a.DB)
+		// Listing a database (SHOW TABLES) is refused only by a rule over
+		// all its tables: one denied table must not hide the catalogue.
+		return r.ops&(1<<a.Op) != 0 && r.allTables && glob.Any(r.dbs, a.DB)
 	case a.Op == sqlinfo.OpDDL:
 		return glob.Any(r.dbs, a.DB) && glob.Any(r.tables, a.Name)
 	}

@@ -50,6 +50,14 @@ func TestRules(t *testing.T) {
 		{"app", "SELECT * FROM other.secret", ""},
 		{"app", "SELECT * FROM other.orders", ""},      // no allow rule: what is not denied is allowed...
 		{"app", "GRANT ALL ON *.* TO x", ReasonServer}, // ...but server-wide statements need an allow rule
+		{"app", "SHOW TABLES", ""},                     // one denied table does not hide the catalogue
+		{"app", "SHOW TABLE STATUS FROM shop", ""},
+		{"app", "DROP DATABASE shop", ReasonDatabase}, // it would drop the denied tables
+		{"app", "ALTER DATABASE shop CHARACTER SET utf8mb4", ReasonDatabase},
+		{"app", "DROP DATABASE other", ""},
+		{"clerk", "SELECT table_name FROM information_schema.TABLES WHERE table_schema = DATABASE()", ""}, // as on MySQL
+		{"clerk", "SHOW TABLES FROM information_schema", ""},
+		{"clerk", "SELECT info FROM information_schema.PROCESSLIST", ReasonServer},
 		{"clerk", "SELECT * FROM orders o JOIN items i ON o.id = i.order_id", ""},
 		{"clerk", "INSERT INTO orders SELECT * FROM items", ""},
 		{"clerk", "INSERT INTO items SELECT * FROM orders", ReasonTable},

@@ -111,7 +111,7 @@ func (s *Session) checkReadings(u *acl.User, sql []byte, info *sqlinfo.Info) *ac
 	hasBackslash := bytes.IndexByte(sql, '\\') >= 0
 	hasDquote := bytes.IndexByte(sql, '"') >= 0
 	changing := info.Statements > 1 && (info.SetsSQLMode || info.ChangesState || info.SetsCharset)
-	if (s.unsafeCharset || changing) && highBackslash(sql) {
+	if (s.unsafeCharset || changing) && highBackslash(sql) || dashHighBlank(sql) {
 		return unverifiable
 	}
 	// Versioned and TiDB comments: servers skip them in ways the parser
@@ -164,6 +164,19 @@ func (s *Session) checkReadings(u *acl.User, sql []byte, info *sqlinfo.Info) *ac
 func highBackslash(sql []byte) bool {
 	for i := 1; i < len(sql); i++ {
 		if (sql[i] == '\\' || sql[i] == '`') && sql[i-1] >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// dashHighBlank reports "--" followed by byte 0x85 or 0xA0: the parser
+// takes either for a blank, so the rest of the line for a comment, where
+// MariaDB, under character sets in which it is a letter (cp850, macroman,
+// ...), reads on.
+func dashHighBlank(sql []byte) bool {
+	for i := 2; i < len(sql); i++ {
+		if (sql[i] == 0x85 || sql[i] == 0xa0) && sql[i-1] == '-' && sql[i-2] == '-' {
 			return true
 		}
 	}

@@ -184,6 +184,18 @@ func (w *walker) plan(stmt ast.StmtNode) {
 		w.add(Table{DB: s.Name.O}, OpDDL)
 	case *ast.AlterDatabaseStmt:
 		w.add(Table{DB: s.Name.O}, OpDDL)
+	case *ast.CreateTableStmt:
+		w.defOp = OpDDL
+		w.tableOptions(s.Options)
+	case *ast.AlterTableStmt:
+		w.defOp = OpDDL
+		for _, spec := range s.Specs { // ALTER TABLE m UNION = (...), ENGINE = ...
+			w.tableOptions(spec.Options)
+		}
+	case *ast.OptimizeTableStmt:
+		for _, t := range s.Tables { // not visited by Accept
+			w.add(Table{DB: t.Schema.O, Name: t.Name.O}, OpDDL)
+		}
 	case *ast.ProcedureInfo, *ast.DropProcedureStmt:
 		// A routine's body runs later, with its definer's rights.
 		w.unverifiable = true
@@ -226,6 +238,37 @@ func (c *columnFinder) Enter(n ast.Node) (ast.Node, bool) {
 }
 
 func (c *columnFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// tableOptions: a MERGE table's UNION reads and writes the tables it lists
+// (Accept does not visit them); DATA and INDEX DIRECTORY put files where
+// the server's account may write; engines that reach other servers or
+// tables by options the parser keeps as strings cannot be checked.
+func (w *walker) tableOptions(opts []*ast.TableOption) {
+	for _, o := range opts {
+		switch o.Tp {
+		case ast.TableOptionUnion:
+			for _, t := range o.TableNames {
+				for _, op := range []Op{OpSelect, OpInsert, OpUpdate, OpDelete} {
+					w.add(Table{DB: t.Schema.O, Name: t.Name.O}, op)
+				}
+			}
+		case ast.TableOptionDataDirectory, ast.TableOptionIndexDirectory:
+			w.server(OpOther)
+		case ast.TableOptionEngine:
+			if _, ok := localEngines[strings.ToLower(o.StrValue)]; !ok {
+				w.unverifiable = true
+			}
+		}
+	}
+}
+
+// localEngines keep a table's rows in its own files (MERGE: in the tables
+// of its UNION). FEDERATED, CONNECT, SPIDER, OQGRAPH and the like read
+// other tables or servers named in strings.
+var localEngines = map[string]struct{}{
+	"": {}, "innodb": {}, "myisam": {}, "aria": {}, "memory": {}, "heap": {}, "csv": {},
+	"archive": {}, "blackhole": {}, "sequence": {}, "merge": {}, "mrg_myisam": {},
+}
 
 // targetAll makes every table in refs a target.
 func (w *walker) targetAll(refs ast.Node, o ops) {
@@ -340,18 +383,22 @@ func (w *walker) planExplain(s *ast.ExplainStmt) {
 
 // planShow: SHOW on a table reads it, on a database reads its catalogue;
 // the rest is harmless except what reveals other sessions or data
-// (PROCESSLIST, binary logs, account definitions), which is "other".
+// (PROCESSLIST, binary logs, account definitions and grants, which show the
+// backend account's password hash), which is "other".
 func (w *walker) planShow(s *ast.ShowStmt) {
 	switch s.Tp {
 	case ast.ShowDatabases, ast.ShowWarnings, ast.ShowErrors, ast.ShowCharset, ast.ShowCollation,
 		ast.ShowVariables, ast.ShowStatus, ast.ShowEngines, ast.ShowPrivileges, ast.ShowPlugins,
 		ast.ShowColumns, ast.ShowIndex, ast.ShowCreateTable, ast.ShowCreateView,
 		ast.ShowTables, ast.ShowTableStatus, ast.ShowCreateDatabase, ast.ShowTriggers, ast.ShowEvents,
-		ast.ShowOpenTables, ast.ShowProcedureStatus, ast.ShowFunctionStatus, ast.ShowGrants:
+		ast.ShowOpenTables, ast.ShowProcedureStatus, ast.ShowFunctionStatus:
 	default:
 		w.server(OpOther)
 	}
 	db := s.DBName
+	if s.Table != nil && s.Table.Schema.O == "" && db != "" {
+		s.Table.Schema = ast.NewCIStr(db) // SHOW COLUMNS FROM t FROM db
+	}
 	switch s.Tp {
 	case ast.ShowTables, ast.ShowTableStatus, ast.ShowTriggers, ast.ShowEvents:
 		if db == "" {
@@ -367,11 +414,30 @@ func (w *walker) planShow(s *ast.ShowStmt) {
 // and roles act for the proxy's backend account.
 func (w *walker) planSet(s *ast.SetStmt) {
 	for _, v := range s.Variables {
-		if v.IsGlobal || v.IsInstance {
+		if v.IsGlobal || v.IsInstance || v.IsSystem && privilegedVar(v.Name) {
 			w.server(OpOther)
 			return
 		}
 	}
+}
+
+// privilegedVar: session variables MariaDB reserves for SUPER or BINLOG
+// ADMIN, which the proxy's backend account may hold: they keep writes out
+// of the binary log (replicas and point-in-time recovery diverge), forge
+// server ids and GTIDs, or silence the server's logs.
+func privilegedVar(name string) bool {
+	name = strings.ToLower(name)
+	for _, prefix := range []string{"binlog_", "gtid_", "pseudo_", "wsrep_", "slave_", "debug"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	switch name {
+	case "sql_log_bin", "sql_log_off", "server_id", "skip_replication", "sql_slave_skip_counter",
+		"log_disabled_statements", "log_slow_disabled_statements":
+		return true
+	}
+	return false
 }
 
 // planPrepare: PREPARE s FROM 'text' does what text does; from a variable

@@ -134,6 +134,20 @@ func TestAccess(t *testing.T) {
 		{"SELECT * FROM sys.processlist", "other *, select sys.processlist"},
 		{"SELECT * FROM mysql.slow_log", "other *, select mysql.slow_log"},
 		{"SELECT table_name FROM information_schema.TABLES", "select information_schema.TABLES"},
+		// Third review: MERGE tables, file placement, engines reaching elsewhere,
+		// SHOW ... FROM t FROM db, grants, privileged session variables, OPTIMIZE.
+		{"CREATE TABLE m (id INT) ENGINE=MERGE UNION=(secret, other.s)", "ddl shop.m, delete other.s, delete shop.secret, insert other.s, insert shop.secret, select other.s, select shop.secret, update other.s, update shop.secret"},
+		{"ALTER TABLE m UNION=(secret)", "ddl shop.m, delete shop.secret, insert shop.secret, select shop.secret, update shop.secret"},
+		{"CREATE TABLE f (id INT) DATA DIRECTORY = '/tmp'", "ddl shop.f, other *"},
+		{"CREATE TABLE i (id INT) ENGINE=InnoDB", "ddl shop.i"},
+		{"SHOW FULL COLUMNS FROM t FROM other", "select other.t"},
+		{"SHOW GRANTS", "other *"},
+		{"SHOW GRANTS FOR 'app'@'%'", "other *"},
+		{"SET SESSION sql_log_bin = 0", "other *"},
+		{"SET @@gtid_seq_no = 5, autocommit = 1", "other *"},
+		{"SET server_id = 7", "other *"},
+		{"SET SESSION sql_mode = '', autocommit = 0, @x = 1", ""},
+		{"OPTIMIZE TABLE t, other.u", "ddl other.u, ddl shop.t"},
 	}
 	for _, c := range cases {
 		info := Classify([]byte(c.sql), "shop")
@@ -155,6 +169,8 @@ func TestAccessUnverifiable(t *testing.T) {
 		"PREPARE s FROM 'SELEC * FROM secret'",
 		"CREATE PROCEDURE p() BEGIN SELECT * FROM secret; END",
 		"DROP PROCEDURE p",
+		"CREATE TABLE f (id INT) ENGINE=FEDERATED CONNECTION='mysql://u@h/db/secret'",
+		"ALTER TABLE t ENGINE = CONNECT",
 	} {
 		if info := Classify([]byte(sql), "shop"); !info.Unverifiable {
 			t.Errorf("%q: not unverifiable: %+v", sql, info.Access)

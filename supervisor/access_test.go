@@ -19,7 +19,8 @@ import (
 // accessUsers: spy may do anything but read gotest.acl_secret* (the table
 // and a view over it); clerk may only read and add orders, and read items
 // and the sequence acl_seq;
-// reader only reads; remote may log in only from 10.0.0.0/8.
+// reader only reads; remote may log in only from 10.0.0.0/8; tenant may
+// do anything in acl_other and nothing elsewhere.
 const accessUsers = `
 [[proxy.config.users]]
 user = "spy"
@@ -53,6 +54,13 @@ read_only = true
 user = "remote"
 password = "remote-pw"
 allowed_hosts = ["10.0.0.0/8"]
+
+[[proxy.config.users]]
+user = "tenant"
+password = "tenant-pw"
+[[proxy.config.users.rule]]
+action = "allow"
+databases = ["acl_other"]
 `
 
 func accessSetup(t *testing.T) *proxy {
@@ -619,4 +627,73 @@ func TestProxySeesWhatMariaDBRuns(t *testing.T) {
 	if ran == 0 {
 		t.Fatal("MariaDB ran no comment form: the probe is broken")
 	}
+}
+
+// Bypasses found in the third review: MERGE tables over denied tables, a
+// dash comment the parser ends early, SHOW GRANTS, SHOW COLUMNS FROM t FROM
+// db, privileged session variables; and refusals that hurt applications.
+func TestAccessThirdReviewBypasses(t *testing.T) {
+	p := accessSetup(t)
+	root := backendDB.RootDB()
+	mustExec(t, root,
+		"CREATE OR REPLACE TABLE gotest.acl_secret_myisam (id INT, v VARCHAR(20) CHARACTER SET latin1) ENGINE=MyISAM",
+		"INSERT INTO gotest.acl_secret_myisam VALUES (1, 'TOPSECRET')",
+		"CREATE OR REPLACE TABLE acl_other.zz_mine (id INT, v VARCHAR(20) CHARACTER SET latin1) ENGINE=MyISAM",
+		"DROP TABLE IF EXISTS acl_other.zz_m, acl_other.zz_probe",
+		"CREATE OR REPLACE TABLE acl_other.acl_orders (id INT, card VARCHAR(20) DEFAULT '4111-1111' COMMENT 'not for clerk')",
+	)
+	defer mustExec(t, root, "DROP TABLE IF EXISTS acl_other.zz_m, acl_other.zz_mine, acl_other.acl_orders, gotest.acl_secret_myisam")
+	// MariaDB itself: a MERGE table shows the rows of the tables it unites.
+	mustExec(t, root, "CREATE TABLE acl_other.zz_probe (id INT, v VARCHAR(20) CHARACTER SET latin1) ENGINE=MERGE UNION=(gotest.acl_secret_myisam)")
+	if got := queryString(t, root, "SELECT v FROM acl_other.zz_probe"); got != "TOPSECRET" {
+		t.Fatalf("the probe is broken: a MERGE table read %q", got)
+	}
+	mustExec(t, root, "DROP TABLE acl_other.zz_probe")
+
+	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	clerk := pinnedConn(t, p.userDB(t, "clerk", "clerk-pw", ""))
+	tenant := pinnedConn(t, openDB(t, strings.Replace(p.dsnUser("main", "tenant", "tenant-pw", ""), "/gotest", "/acl_other", 1)))
+	merge := "CREATE TABLE acl_other.zz_m (id INT, v VARCHAR(20) CHARACTER SET latin1) ENGINE=MERGE INSERT_METHOD=LAST UNION=(%s)"
+	wantDenied(t, spy, 1142, fmt.Sprintf(merge, "gotest.acl_secret_myisam"))
+	wantDenied(t, tenant, 1142, fmt.Sprintf(merge, "gotest.acl_secret_myisam"))
+	mustExec(t, tenant, fmt.Sprintf(merge, "acl_other.zz_mine")) // its own tables
+	wantDenied(t, tenant, 1142, "ALTER TABLE acl_other.zz_m UNION=(gotest.acl_secret_myisam)")
+	wantDenied(t, tenant, 1227, "CREATE TABLE acl_other.zz_f (id INT) DATA DIRECTORY = '/tmp'")
+
+	// "--" then 0xA0: a comment to the parser, a letter to MariaDB under cp850.
+	direct := pinnedConn(t, openDB(t, backendDB.DSN(testenv.TestUser, testenv.TestPassword, "gotest")))
+	defer direct.Raw(func(any) error { return driver.ErrBadConn })
+	dash := "SELECT 1 --\xa0 , (SELECT v FROM acl_secret LIMIT 1) AS leak FROM (SELECT 1 AS `\xa0`) d"
+	mustExec(t, direct, "SET NAMES cp850")
+	if got := queryString(t, direct, "SELECT leak FROM ("+dash+") x"); got != "TOPSECRET" {
+		t.Fatalf("the probe is broken: MariaDB under cp850 gave %q", got)
+	}
+	mustExec(t, spy, "USE gotest", "SET NAMES cp850")
+	wantDenied(t, spy, 1227, dash)
+	mustExec(t, spy, "SET NAMES utf8mb4")
+
+	// Grants show the backend account's password hash.
+	for _, c := range []*sql.Conn{spy, clerk} {
+		wantDenied(t, c, 1227, "SHOW GRANTS")
+		wantDenied(t, c, 1227, "SHOW GRANTS FOR '"+testenv.TestUser+"'@'%'")
+	}
+	// SHOW COLUMNS FROM t FROM db is about db.t.
+	wantDenied(t, clerk, 1142, "SHOW FULL COLUMNS FROM acl_orders FROM acl_other")
+	// Session variables reserved to SUPER / BINLOG ADMIN.
+	for _, q := range []string{"SET SESSION sql_log_bin = 0", "SET sql_log_off = 1", "SET SESSION server_id = 4242", "SET gtid_seq_no = 1000", "SET @@gtid_domain_id = 9"} {
+		wantDenied(t, clerk, 1227, q)
+	}
+	mustExec(t, clerk, "SET SESSION sql_mode = DEFAULT, autocommit = 1, @x = 1")
+
+	// What applications need: a deny rule on one table leaves the catalogue
+	// listable; an allow-list user reads information_schema, as on MySQL.
+	if got := queryString(t, spy, "SELECT COUNT(*) > 0 FROM (SELECT 1 FROM information_schema.TABLES LIMIT 1) x"); got != "1" {
+		t.Fatalf("information_schema: %q", got)
+	}
+	mustExec(t, spy, "SHOW TABLES", "SHOW TABLE STATUS")
+	wantDenied(t, spy, 1044, "DROP DATABASE gotest")
+	if got := queryString(t, clerk, "SELECT COUNT(*) FROM information_schema.TABLES WHERE table_schema = DATABASE() AND table_name = 'acl_orders'"); got != "1" {
+		t.Fatalf("clerk reading information_schema: %q", got)
+	}
+	wantDenied(t, clerk, 1227, "SELECT info FROM information_schema.PROCESSLIST")
 }
