@@ -228,13 +228,13 @@ func (u *User) decide(a sqlinfo.Access) string {
 		}
 		return ""
 	}
-	if catalogue(a) {
-		return ""
-	}
 	for i := range u.allow {
 		if u.allow[i].allows(a) {
 			return ""
 		}
+	}
+	if catalogue(a) {
+		return ""
 	}
 	return reasonFor(a)
 }

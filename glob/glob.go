@@ -49,6 +49,9 @@ func (p *Pattern) All() bool { return len(p.runes) == 1 && p.runes[0] == '*' }
 
 // Match reports whether p matches all of s. No allocation.
 func (p *Pattern) Match(s string) bool {
+	if p.ascii == "*" {
+		return true
+	}
 	if p.ascii != "" {
 		if m, ok := matchASCII(p.ascii, s); ok {
 			return m // the common case, without decoding runes
