@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info, more bool) *acl
 	if d := s.checkExecutes(u, info); d != nil {
 		return d
 	}
-	return s.checkReadings(u, sql, info)
+	return s.checkReadings(sql, info)
 }
 
 // checkExecutes checks what SQL-level EXECUTE runs, under the current rules:
@@ -102,62 +103,37 @@ next:
 // for an escape that the server does not see.
 var unsafeCharsets = []string{"big5", "cp932", "gbk", "sjis", "gb18030"}
 
-// checkReadings: the server may read the text otherwise than the primary
-// reading did: versioned comments it skips, a mode or character set that
-// changes within the text. Every reading it could make must pass; a reading
-// the parser cannot make faithfully makes the text unverifiable.
-func (s *Session) checkReadings(u *acl.User, sql []byte, info *sqlinfo.Info) *acl.Denial {
-	unverifiable := &acl.Denial{Reason: acl.ReasonUnverifiable}
-	hasBackslash := bytes.IndexByte(sql, '\\') >= 0
-	hasDquote := bytes.IndexByte(sql, '"') >= 0
-	changing := info.Statements > 1 && (info.SetsSQLMode || info.ChangesState || info.SetsCharset)
-	if (s.unsafeCharset || changing) && highBackslash(sql) || dashHighBlank(sql) {
-		return unverifiable
-	}
-	// Versioned and TiDB comments: servers skip them in ways the parser
-	// cannot copy (one nested comment inside a skipped one, six-digit
-	// versions, /*T! read as code): refused for restricted users.
-	if n, _ := sqlinfo.Versioned(sql); n > 0 || bytes.Contains(sql, []byte("/*T!")) {
-		return unverifiable
-	}
-	modes := []sqlinfo.Mode{s.mode}
-	if changing {
-		modes = modes[:0]
-		for _, m := range []sqlinfo.Mode{0, sqlinfo.NoBackslashEscapes, sqlinfo.ANSIQuotes, sqlinfo.NoBackslashEscapes | sqlinfo.ANSIQuotes} {
-			if (m&sqlinfo.NoBackslashEscapes == 0 || hasBackslash) && (m&sqlinfo.ANSIQuotes == 0 || hasDquote) {
-				modes = append(modes, m)
-			}
-		}
-	}
-	versioned, mixed := sqlinfo.Versioned(sql)
-	if mixed {
-		return unverifiable
-	}
-	for _, m := range modes {
-		// Under ANSI_QUOTES the parser still reads \" inside "..." as an
-		// escape; MariaDB does not.
-		if m&sqlinfo.ANSIQuotes != 0 && hasBackslash && hasDquote {
-			return unverifiable
-		}
-		for _, skip := range []bool{false, true} {
-			if skip && versioned == 0 || !skip && m == s.mode && !changing {
-				continue // the primary reading, already checked
-			}
-			read := m
-			if skip {
-				read |= sqlinfo.SkipVersioned
-			}
-			alt := sqlinfo.ClassifyLong(sql, s.db, read)
-			if alt.ParseError {
-				return unverifiable
-			}
-			if d := u.Check(&alt); d != nil {
-				return d
-			}
-		}
+// checkReadings: the server may read the text otherwise than the parser
+// did. Where the parser cannot copy the server's reading, the text is
+// unverifiable for a restricted user:
+//   - while sql_mode is ORACLE or MSSQL (another grammar: `seq.nextval`,
+//     [quoted] names), anything but leaving that mode;
+//   - a text that may change sql_mode midway (SET sql_mode, EXECUTE),
+//     before statements after it;
+//   - versioned and TiDB comments, which servers skip in ways the parser
+//     cannot copy (a nested comment inside a skipped one, six-digit
+//     versions, /*T! read as code);
+//   - under ANSI_QUOTES, `\` with `"` (the parser reads \" in a quoted name
+//     as an escape; MariaDB does not);
+//   - byte sequences whose reading depends on the client character set.
+func (s *Session) checkReadings(sql []byte, info *sqlinfo.Info) *acl.Denial {
+	multi := info.Statements > 1
+	changing := multi && (info.SetsCharset || info.ChangesState)
+	switch {
+	case s.foreignGrammar && !leavesForeignGrammar.Match(sql),
+		multi && (info.SetsSQLMode || len(info.Executes) > 0),
+		(s.unsafeCharset || changing) && highBackslash(sql),
+		dashHighBlank(sql),
+		sqlinfo.Versioned(sql) || bytes.Contains(sql, []byte("/*T!")),
+		s.mode&sqlinfo.ANSIQuotes != 0 && bytes.IndexByte(sql, '\\') >= 0 && bytes.IndexByte(sql, '"') >= 0:
+		return &acl.Denial{Reason: acl.ReasonUnverifiable}
 	}
 	return nil
 }
+
+// leavesForeignGrammar is the one statement a restricted user may send
+// while sql_mode is ORACLE or MSSQL: one that sets sql_mode to a literal.
+var leavesForeignGrammar = regexp.MustCompile(`(?i)^\s*SET\s+(SESSION\s+|@@SESSION\.|@@)?sql_mode\s*=\s*(DEFAULT|'[A-Z_,]*')\s*;?\s*$`)
 
 // highBackslash reports a byte >= 0x80 followed by a backslash or a
 // backtick, which a multi-byte character set may take as its second byte.
@@ -292,6 +268,7 @@ func (s *Session) refreshReading(be *backend.Conn) error {
 	if strings.Contains(mode, "ANSI_QUOTES") {
 		s.mode |= sqlinfo.ANSIQuotes
 	}
+	s.foreignGrammar = strings.Contains(mode, "ORACLE") || strings.Contains(mode, "MSSQL")
 	s.unsafeCharset = slices.Contains(unsafeCharsets, charset)
 	return nil
 }

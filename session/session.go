@@ -109,6 +109,9 @@ type Session struct {
 	// unsafeCharset: the client character set lets a backslash end a
 	// multi-byte character (restricted users only; see checkReadings).
 	unsafeCharset bool
+	// foreignGrammar: sql_mode is ORACLE or MSSQL, a grammar the parser
+	// does not read (restricted users only; see checkReadings).
+	foreignGrammar bool
 	// mode is how the backend reads statement text (NO_BACKSLASH_ESCAPES),
 	// from the status flags of its last response.
 	mode sqlinfo.Mode

@@ -1,6 +1,7 @@
 package sqlinfo
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser"
@@ -95,6 +96,7 @@ type walker struct {
 	// Per statement.
 	locking, into bool
 	targets       []target
+	builtins      []string // built-in names called, lowercase
 	defOp         Op       // operation on tables that are not targets and not read by a query
 	selects       int      // depth of queries (SELECT, UNION, ...) around the current node
 	ctes          []string // CTE names in scope, lowercase
@@ -109,8 +111,10 @@ func (w *walker) statement(stmt ast.StmtNode, db string) {
 	w.targets, w.defOp, w.selects = w.targets[:0], OpSelect, 0
 	w.ctes, w.scopes = w.ctes[:0], w.scopes[:0]
 	w.start, w.db = len(w.access), db
+	w.builtins = w.builtins[:0]
 	w.plan(stmt)
 	stmt.Accept(w)
+	w.storedLookalikes(stmt.Text())
 	system := false
 	for i := w.start; i < len(w.access); i++ {
 		a := &w.access[i]
@@ -187,10 +191,20 @@ func (w *walker) plan(stmt ast.StmtNode) {
 	case *ast.CreateTableStmt:
 		w.defOp = OpDDL
 		w.tableOptions(s.Options)
+		w.partitions(s.Partition, nil)
+		for _, c := range s.Constraints {
+			parentDB(s.Table, c.Refer)
+		}
+		w.columnRefs(s.Table, s.Cols)
 	case *ast.AlterTableStmt:
 		w.defOp = OpDDL
 		for _, spec := range s.Specs { // ALTER TABLE m UNION = (...), ENGINE = ...
 			w.tableOptions(spec.Options)
+			w.partitions(spec.Partition, spec.PartDefinitions)
+			if spec.Constraint != nil {
+				parentDB(s.Table, spec.Constraint.Refer)
+			}
+			w.columnRefs(s.Table, spec.NewColumns)
 		}
 	case *ast.OptimizeTableStmt:
 		for _, t := range s.Tables { // not visited by Accept
@@ -257,6 +271,41 @@ func (w *walker) tableOptions(opts []*ast.TableOption) {
 		case ast.TableOptionEngine:
 			if _, ok := localEngines[strings.ToLower(o.StrValue)]; !ok {
 				w.unverifiable = true
+			}
+		}
+	}
+}
+
+// partitions checks the options of each partition and subpartition
+// (DATA DIRECTORY, ENGINE) like the table's own.
+func (w *walker) partitions(p *ast.PartitionOptions, defs []*ast.PartitionDefinition) {
+	if p != nil {
+		defs = append(defs, p.Definitions...)
+	}
+	for _, d := range defs {
+		w.tableOptions(d.Options)
+		for _, sub := range d.Sub {
+			w.tableOptions(sub.Options)
+		}
+	}
+}
+
+// parentDB: the server looks for an unqualified REFERENCES table in the
+// database of the table being created or altered, not the current one.
+func parentDB(child *ast.TableName, ref *ast.ReferenceDef) {
+	if ref != nil && ref.Table != nil && ref.Table.Schema.O == "" && child != nil {
+		ref.Table.Schema = child.Schema // the AST is this walk's own
+	}
+}
+
+// columnRefs: a column's own REFERENCES (which Accept does not visit)
+// counts like a FOREIGN KEY constraint's.
+func (w *walker) columnRefs(child *ast.TableName, cols []*ast.ColumnDef) {
+	for _, col := range cols {
+		for _, o := range col.Options {
+			if o.Refer != nil && o.Refer.Table != nil {
+				parentDB(child, o.Refer)
+				w.add(Table{DB: o.Refer.Table.Schema.O, Name: o.Refer.Table.Name.O}, OpDDL)
 			}
 		}
 	}
@@ -454,7 +503,7 @@ func (w *walker) planPrepare(s *ast.PrepareStmt) {
 		p.SetSQLMode(sm)
 		defer p.SetSQLMode(mysql.ModeNone)
 	}
-	text := executableComments(s.SQLText, w.mode&SkipVersioned != 0)
+	text := executableComments(s.SQLText)
 	prep := Prepared{Name: strings.ToLower(s.Name)}
 	if stmts, _, err := p.ParseSQL(text); err != nil {
 		prep.Unverifiable = true
@@ -517,6 +566,10 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 			strings.EqualFold(n.Name, "character_set_client")
 	case *ast.FuncCallExpr:
 		w.function(n)
+	case *ast.AggregateFuncExpr:
+		w.builtin(strings.ToLower(n.F))
+	case *ast.WindowFuncExpr:
+		w.builtin(strings.ToLower(n.Name))
 	}
 	return n, false
 }
@@ -539,7 +592,77 @@ func (w *walker) function(n *ast.FuncCallExpr) {
 		w.server(OpOther) // reads a file on the database server
 	case !isBuiltinFunc(name):
 		w.add(Table{Name: n.FnName.O}, OpOther) // a stored function of the current database
+	default:
+		w.builtin(name)
 	}
+}
+
+// builtin notes a call by a built-in's name, to be looked for in the text:
+// written `name`(...), or name (...) for some, it calls a stored function.
+func (w *walker) builtin(name string) {
+	if !slices.Contains(w.builtins, name) {
+		w.builtins = append(w.builtins, name)
+	}
+}
+
+// storedLookalikes adds a stored-function access for each built-in name the
+// statement calls in a form MariaDB resolves to a stored function: quoted,
+// or (natives of the function-keyword kind) with a blank or comment before
+// the parenthesis. The parse tree keeps neither, so the text is searched;
+// a match inside a string or comment only costs a needless check.
+func (w *walker) storedLookalikes(text string) {
+	for _, name := range w.builtins {
+		if storedCallForm(text, name, builtinFuncs[name]) {
+			w.add(Table{Name: name}, OpOther)
+		}
+	}
+}
+
+// storedCallForm reports name (lowercase) written `name` or, when spaced,
+// name followed by blanks or comments, then "(".
+func storedCallForm(text, name string, spaced bool) bool {
+	for i := 0; i+len(name) <= len(text); i++ {
+		if !strings.EqualFold(text[i:i+len(name)], name) {
+			continue
+		}
+		end := i + len(name)
+		quoted := i > 0 && text[i-1] == '`' && end < len(text) && text[end] == '`'
+		if !quoted && (i > 0 && isIdentByte(text[i-1]) || end < len(text) && isIdentByte(text[end])) {
+			continue // part of a longer word
+		}
+		if quoted {
+			end++
+		}
+		j := skipBlanksAndComments(text, end)
+		if j < len(text) && text[j] == '(' && (quoted || spaced && j > end) {
+			return true
+		}
+	}
+	return false
+}
+
+// skipBlanksAndComments returns the index of the first byte from i that is
+// neither blank nor inside a /* */, # or -- comment.
+func skipBlanksAndComments(text string, i int) int {
+	for i < len(text) {
+		switch {
+		case isBlank(text[i]):
+			i++
+		case strings.HasPrefix(text[i:], "/*"):
+			end := strings.Index(text[i+2:], "*/")
+			if end < 0 {
+				return len(text)
+			}
+			i += end + 4
+		case text[i] == '#' || isDashComment(text, i):
+			for i < len(text) && text[i] != '\n' {
+				i++
+			}
+		default:
+			return i
+		}
+	}
+	return i
 }
 
 // tidbFuncs are names the parser gives to grammar forms (CHAR(x USING cs),
@@ -677,23 +800,16 @@ func containsTable(ts []Table, t Table) bool {
 // executableComments makes MariaDB's executable comments (/*M! ... */ and
 // /*M!100100 ... */), which the TiDB parser takes for plain comments, look
 // like MySQL's /*! ... */ that it reads as code: MariaDB runs what they
-// hold, so a table or a write hidden there must be seen. With skipVersioned
-// it does the opposite for versioned comments (/*!NNNNN, /*M!): they become
-// plain comments, as for a server that skips them.
-func executableComments(text string, skipVersioned bool) string {
-	if !strings.Contains(text, "/*M!") && (!skipVersioned || !strings.Contains(text, "/*!")) {
+// hold, so a table or a write hidden there must be seen. (Whether a server
+// skips a versioned one is not modelled: restricted users' texts with
+// versioned comments are refused, see Versioned.)
+func executableComments(text string) string {
+	if !strings.Contains(text, "/*M!") {
 		return text
 	}
 	b := []byte(text)
-	for i := 0; i+3 <= len(b); i++ {
-		switch {
-		case string(b[i:i+3]) == "/*!" && skipVersioned && i+3 < len(b) && isDigit(b[i+3]):
-			b[i+2] = ' '
-		case i+4 <= len(b) && string(b[i:i+4]) == "/*M!":
-			if skipVersioned {
-				b[i+2], b[i+3] = ' ', ' '
-				continue
-			}
+	for i := 0; i+4 <= len(b); i++ {
+		if string(b[i:i+4]) == "/*M!" {
 			// Same length: "/*!" then blanks over "M!" and the version digits.
 			b[i+2], b[i+3] = '!', ' '
 			for j := i + 4; j < len(b) && isDigit(b[j]); j++ {
@@ -704,39 +820,23 @@ func executableComments(text string, skipVersioned bool) string {
 	return string(b)
 }
 
-// Versioned describes the versioned executable comments of a text: how
-// many, and whether they name different versions (a server may then run
-// some and skip others).
-func Versioned(sql []byte) (n int, mixed bool) {
-	var first string
+// Versioned reports a versioned executable comment (/*!50700 ...*/, or
+// MariaDB's /*M! ...*/): servers skip or run them by version, and nested
+// comments or six-digit versions inside them read differently on MySQL and
+// MariaDB, so the parser's one reading may not be the server's.
+func Versioned(sql []byte) bool {
 	for i := 0; i+3 < len(sql); i++ {
 		if sql[i] != '/' || sql[i+1] != '*' {
 			continue
 		}
-		j := i + 2
 		switch {
-		case sql[j] == '!':
-			j++
-		case sql[j] == 'M' && j+1 < len(sql) && sql[j+1] == '!':
-			j += 2
-		default:
-			continue
-		}
-		k := j
-		for k < len(sql) && isDigit(sql[k]) {
-			k++
-		}
-		if k == j && sql[j-1] == '!' && sql[j-2] == '*' {
-			continue // /*! without a version: every server runs it
-		}
-		n++
-		if v := string(sql[j:k]); n == 1 {
-			first = v
-		} else if v != first {
-			mixed = true
+		case sql[i+2] == 'M' && sql[i+3] == '!':
+			return true
+		case sql[i+2] == '!' && isDigit(sql[i+3]):
+			return true // /*! without a version is run by every server
 		}
 	}
-	return n, mixed
+	return false
 }
 
 // isSystemTable: the server's own tables show other sessions' statements
@@ -755,16 +855,16 @@ func isSystemTable(t Table) bool {
 }
 
 // infoSchemaCatalogue: information_schema tables that describe schemas,
-// settings and the session itself, not other sessions or row data.
+// settings and the session itself, not other sessions, accounts or row data.
 var infoSchemaCatalogue = map[string]struct{}{
-	"all_plugins": {}, "applicable_roles": {}, "character_sets": {}, "check_constraints": {},
-	"collation_character_set_applicability": {}, "collations": {}, "column_privileges": {},
-	"columns": {}, "enabled_roles": {}, "engines": {}, "events": {}, "files": {},
+	"all_plugins": {}, "character_sets": {}, "check_constraints": {},
+	"collation_character_set_applicability": {}, "collations": {},
+	"columns": {}, "engines": {}, "events": {}, "files": {},
 	"geometry_columns": {}, "global_status": {}, "global_variables": {}, "key_caches": {},
 	"key_column_usage": {}, "keywords": {}, "optimizer_trace": {}, "parameters": {},
 	"partitions": {}, "plugins": {}, "profiling": {}, "referential_constraints": {},
-	"routines": {}, "schema_privileges": {}, "schemata": {}, "session_status": {},
+	"routines": {}, "schemata": {}, "session_status": {},
 	"session_variables": {}, "spatial_ref_sys": {}, "sql_functions": {}, "statistics": {},
-	"system_variables": {}, "table_constraints": {}, "table_privileges": {}, "tables": {},
-	"tablespaces": {}, "triggers": {}, "user_privileges": {}, "user_variables": {}, "views": {},
+	"system_variables": {}, "table_constraints": {}, "tables": {},
+	"tablespaces": {}, "triggers": {}, "user_variables": {}, "views": {},
 }

@@ -15,11 +15,13 @@ import (
 	"pisanix.io/pisanix/internal/testenv"
 )
 
-// TestBuiltinFuncsMatchMariaDB asks the server the tests run: no listed
-// name may reach a stored function when called without a database (the
-// access check would skip it), and every native name found in the
-// server's binary must be listed (else calls to it are refused as stored
-// functions for users with rules).
+// TestBuiltinFuncsMatchMariaDB asks the server the tests run, for every
+// listed name and every identifier in the server's binary: does a plain call
+// name(...) reach a stored function (then it must not be listed: the access
+// check would skip it), and does name (1), with a blank, reach one (then it
+// must be listed true, so that spaced calls are checked)? A native name
+// missing from the list would only make calls to it refused as stored
+// functions for users with rules.
 func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	ctx := context.Background()
@@ -31,36 +33,41 @@ func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 	if _, err := conn.ExecContext(ctx, "USE gotest"); err != nil {
 		t.Fatal(err)
 	}
-	storedCall := func(call string) bool {
+	// storedLookup: MariaDB looked the call up as a stored function of
+	// gotest: 1305, or 1630 when the name collides with a built-in.
+	storedLookup := func(call string) bool {
 		_, err := conn.ExecContext(ctx, "SELECT "+call)
 		var me *mysql.MySQLError
-		return errors.As(err, &me) && me.Number == 1305 // FUNCTION gotest.x does not exist
-	}
-	builtin := map[string]bool{}
-	for name := range builtinFuncs {
-		builtin[name] = true
-		for _, call := range []string{name + "()", "`" + name + "`()"} {
-			if storedCall(call) {
-				t.Errorf("%s is listed as built-in but calls a stored function", call)
-				builtin[name] = false
-			}
-		}
+		return errors.As(err, &me) && (me.Number == 1305 || me.Number == 1630)
 	}
 	bin, err := os.ReadFile(srv.Binary())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range identifierRuns(bin) {
-		if _, listed := builtinFuncs[name]; !listed && !storedCall("`"+name+"`()") {
-			builtin[name] = true
-			if !*update {
-				t.Errorf("%s() is built into this server but not in builtinFuncs (go test ./sqlinfo -run %s -update)", name, t.Name())
-			}
+	candidates := identifierRuns(bin)
+	for name := range builtinFuncs {
+		candidates = append(candidates, name)
+	}
+	want := map[string]bool{}
+	for _, name := range candidates {
+		if _, seen := want[name]; !seen && !storedLookup(name+"()") {
+			want[name] = storedLookup(name + " (1)")
 		}
 	}
 	if *update {
-		if err := writeBuiltins("builtins.go", builtin); err != nil {
+		if err := writeBuiltins("builtins.go", want); err != nil {
 			t.Fatal(err)
+		}
+		return
+	}
+	for name, spaced := range want {
+		if got, listed := builtinFuncs[name]; !listed || got != spaced {
+			t.Errorf("%s: listed %v (spaced call stored: %v), server says built-in, spaced call stored: %v (go test ./sqlinfo -run %s -update)", name, listed, got, spaced, t.Name())
+		}
+	}
+	for name := range builtinFuncs {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s() is listed as built-in but calls a stored function", name)
 		}
 	}
 }
@@ -78,18 +85,16 @@ func writeBuiltins(path string, builtin map[string]bool) error {
 		return fmt.Errorf("%s: no builtinFuncs", path)
 	}
 	var names []string
-	for name, ok := range builtin {
-		if ok {
-			names = append(names, name)
-		}
+	for name := range builtin {
+		names = append(names, name)
 	}
 	slices.Sort(names)
 	var b bytes.Buffer
 	b.Write(head)
-	b.WriteString("var builtinFuncs = map[string]struct{}{\n")
+	b.WriteString("var builtinFuncs = map[string]bool{\n")
 	for i, name := range names {
-		fmt.Fprintf(&b, "%q: {},", name)
-		if i%6 == 5 {
+		fmt.Fprintf(&b, "%q: %v,", name, builtin[name])
+		if i%5 == 4 {
 			b.WriteByte('\n')
 		}
 	}

@@ -110,10 +110,6 @@ const (
 	NoBackslashEscapes Mode = 1 << iota
 	// ANSIQuotes: "..." quotes an identifier (sql_mode ANSI_QUOTES).
 	ANSIQuotes
-	// SkipVersioned reads versioned executable comments (/*!50700 ...*/,
-	// /*M!100500 ...*/) as plain comments, as a server older than the
-	// version (or MariaDB, for MySQL-only versions) does.
-	SkipVersioned
 )
 
 // sqlMode is the parser's SQL mode for m.
@@ -154,7 +150,7 @@ func ClassifyLong(sql []byte, currentDB string, m Mode) Info {
 func classify(sql []byte, currentDB string, m Mode) Info {
 	// Copy: the AST and the Info keep substrings of the text, and the
 	// caller's buffer is reused for the next packet.
-	text := executableComments(string(sql), m&SkipVersioned != 0)
+	text := executableComments(string(sql))
 	var info Info
 	info.Fingerprint, info.Digest = fingerprint(text)
 

@@ -117,7 +117,7 @@ func endsOperand(c byte) bool {
 }
 
 // isDashComment is the lexer's rule: "--" then a blank or the end.
-func isDashComment(s []byte, i int) bool {
+func isDashComment[T string | []byte](s T, i int) bool {
 	if s[i] != '-' || i+1 >= len(s) || s[i+1] != '-' {
 		return false
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -188,17 +189,15 @@ func TestAccessControlBypassAttempts(t *testing.T) {
 	// comment.
 	q := `SELECT 'a\' , (SELECT v FROM acl_secret LIMIT 1) , '-- '`
 	mustExec(t, conn, q) // default mode: one string, no table
-	wantDenied(t, conn, 1142, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; "+q)
+	// A text that may change the mode before its later statements is not
+	// checked statement by statement: it is refused whole, and runs nothing.
+	wantDenied(t, conn, 1227, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; "+q)
+	wantDenied(t, conn, 1227, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 1")
+	mustExec(t, conn, q) // still the default mode
 	mustExec(t, conn, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'")
 	wantDenied(t, conn, 1142, q)
 	mustExec(t, conn, "SET sql_mode = DEFAULT")
 	mustExec(t, conn, q)
-	// The mode set by a text that then fails is still followed.
-	if _, err := conn.ExecContext(context.Background(), "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT no_such_column FROM acl_orders"); mysqlErr(err) == nil {
-		t.Fatalf("want the backend's error, got %v", err)
-	}
-	wantDenied(t, conn, 1142, q)
-	mustExec(t, conn, "SET sql_mode = DEFAULT")
 	// And MariaDB does run the subquery in that mode.
 	root, err := backendDB.RootDB().Conn(context.Background())
 	if err != nil {
@@ -418,7 +417,7 @@ func TestAccessReviewBypasses(t *testing.T) {
 	wantDenied(t, spy, 1142, q)
 	wantDenied(t, spy, 1142, `PREPARE s2 FROM 'SELECT ''a\'' , (SELECT v FROM acl_secret LIMIT 1) , ''-- '''`)
 	mustExec(t, spy, "SET sql_mode = DEFAULT", `PREPARE m FROM 'SET sql_mode=''NO_BACKSLASH_ESCAPES'''`)
-	wantDenied(t, spy, 1142, "EXECUTE m; "+q)
+	wantDenied(t, spy, 1227, "EXECUTE m; "+q) // EXECUTE may change the mode midway
 	mustExec(t, spy, "SET sql_mode = 'ANSI_QUOTES'")
 	wantDenied(t, spy, 1227, `SELECT v "\" FROM acl_secret -- "`)
 	mustExec(t, spy, "SET sql_mode = DEFAULT", "SET NAMES gbk")
@@ -696,4 +695,82 @@ func TestAccessThirdReviewBypasses(t *testing.T) {
 		t.Fatalf("clerk reading information_schema: %q", got)
 	}
 	wantDenied(t, clerk, 1227, "SELECT info FROM information_schema.PROCESSLIST")
+}
+
+// Bypasses found in the fourth review: partition DATA DIRECTORY, the
+// database of a foreign key's parent, sql_mode=ORACLE's grammar, and
+// built-in names that call stored functions when quoted or spaced.
+func TestAccessFourthReviewBypasses(t *testing.T) {
+	p := accessSetup(t)
+	root := pinnedConn(t, backendDB.RootDB())
+	defer root.Raw(func(any) error { return driver.ErrBadConn }) // USE and sql_mode stay with it
+	ctx := context.Background()
+	tenant := pinnedConn(t, openDB(t, strings.Replace(p.dsnUser("main", "tenant", "tenant-pw", ""), "/gotest", "/acl_other", 1)))
+	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	clerk := pinnedConn(t, p.userDB(t, "clerk", "clerk-pw", ""))
+
+	// A partition's DATA DIRECTORY: MariaDB writes the file there.
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, root, "DROP TABLE IF EXISTS acl_other.zz_pdd, acl_other.zz_pdd2")
+	defer mustExec(t, root, "DROP TABLE IF EXISTS acl_other.zz_pdd, acl_other.zz_pdd2")
+	mustExec(t, root, "CREATE TABLE acl_other.zz_pdd (id INT) PARTITION BY HASH(id) (PARTITION p0 DATA DIRECTORY = '"+dir+"')")
+	if _, err := os.Stat(dir + "/acl_other/zz_pdd#P#p0.ibd"); err != nil {
+		t.Fatalf("the probe is broken: MariaDB wrote nothing into %s: %v", dir, err)
+	}
+	mustExec(t, root, "DROP TABLE acl_other.zz_pdd", "CREATE TABLE acl_other.zz_pdd2 (id INT)")
+	wantDenied(t, tenant, 1227, "CREATE TABLE acl_other.zz_pdd (id INT) PARTITION BY HASH(id) (PARTITION p0 DATA DIRECTORY = '"+dir+"')")
+	wantDenied(t, tenant, 1227, "ALTER TABLE acl_other.zz_pdd2 PARTITION BY HASH(id) (PARTITION p0 DATA DIRECTORY = '"+dir+"')")
+
+	// An unqualified REFERENCES is in the child's database: an oracle on
+	// the denied table's values if it were checked in the current one.
+	mustExec(t, root, "DROP TABLE IF EXISTS gotest.zz_child",
+		"CREATE OR REPLACE TABLE gotest.acl_secret_pk (v VARCHAR(20) PRIMARY KEY)",
+		"INSERT INTO gotest.acl_secret_pk VALUES ('hunter2')")
+	defer mustExec(t, root, "DROP TABLE IF EXISTS gotest.zz_child, gotest.acl_secret_pk")
+	mustExec(t, root, "USE acl_other", "CREATE TABLE gotest.zz_child (v VARCHAR(20), FOREIGN KEY (v) REFERENCES acl_secret_pk(v))")
+	if _, err := root.ExecContext(ctx, "INSERT INTO gotest.zz_child VALUES ('guess')"); mysqlErr(err) == nil || mysqlErr(err).Number != 1452 {
+		t.Fatalf("the probe is broken: want 1452 for a value not in the parent, got %v", err)
+	}
+	mustExec(t, root, "DROP TABLE gotest.zz_child", "USE gotest")
+	mustExec(t, spy, "USE acl_other")
+	wantDenied(t, spy, 1142, "CREATE TABLE gotest.zz_child (v VARCHAR(20), FOREIGN KEY (v) REFERENCES acl_secret_pk(v))")
+
+	// sql_mode=ORACLE reads seq.nextval as a sequence function.
+	mustExec(t, root, "SET sql_mode = 'ORACLE'")
+	before := queryString(t, root, "SELECT gotest.acl_seq.nextval")
+	mustExec(t, root, "SET sql_mode = DEFAULT")
+	if before == "" {
+		t.Fatal("the probe is broken: no sequence value under ORACLE")
+	}
+	mustExec(t, clerk, "SET sql_mode = 'ORACLE'")
+	wantDenied(t, clerk, 1227, "SELECT acl_seq.nextval")
+	wantDenied(t, clerk, 1227, "SELECT 1")
+	mustExec(t, clerk, "SET sql_mode = DEFAULT")
+	mustExec(t, clerk, "SELECT 1")
+	wantDenied(t, clerk, 1227, "SET sql_mode = 'ORACLE'; SELECT acl_seq.nextval")
+
+	// Built-in names calling stored functions.
+	mustExec(t, root,
+		"CREATE OR REPLACE FUNCTION gotest.`count`(x INT) RETURNS VARCHAR(20) SQL SECURITY DEFINER RETURN (SELECT v FROM gotest.acl_secret LIMIT 1)",
+		"CREATE OR REPLACE FUNCTION gotest.status() RETURNS VARCHAR(20) SQL SECURITY DEFINER RETURN (SELECT v FROM gotest.acl_secret LIMIT 1)")
+	defer mustExec(t, root, "DROP FUNCTION IF EXISTS gotest.`count`", "DROP FUNCTION IF EXISTS gotest.status")
+	calls := []string{"SELECT count (1)", "SELECT `count`(1)", "SELECT `status`()", "SELECT status()"}
+	for _, q := range calls {
+		if got := queryString(t, root, q); got != "TOPSECRET" {
+			t.Fatalf("the probe is broken: MariaDB %s gave %q", q, got)
+		}
+	}
+	for _, q := range calls {
+		if _, err := clerk.ExecContext(ctx, q); mysqlErr(err) == nil {
+			t.Errorf("%s: clerk may call no stored function of gotest, got %v", q, err)
+		}
+	}
+	if got := queryString(t, clerk, "SELECT COUNT(*) FROM acl_orders"); got == "" {
+		t.Fatal("COUNT(*) refused")
+	}
+	// The accounts on the server are not the catalogue.
+	wantDenied(t, spy, 1227, "SELECT * FROM information_schema.USER_PRIVILEGES")
 }
