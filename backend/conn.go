@@ -214,13 +214,15 @@ func QuoteIdent(s string) string {
 
 // QueryValue runs a statement the proxy issues on its own behalf that
 // returns one row of one column (e.g. SELECT @@last_gtid) and returns it as
-// text ("" for NULL).
+// text ("" for NULL). Any other number of rows is an error: the client's
+// session settings (sql_select_limit) apply to these statements too.
 func (c *Conn) QueryValue(sql string) (string, error) {
 	c.IO.Seq = 0
 	if err := c.IO.WritePacketFlush(append([]byte{mysql.COM_QUERY}, sql...)); err != nil {
 		return "", &wire.IOError{Side: wire.BackendSide, Err: err}
 	}
 	var value string
+	rows := 0
 	for stage := 0; ; {
 		p, err := c.IO.ReadPacket(nil, 1<<20)
 		if err != nil {
@@ -233,16 +235,23 @@ func (c *Conn) QueryValue(sql string) (string, error) {
 			return "", fmt.Errorf("%q returned no result set", sql)
 		case len(p) > 0 && p[0] == mysql.EOF_HEADER && len(p) < 9:
 			if stage++; stage == 3 { // after column defs, then after rows
+				if rows != 1 {
+					// e.g. the session set sql_select_limit = 0
+					return "", fmt.Errorf("%q returned %d rows, not 1", sql, rows)
+				}
 				return value, nil
 			}
 		case stage == 0:
 			stage = 1 // the column count; definitions follow
-		case stage == 2 && len(p) > 0 && p[0] != 0xfb: // a row; 0xfb is NULL
+		case stage == 2 && len(p) > 0 && p[0] == 0xfb: // a NULL
+			rows++
+		case stage == 2 && len(p) > 0: // a row
 			n, sz, ok := wire.LenEncInt(p)
 			if !ok || sz+int(n) > len(p) {
 				return "", fmt.Errorf("%q: malformed row", sql)
 			}
 			value = string(p[sz : sz+int(n)])
+			rows++
 		}
 	}
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -107,7 +108,8 @@ var unsafeCharsets = []string{"big5", "cp932", "gbk", "sjis", "gb18030"}
 // did. Where the parser cannot copy the server's reading, the text is
 // unverifiable for a restricted user:
 //   - while sql_mode is ORACLE or MSSQL (another grammar: `seq.nextval`,
-//     [quoted] names), anything but leaving that mode;
+//     [quoted] names), or while the session's state cannot be read (see
+//     refreshReading), anything but a plain SET;
 //   - a text that may change sql_mode midway (SET sql_mode, EXECUTE),
 //     before statements after it;
 //   - versioned and TiDB comments, which servers skip in ways the parser
@@ -120,7 +122,7 @@ func (s *Session) checkReadings(sql []byte, info *sqlinfo.Info) *acl.Denial {
 	multi := info.Statements > 1
 	changing := multi && (info.SetsCharset || info.ChangesState)
 	switch {
-	case s.foreignGrammar && !leavesForeignGrammar.Match(sql),
+	case (s.foreignGrammar || s.blind) && !plainSet.Match(sql),
 		multi && (info.SetsSQLMode || len(info.Executes) > 0),
 		(s.unsafeCharset || changing) && highBackslash(sql),
 		dashHighBlank(sql),
@@ -131,9 +133,16 @@ func (s *Session) checkReadings(sql []byte, info *sqlinfo.Info) *acl.Denial {
 	return nil
 }
 
-// leavesForeignGrammar is the one statement a restricted user may send
-// while sql_mode is ORACLE or MSSQL: one that sets sql_mode to a literal.
-var leavesForeignGrammar = regexp.MustCompile(`(?i)^\s*SET\s+(SESSION\s+|@@SESSION\.|@@)?sql_mode\s*=\s*(DEFAULT|'[A-Z_,]*')\s*;?\s*$`)
+// plainSet is what a restricted user may send while the proxy cannot read
+// the session (sql_mode ORACLE or MSSQL, or a blind session): SET of
+// session variables to words, numbers or simple strings, or SET NAMES;
+// nothing any grammar could read as a table or a function call.
+var plainSet = func() *regexp.Regexp {
+	assign := `(?:(?:SESSION|LOCAL)\s+)?(?:@@(?:SESSION\.|LOCAL\.)?)?[a-z_][a-z0-9_]*\s*=\s*(?:-?[0-9]+|'[a-z0-9_,]*'|[a-z_][a-z0-9_]*)`
+	names := `NAMES\s+(?:[a-z0-9_]+|'[a-z0-9_]+')`
+	item := `(?:` + assign + `|` + names + `)`
+	return regexp.MustCompile(`(?i)^\s*SET\s+` + item + `(?:\s*,\s*` + item + `)*\s*;?\s*$`)
+}()
 
 // highBackslash reports a byte >= 0x80 followed by a backslash or a
 // backtick, which a multi-byte character set may take as its second byte.
@@ -224,7 +233,7 @@ func (s *Session) afterQuery(l *leg, sql []byte, info *sqlinfo.Info, out wire.Ou
 	if out.ErrCode == 0 {
 		s.setMode(out.Status)
 	}
-	if info.SetsSQLMode || info.SetsCharset || info.ChangesState || info.ParseError {
+	if info.SetsSQLMode || info.SetsCharset || info.ChangesState || info.ParseError || s.blind && info.Kind == sqlinfo.KindSet {
 		return s.refreshReading(l.conn)
 	}
 	return nil
@@ -250,27 +259,70 @@ func (s *Session) trackPrepared(info *sqlinfo.Info) {
 }
 
 // refreshReading asks the backend, for a restricted user, how it reads
-// text now: sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES) and the client
-// character set. Others are followed by status flags only.
+// text now (sql_mode: NO_BACKSLASH_ESCAPES, ANSI_QUOTES, ORACLE, MSSQL;
+// the client character set) and which database is current. Others are
+// followed by status flags only.
+//
+// The client's own session variables change what such a query returns
+// (sql_select_limit = 0: no row; character_set_results = utf32: other
+// bytes; max_statement_time: an error). An answer that does not read right
+// makes the session blind: its statements are refused (1227), except plain
+// SETs, until an answer reads right again.
 func (s *Session) refreshReading(be *backend.Conn) error {
 	if u := s.accessUser(); u != nil && !u.Restricted {
 		return nil
 	}
-	v, err := be.QueryValue("SELECT CONCAT(@@SESSION.sql_mode, '|', @@SESSION.character_set_client)")
-	if err != nil {
+	v, err := be.QueryValue(stateQuery)
+	if wire.FailedSide(err) == wire.BackendSide {
 		return err
 	}
-	mode, charset, _ := strings.Cut(v, "|")
+	st, ok := parseState(v)
+	if err != nil || !ok {
+		s.blind = true
+		s.log.Info("session state unreadable: statements refused until it reads right", "user", s.user, "err", err)
+		return nil
+	}
+	s.blind = false
 	s.mode = 0
-	if strings.Contains(mode, "NO_BACKSLASH_ESCAPES") {
+	if strings.Contains(st.mode, "NO_BACKSLASH_ESCAPES") {
 		s.mode |= sqlinfo.NoBackslashEscapes
 	}
-	if strings.Contains(mode, "ANSI_QUOTES") {
+	if strings.Contains(st.mode, "ANSI_QUOTES") {
 		s.mode |= sqlinfo.ANSIQuotes
 	}
-	s.foreignGrammar = strings.Contains(mode, "ORACLE") || strings.Contains(mode, "MSSQL")
-	s.unsafeCharset = slices.Contains(unsafeCharsets, charset)
+	s.foreignGrammar = strings.Contains(st.mode, "ORACLE") || strings.Contains(st.mode, "MSSQL")
+	s.unsafeCharset = slices.Contains(unsafeCharsets, st.charset)
+	s.setDB(be, st.db)
 	return nil
+}
+
+// stateQuery reads sql_mode, the client character set and the current
+// database (hex, so that no character set can alter it; "-" for none).
+const stateQuery = "SELECT CONCAT(@@SESSION.sql_mode, '|', @@SESSION.character_set_client, '|', IFNULL(HEX(DATABASE()), '-'))"
+
+type backendState struct{ mode, charset, db string }
+
+var (
+	sqlModeValue = regexp.MustCompile(`^[A-Z0-9_,]*$`)
+	charsetValue = regexp.MustCompile(`^[a-z0-9_]+$`)
+)
+
+// parseState reads stateQuery's answer; ok is false unless every part has
+// the shape it must have.
+func parseState(v string) (backendState, bool) {
+	parts := strings.Split(v, "|")
+	if len(parts) != 3 || !sqlModeValue.MatchString(parts[0]) || !charsetValue.MatchString(parts[1]) {
+		return backendState{}, false
+	}
+	st := backendState{mode: parts[0], charset: parts[1]}
+	if parts[2] != "-" {
+		db, err := hex.DecodeString(parts[2])
+		if err != nil || len(db) == 0 {
+			return backendState{}, false
+		}
+		st.db = string(db)
+	}
+	return st, true
 }
 
 func (s *Session) setDB(be *backend.Conn, db string) {
@@ -280,13 +332,20 @@ func (s *Session) setDB(be *backend.Conn, db string) {
 	}
 }
 
-// refreshDB asks the backend for its current database.
+// refreshDB asks the backend for its current database: with the rest of
+// the state for a restricted user (refreshReading); for others as well as
+// the answer allows (an unreadable one keeps the database known so far).
 func (s *Session) refreshDB(be *backend.Conn) error {
+	if u := s.accessUser(); u == nil || u.Restricted {
+		return s.refreshReading(be)
+	}
 	db, err := be.QueryValue("SELECT DATABASE()")
-	if err != nil {
+	if wire.FailedSide(err) == wire.BackendSide {
 		return err
 	}
-	s.setDB(be, db)
+	if err == nil {
+		s.setDB(be, db)
+	}
 	return nil
 }
 

@@ -112,6 +112,9 @@ type Session struct {
 	// foreignGrammar: sql_mode is ORACLE or MSSQL, a grammar the parser
 	// does not read (restricted users only; see checkReadings).
 	foreignGrammar bool
+	// blind: the backend's answer about that state did not read right
+	// (restricted users only; see refreshReading).
+	blind bool
 	// mode is how the backend reads statement text (NO_BACKSLASH_ESCAPES),
 	// from the status flags of its last response.
 	mode sqlinfo.Mode

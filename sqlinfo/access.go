@@ -3,6 +3,7 @@ package sqlinfo
 import (
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -181,7 +182,7 @@ func (w *walker) plan(stmt ast.StmtNode) {
 	case *ast.PrepareStmt:
 		w.planPrepare(s)
 	case *ast.CallStmt:
-		w.add(Table{DB: s.Procedure.Schema.O, Name: s.Procedure.FnName.O}, OpOther)
+		w.routine(s.Procedure.Schema.O, s.Procedure.FnName.O)
 	case *ast.CreateDatabaseStmt:
 		w.add(Table{DB: s.Name.O}, OpDDL)
 	case *ast.DropDatabaseStmt:
@@ -581,7 +582,7 @@ func (w *walker) function(n *ast.FuncCallExpr) {
 	w.session = w.session || sessionFuncs[name]
 	switch {
 	case n.Schema.L != "":
-		w.add(Table{DB: n.Schema.O, Name: n.FnName.O}, OpOther) // db.f()
+		w.routine(n.Schema.O, n.FnName.O) // db.f()
 	case name == ast.NextVal || name == ast.SetVal:
 		if len(n.Args) > 0 {
 			if seq, ok := n.Args[0].(*ast.TableNameExpr); ok && seq.Name != nil {
@@ -591,10 +592,25 @@ func (w *walker) function(n *ast.FuncCallExpr) {
 	case name == "load_file":
 		w.server(OpOther) // reads a file on the database server
 	case !isBuiltinFunc(name):
-		w.add(Table{Name: n.FnName.O}, OpOther) // a stored function of the current database
+		w.routine("", n.FnName.O) // a stored function of the current database
 	default:
 		w.builtin(name)
 	}
+}
+
+// routine records a call of a stored routine, checked by name. MariaDB
+// compares routine names without case, accents or trailing blanks
+// (utf8_general_ci); rules match names without ASCII case only, so a name
+// with other letters is unverifiable.
+func (w *walker) routine(db, name string) {
+	name = strings.TrimRight(name, " ")
+	for i := 0; i < len(name); i++ {
+		if name[i] >= utf8.RuneSelf {
+			w.unverifiable = true
+			return
+		}
+	}
+	w.add(Table{DB: db, Name: name}, OpOther)
 }
 
 // builtin notes a call by a built-in's name, to be looked for in the text:
@@ -611,22 +627,24 @@ func (w *walker) builtin(name string) {
 // the parenthesis. The parse tree keeps neither, so the text is searched;
 // a match inside a string or comment only costs a needless check.
 func (w *walker) storedLookalikes(text string) {
+	ansi := w.mode&ANSIQuotes != 0
 	for _, name := range w.builtins {
-		if storedCallForm(text, name, builtinFuncs[name]) {
-			w.add(Table{Name: name}, OpOther)
+		if storedCallForm(text, name, builtinFuncs[name], ansi) {
+			w.routine("", name)
 		}
 	}
 }
 
-// storedCallForm reports name (lowercase) written `name` or, when spaced,
-// name followed by blanks or comments, then "(".
-func storedCallForm(text, name string, spaced bool) bool {
+// storedCallForm reports name (lowercase) written in one of forms: quoted
+// (backticks, or double quotes under ANSI_QUOTES) or followed by blanks or
+// comments, then "(".
+func storedCallForm(text, name string, forms callForms, ansi bool) bool {
 	for i := 0; i+len(name) <= len(text); i++ {
 		if !strings.EqualFold(text[i:i+len(name)], name) {
 			continue
 		}
 		end := i + len(name)
-		quoted := i > 0 && text[i-1] == '`' && end < len(text) && text[end] == '`'
+		quoted := i > 0 && end < len(text) && text[i-1] == text[end] && (text[end] == '`' || ansi && text[end] == '"')
 		if !quoted && (i > 0 && isIdentByte(text[i-1]) || end < len(text) && isIdentByte(text[end])) {
 			continue // part of a longer word
 		}
@@ -634,7 +652,7 @@ func storedCallForm(text, name string, spaced bool) bool {
 			end++
 		}
 		j := skipBlanksAndComments(text, end)
-		if j < len(text) && text[j] == '(' && (quoted || spaced && j > end) {
+		if j < len(text) && text[j] == '(' && (quoted && forms&quotedStored != 0 || !quoted && j > end && forms&spacedStored != 0) {
 			return true
 		}
 	}
@@ -642,12 +660,21 @@ func storedCallForm(text, name string, spaced bool) bool {
 }
 
 // skipBlanksAndComments returns the index of the first byte from i that is
-// neither blank nor inside a /* */, # or -- comment.
+// neither blank nor inside a /* */, # or -- comment. The markers of an
+// executable comment (/*!, /*!NNNNN, its */) count as blanks: what is
+// between them is code (count/*!(*/1) calls count with a comment between).
 func skipBlanksAndComments(text string, i int) int {
 	for i < len(text) {
 		switch {
 		case isBlank(text[i]):
 			i++
+		case strings.HasPrefix(text[i:], "/*!"):
+			i += 3 // an executable comment's content is code: scan it
+			for i < len(text) && isDigit(text[i]) {
+				i++
+			}
+		case strings.HasPrefix(text[i:], "*/"):
+			i += 2 // the end of an executable comment
 		case strings.HasPrefix(text[i:], "/*"):
 			end := strings.Index(text[i+2:], "*/")
 			if end < 0 {

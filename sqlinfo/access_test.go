@@ -162,8 +162,12 @@ func TestAccess(t *testing.T) {
 		{"SELECT count (1) FROM t", "other shop.count, select shop.t"},
 
 		{"SELECT count /* x */ (1) FROM t", "other shop.count, select shop.t"},
-		{"SELECT abs (1), IF (1, 2, 3)", ""},  // natives and grammar forms take blanks
-		{"SELECT `abs`(1)", "other shop.abs"}, // quoted: conservatively a stored function
+		{"SELECT abs (1), IF (1, 2, 3)", ""},   // natives and grammar forms take blanks
+		{"SELECT `abs`(1), `concat`('a')", ""}, // natives stay natives quoted
+		{"SELECT `if`(1, 2, 3)", "other shop.if"},
+		{"SELECT count/*!(*/1) FROM t", "other shop.count, select shop.t"}, // an executable comment's content is code
+		{"SELECT count/*!50000 */(1) FROM t", "other shop.count, select shop.t"},
+		{"CALL `p  `()", "other shop.p"}, // trailing blanks do not count in routine names
 		{"SELECT 1; USE other; SELECT `now`()", "other other.now, use other."},
 		{"SELECT `status`(), name(1)", "other shop.name, other shop.status"}, // not built-ins: plain calls are stored`
 	}
@@ -179,6 +183,13 @@ func TestAccess(t *testing.T) {
 	}
 }
 
+func TestAccessAnsiQuotedCall(t *testing.T) {
+	info := ClassifyMode([]byte(`SELECT "count"(1) FROM t`), "shop", ANSIQuotes)
+	if got := strings.Join(accessStrings(info.Access), ", "); got != "other shop.count, select shop.t" {
+		t.Errorf("under ANSI_QUOTES: %s", got)
+	}
+}
+
 func TestAccessUnverifiable(t *testing.T) {
 	for _, sql := range []string{
 		"PREPARE s FROM @q",
@@ -189,6 +200,8 @@ func TestAccessUnverifiable(t *testing.T) {
 		"DROP PROCEDURE p",
 		"CREATE TABLE f (id INT) ENGINE=FEDERATED CONNECTION='mysql://u@h/db/secret'",
 		"ALTER TABLE t ENGINE = CONNECT",
+		"CALL `acl_sécret_proc`()", // routine names compare without accents
+		"SELECT other.`fé`()",
 	} {
 		if info := Classify([]byte(sql), "shop"); !info.Unverifiable {
 			t.Errorf("%q: not unverifiable: %+v", sql, info.Access)

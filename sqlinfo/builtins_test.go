@@ -18,9 +18,9 @@ import (
 // TestBuiltinFuncsMatchMariaDB asks the server the tests run, for every
 // listed name and every identifier in the server's binary: does a plain call
 // name(...) reach a stored function (then it must not be listed: the access
-// check would skip it), and does name (1), with a blank, reach one (then it
-// must be listed true, so that spaced calls are checked)? A native name
-// missing from the list would only make calls to it refused as stored
+// check would skip it), and do name (1), with a blank, and `name`(1) reach
+// one (then the forms must say so, so that such calls are checked)? A native
+// name missing from the list would only make calls to it refused as stored
 // functions for users with rules.
 func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 	srv := testenv.MariaDB(t)
@@ -48,11 +48,19 @@ func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 	for name := range builtinFuncs {
 		candidates = append(candidates, name)
 	}
-	want := map[string]bool{}
+	want := map[string]callForms{}
 	for _, name := range candidates {
-		if _, seen := want[name]; !seen && !storedLookup(name+"()") {
-			want[name] = storedLookup(name + " (1)")
+		if _, seen := want[name]; seen || storedLookup(name+"()") {
+			continue
 		}
+		var forms callForms
+		if storedLookup(name + " (1)") {
+			forms |= spacedStored
+		}
+		if storedLookup("`" + name + "`(1)") {
+			forms |= quotedStored
+		}
+		want[name] = forms
 	}
 	if *update {
 		if err := writeBuiltins("builtins.go", want); err != nil {
@@ -60,9 +68,9 @@ func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 		}
 		return
 	}
-	for name, spaced := range want {
-		if got, listed := builtinFuncs[name]; !listed || got != spaced {
-			t.Errorf("%s: listed %v (spaced call stored: %v), server says built-in, spaced call stored: %v (go test ./sqlinfo -run %s -update)", name, listed, got, spaced, t.Name())
+	for name, forms := range want {
+		if got, listed := builtinFuncs[name]; !listed || got != forms {
+			t.Errorf("%s: listed %v with forms %v; the server says built-in with forms %v (go test ./sqlinfo -run %s -update)", name, listed, got, forms, t.Name())
 		}
 	}
 	for name := range builtinFuncs {
@@ -75,7 +83,7 @@ func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 var update = flag.Bool("update", false, "rewrite builtins.go from the test server")
 
 // writeBuiltins rewrites the list, keeping its doc comment.
-func writeBuiltins(path string, builtin map[string]bool) error {
+func writeBuiltins(path string, builtin map[string]callForms) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -91,10 +99,10 @@ func writeBuiltins(path string, builtin map[string]bool) error {
 	slices.Sort(names)
 	var b bytes.Buffer
 	b.Write(head)
-	b.WriteString("var builtinFuncs = map[string]bool{\n")
+	b.WriteString("var builtinFuncs = map[string]callForms{\n")
 	for i, name := range names {
-		fmt.Fprintf(&b, "%q: %v,", name, builtin[name])
-		if i%5 == 4 {
+		fmt.Fprintf(&b, "%q: %s,", name, builtin[name])
+		if i%4 == 3 {
 			b.WriteByte('\n')
 		}
 	}

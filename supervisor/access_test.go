@@ -21,7 +21,8 @@ import (
 // and a view over it); clerk may only read and add orders, and read items
 // and the sequence acl_seq;
 // reader only reads; remote may log in only from 10.0.0.0/8; tenant may
-// do anything in acl_other and nothing elsewhere.
+// do anything in acl_other and nothing elsewhere; nocall may do nothing to
+// gotest.acl_secret* (tables or routines).
 const accessUsers = `
 [[proxy.config.users]]
 user = "spy"
@@ -62,6 +63,14 @@ password = "tenant-pw"
 [[proxy.config.users.rule]]
 action = "allow"
 databases = ["acl_other"]
+
+[[proxy.config.users]]
+user = "nocall"
+password = "nocall-pw"
+[[proxy.config.users.rule]]
+action = "deny"
+databases = ["gotest"]
+tables = ["acl_secret*"]
 `
 
 func accessSetup(t *testing.T) *proxy {
@@ -773,4 +782,101 @@ func TestAccessFourthReviewBypasses(t *testing.T) {
 	}
 	// The accounts on the server are not the catalogue.
 	wantDenied(t, spy, 1227, "SELECT * FROM information_schema.USER_PRIVILEGES")
+}
+
+// Bypasses found in the fifth review: the proxy's own state queries blinded
+// by the client's session settings, "count"(1) under ANSI_QUOTES, an
+// executable comment holding the parenthesis, accented routine names.
+func TestAccessFifthReviewBypasses(t *testing.T) {
+	p := accessSetup(t)
+	root := pinnedConn(t, backendDB.RootDB())
+	defer root.Raw(func(any) error { return driver.ErrBadConn }) // sql_mode stays with it
+	mustExec(t, root, "USE gotest",
+		"CREATE OR REPLACE FUNCTION gotest.`count`(x INT) RETURNS VARCHAR(20) SQL SECURITY DEFINER RETURN (SELECT v FROM gotest.acl_secret LIMIT 1)",
+		"CREATE OR REPLACE PROCEDURE gotest.acl_secret_proc() SQL SECURITY DEFINER SELECT v FROM gotest.acl_secret",
+		"CREATE OR REPLACE FUNCTION gotest.acl_secret_fn() RETURNS VARCHAR(20) SQL SECURITY DEFINER RETURN (SELECT v FROM gotest.acl_secret LIMIT 1)")
+	defer mustExec(t, root, "DROP FUNCTION IF EXISTS gotest.`count`", "DROP PROCEDURE IF EXISTS gotest.acl_secret_proc", "DROP FUNCTION IF EXISTS gotest.acl_secret_fn")
+	ansiLeak := `SELECT 1 AS "x\", v FROM acl_secret -- " FROM acl_orders`
+	// Each leak below is MariaDB's reading of a text the parser reads
+	// otherwise; the proxy must refuse it.
+	leaks := func(c *sql.Conn, q string) bool {
+		var v sql.NullString
+		rows, err := c.QueryContext(context.Background(), q)
+		if err != nil {
+			return false
+		}
+		defer rows.Close()
+		for rows.Next() {
+			cols, _ := rows.Columns()
+			vals := make([]any, len(cols))
+			for i := range vals {
+				vals[i] = &v
+			}
+			if rows.Scan(vals...) == nil && v.String == "TOPSECRET" {
+				return true
+			}
+		}
+		return false
+	}
+	mustExec(t, root, "SET sql_mode = 'ANSI_QUOTES'")
+	for _, q := range []string{ansiLeak, `SELECT "count"(1)`} {
+		if !leaks(root, q) {
+			t.Fatalf("the probe is broken: MariaDB under ANSI_QUOTES, %s", q)
+		}
+	}
+	mustExec(t, root, "SET sql_mode = DEFAULT")
+
+	// The client's session settings blind the proxy's state queries: it
+	// must refuse what it cannot read, until the answer reads right.
+	for _, blind := range []string{"sql_select_limit = 0", "character_set_results = utf32"} {
+		spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", "multiStatements=true"))
+		mustExec(t, spy, "USE acl_other", "SET "+blind)
+		if _, err := spy.ExecContext(context.Background(), "USE gotest; DO 1"); err != nil {
+			t.Fatal(err)
+		}
+		wantDenied(t, spy, 1227, "SELECT v FROM acl_secret") // blind: the database is unknown
+		mustExec(t, spy, "SET sql_select_limit = DEFAULT, character_set_results = DEFAULT")
+		wantDenied(t, spy, 1142, "SELECT v FROM acl_secret") // read right again: gotest
+
+		clerk := pinnedConn(t, p.userDB(t, "clerk", "clerk-pw", ""))
+		mustExec(t, clerk, "SET "+blind, "SET sql_mode = 'ANSI_QUOTES'", "SET sql_select_limit = DEFAULT, character_set_results = DEFAULT")
+		if leaks(clerk, ansiLeak) {
+			t.Errorf("%s: clerk read acl_secret under an unseen ANSI_QUOTES", blind)
+		}
+		mustExec(t, clerk, "SET "+blind, "SET sql_mode = 'ORACLE'", "SET sql_select_limit = DEFAULT, character_set_results = DEFAULT")
+		wantDenied(t, clerk, 1227, "SELECT acl_seq.nextval FROM acl_orders")
+		mustExec(t, clerk, "SET sql_mode = DEFAULT")
+		if got := queryString(t, clerk, "SELECT COUNT(*) FROM acl_orders"); got == "" {
+			t.Fatal("clerk's session did not recover")
+		}
+	}
+
+	// A built-in's name that calls the stored function gotest.count.
+	clerk := pinnedConn(t, p.userDB(t, "clerk", "clerk-pw", ""))
+	if got := queryString(t, root, "SELECT count/*!(*/1) FROM acl_orders"); got != "TOPSECRET" {
+		t.Fatalf("the probe is broken: %q", got)
+	}
+	if leaks(clerk, "SELECT count/*!(*/1) FROM acl_orders") {
+		t.Error("clerk called gotest.count through count/*!(*/1)")
+	}
+	mustExec(t, clerk, "SET sql_mode = 'ANSI_QUOTES'")
+	if leaks(clerk, `SELECT "count"(1) FROM acl_orders`) {
+		t.Error(`clerk called gotest.count as "count"(1) under ANSI_QUOTES`)
+	}
+	mustExec(t, clerk, "SET sql_mode = DEFAULT")
+	if got := queryString(t, clerk, "SELECT `concat`('a', 'b')"); got != "ab" {
+		t.Fatalf("a quoted native refused: %q", got)
+	}
+
+	// Routine names compare without accents on the server.
+	nocall := pinnedConn(t, p.userDB(t, "nocall", "nocall-pw", ""))
+	for _, q := range []string{"CALL gotest.`acl_sécret_proc`()", "SELECT gotest.`acl_sécret_fn`()", "SELECT `ACL_SÉCRET_FN`()"} {
+		if !leaks(root, q) {
+			t.Fatalf("the probe is broken: MariaDB %s", q)
+		}
+		if leaks(nocall, q) {
+			t.Errorf("nocall ran %s", q)
+		}
+	}
+	wantDenied(t, nocall, 1142, "CALL gotest.acl_secret_proc()")
 }
