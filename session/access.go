@@ -282,7 +282,7 @@ func (s *Session) refreshReading(be *backend.Conn) error {
 		s.log.Info("session state unreadable: statements refused until it reads right", "user", s.user, "err", err)
 		return nil
 	}
-	s.blind = false
+	s.blind, s.state = false, st
 	s.mode = 0
 	if strings.Contains(st.mode, "NO_BACKSLASH_ESCAPES") {
 		s.mode |= sqlinfo.NoBackslashEscapes

@@ -90,6 +90,9 @@ func (s *Session) execute(payload []byte, more bool) error {
 			out.ErrCode = errServerLost
 		}
 		s.audit(info, db, start, out, s.primary.conn.Endpoint.Name, "")
+		if err == nil {
+			s.observe(nil, *info, out.Status, out.ErrCode == 0)
+		}
 		if err == nil && (info.SetsSQLMode || info.SetsCharset || info.ChangesState) {
 			return s.refreshReading(s.primary.conn)
 		}

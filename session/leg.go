@@ -135,8 +135,11 @@ func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 	if err != nil {
 		s.rw.replicaRetry = time.Now().Add(replicaBackoff)
 		level := slog.LevelWarn
-		if errors.Is(err, errNoBackend) {
+		switch {
+		case errors.Is(err, errNoBackend):
 			level = slog.LevelDebug // none is eligible now (discovery, breakers): expected
+		case errors.Is(err, errReadingDiffers):
+			level = slog.LevelInfo // the session stays on the primary from now on
 		}
 		s.log.Log(context.Background(), level, "no replica available; reading from the primary", "err", err)
 		s.routed(strategy.ToPrimary)
@@ -199,17 +202,21 @@ func (s *Session) inTransaction() bool {
 // readyReplica takes a replica connection if needed and brings it to the
 // session's state: schema, character set, and the SETs run so far.
 func (s *Session) readyReplica() error {
+	fresh := s.rw.replayed < len(s.rw.sets) // state to give it, then to check
 	if s.replica.conn == nil {
 		if err := s.replica.take(context.Background(), s.env.ReplicaBalancer, s.pools()); err != nil {
 			return err
 		}
-		s.rw.replayed = 0
+		s.rw.replayed, fresh = 0, true
 		s.stats.reset() // the server label may change
 	}
 	err := s.align(&s.replica)
 	for err == nil && s.rw.replayed < len(s.rw.sets) {
 		err = s.replica.conn.Query(s.rw.sets[s.rw.replayed])
 		s.rw.replayed++
+	}
+	if err == nil && fresh {
+		err = s.sameReading(s.replica.conn)
 	}
 	if err != nil {
 		s.replica.dirty = true
@@ -218,8 +225,34 @@ func (s *Session) readyReplica() error {
 	return err
 }
 
-// observe updates the read/write splitting state after a COM_QUERY that
-// ran on the primary.
+// errReadingDiffers: the replica connection reads text otherwise than the
+// primary (sql_mode, character set, database).
+var errReadingDiffers = errors.New("the replica connection reads statements otherwise than the primary")
+
+// sameReading checks, for a restricted user, that the replica connection
+// reads text as the primary does, where the session's statements are
+// checked: a replica whose sql_mode or character set differs (its global
+// settings, or state the proxy could not give it) would run a text
+// otherwise than the check read it. A difference keeps the session on the
+// primary.
+func (s *Session) sameReading(be *backend.Conn) error {
+	if u := s.accessUser(); u != nil && !u.Restricted {
+		return nil
+	}
+	v, err := be.QueryValue(stateQuery)
+	if err != nil {
+		return err
+	}
+	if st, ok := parseState(v); !ok || st.mode != s.state.mode || st.charset != s.state.charset || st.db != s.db {
+		s.rw.pinned = true
+		return errReadingDiffers
+	}
+	return nil
+}
+
+// observe updates the read/write splitting state after a statement that
+// ran on the primary: a COM_QUERY text (sql), or an executed prepared
+// statement (sql nil).
 func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool) {
 	if s.env.Live.Load().Router == nil {
 		return
@@ -228,11 +261,16 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 		s.rw.status = status
 	}
 	switch {
-	case info.Kind == sqlinfo.KindSet:
+	case replayable(sql, &info):
 		if ok {
 			s.rw.sets = append(s.rw.sets, string(sql))
 			s.rw.pinned = s.rw.pinned || len(s.rw.sets) > maxReplayedSets
 		}
+	case info.Kinds&(1<<sqlinfo.KindSet) != 0 || info.ChangesState:
+		// Session state changed in a way the replica cannot be given
+		// (SET among other statements or reading tables, binary-protocol
+		// SET, EXECUTE, CALL): reads stay where that state is.
+		s.rw.pinned = true
 	case info.Kind == sqlinfo.KindUse, info.ReadOnly && !info.Locking:
 	default:
 		s.rw.lastWrite = time.Now()
@@ -241,6 +279,16 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 			s.noteGTID()
 		}
 	}
+}
+
+// replayable: a COM_QUERY text that is one SET statement naming no table,
+// routine or server-wide target, which the replica connection can run
+// again with the same effect in any database. A SET reading a table
+// would read it where the replica happens to be, and the checks were made
+// where the primary was.
+func replayable(sql []byte, info *sqlinfo.Info) bool {
+	return sql != nil && info.Kind == sqlinfo.KindSet && info.Statements == 1 &&
+		len(info.Access) == 0 && !info.Unverifiable && !info.ParseError
 }
 
 // forgetState drops what a reset or change of user cleared on the server.

@@ -115,6 +115,9 @@ type Session struct {
 	// blind: the backend's answer about that state did not read right
 	// (restricted users only; see refreshReading).
 	blind bool
+	// state is the primary's answer as last read right (restricted users
+	// only): the replica connection must read text the same way.
+	state backendState
 	// mode is how the backend reads statement text (NO_BACKSLASH_ESCAPES),
 	// from the status flags of its last response.
 	mode sqlinfo.Mode

@@ -2,6 +2,8 @@ package supervisor_test
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"strings"
 	"testing"
@@ -200,5 +202,89 @@ func TestReadYourWritesByGTID(t *testing.T) {
 	before := len(p.metric(t, `pisa_proxy_rw_routed_total{domain="main",target="read"}`))
 	if before != 1 {
 		t.Fatal("no read was routed to the caught-up replica")
+	}
+}
+
+// Read/write splitting with access control (sixth review): SETs are given
+// to the replica only when they mean the same there; a replica connection
+// that reads text otherwise than the primary is not used for restricted
+// users; nothing runs twice on the replica.
+func TestReadWriteSplittingKeepsChecksTrue(t *testing.T) {
+	ctx := context.Background()
+	primary := testenv.MariaDB(t, testenv.WithReplication())
+	replica := testenv.Replica(t, primary, testenv.WithReplication())
+	if err := primary.Exec(ctx,
+		"CREATE OR REPLACE TABLE gotest.acl_secret (id INT, v VARCHAR(20))",
+		"INSERT INTO gotest.acl_secret VALUES (1, 'TOPSECRET')",
+		"CREATE OR REPLACE TABLE gotest.acl_orders (id INT, v VARCHAR(20))",
+		"CREATE DATABASE IF NOT EXISTS spyown",
+		"CREATE OR REPLACE TABLE spyown.acl_secret (id INT, v VARCHAR(20))",
+		"INSERT INTO spyown.acl_secret VALUES (1, 'harmless')",
+		"CREATE OR REPLACE TABLE gotest.twice (id INT)",
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	base := rwTOML(primary, replica, "0s")
+	i := strings.Index(base, "\n[[mysql.node]]")
+	toml := base[:i] + accessUsers + base[i:]
+	p := startProxy(t, toml)
+
+	// A SET reading a table, checked in spyown, replayed in gotest.
+	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	queryString(t, spy, "SELECT 1") // takes the replica connection
+	mustExec(t, spy, "USE spyown", "SET SESSION default_master_connection = (SELECT v FROM acl_secret LIMIT 1)", "USE gotest")
+	if got := queryString(t, spy, "SELECT @@default_master_connection"); got != "harmless" {
+		t.Errorf("SET (SELECT ...) checked in spyown ran elsewhere: %q", got)
+	}
+
+	// A text starting with SET ran whole again on the replica: a write
+	// checked in spyown replayed in gotest, and every write twice.
+	nocall := pinnedConn(t, p.userDB(t, "nocall", "nocall-pw", "multiStatements=true"))
+	queryString(t, nocall, "SELECT 1")
+	mustExec(t, nocall, "USE spyown", "SET @x = 1; UPDATE acl_secret SET v = 'pwned'", "USE gotest")
+	queryString(t, nocall, "SELECT 1")
+	app := pinnedConn(t, p.db(t, "main", "multiStatements=true"))
+	queryString(t, app, "SELECT 1")
+	mustExec(t, app, "SET @y = 2; INSERT INTO gotest.twice VALUES (1)")
+	queryString(t, app, "SELECT 1")
+	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, replica.RootDB(), "SELECT v FROM gotest.acl_secret"); got != "TOPSECRET" {
+		t.Errorf("the replica's gotest.acl_secret was written through a replay: %q", got)
+	}
+	if got := queryString(t, replica.RootDB(), "SELECT COUNT(*) FROM gotest.twice"); got != "1" {
+		t.Errorf("a write ran %s times on the replica", got)
+	}
+
+	// State the replica was not given (a SET by EXECUTE) keeps the session
+	// on the primary.
+	const q = `SELECT 1 AS "\", (SELECT v FROM acl_secret LIMIT 1) AS b -- "`
+	spy2 := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	queryString(t, spy2, "SELECT 1")
+	mustExec(t, spy2, "SET sql_mode = 'ANSI_QUOTES'", "PREPARE s FROM 'SET sql_mode = TRADITIONAL'", "EXECUTE s")
+	var one int
+	var b sql.NullString
+	if err := spy2.QueryRowContext(ctx, q).Scan(&one, &b); b.String == "TOPSECRET" {
+		t.Errorf("a read ran on the replica still in ANSI_QUOTES: %v", err)
+	}
+
+	// A replica whose own sql_mode differs is not used for restricted users.
+	mustExec(t, replica.RootDB(), "SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',ANSI_QUOTES')")
+	defer mustExec(t, replica.RootDB(), "SET GLOBAL sql_mode = DEFAULT")
+	rc := pinnedConn(t, replica.RootDB())
+	defer rc.Raw(func(any) error { return driver.ErrBadConn })
+	mustExec(t, rc, "USE gotest", "SET SESSION sql_mode = @@GLOBAL.sql_mode")
+	if err := rc.QueryRowContext(ctx, q).Scan(&one, &b); err != nil || b.String != "TOPSECRET" {
+		t.Fatalf("the probe is broken: the replica under ANSI_QUOTES gave %v %q", err, b.String)
+	}
+	p2 := startProxy(t, toml) // fresh pools: connections made under the new global mode
+	spy3 := pinnedConn(t, p2.userDB(t, "spy", "spy-pw", ""))
+	b = sql.NullString{}
+	if err := spy3.QueryRowContext(ctx, q).Scan(&one, &b); b.String == "TOPSECRET" {
+		t.Errorf("a read ran on a replica reading ANSI_QUOTES: %v", err)
 	}
 }
