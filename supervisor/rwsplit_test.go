@@ -80,6 +80,21 @@ func TestReadWriteSplitting(t *testing.T) {
 	waitFor(t, 5*time.Second, "read-after-write window over", func() bool {
 		return queryString(t, c, "SELECT v FROM where_am_i LIMIT 1") == "replica"
 	})
+	// A write by a prepared statement (binary protocol) opens the window too.
+	ins, err := c.PrepareContext(ctx, "INSERT INTO where_am_i VALUES (?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ins.ExecContext(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	ins.Close()
+	if got := queryString(t, c, "SELECT v FROM where_am_i LIMIT 1"); got != "primary" {
+		t.Fatalf("read right after a prepared write ran on %s", got)
+	}
+	waitFor(t, 5*time.Second, "read-after-write window over", func() bool {
+		return queryString(t, c, "SELECT v FROM where_am_i LIMIT 1") == "replica"
+	})
 	// Session state follows the session to the replica.
 	mustExec(t, c, "SET NAMES latin1")
 	if got := queryString(t, c, "SELECT CONCAT(v, ':', CHARSET('x')) FROM where_am_i LIMIT 1"); got != "replica:latin1" {
