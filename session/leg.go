@@ -99,6 +99,7 @@ type rwState struct {
 	pinned    bool      // temporary tables, locks, too much state: primary only
 	sets      []string  // SET statements to replay on the replica
 	replayed  int       // how many of sets the replica has seen
+	recheck   bool      // EXECUTE or CALL ran: compare the replica's reading again
 	// replicaRetry: after a failure to get a replica ready, reads stay on
 	// the primary until then, instead of paying the failure on every read.
 	replicaRetry time.Time
@@ -202,7 +203,7 @@ func (s *Session) inTransaction() bool {
 // readyReplica takes a replica connection if needed and brings it to the
 // session's state: schema, character set, and the SETs run so far.
 func (s *Session) readyReplica() error {
-	fresh := s.rw.replayed < len(s.rw.sets) // state to give it, then to check
+	fresh := s.rw.replayed < len(s.rw.sets) || s.rw.recheck // state to give it, then to check
 	if s.replica.conn == nil {
 		if err := s.replica.take(context.Background(), s.env.ReplicaBalancer, s.pools()); err != nil {
 			return err
@@ -217,6 +218,7 @@ func (s *Session) readyReplica() error {
 	}
 	if err == nil && fresh {
 		err = s.sameReading(s.replica.conn)
+		s.rw.recheck = false
 	}
 	if err != nil {
 		s.replica.dirty = true
@@ -266,13 +268,18 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 			s.rw.sets = append(s.rw.sets, string(sql))
 			s.rw.pinned = s.rw.pinned || len(s.rw.sets) > maxReplayedSets
 		}
-	case info.Kinds&(1<<sqlinfo.KindSet) != 0 || info.ChangesState:
-		// Session state changed in a way the replica cannot be given
-		// (SET among other statements or reading tables, binary-protocol
-		// SET, EXECUTE, CALL): reads stay where that state is.
+	case info.Kinds&(1<<sqlinfo.KindSet) != 0:
+		// Session state changed in a way the replica cannot be given (SET
+		// among other statements or reading tables, binary-protocol SET):
+		// reads stay where that state is.
 		s.rw.pinned = true
 	case info.Kind == sqlinfo.KindUse, info.ReadOnly && !info.Locking:
 	default:
+		// EXECUTE and CALL may change session state too, unseen; pinning
+		// on them would end splitting for applications that call
+		// procedures, so the replica's reading is checked again instead
+		// (for restricted users, whose checks depend on it).
+		s.rw.recheck = s.rw.recheck || info.ChangesState
 		s.rw.lastWrite = time.Now()
 		s.rw.pinned = s.rw.pinned || info.CreatesTemporaryTable || strategy.PinsSession(sql, info.Kind)
 		if r := s.env.Live.Load().Router; ok && r.GTIDWait > 0 && !s.inTransaction() {

@@ -40,7 +40,8 @@ func TestReadWriteSplitting(t *testing.T) {
 	primary := testenv.MariaDB(t, testenv.WithReplication())
 	replica := testenv.Replica(t, primary, testenv.WithReplication())
 	if err := primary.Exec(ctx, "CREATE TABLE gotest.where_am_i (v VARCHAR(10))", "INSERT INTO gotest.where_am_i VALUES ('primary')",
-		"CREATE TABLE gotest.ledger (v VARCHAR(10))", "INSERT INTO gotest.ledger VALUES ('primary')"); err != nil {
+		"CREATE TABLE gotest.ledger (v VARCHAR(10))", "INSERT INTO gotest.ledger VALUES ('primary')",
+		"CREATE PROCEDURE gotest.rw_noop() DO 0"); err != nil {
 		t.Fatal(err)
 	}
 	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
@@ -93,6 +94,11 @@ func TestReadWriteSplitting(t *testing.T) {
 		t.Fatalf("read right after a prepared write ran on %s", got)
 	}
 	waitFor(t, 5*time.Second, "read-after-write window over", func() bool {
+		return queryString(t, c, "SELECT v FROM where_am_i LIMIT 1") == "replica"
+	})
+	// CALL counts as a write; it does not end splitting for the session.
+	mustExec(t, c, "CALL gotest.rw_noop()")
+	waitFor(t, 5*time.Second, "reads back on the replica after CALL", func() bool {
 		return queryString(t, c, "SELECT v FROM where_am_i LIMIT 1") == "replica"
 	})
 	// Session state follows the session to the replica.
