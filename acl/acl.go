@@ -187,6 +187,11 @@ func (u *User) Check(info *sqlinfo.Info) *Denial {
 		return &Denial{Reason: ReasonUnverifiable}
 	}
 	for _, a := range info.Access {
+		if a.DB == "" && a.Name != "" {
+			// No current database: the server refuses it (1046); a replica
+			// connection still in its last database would not.
+			return &Denial{Reason: ReasonUnverifiable, Access: a}
+		}
 		if reason := u.decide(a); reason != "" {
 			return &Denial{Reason: reason, Access: a}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +117,9 @@ func (s *Session) legFor(sql []byte, info sqlinfo.Info) *leg {
 	if r == nil {
 		return &s.primary
 	}
-	if s.rw.pinned || s.inTransaction() || time.Since(s.rw.lastWrite) < r.Window {
+	// With no database the replica connection would still be in its last
+	// one: unqualified names must fail (1046) on the primary instead.
+	if s.rw.pinned || s.inTransaction() || time.Since(s.rw.lastWrite) < r.Window || s.db == "" {
 		s.routed(strategy.ToPrimary)
 		return &s.primary
 	}
@@ -265,8 +268,7 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 	switch {
 	case replayable(sql, &info):
 		if ok {
-			s.rw.sets = append(s.rw.sets, string(sql))
-			s.rw.pinned = s.rw.pinned || len(s.rw.sets) > maxReplayedSets
+			s.rememberSet(string(sql))
 		}
 	case info.Kinds&(1<<sqlinfo.KindSet) != 0:
 		// Session state changed in a way the replica cannot be given (SET
@@ -286,6 +288,21 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 			s.noteGTID()
 		}
 	}
+}
+
+// rememberSet adds a SET to replay. A text sent again moves to the end
+// instead of growing the list: drivers repeat a few SETs around every
+// transaction (autocommit, isolation), and replaying the last copy of each
+// leaves the replica as the primary (a variable's value is its last SET's).
+func (s *Session) rememberSet(set string) {
+	if i := slices.Index(s.rw.sets, set); i >= 0 {
+		s.rw.sets = slices.Delete(s.rw.sets, i, i+1)
+		if i < s.rw.replayed {
+			s.rw.replayed-- // the replica runs it again, as the primary did
+		}
+	}
+	s.rw.sets = append(s.rw.sets, set)
+	s.rw.pinned = s.rw.pinned || len(s.rw.sets) > maxReplayedSets
 }
 
 // replayable: a COM_QUERY text that is one SET statement naming no table,

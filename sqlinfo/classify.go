@@ -217,6 +217,13 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	}
 	info.UsesSessionState = info.UsesSessionState || w.session
 	info.Access = w.access
+	for _, a := range w.access {
+		// A SELECT that writes (NEXTVAL, a stored function that may write,
+		// LOAD_FILE and the like) is not a read a replica may serve.
+		if a.Op != OpSelect && a.Op != OpUse {
+			info.ReadOnly = false
+		}
+	}
 	info.Unverifiable = w.unverifiable
 	info.SetsSQLMode = w.setsMode
 	info.SetsCharset = w.setsCharset

@@ -346,3 +346,19 @@ func TestMariaDBCharsetsParse(t *testing.T) {
 		t.Error("SET NAMES big5 does not say it sets the character set")
 	}
 }
+
+// A SELECT that writes or may write is not a read a replica may serve.
+func TestSelectsThatWrite(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT ABS(1) FROM t":           true,
+		"SELECT NEXT  VALUE FOR s":       false,
+		"SELECT take_id(7)":              false, // a stored function may write
+		"SELECT other.f()":               false,
+		"SELECT LOAD_FILE('/etc/hosts')": false,
+		"SHOW TABLES":                    true,
+	} {
+		if got := Classify([]byte(q), "shop").ReadOnly; got != want {
+			t.Errorf("%q: ReadOnly = %v", q, got)
+		}
+	}
+}

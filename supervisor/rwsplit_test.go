@@ -242,12 +242,21 @@ func TestReadWriteSplittingKeepsChecksTrue(t *testing.T) {
 		"CREATE OR REPLACE TABLE spyown.acl_secret (id INT, v VARCHAR(20))",
 		"INSERT INTO spyown.acl_secret VALUES (1, 'harmless')",
 		"CREATE OR REPLACE TABLE gotest.twice (id INT)",
+		"CREATE OR REPLACE SEQUENCE gotest.acl_seq",
+		"CREATE OR REPLACE TABLE gotest.ids (id INT PRIMARY KEY)",
+		"CREATE OR REPLACE FUNCTION gotest.take_id(x INT) RETURNS INT DETERMINISTIC MODIFIES SQL DATA BEGIN INSERT INTO gotest.ids VALUES (x); RETURN x; END",
+		"CREATE OR REPLACE TABLE gotest.rw_marker (v VARCHAR(10))",
+		"INSERT INTO gotest.rw_marker VALUES ('primary')",
 	); err != nil {
 		t.Fatal(err)
 	}
 	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
 		t.Fatal(err)
 	}
+	// Mark the replica's copy, outside its binary log (a GTID of its own
+	// would stop replication at the primary's next write).
+	marker := pinnedConn(t, replica.RootDB())
+	mustExec(t, marker, "SET SESSION sql_log_bin = 0", "UPDATE gotest.rw_marker SET v = 'replica'", "SET SESSION sql_log_bin = 1", "SET GLOBAL read_only = ON")
 	base := rwTOML(primary, replica, "0s")
 	i := strings.Index(base, "\n[[mysql.node]]")
 	toml := base[:i] + accessUsers + base[i:]
@@ -291,6 +300,44 @@ func TestReadWriteSplittingKeepsChecksTrue(t *testing.T) {
 	var b sql.NullString
 	if err := spy2.QueryRowContext(ctx, q).Scan(&one, &b); b.String == "TOPSECRET" {
 		t.Errorf("a read ran on the replica still in ANSI_QUOTES: %v", err)
+	}
+
+	// Seventh review. With no database selected, the replica connection
+	// was still in gotest: unqualified names must fail as on the primary.
+	spy4 := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	queryString(t, spy4, "SELECT 1")
+	mustExec(t, spy4, "CREATE DATABASE IF NOT EXISTS spyx", "USE spyx", "DROP DATABASE spyx")
+	if _, err := spy4.ExecContext(ctx, "USE nope_nope"); mysqlErr(err) == nil {
+		t.Fatal("USE of a missing database succeeded")
+	}
+	var v sql.NullString
+	if err := spy4.QueryRowContext(ctx, "SELECT v FROM acl_secret").Scan(&v); err == nil || v.String == "TOPSECRET" {
+		t.Errorf("with no database selected, an unqualified read ran: %q %v", v.String, err)
+	}
+	// SELECTs that write run on the primary: a sequence (however spelled)
+	// and a stored function. On the replica they would fork its data and
+	// stop replication at the primary's next write.
+	mustExec(t, spy4, "USE gotest")
+	got := queryString(t, spy4, "SELECT NEXT  VALUE FOR acl_seq")
+	if again := queryString(t, primary.RootDB(), "SELECT NEXT VALUE FOR gotest.acl_seq"); again == got {
+		t.Errorf("the sequence gave %s twice: NEXT VALUE ran on the replica", got)
+	}
+	queryString(t, spy4, "SELECT take_id(7)")
+	mustExec(t, primary.RootDB(), "INSERT INTO gotest.twice VALUES (2)")
+	if err := replica.WaitCaughtUp(ctx, primary); err != nil {
+		t.Fatalf("replication broken by SELECTs that write: %v", err)
+	}
+	if got := queryString(t, primary.RootDB(), "SELECT COUNT(*) FROM gotest.ids"); got != "1" {
+		t.Errorf("SELECT take_id(7) wrote %s rows on the primary", got)
+	}
+	// Drivers repeat a few SETs around every transaction: that must not
+	// end splitting (past 64 replayed SETs a session stays on its primary).
+	app2 := pinnedConn(t, p.db(t, "main", ""))
+	for range 40 {
+		mustExec(t, app2, "SET autocommit = 0", "COMMIT", "SET autocommit = 1")
+	}
+	if got := queryString(t, app2, "SELECT v FROM gotest.rw_marker"); got != "replica" {
+		t.Errorf("after 40 transactions a plain read runs on the %s", got)
 	}
 
 	// A replica whose own sql_mode differs is not used for restricted users.
