@@ -93,6 +93,9 @@ type walker struct {
 	setsMode     bool
 	setsCharset  bool
 	prepares     []Prepared
+	// literalDecides: a literal (which the cache key replaces) changed the
+	// answer, so the Info must not be cached.
+	literalDecides bool
 
 	// Per statement.
 	locking, into bool
@@ -270,6 +273,7 @@ func (w *walker) tableOptions(opts []*ast.TableOption) {
 		case ast.TableOptionDataDirectory, ast.TableOptionIndexDirectory:
 			w.server(OpOther)
 		case ast.TableOptionEngine:
+			w.literalDecides = true // ENGINE = 'name' is a literal to the cache key
 			if _, ok := localEngines[strings.ToLower(o.StrValue)]; !ok {
 				w.unverifiable = true
 			}

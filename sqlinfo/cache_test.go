@@ -3,6 +3,7 @@ package sqlinfo
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -259,5 +260,25 @@ func TestNilCache(t *testing.T) {
 	var c *Cache
 	if info := c.Classify([]byte("SELECT * FROM t"), "db"); info.Kind != KindSelect || len(info.Tables) != 1 {
 		t.Errorf("nil cache: %+v", info)
+	}
+}
+
+// Texts that differ only in a literal share a cache key; where a literal
+// decides the answer, the second must not get the first's Info.
+func TestCacheLiteralsThatDecide(t *testing.T) {
+	for _, pair := range [][2]string{
+		{"CREATE TABLE f (id INT) ENGINE='InnoDB'", "CREATE TABLE f (id INT) ENGINE='FEDERATED'"},
+		{"ALTER TABLE f ENGINE='MyISAM'", "ALTER TABLE f ENGINE='SPIDER'"},
+		{"CREATE TABLE f (id INT) PARTITION BY HASH(id) (PARTITION p0 ENGINE='InnoDB')", "CREATE TABLE f (id INT) PARTITION BY HASH(id) (PARTITION p0 ENGINE='CONNECT')"},
+		{"KILL 5;;", "KILL 7;;"},
+		{"PREPARE s FROM 'SELECT 1'", "PREPARE s FROM 'SELECT * FROM secret'"},
+	} {
+		c := NewCache(16)
+		c.Classify([]byte(pair[0]), "shop")
+		got, want := c.Classify([]byte(pair[1]), "shop"), Classify([]byte(pair[1]), "shop")
+		if got.Unverifiable != want.Unverifiable || got.KillID != want.KillID ||
+			!slices.Equal(accessStrings(got.Access), accessStrings(want.Access)) {
+			t.Errorf("%q after %q: cached %+v, parsed %+v", pair[1], pair[0], got, want)
+		}
 	}
 }

@@ -55,8 +55,8 @@ type Info struct {
 	Prepares    []Prepared
 	Executes    []string
 	Deallocates []string // DEALLOCATE PREPARE names, lowercase
-	// noCache: the Info depends on a literal (a PREPARE text), which the
-	// cache key does not keep.
+	// noCache: the Info depends on a literal the cache key does not keep
+	// (a PREPARE text, a KILL id, an ENGINE name written as a string).
 	noCache bool
 	// SetsSQLMode: the text assigns sql_mode, which changes how the server
 	// reads the statements after it in the same text.
@@ -231,7 +231,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	for _, p := range w.prepares {
 		info.Kinds |= p.Kinds // audited as what it prepares, too
 	}
-	info.noCache = len(w.prepares) > 0
+	info.noCache = len(w.prepares) > 0 || info.Kills > 0 || w.literalDecides
 	info.Tables = tablesOf(w.access)
 }
 
