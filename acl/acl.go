@@ -265,8 +265,8 @@ func reasonFor(a sqlinfo.Access) string {
 }
 
 // allows: the rule grants a. A database-wide operation needs a rule over
-// all its tables; USE needs any rule in the database; a server-wide one a
-// rule over everything.
+// all its tables; USE and listing the database need any rule in it; a
+// server-wide one a rule over everything.
 func (r *rule) allows(a sqlinfo.Access) bool {
 	switch {
 	case a.Op == sqlinfo.OpUse:
@@ -275,6 +275,10 @@ func (r *rule) allows(a sqlinfo.Access) bool {
 		return false
 	case a.DB == "" && a.Name == "":
 		return r.allDBs && r.allTables
+	case a.Name == "" && a.Op == sqlinfo.OpSelect:
+		// Listing a database (SHOW TABLES) shows names, as
+		// information_schema does to everyone: any rule in it will do.
+		return glob.Any(r.dbs, a.DB)
 	case a.Name == "":
 		return r.allTables && glob.Any(r.dbs, a.DB)
 	}

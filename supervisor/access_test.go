@@ -704,6 +704,7 @@ func TestAccessThirdReviewBypasses(t *testing.T) {
 		t.Fatalf("clerk reading information_schema: %q", got)
 	}
 	wantDenied(t, clerk, 1227, "SELECT info FROM information_schema.PROCESSLIST")
+	mustExec(t, clerk, "SHOW TABLES") // names, as information_schema shows them
 }
 
 // Bypasses found in the fourth review: partition DATA DIRECTORY, the
