@@ -22,15 +22,28 @@ import (
 func (s *Session) accessUser() *acl.User {
 	p := s.env.Live.Load().Users
 	if p != s.acl.policy {
+		was := s.acl.user
 		s.acl.policy, s.acl.user = p, p.User(s.user)
+		if was != nil && !was.Restricted && (s.acl.user == nil || s.acl.user.Restricted) {
+			// Rules now apply to a session whose reading the proxy did not
+			// follow (sql_mode, character set): read it before checking.
+			s.acl.unread = true
+		}
 	}
 	return s.acl.user
+}
+
+// restricted reports whether the session's statements are checked.
+func (s *Session) restricted() bool {
+	u := s.accessUser()
+	return u == nil || u.Restricted
 }
 
 // aclCache is the session's user looked up in the policy it came from.
 type aclCache struct {
 	policy *acl.Policy
 	user   *acl.User
+	unread bool // the user became restricted: refreshReading before the next check
 }
 
 // admit checks a user who just authenticated: the client address, and the
@@ -65,9 +78,17 @@ func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info, more bool) *acl
 	if more {
 		return &acl.Denial{Reason: acl.ReasonUnverifiable}
 	}
-	if info.Unverifiable && !info.ParseError && len(sql) > sqlinfo.MaxParsed {
-		full := sqlinfo.ClassifyLong(sql, s.db, s.mode)
-		info = &full
+	if s.acl.unread {
+		s.acl.unread = false
+		if err := s.refreshReading(s.primary.conn); err != nil {
+			s.blind = true
+		}
+		if s.blind {
+			return &acl.Denial{Reason: acl.ReasonUnverifiable}
+		}
+		// The text was read in the mode known before: read it again.
+		again := sqlinfo.ClassifyLong(sql, s.db, s.mode)
+		info = &again
 	}
 	if d := u.Check(info); d != nil {
 		return d
@@ -222,9 +243,9 @@ func (s *Session) afterQuery(l *leg, sql []byte, info *sqlinfo.Info, out wire.Ou
 	switch {
 	case info.ChangesDB && info.Statements == 1 && out.ErrCode == 0:
 		s.setDB(l.conn, info.UseDB)
-	case info.ChangesDB || (info.ParseError && info.Kind == sqlinfo.KindUse):
+	case info.ChangesDB || ((info.ParseError || info.Statements == 0) && info.Kind == sqlinfo.KindUse):
 		// A USE among several statements may or may not have run; one the
-		// parser could not read says nothing reliable.
+		// parser could not read (or did not: too long) says nothing reliable.
 		if err := s.refreshDB(l.conn); err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -98,10 +99,7 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_STMT_CLOSE:
 		return s.closeStmt(payload, more)
 	case mysql.COM_FIELD_LIST:
-		if d := s.checkFieldList(payload); d != nil {
-			return s.deny(d, more, nil)
-		}
-		return s.relay(payload, more, wire.RespFieldList, sqlinfo.KindShow)
+		return s.fieldList(payload, more)
 	case mysql.COM_INIT_DB:
 		return s.initDB(payload, more)
 	case mysql.COM_RESET_CONNECTION:
@@ -197,8 +195,11 @@ func (s *Session) query(payload []byte, more bool) error {
 // classify describes a COM_QUERY or COM_STMT_PREPARE text.
 func (s *Session) classify(sql []byte) sqlinfo.Info {
 	info := s.env.SQL.ClassifyMode(sql, s.db, s.mode)
-	if info.Unverifiable && !info.ParseError && len(sql) > sqlinfo.MaxParsed && s.env.Live.Load().Audit != nil {
-		// The audit log's table filters need the tables of a long text too.
+	if info.Unverifiable && !info.ParseError && len(sql) > sqlinfo.MaxParsed && (s.env.Live.Load().Audit != nil || s.restricted()) {
+		// A long text is parsed whole when its tables matter: for the audit
+		// log's filters, and for a user with rules, whose session state
+		// (database, mode, character set, prepared names) must follow what
+		// the text does, not only the check.
 		info = sqlinfo.ClassifyLong(sql, s.db, s.mode)
 	}
 	if info.ParseError {
@@ -349,12 +350,28 @@ func (s *Session) initDB(payload []byte, more bool) error {
 	if d := s.accessUser().CheckDB(string(payload[1:])); d != nil {
 		return s.deny(d, more, nil)
 	}
+	start := time.Now()
 	out, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindUse)
+	s.audit(&sqlinfo.Info{Kind: sqlinfo.KindUse}, string(payload[1:]), start, out, s.primary.conn.Endpoint.Name, "")
 	if err == nil && out.ErrCode == 0 && !more {
 		s.db = string(payload[1:])
 		s.primary.conn.DB = s.db
 		s.stats.reset()
 	}
+	return err
+}
+
+// fieldList checks and forwards COM_FIELD_LIST, which reads a table's
+// columns; it is audited like SHOW COLUMNS.
+func (s *Session) fieldList(payload []byte, more bool) error {
+	if d := s.checkFieldList(payload); d != nil {
+		return s.deny(d, more, nil)
+	}
+	start := time.Now()
+	out, err := s.exchange(&s.primary, payload, more, wire.RespFieldList, sqlinfo.KindShow)
+	table, _, _ := strings.Cut(string(payload[1:]), "\x00")
+	info := &sqlinfo.Info{Kind: sqlinfo.KindShow, Tables: []sqlinfo.Table{{DB: s.db, Name: table}}}
+	s.audit(info, s.db, start, out, s.primary.conn.Endpoint.Name, "")
 	return err
 }
 

@@ -881,3 +881,46 @@ func TestAccessFifthReviewBypasses(t *testing.T) {
 	}
 	wantDenied(t, nocall, 1142, "CALL gotest.acl_secret_proc()")
 }
+
+// Bypasses found in the ninth review: a USE or SET NAMES past the parse
+// limit (the session followed only the short description of the text), and
+// a reload giving rules to a session whose reading the proxy never
+// followed.
+func TestAccessNinthReviewBypasses(t *testing.T) {
+	ctx := context.Background()
+	pad := " /* " + strings.Repeat("x", 70<<10) + " */" // past sqlinfo.MaxParsed
+	// In gbk 0xBF 0x5C is one character: the quote after it ends the string.
+	const gbkTrick = "SELECT '\xbf\\' , (SELECT v FROM acl_secret LIMIT 1) -- '"
+	free := `
+[[proxy.config.users]]
+user = "free"
+password = "free-pw"
+`
+	accessTables(t)
+	p := startProxy(t, oneNode(accessUsers+free))
+	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
+	mustExec(t, spy, "USE acl_other", "USE gotest"+pad)
+	wantDenied(t, spy, 1142, "SELECT v FROM acl_secret LIMIT 1") // checked in gotest, where the server is
+	mustExec(t, spy, "SET NAMES gbk"+pad)
+	wantDenied(t, spy, 1227, gbkTrick)
+	mustExec(t, spy, "SET NAMES utf8mb4")
+
+	// A user without rules sets gbk; a reload then gives it rules.
+	f := pinnedConn(t, p.userDB(t, "free", "free-pw", ""))
+	mustExec(t, f, "SET NAMES gbk")
+	next := accessUsers + free + `[[proxy.config.users.rule]]
+action = "deny"
+databases = ["gotest"]
+tables = ["acl_secret*"]
+operations = ["select"]
+`
+	cfg := strings.Replace(oneNode(next), `listen_addr = "127.0.0.1:0"`, `listen_addr = "`+p.Addr("main").String()+`"`, 1)
+	if err := p.Apply(parse(t, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, f, 1142, "SELECT * FROM acl_secret")
+	var a, b sql.NullString
+	if err := f.QueryRowContext(ctx, gbkTrick).Scan(&a, &b); mysqlErr(err) == nil || mysqlErr(err).Number != 1227 {
+		t.Fatalf("after the reload, under gbk: want 1227, got %v %q", err, b.String)
+	}
+}

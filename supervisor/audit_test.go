@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/audit"
 )
 
@@ -258,5 +259,22 @@ func TestAuditKindsAcrossStatements(t *testing.T) {
 		if lines[i].Kind != want || len(lines[i].Tables) != 1 || lines[i].Tables[0] != "gotest.audit_k" {
 			t.Errorf("record %d: %+v (want kind %s on gotest.audit_k)", i, lines[i], want)
 		}
+	}
+}
+
+// COM_FIELD_LIST reads a table's columns: it is audited like SHOW COLUMNS
+// (found by the ninth review: it left no record).
+func TestAuditFieldList(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	accessTables(t)
+	p := startProxy(t, oneNode(accessUsers+"[proxy.config.audit]\npath = \""+path+"\"\ntables = [\"gotest.acl_orders\"]\n"))
+	r := dialRawAs(t, p, "main", "spy", "spy-pw")
+	r.send(append([]byte{mysql.COM_FIELD_LIST}, "acl_orders\x00\x00"...)...)
+	if cols := r.untilEOF(); len(cols) == 0 {
+		t.Fatalf("COM_FIELD_LIST acl_orders: %d columns", len(cols))
+	}
+	lines := readAudit(t, p, path, 1)
+	if l := lines[0]; l.User != "spy" || l.Kind != "show" || len(l.Tables) != 1 || l.Tables[0] != "gotest.acl_orders" {
+		t.Fatalf("record: %+v", l)
 	}
 }

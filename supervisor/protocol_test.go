@@ -23,7 +23,12 @@ type rawConn struct {
 
 func dialRaw(t *testing.T, p *proxy, name string) *rawConn {
 	t.Helper()
-	c, err := client.Connect(p.Addr(name).String(), "app", "app-secret", "gotest")
+	return dialRawAs(t, p, name, "app", "app-secret")
+}
+
+func dialRawAs(t *testing.T, p *proxy, name, user, password string) *rawConn {
+	t.Helper()
+	c, err := client.Connect(p.Addr(name).String(), user, password, "gotest")
 	if err != nil {
 		t.Fatal(err)
 	}
