@@ -270,10 +270,10 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 		if ok {
 			s.rememberSet(string(sql))
 		}
-	case info.Kinds&(1<<sqlinfo.KindSet) != 0:
+	case info.Kind == sqlinfo.KindSet || info.Kinds&(1<<sqlinfo.KindSet) != 0:
 		// Session state changed in a way the replica cannot be given (SET
-		// among other statements or reading tables, binary-protocol SET):
-		// reads stay where that state is.
+		// among other statements, reading tables, not understood by the
+		// parser, binary-protocol SET): reads stay where that state is.
 		s.rw.pinned = true
 	case info.Kind == sqlinfo.KindUse, info.ReadOnly && !info.Locking:
 	default:
