@@ -26,11 +26,25 @@ func (s *Session) accessUser() *acl.User {
 		s.acl.policy, s.acl.user = p, p.User(s.user)
 		if was != nil && !was.Restricted && (s.acl.user == nil || s.acl.user.Restricted) {
 			// Rules now apply to a session whose reading the proxy did not
-			// follow (sql_mode, character set): read it before checking.
+			// follow (sql_mode, character set): read it before checking,
+			// and what it prepared, read without knowing, cannot be checked.
 			s.acl.unread = true
+			s.unverifyPrepared()
 		}
 	}
 	return s.acl.user
+}
+
+// unverifyPrepared marks the session's prepared statements unverifiable:
+// executing them is refused (1227) and the client prepares them again.
+func (s *Session) unverifyPrepared() {
+	for _, info := range s.prepared {
+		info.Unverifiable = true
+	}
+	for name, p := range s.sqlPrepared {
+		p.Unverifiable = true
+		s.sqlPrepared[name] = p
+	}
 }
 
 // restricted reports whether the session's statements are checked.
@@ -86,9 +100,9 @@ func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info, more bool) *acl
 		if s.blind {
 			return &acl.Denial{Reason: acl.ReasonUnverifiable}
 		}
-		// The text was read in the mode known before: read it again.
-		again := sqlinfo.ClassifyLong(sql, s.db, s.mode)
-		info = &again
+		// The text was read in the mode known before: read it again, for
+		// the check and for what the session does after it.
+		*info = sqlinfo.ClassifyLong(sql, s.db, s.mode)
 	}
 	if d := u.Check(info); d != nil {
 		return d

@@ -295,7 +295,9 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 // transaction (autocommit, isolation), and replaying the last copy of each
 // leaves the replica as the primary (a variable's value is its last SET's).
 func (s *Session) rememberSet(set string) {
-	if i := slices.Index(s.rw.sets, set); i >= 0 {
+	// Only a SET naming no variable on its right is the same however often
+	// it runs (SET @n = @n + 1 is not).
+	if i := slices.Index(s.rw.sets, set); i >= 0 && !strings.Contains(set, "@") {
 		s.rw.sets = slices.Delete(s.rw.sets, i, i+1)
 		if i < s.rw.replayed {
 			s.rw.replayed-- // the replica runs it again, as the primary did

@@ -891,13 +891,8 @@ func TestAccessNinthReviewBypasses(t *testing.T) {
 	pad := " /* " + strings.Repeat("x", 70<<10) + " */" // past sqlinfo.MaxParsed
 	// In gbk 0xBF 0x5C is one character: the quote after it ends the string.
 	const gbkTrick = "SELECT '\xbf\\' , (SELECT v FROM acl_secret LIMIT 1) -- '"
-	free := `
-[[proxy.config.users]]
-user = "free"
-password = "free-pw"
-`
 	accessTables(t)
-	p := startProxy(t, oneNode(accessUsers+free))
+	p := startProxy(t, oneNode(accessUsers+freeUser))
 	spy := pinnedConn(t, p.userDB(t, "spy", "spy-pw", ""))
 	mustExec(t, spy, "USE acl_other", "USE gotest"+pad)
 	wantDenied(t, spy, 1142, "SELECT v FROM acl_secret LIMIT 1") // checked in gotest, where the server is
@@ -908,7 +903,7 @@ password = "free-pw"
 	// A user without rules sets gbk; a reload then gives it rules.
 	f := pinnedConn(t, p.userDB(t, "free", "free-pw", ""))
 	mustExec(t, f, "SET NAMES gbk")
-	next := accessUsers + free + `[[proxy.config.users.rule]]
+	next := accessUsers + freeUser + `[[proxy.config.users.rule]]
 action = "deny"
 databases = ["gotest"]
 tables = ["acl_secret*"]
@@ -922,5 +917,63 @@ operations = ["select"]
 	var a, b sql.NullString
 	if err := f.QueryRowContext(ctx, gbkTrick).Scan(&a, &b); mysqlErr(err) == nil || mysqlErr(err).Number != 1227 {
 		t.Fatalf("after the reload, under gbk: want 1227, got %v %q", err, b.String)
+	}
+}
+
+// freeUser has no rules until a test's reload gives it some.
+const freeUser = `
+[[proxy.config.users]]
+user = "free"
+password = "free-pw"
+`
+
+// A session of a user without rules prepares statements read in a mode the
+// proxy did not follow (tenth review); a reload then gives the user rules:
+// those statements cannot be checked and are refused.
+func TestAccessPreparedBeforeReload(t *testing.T) {
+	ctx := context.Background()
+	accessTables(t)
+	p := startProxy(t, oneNode(accessUsers+freeUser))
+	f := pinnedConn(t, p.userDB(t, "free", "free-pw", ""))
+	// Default mode: SELECT v '<string>' FROM acl_orders.
+	// ANSI_QUOTES:  SELECT v AS "\" FROM acl_secret -- comment.
+	const trick = `SELECT v "\" FROM acl_secret -- \"" FROM acl_orders`
+	mustExec(t, f, "SET sql_mode = 'ANSI_QUOTES'",
+		`PREPARE q FROM 'SELECT v "\\" FROM acl_secret -- \\"" FROM acl_orders'`)
+	stmt, err := f.PrepareContext(ctx, trick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stmt.Close()
+	var v sql.NullString
+	if err := stmt.QueryRowContext(ctx).Scan(&v); err != nil || v.String != "TOPSECRET" {
+		t.Fatalf("probe broken: MariaDB under ANSI_QUOTES should read acl_secret: %v %q", err, v.String)
+	}
+
+	next := accessUsers + freeUser + `[[proxy.config.users.rule]]
+action = "deny"
+databases = ["gotest"]
+tables = ["acl_secret*"]
+operations = ["select"]
+`
+	cfg := strings.Replace(oneNode(next), `listen_addr = "127.0.0.1:0"`, `listen_addr = "`+p.Addr("main").String()+`"`, 1)
+	if err := p.Apply(parse(t, cfg)); err != nil {
+		t.Fatal(err)
+	}
+	// COM_STMT_EXECUTE right after the reload.
+	v = sql.NullString{}
+	if err := stmt.QueryRowContext(ctx).Scan(&v); err == nil || v.String == "TOPSECRET" {
+		t.Errorf("binary protocol: prepared before the reload, executed after: read acl_secret (%q, err %v)", v.String, err)
+	}
+	// The session is now restricted and its reading known.
+	wantDenied(t, f, 1142, "SELECT v FROM acl_secret")
+	// SQL-level EXECUTE of the name prepared before the reload.
+	v = sql.NullString{}
+	if err := f.QueryRowContext(ctx, "EXECUTE q").Scan(&v); err == nil || v.String == "TOPSECRET" {
+		t.Errorf("SQL-level EXECUTE: prepared before the reload, executed after: read acl_secret (%q, err %v)", v.String, err)
+	}
+	v = sql.NullString{}
+	if err := stmt.QueryRowContext(ctx).Scan(&v); err == nil || v.String == "TOPSECRET" {
+		t.Errorf("binary protocol, after a checked statement: read acl_secret (%q, err %v)", v.String, err)
 	}
 }
