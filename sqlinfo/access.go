@@ -148,12 +148,12 @@ func (w *walker) plan(stmt ast.StmtNode) {
 			o |= opSet(OpUpdate)
 		}
 		w.targetAll(s.Table, o)
-		for _, a := range s.OnDuplicate {
-			w.readTargets(a.Expr) // x = x + 1 reads the row already there
+		if len(s.OnDuplicate) > 0 {
+			w.readTargets(nil) // it updates the row already there
 		}
 	case *ast.UpdateStmt:
 		w.planUpdate(s)
-		w.readTargets(s)
+		w.readTargets(nil)
 	case *ast.DeleteStmt:
 		w.planDelete(s)
 		w.readTargets(s)
@@ -227,30 +227,30 @@ func (w *walker) plan(stmt ast.StmtNode) {
 }
 
 // readTargets adds select to the statement's targets when n refers to a
-// column: a WHERE, ORDER BY or right-hand side reads the written rows (an
-// error or the affected-row count shows their values), so MySQL asks for
-// SELECT there too. An unqualified column may be any target's.
+// column, or always when n is nil. A WHERE, ORDER BY or right-hand side
+// reads the written rows (an error or the affected-row count shows their
+// values), so MySQL asks for SELECT there too; an unqualified column may be
+// any target's. An UPDATE reads whatever it writes: a duplicate-key error
+// shows the other columns of the row it collides with.
 func (w *walker) readTargets(n ast.Node) {
-	var c columnFinder
-	n.Accept(&c)
-	if !c.found {
-		return
+	if n != nil {
+		var c columnFinder
+		n.Accept(&c)
+		if !c.found {
+			return
+		}
 	}
 	for i := range w.targets {
 		w.targets[i].ops |= opSet(OpSelect)
 	}
 }
 
-// columnFinder finds a column reference, except VALUES(col) of ON
-// DUPLICATE KEY UPDATE, which is the row being inserted.
+// columnFinder finds a column reference.
 type columnFinder struct{ found bool }
 
 func (c *columnFinder) Enter(n ast.Node) (ast.Node, bool) {
-	switch n.(type) {
-	case *ast.ColumnNameExpr:
+	if _, ok := n.(*ast.ColumnNameExpr); ok {
 		c.found = true
-	case *ast.ValuesExpr:
-		return n, true
 	}
 	return n, c.found
 }

@@ -488,7 +488,18 @@ func TestAccessSecondReviewBypasses(t *testing.T) {
 	wantDenied(t, spy, 1142, leak)
 	wantDenied(t, spy, 1142, "DELETE FROM acl_secret WHERE v LIKE 'TOP%'") // the affected-row count tells
 	wantDenied(t, spy, 1142, "INSERT INTO acl_secret VALUES (1, 'x') ON DUPLICATE KEY UPDATE id = v")
-	mustExec(t, spy, "UPDATE acl_secret SET id = 1 WHERE 1 = 0") // writes without reading
+	// Any UPDATE reads: a duplicate-key error shows the colliding row's
+	// other key columns (eleventh review).
+	wantDenied(t, spy, 1142, "UPDATE acl_secret SET id = 1 WHERE 1 = 0")
+	mustExec(t, root,
+		"CREATE OR REPLACE TABLE gotest.acl_secret_uk (id INT, v VARCHAR(20), UNIQUE KEY (id, v))",
+		"INSERT INTO gotest.acl_secret_uk VALUES (1, 'TOPSECRET'), (2, 'TOPSECRET')")
+	defer mustExec(t, root, "DROP TABLE IF EXISTS gotest.acl_secret_uk")
+	if _, err := root.Exec("UPDATE gotest.acl_secret_uk SET id = 5"); err == nil || !strings.Contains(err.Error(), "TOPSECRET") {
+		t.Fatalf("the probe is broken: MariaDB should show the value in its error, got %v", err)
+	}
+	wantDenied(t, spy, 1142, "UPDATE acl_secret_uk SET id = 5")
+	mustExec(t, spy, "INSERT INTO acl_secret_uk VALUES (9, 'x')") // writes without reading
 
 	// KILL inside prepared texts reached the backend with a proxy id.
 	victim := pinnedConn(t, p.db(t, "main", ""))
