@@ -13,7 +13,7 @@ func TestCircuitBreak(t *testing.T) {
 	extra := "[[proxy.config.plugin.circuit_break]]\nregex = [\"^DELETE\\\\s+FROM\\\\s+guarded\"]\ncase_insensitive = true\n"
 	p := startProxy(t, oneNode(extra))
 	db := p.db(t, "main", "")
-	mustExec(t, db, "CREATE TABLE IF NOT EXISTS guarded (id INT)", "INSERT INTO guarded VALUES (1)")
+	mustExec(t, db, "CREATE OR REPLACE TABLE guarded (id INT)", "INSERT INTO guarded VALUES (1)")
 	_, err := db.Exec("delete from guarded")
 	me := mysqlErr(err)
 	if me == nil || me.Number != 1047 || string(me.SQLState[:]) != "08S01" || !strings.Contains(me.Message, "circuit_break") {
@@ -136,7 +136,7 @@ func TestFingerprintRuleEndToEnd(t *testing.T) {
 	extra := "[[proxy.config.plugin.circuit_break]]\nfingerprint = [\"DELETE FROM guarded2 WHERE id = 1\"]\n"
 	p := startProxy(t, oneNode(extra))
 	db := p.db(t, "main", "")
-	mustExec(t, db, "CREATE TABLE IF NOT EXISTS guarded2 (id INT)", "INSERT INTO guarded2 VALUES (5)")
+	mustExec(t, db, "CREATE OR REPLACE TABLE guarded2 (id INT)", "INSERT INTO guarded2 VALUES (5)")
 	_, err := db.Exec("delete from guarded2 where id = 5")
 	if me := mysqlErr(err); me == nil || me.Number != 1047 || !strings.Contains(me.Message, "fingerprint") {
 		t.Fatalf("want 1047 naming the fingerprint rule, got %v", err)
