@@ -593,8 +593,10 @@ func (w *walker) function(n *ast.FuncCallExpr) {
 				w.targets = append(w.targets, target{seq.Name, opSet(OpSelect, OpUpdate)})
 			}
 		}
+		w.builtin(name)
 	case name == "load_file":
 		w.server(OpOther) // reads a file on the database server
+		w.builtin(name)
 	case !isBuiltinFunc(name):
 		w.routine("", n.FnName.O) // a stored function of the current database
 	default:

@@ -165,6 +165,7 @@ func TestAccess(t *testing.T) {
 		{"SELECT abs (1), IF (1, 2, 3)", ""},   // natives and grammar forms take blanks
 		{"SELECT `abs`(1), `concat`('a')", ""}, // natives stay natives quoted
 		{"SELECT `if`(1, 2, 3)", "other shop.if"},
+		{"SELECT `nextval`(s)", "other shop.nextval"},                      // a stored function, not the sequence function
 		{"SELECT count/*!(*/1) FROM t", "other shop.count, select shop.t"}, // an executable comment's content is code
 		{"SELECT count/*!50000 */(1) FROM t", "other shop.count, select shop.t"},
 		{"CALL `p  `()", "other shop.p"}, // trailing blanks do not count in routine names
