@@ -234,19 +234,19 @@ func (s *Session) denied(reason string, a sqlinfo.Access) {
 }
 
 // checkFieldList decides COM_FIELD_LIST, which reads a table's columns.
-func (s *Session) checkFieldList(payload []byte) *acl.Denial {
+func (s *Session) checkFieldList(table string) *acl.Denial {
 	u := s.accessUser()
 	if u != nil && !u.Restricted {
 		return nil
 	}
-	table := payload[1:]
-	for i, c := range table {
-		if c == 0 {
-			table = table[:i]
-			break
-		}
-	}
-	return u.Check(&sqlinfo.Info{Access: []sqlinfo.Access{{Table: sqlinfo.Table{DB: s.db, Name: string(table)}, Op: sqlinfo.OpSelect}}})
+	return u.Check(&sqlinfo.Info{Access: []sqlinfo.Access{{Table: sqlinfo.Table{DB: s.db, Name: table}, Op: sqlinfo.OpSelect}}})
+}
+
+// fieldListTable is the table a COM_FIELD_LIST payload names (before the
+// NUL that ends it; a column pattern may follow).
+func fieldListTable(payload []byte) string {
+	table, _, _ := bytes.Cut(payload[1:], []byte{0})
+	return string(table)
 }
 
 // afterQuery keeps what the session knows of the backend connection's
@@ -304,15 +304,14 @@ func (s *Session) trackPrepared(info *sqlinfo.Info) {
 // makes the session blind: its statements are refused (1227), except plain
 // SETs, until an answer reads right again.
 func (s *Session) refreshReading(be *backend.Conn) error {
-	if u := s.accessUser(); u != nil && !u.Restricted {
+	if !s.restricted() {
 		return nil
 	}
-	v, err := be.QueryValue(stateQuery)
+	st, ok, err := readState(be)
 	if wire.FailedSide(err) == wire.BackendSide {
 		return err
 	}
-	st, ok := parseState(v)
-	if err != nil || !ok {
+	if !ok {
 		s.blind = true
 		s.log.Info("session state unreadable: statements refused until it reads right", "user", s.user, "err", err)
 		return nil
@@ -341,6 +340,17 @@ var (
 	sqlModeValue = regexp.MustCompile(`^[A-Z0-9_,]*$`)
 	charsetValue = regexp.MustCompile(`^[a-z0-9_]+$`)
 )
+
+// readState asks be for stateQuery; ok is false when the answer does not
+// read right (err, if any, says why).
+func readState(be *backend.Conn) (st backendState, ok bool, err error) {
+	v, err := be.QueryValue(stateQuery)
+	if err != nil {
+		return st, false, err
+	}
+	st, ok = parseState(v)
+	return st, ok, nil
+}
 
 // parseState reads stateQuery's answer; ok is false unless every part has
 // the shape it must have.
@@ -371,7 +381,7 @@ func (s *Session) setDB(be *backend.Conn, db string) {
 // the state for a restricted user (refreshReading); for others as well as
 // the answer allows (an unreadable one keeps the database known so far).
 func (s *Session) refreshDB(be *backend.Conn) error {
-	if u := s.accessUser(); u == nil || u.Restricted {
+	if s.restricted() {
 		return s.refreshReading(be)
 	}
 	db, err := be.QueryValue("SELECT DATABASE()")

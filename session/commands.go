@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -364,12 +363,12 @@ func (s *Session) initDB(payload []byte, more bool) error {
 // fieldList checks and forwards COM_FIELD_LIST, which reads a table's
 // columns; it is audited like SHOW COLUMNS.
 func (s *Session) fieldList(payload []byte, more bool) error {
-	if d := s.checkFieldList(payload); d != nil {
+	table := fieldListTable(payload)
+	if d := s.checkFieldList(table); d != nil {
 		return s.deny(d, more, nil)
 	}
 	start := time.Now()
 	out, err := s.exchange(&s.primary, payload, more, wire.RespFieldList, sqlinfo.KindShow)
-	table, _, _ := strings.Cut(string(payload[1:]), "\x00")
 	info := &sqlinfo.Info{Kind: sqlinfo.KindShow, Tables: []sqlinfo.Table{{DB: s.db, Name: table}}}
 	s.audit(info, s.db, start, out, s.primary.conn.Endpoint.Name, "")
 	return err

@@ -241,14 +241,14 @@ var errReadingDiffers = errors.New("the replica connection reads statements othe
 // otherwise than the check read it. A difference keeps the session on the
 // primary.
 func (s *Session) sameReading(be *backend.Conn) error {
-	if u := s.accessUser(); u != nil && !u.Restricted {
+	if !s.restricted() {
 		return nil
 	}
-	v, err := be.QueryValue(stateQuery)
+	st, ok, err := readState(be)
 	if err != nil {
 		return err
 	}
-	if st, ok := parseState(v); !ok || st.mode != s.state.mode || st.charset != s.state.charset || st.db != s.db {
+	if !ok || st.mode != s.state.mode || st.charset != s.state.charset || st.db != s.db {
 		s.rw.pinned = true
 		return errReadingDiffers
 	}
