@@ -91,7 +91,7 @@ func (s *Session) execute(payload []byte, more bool) error {
 		}
 		s.audit(info, db, start, out, s.primary.conn.Endpoint.Name, "")
 		if err == nil {
-			s.observe(nil, *info, out.Status, out.ErrCode == 0)
+			s.observe(nil, info, out.Status, out.ErrCode == 0)
 		}
 		if err == nil && (info.SetsSQLMode || info.SetsCharset || info.ChangesState) {
 			return s.refreshReading(s.primary.conn)

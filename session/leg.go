@@ -258,7 +258,7 @@ func (s *Session) sameReading(be *backend.Conn) error {
 // observe updates the read/write splitting state after a statement that
 // ran on the primary: a COM_QUERY text (sql), or an executed prepared
 // statement (sql nil).
-func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool) {
+func (s *Session) observe(sql []byte, info *sqlinfo.Info, status uint16, ok bool) {
 	if s.env.Live.Load().Router == nil {
 		return
 	}
@@ -266,7 +266,7 @@ func (s *Session) observe(sql []byte, info sqlinfo.Info, status uint16, ok bool)
 		s.rw.status = status
 	}
 	switch {
-	case replayable(sql, &info):
+	case replayable(sql, info):
 		if ok {
 			s.rememberSet(string(sql))
 		}
