@@ -14,9 +14,9 @@ command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "deps: installing ${need_pkgs[*]}" >&2
-  if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then apt-get update -qq; fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >"$CACHE/apt.log" 2>&1 \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >"$CACHE/apt.log" 2>&1; } \
+  # A new machine's package lists can be months old: installing from them
+  # gives an old patch release (or fails on a removed one), so refresh first.
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"; } >"$CACHE/apt.log" 2>&1 \
     || { tail -20 "$CACHE/apt.log" >&2; exit 1; }
 fi
 

@@ -21,7 +21,8 @@ import (
 // check would skip it), and do name (1), with a blank, and `name`(1) reach
 // one (then the forms must say so, so that such calls are checked)? A native
 // name missing from the list would only make calls to it refused as stored
-// functions for users with rules.
+// functions for users with rules, so that direction is reported, not
+// failed: the list holds across MariaDB patch releases.
 func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 	srv := testenv.MariaDB(t)
 	ctx := context.Background()
@@ -63,20 +64,40 @@ func TestBuiltinFuncsMatchMariaDB(t *testing.T) {
 		want[name] = forms
 	}
 	if *update {
-		if err := writeBuiltins("builtins.go", want); err != nil {
+		// Stored-call forms seen on other servers stay: a needless check
+		// costs less than a skipped one.
+		merged := map[string]callForms{}
+		for name, forms := range want {
+			merged[name] = forms | builtinFuncs[name]
+		}
+		if err := writeBuiltins("builtins.go", merged); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	for name, forms := range want {
-		if got, listed := builtinFuncs[name]; !listed || got != forms {
-			t.Errorf("%s: listed %v with forms %v; the server says built-in with forms %v (go test ./sqlinfo -run %s -update)", name, listed, got, forms, t.Name())
+	// Only one direction decides what a tenant may do: a listed name, or a
+	// form the list calls built-in, that this server resolves to a stored
+	// function is a call the access check would skip. Natives this server
+	// has and the list lacks (patch releases differ) are only refused as
+	// stored functions for users with rules: reported, not failed.
+	for name, forms := range builtinFuncs {
+		got, native := want[name]
+		switch {
+		case !native:
+			t.Errorf("%s() is listed as built-in but calls a stored function", name)
+		case got&^forms != 0:
+			t.Errorf("%s: listed with stored-call forms %v; the server also resolves %v to a stored function", name, forms, got&^forms)
 		}
 	}
-	for name := range builtinFuncs {
-		if _, ok := want[name]; !ok {
-			t.Errorf("%s() is listed as built-in but calls a stored function", name)
+	var unlisted []string
+	for name := range want {
+		if _, listed := builtinFuncs[name]; !listed {
+			unlisted = append(unlisted, name)
 		}
+	}
+	if len(unlisted) > 0 {
+		slices.Sort(unlisted)
+		t.Logf("natives of this server not listed (their calls are checked as stored functions; -update adds them): %v", unlisted)
 	}
 }
 

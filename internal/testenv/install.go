@@ -146,20 +146,14 @@ func ensureInstalled(ctx context.Context, cache string, log *slog.Logger) (binar
 	}
 	log.Info("installing mariadb-server with apt-get")
 	aptLog := filepath.Join(cache, "apt-testenv.log")
-	if entries, _ := os.ReadDir("/var/lib/apt/lists"); len(entries) <= 2 { // only "lock" and "partial"
-		if err := runLogged(ctx, aptLog, "apt-get", "update", "-qq"); err != nil {
-			return binaries{}, err
-		}
+	// A new machine's package lists can be months old: installing from them
+	// gives an old patch release (or fails on a removed one), so refresh first.
+	if err := runLogged(ctx, aptLog, "apt-get", "update", "-qq"); err != nil {
+		return binaries{}, err
 	}
 	install := []string{"install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=600", "mariadb-server", "mariadb-client"}
 	if err := runLogged(ctx, aptLog, "apt-get", install...); err != nil {
-		// The package lists may be stale; refresh once and retry.
-		if err := runLogged(ctx, aptLog, "apt-get", "update", "-qq"); err != nil {
-			return binaries{}, err
-		}
-		if err := runLogged(ctx, aptLog, "apt-get", install...); err != nil {
-			return binaries{}, err
-		}
+		return binaries{}, err
 	}
 	b, err := findBinaries()
 	if err != nil {

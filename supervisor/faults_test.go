@@ -1,0 +1,142 @@
+//go:build faultinject
+
+package supervisor_test
+
+// Tests that inject failures through the faultinject build's hooks (SQL
+// comments such as /* pisa:panic-session */): go test -tags faultinject.
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestSessionPanicEndsThatSessionAlone(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	db := p.db(t, "main", "")
+	other := pinnedConn(t, db)
+	victim := pinnedConn(t, db)
+	_, err := victim.ExecContext(context.Background(), "SELECT /* pisa:panic-session */ 1")
+	if me := mysqlErr(err); me == nil || me.Number != 1105 {
+		t.Fatalf("the panicking session's client must get ERR 1105, got %v", err)
+	}
+	if _, err := victim.ExecContext(context.Background(), "SELECT 1"); err == nil {
+		t.Fatal("the panicking session must be closed")
+	}
+	assertAlive(t, other)
+	if got := queryString(t, db, "SELECT 'new session'"); got != "new session" {
+		t.Fatal("new sessions must still be served")
+	}
+	waitFor(t, 5*time.Second, "panic counted", func() bool {
+		return len(p.metric(t, `pisa_proxy_session_panics_total{domain="main"} 1`)) == 1 &&
+			len(p.metric(t, `pisa_proxy_actor_failures_total{directive="StopDirective",kind="session"} 1`)) == 1
+	})
+}
+
+func TestTenantFailureDoesNotTouchOtherTenants(t *testing.T) {
+	p, dbA, dbB, sessionA, sessionB := twoTenants(t)
+	// Crash tenant a's listener actor: it restarts and its sessions end,
+	// possibly before this very statement is answered.
+	_, _ = sessionA.ExecContext(context.Background(), "SELECT /* pisa:panic-listener */ 1")
+	waitRestarted(t, p, "listener")
+	waitFor(t, 5*time.Second, "tenant a's session closed", func() bool {
+		_, err := sessionA.ExecContext(context.Background(), "SELECT 1")
+		return err != nil
+	})
+	assertAlive(t, sessionB)
+	waitFor(t, 5*time.Second, "tenant a serves again", func() bool {
+		var one int
+		return dbA.QueryRow("SELECT 1").Scan(&one) == nil
+	})
+	// A strategy actor crash restarts it and keeps every session.
+	if _, err := sessionB.ExecContext(context.Background(), "SELECT /* pisa:panic-balancer */ 1"); err != nil {
+		t.Fatal(err)
+	}
+	waitRestarted(t, p, "balancer")
+	assertAlive(t, sessionB)
+	if got := queryString(t, dbB, "SELECT 'b ok'"); got != "b ok" {
+		t.Fatal("tenant b stopped serving")
+	}
+}
+
+func TestTenantSupervisorRestartKeepsItsPort(t *testing.T) {
+	p, dbA, _, sessionA, sessionB := twoTenants(t)
+	_, _ = sessionA.ExecContext(context.Background(), "SELECT /* pisa:panic-tenant */ 1")
+	waitRestarted(t, p, "tenant")
+	// Tenant a serves again on the same port with fresh pools and balancer.
+	waitFor(t, 5*time.Second, "tenant a serves again", func() bool {
+		var one int
+		return dbA.QueryRow("SELECT 1").Scan(&one) == nil
+	})
+	assertAlive(t, sessionB)
+}
+
+// The audit log outlives a restart of its tenant's actor: the lossless
+// records of statements cut short by the restart are written, and so are
+// the statements after it; none is dropped.
+func TestAuditSurvivesTenantRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	mustExec(t, backendDB.RootDB(), "CREATE OR REPLACE TABLE gotest.audit_r (id INT)", "INSERT INTO gotest.audit_r VALUES (1)")
+	p := startProxy(t, oneNode("[proxy.config.audit]\npath = \""+path+"\"\nlossless = true\ntables = [\"gotest.audit_r\"]\n"))
+	db := p.db(t, "main", "")
+	// Sessions in the middle of a statement when the tenant restarts: the
+	// restart stops them (and their backend statements), so their records
+	// are logged while the tenant restarts.
+	const sleepers = 3
+	done := make(chan error, sleepers)
+	for range sleepers {
+		c := pinnedConn(t, db)
+		go func() {
+			_, err := c.ExecContext(context.Background(), "SELECT SLEEP(10) FROM audit_r")
+			done <- err
+		}()
+	}
+	waitFor(t, 5*time.Second, "the statements running", func() bool {
+		return queryString(t, backendDB.RootDB(),
+			"SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(10)%'") == strconv.Itoa(sleepers)
+	})
+	// The panic is sent before this statement runs; it is cut short too.
+	_, _ = pinnedConn(t, db).ExecContext(context.Background(), "SELECT /* pisa:panic-tenant */ SLEEP(10) FROM audit_r")
+	waitRestarted(t, p, "tenant")
+	for range sleepers {
+		if err := <-done; err == nil {
+			t.Fatal("a statement survived its tenant's restart")
+		}
+	}
+	waitFor(t, 5*time.Second, "tenant serves again", func() bool {
+		_, err := db.Exec("INSERT INTO audit_r VALUES (2)")
+		return err == nil
+	})
+	lines := readAudit(t, p, path, sleepers+2)
+	for i, l := range lines {
+		last := i == len(lines)-1
+		if last && (l.Kind != "insert" || l.ErrorCode != 0) || !last && (l.Kind != "select" || l.ErrorCode == 0) {
+			t.Fatalf("record %d: %+v", i, l)
+		}
+	}
+	if v := metricValue(t, p, `pisa_proxy_audit_records_dropped_total{domain="main"}`); v != "0" {
+		t.Fatalf("%s records dropped", v)
+	}
+}
+
+// twoTenants starts listeners a and b over one node, each with a session
+// holding state.
+func twoTenants(t *testing.T) (p *proxy, dbA, dbB *sql.DB, sessionA, sessionB *sql.Conn) {
+	t.Helper()
+	p = startProxy(t, listenerTOML("a", []string{"n1"}, "")+listenerTOML("b", []string{"n1"}, "")+nodeTOML("n1", backendDB, ""))
+	dbA, dbB = p.db(t, "a", ""), p.db(t, "b", "")
+	sessionB = pinnedConn(t, dbB)
+	sessionA = pinnedConn(t, dbA)
+	return p, dbA, dbB, sessionA, sessionB
+}
+
+// waitRestarted waits until one failure of an actor of kind was met with a restart.
+func waitRestarted(t *testing.T, p *proxy, kind string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, kind+" restart counted", func() bool {
+		return len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="`+kind+`"} 1`)) == 1
+	})
+}
