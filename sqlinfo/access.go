@@ -5,9 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
-	"github.com/pingcap/tidb/pkg/parser/mysql"
 )
 
 // This file works out what a statement does to which tables, for access
@@ -501,16 +499,12 @@ func (w *walker) planPrepare(s *ast.PrepareStmt) {
 		w.unverifiable = true
 		return
 	}
-	p := parsers.Get().(*parser.Parser)
-	defer parsers.Put(p)
 	// The server reads the text in the session's mode, as the outer text.
-	if sm := w.mode.sqlMode(); sm != mysql.ModeNone {
-		p.SetSQLMode(sm)
-		defer p.SetSQLMode(mysql.ModeNone)
-	}
+	p, put := parserFor(w.mode)
+	defer put()
 	text := executableComments(s.SQLText)
 	prep := Prepared{Name: strings.ToLower(s.Name)}
-	if stmts, _, err := p.ParseSQL(text); err != nil {
+	if stmts, err := parse(p, text); err != nil {
 		prep.Unverifiable = true
 	} else {
 		inner := walker{mode: w.mode}

@@ -1,14 +1,13 @@
 package sqlinfo
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
-	// The parser needs a value-expression driver to build literals.
-	_ "github.com/pingcap/tidb/pkg/parser/test_driver"
 )
 
 // Info is what the parser tells about one COM_QUERY text. An Info returned
@@ -154,14 +153,10 @@ func classify(sql []byte, currentDB string, m Mode) Info {
 	var info Info
 	info.Fingerprint, info.Digest = fingerprint(text)
 
-	p := parsers.Get().(*parser.Parser)
+	p, put := parserFor(m)
 	// The parser reuses its AST memory: return it only after the walk.
-	defer parsers.Put(p)
-	if sm := m.sqlMode(); sm != mysql.ModeNone {
-		p.SetSQLMode(sm)
-		defer p.SetSQLMode(mysql.ModeNone)
-	}
-	stmts, _, err := p.ParseSQL(text)
+	defer put()
+	stmts, err := parse(p, text)
 	if err != nil {
 		info.ParseError, info.Unverifiable = true, true
 		info.Kind = FirstKeyword(sql)
@@ -169,6 +164,35 @@ func classify(sql []byte, currentDB string, m Mode) Info {
 	}
 	describe(&info, stmts, currentDB, m)
 	return info
+}
+
+// parserFor takes a pooled parser set to read text in mode m; put returns
+// it, in the default mode.
+func parserFor(m Mode) (p *parser.Parser, put func()) {
+	p = parsers.Get().(*parser.Parser)
+	sm := m.sqlMode()
+	p.SetSQLMode(sm)
+	return p, func() {
+		if sm != mysql.ModeNone {
+			p.SetSQLMode(mysql.ModeNone)
+		}
+		parsers.Put(p)
+	}
+}
+
+// parse is p.ParseSQL that turns a panic of the parser into an error: no
+// statement text, however odd, may end a session. A parser that panicked
+// is in an unknown state; the caller's put still pools it, so it is reset
+// here by a parse of nothing.
+func parse(p *parser.Parser, text string) (stmts []ast.StmtNode, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			stmts, err = nil, fmt.Errorf("the parser failed on this text: %v", r)
+			*p = *parser.New()
+		}
+	}()
+	stmts, _, err = p.ParseSQL(text)
+	return stmts, err
 }
 
 func fingerprint(text string) (string, string) {
