@@ -48,11 +48,14 @@ type Endpoint struct {
 // Conn is one authenticated backend connection. It is used by one session
 // at a time; the pool hands it over.
 type Conn struct {
-	IO        *wire.PacketIO
-	ThreadID  uint32 // the backend's connection id, for KILL
-	Endpoint  *Endpoint
-	DB        string // current schema as far as the proxy knows
-	Collation uint8  // current collation id; 0 when unknown
+	IO       *wire.PacketIO
+	ThreadID uint32 // the backend's connection id, for KILL
+	// ServerVersion is what the backend announced in its handshake
+	// (MariaDB's with its "5.5.5-" prefix).
+	ServerVersion string
+	Endpoint      *Endpoint
+	DB            string // current schema as far as the proxy knows
+	Collation     uint8  // current collation id; 0 when unknown
 	// MultiStatementsOff: COM_SET_OPTION turned multi-statements off.
 	MultiStatementsOff bool
 
@@ -113,12 +116,13 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 		_ = tc.SetDeadline(time.Time{})
 	}
 	return &Conn{
-		IO:        wire.NewPacketIO(nc, relayBufSize),
-		ThreadID:  cc.GetConnectionID(),
-		Endpoint:  ep,
-		DB:        ep.DB,
-		Collation: wire.DefaultCollationID,
-		lastUsed:  time.Now(),
+		IO:            wire.NewPacketIO(nc, relayBufSize),
+		ThreadID:      cc.GetConnectionID(),
+		ServerVersion: cc.GetServerVersion(),
+		Endpoint:      ep,
+		DB:            ep.DB,
+		Collation:     wire.DefaultCollationID,
+		lastUsed:      time.Now(),
 	}, nil
 }
 

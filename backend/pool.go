@@ -46,6 +46,8 @@ type Pool struct {
 	// retired: the pool actor stopped (node removed by a reload, tenant
 	// restarting); connections coming back are closed, not parked.
 	retired atomic.Bool
+	// version is the server version the node announced on the last dial.
+	version atomic.Pointer[string]
 
 	mIdle, mInUse     prometheus.Gauge
 	mWaits, mTimeouts prometheus.Counter
@@ -88,6 +90,15 @@ func (p *Pool) InUse() int64 { return int64(p.held.Load()) }
 
 // Endpoint is the node this pool dials.
 func (p *Pool) Endpoint() *Endpoint { return p.cfg.Endpoint }
+
+// ServerVersion is the version the node announced when the pool last
+// dialled it; "" before the first dial.
+func (p *Pool) ServerVersion() string {
+	if v := p.version.Load(); v != nil {
+		return *v
+	}
+	return ""
+}
 
 // PID is the pool actor.
 func (p *Pool) PID() *actor.PID { return p.pid }
@@ -304,6 +315,9 @@ func (a *poolActor) dialedConn(m *dialed) {
 			w <- acquired{err: m.err}
 		}
 		return
+	}
+	if v := m.conn.ServerVersion; v != a.p.ServerVersion() {
+		a.p.version.Store(&v)
 	}
 	a.hand(m.conn)
 }

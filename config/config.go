@@ -17,7 +17,6 @@ const (
 	DefaultBackendType        = "mysql"
 	DefaultPoolSize           = 64
 	MaxPoolSize               = 255
-	DefaultServerVersion      = "5.7.37"
 	DefaultNodeHost           = "127.0.0.1"
 	DefaultNodePort           = 3306
 	DefaultNodeWeight         = 1

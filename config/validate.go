@@ -37,7 +37,6 @@ func (l *Listener) applyDefaults() {
 	setDefault(&l.ListenAddr, DefaultListenAddr)
 	setDefault(&l.BackendType, DefaultBackendType)
 	setDefault(&l.PoolSize, DefaultPoolSize)
-	setDefault(&l.ServerVersion, DefaultServerVersion)
 	setDefault(&l.MaxConnections, DefaultMaxConnections)
 	setDefault(&l.AuthPlugin, DefaultAuthPlugin)
 	setDefault(&l.PoolAcquireTimeout, Duration(DefaultPoolAcquireTimeout))

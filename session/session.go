@@ -193,7 +193,7 @@ func (s *Session) login(ctx context.Context) error {
 	_ = s.conn.SetDeadline(time.Now().Add(s.env.LoginTimeout))
 	defer func() { _ = s.conn.SetDeadline(time.Time{}) }()
 	hello, err := wire.Accept(s.client, wire.ServerConfig{
-		Version: s.env.ServerVersion, ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired,
+		Version: s.serverVersion(ctx), ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired,
 		Auth: s.env.Auth, RemoteHost: s.host,
 	})
 	if err != nil {
@@ -226,6 +226,33 @@ func (s *Session) login(ctx context.Context) error {
 	s.log = s.log.With("user", s.user)
 	s.log.Debug("session started", "db", s.db, "backend", s.primary.conn.Endpoint.Name, "backend_thread", s.primary.conn.ThreadID)
 	return nil
+}
+
+// fallbackVersion is announced when server_version is unset and no
+// backend node could be reached to learn its own.
+const fallbackVersion = "5.7.37"
+
+// serverVersion is what the handshake announces: server_version when
+// configured, else the version a backend node announced to its pool, so
+// that drivers take the code paths of the server behind the proxy. Before
+// any pool has dialled, one connection is opened for it (and parked in the
+// pool for the sessions to come).
+func (s *Session) serverVersion(ctx context.Context) string {
+	if v := s.env.ServerVersion; v != "" {
+		return v
+	}
+	pools := s.env.Live.Load().Pools // before the handshake: no client flags yet
+	for _, t := range s.env.Balancer.Current().Targets {
+		if p := pools[t.Name]; p != nil && p.ServerVersion() != "" {
+			return p.ServerVersion()
+		}
+	}
+	var l leg
+	if err := l.take(ctx, s.env.Balancer, pools); err != nil {
+		return fallbackVersion
+	}
+	defer l.give()
+	return l.conn.ServerVersion
 }
 
 // errNoBackend: the balancer has no eligible node.

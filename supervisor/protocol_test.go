@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/internal/testenv"
 	"pisanix.io/pisanix/wire"
 )
 
@@ -288,6 +289,27 @@ func readAll(c net.Conn) ([]byte, error) {
 		out = append(out, buf[:n]...)
 		if err != nil {
 			return out, err
+		}
+	}
+}
+
+// The handshake announces the backend's own version, as a direct
+// connection sees it (drivers pick MariaDB or MySQL code paths by it),
+// unless server_version says otherwise.
+func TestServerVersionIsTheBackends(t *testing.T) {
+	direct, err := client.Connect(backendDB.Addr(), testenv.TestUser, testenv.TestPassword, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	want := direct.GetServerVersion()
+	p := startProxy(t, oneNode("pool_min_idle = 0\n")+listenerTOML("fixed", []string{"n1"}, "server_version = \"8.0.36-fixed\"\n"))
+	for name, want := range map[string]string{"main": want, "fixed": "8.0.36-fixed"} {
+		for range 2 { // before and after the pool's first dial
+			got := dialRaw(t, p, name).c.GetServerVersion()
+			if got != want {
+				t.Errorf("%s: handshake announces %q, want %q", name, got, want)
+			}
 		}
 	}
 }

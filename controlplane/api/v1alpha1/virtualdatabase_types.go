@@ -224,7 +224,7 @@ type DatabaseMySQL struct {
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=255
 	PoolSize int32 `json:"poolSize,omitempty"`
-	// ServerVersion the proxy announces (default 5.7.37).
+	// ServerVersion the proxy announces (default: the backend's own).
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[0-9]+\.[0-9]+\.[0-9]+.*$`
 	ServerVersion string `json:"serverVersion,omitempty"`
