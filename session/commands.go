@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -113,7 +112,7 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 			return s.clientError(wire.NewError(mysql.ER_MALFORMED_PACKET, "Malformed communication packet: COM_PROCESS_KILL"))
 		}
 		id := uint32(payload[1]) | uint32(payload[2])<<8 | uint32(payload[3])<<16 | uint32(payload[4])<<24
-		return s.kill(id, false)
+		return s.kill(uint64(id), false)
 	case mysql.COM_CHANGE_USER:
 		return s.changeUser(payload)
 	default:
@@ -139,20 +138,28 @@ func (s *Session) query(payload []byte, more bool) error {
 	kind := sqlinfo.FirstKeyword(sql)
 	if kind == sqlinfo.KindKill {
 		if id, q, ok := sqlinfo.ParseKill(sql); ok && !more {
-			return s.killStatementID(id, q)
+			return s.kill(id, q)
 		}
 	}
 	if s.env.Fault != nil {
 		s.env.Fault(s, sql)
 	}
 	info := s.classify(sql)
-	if info.Kills > 0 || info.Kind == sqlinfo.KindKill {
-		// Never forwarded: the backend would take the proxy's id for one of
-		// its own threads.
-		return s.killStatement(&info, more)
-	}
-	if info.PreparesKill() {
-		return s.refuseKill(more)
+	var killed []*Session // sessions a KILL CONNECTION of this text ends
+	if len(info.Kills) > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
+		// Never forwarded as sent: the backend would take the proxy's id
+		// for one of its own threads.
+		if more || len(info.Kills) == 0 || info.PreparesKill() {
+			return s.refuseKill(more)
+		}
+		if info.Statements == 1 {
+			return s.kill(info.Kills[0].ID, info.Kills[0].Query)
+		}
+		var e *wire.SQLError
+		if sql, killed, e = s.translateKills(sql, info.Kills); e != nil {
+			return s.clientError(e)
+		}
+		payload = append([]byte{mysql.COM_QUERY}, sql...)
 	}
 	if d := s.checkStatement(sql, &info, more); d != nil {
 		return s.deny(d, more, &info)
@@ -188,6 +195,11 @@ func (s *Session) query(payload []byte, more bool) error {
 	if l == &s.primary {
 		s.observe(sql, &info, out.Status, out.ErrCode == 0)
 	}
+	if out.ErrCode == 0 {
+		for _, t := range killed {
+			t.Close() // as MySQL closes a killed connection's socket
+		}
+	}
 	return s.afterQuery(l, sql, &info, out)
 }
 
@@ -212,7 +224,7 @@ func (s *Session) classify(sql []byte) sqlinfo.Info {
 // prepared statement does is decided once, here.
 func (s *Session) prepare(payload []byte, more bool) error {
 	info := s.classify(payload[1:])
-	if info.Kills > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
+	if len(info.Kills) > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
 		return s.refuseKill(more)
 	}
 	if d := s.checkStatement(payload[1:], &info, more); d != nil {
@@ -230,19 +242,10 @@ func (s *Session) prepare(payload []byte, more bool) error {
 	return err
 }
 
-// killStatement runs a KILL the parser found (in forms the fast path does
-// not read, e.g. inside an executable comment); KILL among other
-// statements is refused.
-func (s *Session) killStatement(info *sqlinfo.Info, more bool) error {
-	if more || info.Kills != 1 || info.Statements != 1 {
-		return s.refuseKill(more)
-	}
-	return s.killStatementID(info.KillID, info.KillQuery)
-}
-
-// refuseKill answers a KILL the proxy cannot translate: among other
-// statements or prepared, it would reach the backend with a proxy
-// connection id, which the backend reads as one of its own threads.
+// refuseKill answers a KILL the proxy cannot translate: prepared, or
+// where its id cannot be found in the text, it would reach the backend
+// with a proxy connection id, which the backend reads as one of its own
+// threads.
 func (s *Session) refuseKill(more bool) error {
 	if more {
 		if err := s.client.DiscardRest(); err != nil {
@@ -250,15 +253,6 @@ func (s *Session) refuseKill(more bool) error {
 		}
 	}
 	return s.clientError(wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: KILL must be sent as a statement of its own"))
-}
-
-// killStatementID runs KILL [QUERY] id from SQL text, where the id may
-// exceed the 32-bit connection ids the proxy hands out.
-func (s *Session) killStatementID(id uint64, queryOnly bool) error {
-	if id > math.MaxUint32 {
-		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
-	}
-	return s.kill(uint32(id), queryOnly)
 }
 
 // truncate shortens sql for logs.

@@ -3,8 +3,12 @@ package session
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/backend"
+	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/wire"
 )
 
@@ -12,17 +16,10 @@ import (
 // the target session's backend thread id and the KILL runs on that node,
 // on this session's own backend connection when it is the same node.
 // Killing a connection also closes the target's client socket, as MySQL does.
-func (s *Session) kill(id uint32, queryOnly bool) error {
-	target := s.env.Registry.get(id)
-	if target == nil || target.env.Tenant != s.env.Tenant {
-		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
-	}
-	if !s.mayKill(target) {
-		return s.clientError(wire.NewError(mysql.ER_KILL_DENIED_ERROR, fmt.Sprintf("You are not owner of thread %d", id)))
-	}
-	be := target.active.Load()
-	if be == nil {
-		return s.clientError(wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id)))
+func (s *Session) kill(id uint64, queryOnly bool) error {
+	target, be, e := s.killTarget(id)
+	if e != nil {
+		return s.clientError(e)
 	}
 	if target == s && !queryOnly {
 		s.primary.dirty = true // the backend connection dies with the session
@@ -50,6 +47,61 @@ func (s *Session) kill(id uint32, queryOnly bool) error {
 		target.Close()
 	}
 	return s.okToClient()
+}
+
+// killTarget finds the session a KILL names by its proxy connection id,
+// and the backend connection running its current command.
+func (s *Session) killTarget(id uint64) (*Session, *backend.Conn, *wire.SQLError) {
+	unknown := wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id))
+	if id > math.MaxUint32 {
+		return nil, nil, unknown
+	}
+	target := s.env.Registry.get(uint32(id))
+	if target == nil || target.env.Tenant != s.env.Tenant {
+		return nil, nil, unknown
+	}
+	if !s.mayKill(target) {
+		return nil, nil, wire.NewError(mysql.ER_KILL_DENIED_ERROR, fmt.Sprintf("You are not owner of thread %d", id))
+	}
+	be := target.active.Load()
+	if be == nil {
+		return nil, nil, unknown
+	}
+	return target, be, nil
+}
+
+// translateKills writes, in a text of several statements, the backend
+// thread id of each KILL's target in place of the proxy id (drivers send
+// "KILL ?; SELECT SLEEP(...)"). The text runs on this session's primary,
+// so every target must be on the same node, and this session may only
+// KILL QUERY itself there; targets of KILL CONNECTION are returned, to
+// have their client sockets closed once the text ran.
+func (s *Session) translateKills(sql []byte, kills []sqlinfo.Kill) ([]byte, []*Session, *wire.SQLError) {
+	out := make([]byte, 0, len(sql)+8*len(kills))
+	var closing []*Session
+	last := 0
+	for _, k := range kills {
+		if k.Start < 0 {
+			return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a KILL among other statements must be written plainly (KILL [QUERY | CONNECTION] id), not in a comment")
+		}
+		target, be, e := s.killTarget(k.ID)
+		if e != nil {
+			return nil, nil, e
+		}
+		switch {
+		case target == s && !k.Query:
+			return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a KILL CONNECTION of this session must be sent as a statement of its own")
+		case be.Endpoint != s.primary.conn.Endpoint:
+			return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("pisa-proxy: thread %d runs on another backend node; send its KILL as a statement of its own", k.ID))
+		}
+		out = append(out, sql[last:k.Start]...)
+		out = strconv.AppendUint(out, uint64(be.ThreadID), 10)
+		last = k.End
+		if !k.Query {
+			closing = append(closing, target)
+		}
+	}
+	return append(out, sql[last:]...), closing, nil
 }
 
 // killVia runs stmt on a connection from the pool of node, where the

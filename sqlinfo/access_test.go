@@ -258,8 +258,10 @@ func TestCachePrepareTexts(t *testing.T) {
 }
 
 func TestStatementFacts(t *testing.T) {
-	info := Classify([]byte("USE a; SELECT 1; USE `b`; KILL QUERY 42; EXECUTE s; SET NAMES gbk"), "shop")
-	if !info.ChangesDB || info.UseDB != "b" || info.Kills != 1 || info.KillID != 42 || !info.KillQuery ||
+	text := "USE a; SELECT 1; USE `b`; KILL QUERY 42; EXECUTE s; SET NAMES gbk"
+	info := Classify([]byte(text), "shop")
+	if !info.ChangesDB || info.UseDB != "b" || len(info.Kills) != 1 || info.Kills[0].ID != 42 || !info.Kills[0].Query ||
+		text[info.Kills[0].Start:info.Kills[0].End] != "42" ||
 		!slices.Equal(info.Executes, []string{"s"}) || !info.ChangesState || !info.SetsCharset {
 		t.Fatalf("%+v", info)
 	}

@@ -38,11 +38,9 @@ type Info struct {
 	UseDB     string
 	// Kinds has bit 1<<k for every statement kind k in the text.
 	Kinds uint32
-	// Kills counts KILL statements; KillID and KillQuery describe the
-	// first (the proxy translates a KILL sent alone).
-	Kills     int
-	KillID    uint64
-	KillQuery bool
+	// Kills are the text's KILL statements, in order: the proxy translates
+	// their ids, which are its own connection ids.
+	Kills []Kill
 	// SetsCharset: the text changes the client character set (SET NAMES,
 	// SET CHARACTER SET, character_set_client).
 	SetsCharset bool
@@ -163,7 +161,47 @@ func classify(sql []byte, currentDB string, m Mode) Info {
 		return info
 	}
 	describe(&info, stmts, currentDB, m)
+	if len(info.Kills) > 0 {
+		locateKills(info.Kills, stmts, text)
+	}
 	return info
+}
+
+// Kill is one KILL statement of a text.
+type Kill struct {
+	ID    uint64
+	Query bool // KILL QUERY
+	// Start and End delimit the id in the text (-1 when the statement
+	// could not be found as a plain KILL there, e.g. inside a comment),
+	// for the proxy to write the backend's thread id in its place.
+	Start, End int
+}
+
+// locateKills finds each KILL statement in text. Statements' texts follow
+// each other in order, so each is searched from the end of the previous;
+// a span counts only when it reads back as the same plain KILL.
+func locateKills(kills []Kill, stmts []ast.StmtNode, text string) {
+	cursor, k := 0, 0
+	for _, st := range stmts {
+		src := st.OriginalText()
+		i := strings.Index(text[cursor:], src)
+		if i < 0 {
+			return
+		}
+		start := cursor + i
+		cursor = start + len(src)
+		if _, ok := st.(*ast.KillStmt); !ok {
+			continue
+		}
+		if id, q, at, ok := parseKill([]byte(src)); ok && id == kills[k].ID && q == kills[k].Query {
+			end := at
+			for end < len(src) && isDigit(src[end]) {
+				end++
+			}
+			kills[k].Start, kills[k].End = start+at, start+end
+		}
+		k++
+	}
 }
 
 // parserFor takes a pooled parser set to read text in mode m; put returns
@@ -226,10 +264,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 			currentDB = st.DBName
 			info.ChangesDB, info.UseDB = true, st.DBName
 		case *ast.KillStmt:
-			if info.Kills == 0 {
-				info.KillID, info.KillQuery = st.ConnectionID, st.Query
-			}
-			info.Kills++
+			info.Kills = append(info.Kills, Kill{ID: st.ConnectionID, Query: st.Query, Start: -1, End: -1})
 		case *ast.ExecuteStmt:
 			info.Executes = append(info.Executes, strings.ToLower(st.Name))
 			info.ChangesState = true
@@ -255,7 +290,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	for _, p := range w.prepares {
 		info.Kinds |= p.Kinds // audited as what it prepares, too
 	}
-	info.noCache = len(w.prepares) > 0 || info.Kills > 0 || w.literalDecides
+	info.noCache = len(w.prepares) > 0 || len(info.Kills) > 0 || w.literalDecides
 	info.Tables = tablesOf(w.access)
 }
 

@@ -144,10 +144,16 @@ func isWordByte(c byte) bool {
 // ParseKill recognises `KILL [CONNECTION | QUERY] [ID] <n>`; other forms
 // (KILL USER ...) report ok = false and go to the backend unchanged.
 func ParseKill(sql []byte) (id uint64, query bool, ok bool) {
+	id, query, _, ok = parseKill(sql)
+	return id, query, ok
+}
+
+// parseKill is ParseKill that also returns where the id starts.
+func parseKill(sql []byte) (id uint64, query bool, at int, ok bool) {
 	i := skipSpaceAndComments(sql, 0)
 	word, i := nextWord(sql, i)
 	if !equalFold(word, "KILL") {
-		return 0, false, false
+		return 0, false, 0, false
 	}
 	word, i = nextWord(sql, i)
 	for _, mod := range []string{"HARD", "SOFT"} {
@@ -165,12 +171,13 @@ func ParseKill(sql []byte) (id uint64, query bool, ok bool) {
 	if equalFold(word, "ID") {
 		word, i = nextWord(sql, i)
 	}
+	at = i - len(word)
 	if len(word) == 0 || len(word) > 19 {
-		return 0, false, false
+		return 0, false, 0, false
 	}
 	for _, c := range word {
 		if c < '0' || c > '9' {
-			return 0, false, false
+			return 0, false, 0, false
 		}
 		id = id*10 + uint64(c-'0')
 	}
@@ -179,9 +186,9 @@ func ParseKill(sql []byte) (id uint64, query bool, ok bool) {
 		rest = skipSpaceAndComments(sql, rest+1)
 	}
 	if rest != len(sql) {
-		return 0, false, false
+		return 0, false, 0, false
 	}
-	return id, query, true
+	return id, query, at, true
 }
 
 func nextWord(s []byte, i int) ([]byte, int) {

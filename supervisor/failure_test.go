@@ -65,6 +65,35 @@ func TestKill(t *testing.T) {
 	})
 }
 
+// Drivers send KILL among other statements (mysql2's pool test: "KILL ?;
+// SELECT SLEEP(0.05)"): the proxy id is translated in the text.
+func TestKillAmongStatements(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	multi := pinnedConn(t, p.db(t, "main", "multiStatements=true"))
+	victim, err := client.Connect(p.Addr("main").String(), "app", "app-secret", "gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	id := victim.GetConnectionID()
+	// KILL QUERY of an idle session does nothing; the next statement runs.
+	if got := queryString(t, multi, fmt.Sprintf("KILL QUERY %d; SELECT 'after'", id)); got != "after" {
+		t.Fatalf("KILL QUERY; SELECT: %q", got)
+	}
+	if _, err := victim.Execute("SELECT 1"); err != nil {
+		t.Fatalf("session after KILL QUERY: %v", err)
+	}
+	mustExec(t, multi, fmt.Sprintf("kill %d; select sleep(0.05)", id))
+	waitFor(t, 5*time.Second, "killed connection closed", func() bool {
+		_, err := victim.Execute("SELECT 1")
+		return err != nil
+	})
+	if me := mysqlErr(execErr(p.db(t, "main", "multiStatements=true"), "KILL 987654; SELECT 1")); me == nil || me.Number != 1094 {
+		t.Fatalf("unknown thread among statements: %v", me)
+	}
+	assertAlive(t, multi)
+}
+
 func execErr(db *sql.DB, q string) error {
 	_, err := db.Exec(q)
 	return err
