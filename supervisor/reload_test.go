@@ -2,6 +2,7 @@ package supervisor_test
 
 import (
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,6 +68,25 @@ func TestReloadWithoutDroppingSessions(t *testing.T) {
 	// The old pool was retired: the open session's connection is closed, not
 	// parked, when it ends.
 	old.Close()
+}
+
+// A config that validates but names a backend CA file that cannot be read
+// is refused whole: the running config keeps serving (it used to fail the
+// tenant when applied, restart it ten times and stop it for good).
+func TestReloadRejectsUnreadableBackendCA(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	missing := filepath.Join(t.TempDir(), "missing-ca.pem")
+	bad := listenerTOML("main", []string{"n1"}, "") + nodeTOML("n1", backendDB, "tls = \"required\"\ntls_ca = \""+missing+"\"\n")
+	err := p.Apply(parse(t, bad))
+	if err == nil || !strings.Contains(err.Error(), "tls_ca") || !strings.Contains(err.Error(), "listener main") {
+		t.Fatalf("want an error naming the listener and tls_ca, got %v", err)
+	}
+	if err := ping(p.dsn("main", "")); err != nil {
+		t.Fatalf("proxy stopped serving after a rejected reload: %v", err)
+	}
+	if err := p.Ready(); err != nil {
+		t.Fatalf("not ready after a rejected reload: %v", err)
+	}
 }
 
 func TestReloadRejectsWhatCannotBind(t *testing.T) {

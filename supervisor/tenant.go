@@ -482,5 +482,13 @@ func specFor(c *config.Config, l config.Listener) (spec, error) {
 			}
 		}
 	}
+	// The tenant actor builds its endpoints again when it starts its pools;
+	// building them here first makes an unreadable tls_ca reject the config
+	// (reload refused, startup failed) instead of failing the tenant.
+	for _, n := range slices.Concat(sp.nodes, sp.replicas) {
+		if _, err := endpoint(n, l); err != nil {
+			return spec{}, fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+	}
 	return sp, nil
 }
