@@ -42,6 +42,7 @@ type Proxy struct {
 	RWRouted         *prometheus.CounterVec
 	RWRuleHits       *prometheus.CounterVec
 	ConcurrencyWait  *prometheus.HistogramVec
+	ConcurrencyQueue *prometheus.GaugeVec
 	DiscoveryProbes  *prometheus.CounterVec
 	ReplicaLag       *prometheus.GaugeVec
 	ConfigReloads    *prometheus.CounterVec
@@ -93,6 +94,7 @@ func New() *Proxy {
 			Namespace: ns, Name: "concurrency_wait_seconds", Help: "Time statements matching a concurrency_control rule waited for admission.",
 			Buckets: prometheus.ExponentialBuckets(0.00001, 4, 10),
 		}, []string{"domain"}),
+		ConcurrencyQueue: gauge("concurrency_waiting", "Statements waiting for admission under concurrency_control rules.", "domain"),
 		FusesOpen:        gauge("statement_fuses_tripped", "Statement fingerprints whose fuse is open or half-open.", "domain"),
 		ParseErrors:      counter("sql_parse_errors_total", "Statements the SQL parser could not read (proxied anyway, to the primary).", "domain"),
 		BreakerState:     gauge("backend_breaker_state", "Per backend node circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (no new sessions).", "domain", "node"),
@@ -115,7 +117,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors,
-		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
+		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
 		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 	)
 	return m

@@ -209,6 +209,7 @@ type Limiter struct {
 	wait     time.Duration
 	maxQueue int
 	waited   prometheus.Observer // admission time, queueing included
+	waiting  prometheus.Gauge    // statements in the queue
 }
 
 // limiter messages
@@ -223,8 +224,8 @@ const maxQueuePerSlot = 64
 
 func newLimiter(sys *actors.System, parent actor.SpawnerContext, name, tenant string, cc config.ConcurrencyControl) (*Limiter, error) {
 	l := &Limiter{sys: sys, rule: strings.Join(cc.Regex, "|"), max: cc.MaxConcurrency,
-		waited: sys.Metrics.ConcurrencyWait.WithLabelValues(tenant),
-		wait:   time.Duration(cc.Duration) * time.Second, maxQueue: maxQueuePerSlot * cc.MaxConcurrency}
+		waited: sys.Metrics.ConcurrencyWait.WithLabelValues(tenant), waiting: sys.Metrics.ConcurrencyQueue.WithLabelValues(tenant),
+		wait: time.Duration(cc.Duration) * time.Second, maxQueue: maxQueuePerSlot * cc.MaxConcurrency}
 	if l.wait == 0 {
 		l.wait = time.Second
 	}
@@ -288,6 +289,7 @@ func (a *limiterActor) Receive(ctx actor.Context) {
 			m.reply <- nil
 		case len(a.queue) < a.l.maxQueue:
 			a.queue = append(a.queue, m.reply)
+			a.l.waiting.Inc()
 		default:
 			m.reply <- errQueueFull
 		}
@@ -295,6 +297,7 @@ func (a *limiterActor) Receive(ctx actor.Context) {
 		if len(a.queue) > 0 {
 			next := a.queue[0]
 			a.queue = a.queue[1:]
+			a.l.waiting.Dec()
 			next <- nil // the slot passes straight to the next waiter
 			return
 		}
@@ -303,6 +306,7 @@ func (a *limiterActor) Receive(ctx actor.Context) {
 		for i, w := range a.queue {
 			if w == m.reply {
 				a.queue = append(a.queue[:i], a.queue[i+1:]...)
+				a.l.waiting.Dec()
 				m.reply <- errLimiterGone // never admitted
 				return
 			}
@@ -312,6 +316,7 @@ func (a *limiterActor) Receive(ctx actor.Context) {
 		for _, w := range a.queue {
 			w <- errLimiterGone
 		}
+		a.l.waiting.Sub(float64(len(a.queue)))
 		a.queue = nil
 	case *actors.Failure:
 		actors.Reraise(m)

@@ -146,3 +146,35 @@ func TestFingerprintRuleEndToEnd(t *testing.T) {
 		t.Fatal("the rejected DELETE reached the backend")
 	}
 }
+
+// A reload that leaves the plugin rules as they were keeps the statements
+// waiting in concurrency control: they run when a slot frees, instead of
+// being refused (1047) by a rebuilt limiter.
+func TestReloadKeepsConcurrencyWaiters(t *testing.T) {
+	extra := "[[proxy.config.plugin.concurrency_control]]\nregex = [\"SLEEP\"]\nmax_concurrency = 1\nduration = 20\n"
+	p := startProxy(t, oneNode(extra))
+	db := p.db(t, "main", "")
+	errs := make(chan error, 2)
+	for _, q := range []string{"SELECT SLEEP(1)", "SELECT SLEEP(0.1)"} {
+		go func() {
+			_, err := db.ExecContext(context.Background(), q)
+			errs <- err
+		}()
+		if q == "SELECT SLEEP(1)" {
+			waitFor(t, 5*time.Second, "the first sleep running", func() bool {
+				return queryString(t, backendDB.RootDB(), "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(1)'") == "1"
+			})
+		}
+	}
+	waitFor(t, 5*time.Second, "the second sleep waiting", func() bool {
+		return len(p.metric(t, `pisa_proxy_concurrency_waiting{domain="main"} 1`)) == 1
+	})
+	if err := p.Apply(parse(t, oneNode("max_connections = 500\n"+extra))); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a statement failed across the reload: %v", err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -160,6 +161,7 @@ type tenantActor struct {
 	replicas  *strategy.Balancer
 	plugins   *strategy.Plugins
 	fuse      *strategy.Fuse
+	pluginCfg *config.Plugin // the rules plugins and fuse were built from
 	gen       int
 }
 
@@ -218,6 +220,50 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if err := a.syncDiscovery(ctx, sp); err != nil {
 		return err
 	}
+	if err := a.syncPlugins(ctx, cfg); err != nil {
+		return err
+	}
+	env := &session.Env{
+		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
+		LoginTimeout: cfg.LoginTimeout.D(),
+		Auth:         t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
+		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
+		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name),
+	}
+	env.Fault = faultHook(t.sys, t)
+	oldAudit, err := a.syncAudit(cfg.Audit)
+	if err != nil {
+		return err
+	}
+	// Nothing fails from here: the authenticator and the sessions switch
+	// to the new users together.
+	t.users.Store(users)
+	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: a.plugins, Fuse: a.fuse, Users: users, Audit: t.audit})
+	if oldAudit != nil {
+		// Sessions moved to the new log; the old one writes what it holds.
+		t.sys.Go(ctx.Self(), "tenant", func() { closeAuditLog(oldAudit, t.log) })
+	}
+	t.l.env.Store(env)
+	if t.l.pid.Load() == nil {
+		props := t.sys.Props("listener", func() actor.Actor {
+			return &listenerActor{sys: t.sys, l: t.l, tenant: cfg.Name}
+		}, actor.WithSupervisor(t.sys.Strategy(actor.StopDirective, 0, 0)))
+		if _, err := ctx.SpawnNamed(props, "listener"); err != nil {
+			return fmt.Errorf("spawn listener: %w", err)
+		}
+	}
+	return nil
+}
+
+// syncPlugins rebuilds the plugins and the fuse when their rules changed,
+// and keeps them running otherwise: a reload of other settings must not
+// refuse the statements waiting in concurrency control, nor reset limiter
+// counts and open fuses.
+func (a *tenantActor) syncPlugins(ctx actor.Context, cfg config.Listener) error {
+	if a.plugins != nil && reflect.DeepEqual(a.pluginCfg, cfg.Plugin) {
+		return nil
+	}
+	t := a.t
 	a.gen++
 	plugins, err := strategy.NewPlugins(t.sys, ctx, cfg.Name, cfg.Plugin, a.gen)
 	if err != nil {
@@ -237,35 +283,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if a.fuse, err = strategy.NewFuse(t.sys, ctx, fmt.Sprintf("fuse-%d", a.gen), cfg.Name, fuseCfg); err != nil {
 		return err
 	}
-	env := &session.Env{
-		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
-		LoginTimeout: cfg.LoginTimeout.D(),
-		Auth:         t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
-		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
-		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name),
-	}
-	env.Fault = faultHook(t.sys, t)
-	oldAudit, err := a.syncAudit(cfg.Audit)
-	if err != nil {
-		return err
-	}
-	// Nothing fails from here: the authenticator and the sessions switch
-	// to the new users together.
-	t.users.Store(users)
-	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: plugins, Fuse: a.fuse, Users: users, Audit: t.audit})
-	if oldAudit != nil {
-		// Sessions moved to the new log; the old one writes what it holds.
-		t.sys.Go(ctx.Self(), "tenant", func() { closeAuditLog(oldAudit, t.log) })
-	}
-	t.l.env.Store(env)
-	if t.l.pid.Load() == nil {
-		props := t.sys.Props("listener", func() actor.Actor {
-			return &listenerActor{sys: t.sys, l: t.l, tenant: cfg.Name}
-		}, actor.WithSupervisor(t.sys.Strategy(actor.StopDirective, 0, 0)))
-		if _, err := ctx.SpawnNamed(props, "listener"); err != nil {
-			return fmt.Errorf("spawn listener: %w", err)
-		}
-	}
+	a.pluginCfg = cfg.Plugin
 	return nil
 }
 
