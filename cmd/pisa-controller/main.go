@@ -195,9 +195,6 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	}
 	store := configserver.NewStore()
 	global := config.DaemonGlobal{EgressDevice: f.daemonEgress, BridgeDevice: f.daemonBridge}
-	if _, err := store.SetDaemon(config.DaemonConfig{Global: global, App: []config.QoSApp{}}); err != nil {
-		return err
-	}
 	if err := controller.Setup(mgr, controller.Options{Store: store, Log: log, DaemonGlobal: global}); err != nil {
 		return err
 	}

@@ -57,7 +57,7 @@ func Handler(s *Store, log *slog.Logger, opts ...HandlerOption) http.Handler {
 			fmt.Sprintf("no VirtualDatabase %q in namespace %q", k.App, k.Namespace))
 	})
 	mux.HandleFunc(daemonPattern, func(w http.ResponseWriter, r *http.Request) {
-		serve(w, r, s, s.daemonGetter, log.With("config", "daemon"), m, "daemon", "no daemon configuration yet")
+		serve(w, r, s, s.daemonGetter, log.With("config", "daemon"), m, "daemon", "")
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	return mux
@@ -102,7 +102,13 @@ func serve(w http.ResponseWriter, r *http.Request, s *Store, get func() *entry, 
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	if e == nil {
+	switch {
+	case e == nil && missing == "":
+		// Daemons keep their shaping while none was reconciled yet: an empty
+		// config would remove it.
+		writeJSON(w, http.StatusServiceUnavailable, "", NotReady{Reason: "NotReconciled", Message: "the " + kind + " configuration is not reconciled yet"})
+		return
+	case e == nil:
 		writeJSON(w, http.StatusNotFound, "", NotReady{Reason: "NotFound", Message: missing})
 		return
 	}

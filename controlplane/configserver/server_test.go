@@ -110,8 +110,8 @@ func TestServe(t *testing.T) {
 	if resp, _ := get(ProxyPath("ns", "app")); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("deleted: status %d", resp.StatusCode)
 	}
-	if resp, _ := get(DaemonPath()); resp.StatusCode != http.StatusNotFound {
-		t.Fatalf("daemon before set: status %d", resp.StatusCode)
+	if resp, _ := get(DaemonPath()); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("daemon before set: status %d, want 503 (an empty config would remove the shaping)", resp.StatusCode)
 	}
 	for code, want := range map[string]float64{"200": 3, "304": 2, "404": 2, "503": 1} {
 		if got := testutil.ToFloat64(m.requests.WithLabelValues("proxy", code)); got != want {

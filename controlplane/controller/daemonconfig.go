@@ -32,6 +32,8 @@ type DaemonConfigReconciler struct {
 	Store  *configserver.Store
 	Global config.DaemonGlobal
 	Log    *slog.Logger
+	// Leader reports whether this replica writes statuses (nil: always).
+	Leader func() bool
 }
 
 // Reconcile rebuilds the whole daemon configuration.
@@ -93,7 +95,7 @@ func (r *DaemonConfigReconciler) Reconcile(ctx context.Context, _ reconcile.Requ
 		if use.Problem != nil {
 			cond = readyCondition(c.Generation, use.Problem.Reason, use.Problem.Message)
 		}
-		if setReady(&c.Status.CommonStatus, cond) {
+		if setReady(&c.Status.CommonStatus, cond) && leads(r.Leader) {
 			if err := patchStatus(ctx, r.Client, c, base); err != nil && !apierrors.IsConflict(err) {
 				errs = append(errs, err)
 			}
@@ -112,6 +114,7 @@ func (r *DaemonConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("daemonconfig").
+		WithOptions(everyReplica()).
 		Watches(&v1alpha1.QoSClaim{}, all). // status updates too: see VirtualDatabaseReconciler
 		Watches(&v1alpha1.VirtualDatabase{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.TrafficStrategy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -37,6 +39,10 @@ var (
 	k8s       client.Client // uncached: assertions go through the API server
 	configURL string
 	root      string
+	// restCfg, testScheme and testLog start more managers (followers).
+	restCfg    *rest.Config
+	testScheme *runtime.Scheme
+	testLog    *slog.Logger
 )
 
 var injectParams = webhook.Params{Image: "pisanix/pisa-proxy:test", ControllerService: "pisa-controller", ControllerNamespace: "pisa-system"}
@@ -97,11 +103,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 		return 1
 	}
+	restCfg, testScheme, testLog = cfg, scheme, log
 	store := configserver.NewStore()
-	if _, err := store.SetDaemon(config.DaemonConfig{Global: config.DaemonGlobal{EgressDevice: "eth0"}, App: []config.QoSApp{}}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	if err := controller.Setup(mgr, controller.Options{Store: store, Log: log, DaemonGlobal: config.DaemonGlobal{EgressDevice: "eth0"}, SecretRetry: time.Second}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

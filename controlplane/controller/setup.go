@@ -56,7 +56,16 @@ type Options struct {
 
 // Setup registers every reconciler with mgr.
 func Setup(mgr ctrl.Manager, o Options) error {
-	vdb := &VirtualDatabaseReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Store: o.Store, SecretRetry: o.SecretRetry, Log: o.Log.With("controller", "virtualdatabase")}
+	elected := mgr.Elected()
+	leader := func() bool {
+		select {
+		case <-elected:
+			return true
+		default:
+			return false
+		}
+	}
+	vdb := &VirtualDatabaseReconciler{Client: mgr.GetClient(), Secrets: mgr.GetAPIReader(), Store: o.Store, SecretRetry: o.SecretRetry, Leader: leader, Log: o.Log.With("controller", "virtualdatabase")}
 	if err := vdb.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup virtualdatabase controller: %w", err)
 	}
@@ -68,7 +77,7 @@ func Setup(mgr ctrl.Manager, o Options) error {
 	if err := ep.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup databaseendpoint controller: %w", err)
 	}
-	d := &DaemonConfigReconciler{Client: mgr.GetClient(), Store: o.Store, Global: o.DaemonGlobal, Log: o.Log.With("controller", "daemonconfig")}
+	d := &DaemonConfigReconciler{Client: mgr.GetClient(), Store: o.Store, Global: o.DaemonGlobal, Leader: leader, Log: o.Log.With("controller", "daemonconfig")}
 	if err := d.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("setup daemonconfig controller: %w", err)
 	}

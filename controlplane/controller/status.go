@@ -6,7 +6,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
 )
@@ -36,6 +38,16 @@ func setReady(st *v1alpha1.CommonStatus, cond metav1.Condition) bool {
 	}
 	return changed
 }
+
+// everyReplica runs a reconciler that serves configuration on every
+// replica, leader or not: proxies and daemons may ask any of them.
+func everyReplica() controller.Options {
+	return controller.Options{NeedLeaderElection: ptr.To(false)}
+}
+
+// leads reports whether this replica writes statuses: every replica
+// reconciles what it serves, only the leader writes to the API.
+func leads(leader func() bool) bool { return leader == nil || leader() }
 
 // patchStatus writes obj's status as a merge patch against base.
 func patchStatus(ctx context.Context, c client.Client, obj, base client.Object) error {

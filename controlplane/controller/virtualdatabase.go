@@ -42,6 +42,8 @@ type VirtualDatabaseReconciler struct {
 	Log     *slog.Logger
 	// SecretRetry: see Options.SecretRetry.
 	SecretRetry time.Duration
+	// Leader reports whether this replica writes statuses (nil: always).
+	Leader func() bool
 }
 
 // Reconcile rebuilds the configuration of one VirtualDatabase.
@@ -99,8 +101,10 @@ func (r *VirtualDatabaseReconciler) Reconcile(ctx context.Context, req reconcile
 	if err := r.qosCondition(ctx, vdb); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := patchStatus(ctx, r.Client, vdb, base); err != nil {
-		return reconcile.Result{}, err
+	if leads(r.Leader) {
+		if err := patchStatus(ctx, r.Client, vdb, base); err != nil {
+			return reconcile.Result{}, err
+		}
 	}
 	return res, nil
 }
@@ -180,6 +184,7 @@ func (r *VirtualDatabaseReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// extra reconcile finds nothing to change and writes nothing).
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("virtualdatabase").
+		WithOptions(everyReplica()).
 		For(&v1alpha1.VirtualDatabase{}).
 		Watches(&v1alpha1.TrafficStrategy{}, handler.EnqueueRequestsFromMapFunc(r.forStrategy), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.DatabaseEndpoint{}, handler.EnqueueRequestsFromMapFunc(r.inNamespace), builder.WithPredicates(specOrMeta())).
