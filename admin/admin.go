@@ -28,6 +28,8 @@ type Sources struct {
 	Config func() any
 	// Sessions lists live sessions.
 	Sessions func() any
+	// Drain starts a graceful shutdown (POST /drain), as SIGTERM does.
+	Drain func()
 }
 
 // Handler builds the admin mux.
@@ -47,6 +49,13 @@ func Handler(src Sources) http.Handler {
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, src.Version)
 	})
+	if src.Drain != nil {
+		mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+			src.Drain()
+			w.WriteHeader(http.StatusAccepted)
+			_, _ = w.Write([]byte("draining\n"))
+		})
+	}
 	mux.HandleFunc("GET /config", jsonHandler(src.Config))
 	mux.HandleFunc("GET /sessions", jsonHandler(src.Sessions))
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)

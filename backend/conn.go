@@ -138,6 +138,15 @@ var errSchemaStuck = errors.New("connection has a schema its node does not name"
 // Close closes the connection without telling the server.
 func (c *Conn) Close() error { return c.IO.Close() }
 
+// Quit says goodbye (COM_QUIT) and closes: the server sees a clean
+// disconnect, not an aborted connection (Aborted_clients).
+func (c *Conn) Quit() error {
+	_ = c.IO.Conn().SetWriteDeadline(time.Now().Add(time.Second))
+	c.IO.Seq = 0
+	_ = c.IO.WritePacketFlush([]byte{mysql.COM_QUIT})
+	return c.Close()
+}
+
 // Command sends a command the proxy issues on its own behalf and reads its
 // response, which must be OK/EOF (several with MORE_RESULTS) or ERR.
 func (c *Conn) Command(cmd byte, arg []byte) error {

@@ -176,13 +176,18 @@ func (p *Pool) usable(c *Conn) bool {
 func (p *Pool) Release(c *Conn) {
 	p.inUse(-1)
 	if p.retired.Load() {
-		_ = c.Close()
+		_ = c.Quit()
 		return
 	}
 	// A session closed from outside may have set a deadline to interrupt it.
 	_ = c.IO.Conn().SetDeadline(time.Time{})
-	if err := c.Reset(); err != nil || p.retired.Load() {
+	if err := c.Reset(); err != nil {
 		p.discard(c)
+		return
+	}
+	if p.retired.Load() { // retired during the reset
+		_ = c.Quit()
+		p.sys.Root.Send(p.pid, &discarded{})
 		return
 	}
 	c.lastUsed = time.Now()
@@ -293,7 +298,7 @@ func (a *poolActor) dial() {
 	a.p.sys.Go(a.self, "pool", func() {
 		c, err := Dial(context.Background(), ep)
 		if err == nil && a.p.retired.Load() {
-			_ = c.Close() // the pool stopped while dialling
+			_ = c.Quit() // the pool stopped while dialling
 			return
 		}
 		a.p.sys.Root.Send(a.self, &dialed{conn: c, err: err})
@@ -370,7 +375,7 @@ func (a *poolActor) closeIdle() {
 		select {
 		case c := <-a.p.idle:
 			a.p.mIdle.Dec()
-			_ = c.Close()
+			_ = c.Quit()
 			a.p.open.Add(-1)
 		default:
 			return

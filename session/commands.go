@@ -20,11 +20,14 @@ const bigBuffer = 1 << 20
 
 func (s *Session) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
+		if !s.waitCommand() {
+			return nil // drained at a transaction boundary
+		}
 		payload, more, err := s.client.ReadPart(s.buf)
+		if !s.startCommand() || err != nil && isClientGone(err) {
+			return nil
+		}
 		if err != nil {
-			if isClientGone(err) {
-				return nil
-			}
 			return fmt.Errorf("read command: %w", err)
 		}
 		if seq := s.client.LastSeq(); seq != 0 {
@@ -71,7 +74,11 @@ func (s *Session) fail(err error) error {
 		return err
 	}
 	s.client.Seq = 1
-	_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
+	e := toSQLError(err, s.env.Tenant)
+	if s.shutdown.Load() {
+		e = errShutdown()
+	}
+	_ = s.client.WriteError(e)
 	return err
 }
 
@@ -336,6 +343,10 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	}
 	l.dirty = false
 	h.record(out.ErrCode == 0, time.Since(start))
+	if l == &s.primary && out.ErrCode == 0 && kind != wire.RespPrepare {
+		// A prepare's OK carries no status; an ERR leaves it as it was.
+		s.inTx.Store(out.Status&mysql.SERVER_STATUS_IN_TRANS != 0)
+	}
 	return out, nil
 }
 

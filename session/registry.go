@@ -11,10 +11,14 @@ type Registry struct {
 	next atomic.Uint32
 	mu   sync.RWMutex
 	m    map[uint32]*Session
+	// changed is closed (and replaced) when a session leaves, for WaitEmpty.
+	changed chan struct{}
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{m: map[uint32]*Session{}} }
+func NewRegistry() *Registry {
+	return &Registry{m: map[uint32]*Session{}, changed: make(chan struct{})}
+}
 
 // NextID allocates a connection id (never 0).
 func (r *Registry) NextID() uint32 {
@@ -34,6 +38,8 @@ func (r *Registry) add(s *Session) {
 func (r *Registry) remove(id uint32) {
 	r.mu.Lock()
 	delete(r.m, id)
+	close(r.changed)
+	r.changed = make(chan struct{})
 	r.mu.Unlock()
 }
 

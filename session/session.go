@@ -122,6 +122,13 @@ type Session struct {
 	// from the status flags of its last response.
 	mode sqlinfo.Mode
 
+	// phase, draining, shutdown and inTx let a drain on another goroutine
+	// end the session at a transaction boundary (see drain.go).
+	phase    atomic.Int32
+	draining atomic.Bool
+	shutdown atomic.Bool
+	inTx     atomic.Bool // the primary's last status said IN_TRANS
+
 	closeOnce sync.Once
 	// legsMu orders Close (another goroutine) against finish handing the
 	// backend connections back, so Close never touches a returned one.
@@ -173,7 +180,15 @@ func (s *Session) Close() {
 // Run serves the connection until the client quits or fails. It returns nil
 // for a normal end.
 func (s *Session) Run(ctx context.Context) (err error) {
-	defer s.finish()
+	registered := false
+	defer func() {
+		s.finish()
+		// Only once its backend connections are back in their pools: a
+		// drain that sees the registry empty stops the pools next.
+		if registered {
+			s.env.Registry.remove(s.id)
+		}
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			s.abort()
@@ -184,7 +199,7 @@ func (s *Session) Run(ctx context.Context) (err error) {
 		return err
 	}
 	s.env.Registry.add(s)
-	defer s.env.Registry.remove(s.id)
+	registered = true
 	return s.loop(ctx)
 }
 

@@ -6,6 +6,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +27,9 @@ type Proxy struct {
 	log      *slog.Logger
 	root     *actor.PID
 	Registry *session.Registry
+	draining atomic.Bool
+	stopOnce sync.Once
+	stopErr  error
 	// state is the root actor's latest published view, for Addr, Ready and Config.
 	state atomic.Pointer[state]
 }
@@ -110,6 +114,9 @@ func closeAll(ts map[string]*tenant) {
 // It returns once every kept listener has applied its new settings, so a
 // statement sent after Apply runs under them.
 func (p *Proxy) Apply(cfg *config.Config) error {
+	if p.draining.Load() {
+		return errors.New("apply config: the proxy is shutting down")
+	}
 	reply := make(chan error, 1)
 	applied := &sync.WaitGroup{}
 	p.sys.Root.Send(p.root, &applyConfig{cfg: cfg, reply: reply, applied: applied})
@@ -146,6 +153,9 @@ func (p *Proxy) Config() *config.Config { return p.state.Load().cfg }
 // Ready reports whether every listener is accepting; it names the first
 // that is not.
 func (p *Proxy) Ready() error {
+	if p.draining.Load() {
+		return errors.New("draining: the proxy is shutting down")
+	}
 	for name, t := range p.state.Load().tenants {
 		if !t.l.accepting.Load() || t.l.env.Load() == nil {
 			return fmt.Errorf("listener %s is not accepting", name)
@@ -154,15 +164,38 @@ func (p *Proxy) Ready() error {
 	return nil
 }
 
+// Drain shuts down gracefully: readiness turns false and the listeners
+// close at once (no new connection is accepted), each session ends at its
+// next transaction boundary (idle ones right away), and those still open
+// when ctx ends get the shutdown error (1053) and are closed. Then the
+// supervision tree stops, closing the pools. It returns how many sessions
+// had to be cut.
+func (p *Proxy) Drain(ctx context.Context) (cut int, err error) {
+	p.draining.Store(true)
+	closeAll(p.state.Load().tenants)
+	p.Registry.Drain()
+	if p.Registry.WaitEmpty(ctx) != nil {
+		cut = p.Registry.Len()
+		p.Registry.Shutdown()
+		last, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = p.Registry.WaitEmpty(last)
+	}
+	return cut, p.Stop()
+}
+
 // Stop ends every session and listener and waits (up to protoactor's stop
 // timeout, 10s) for the supervision tree to end.
+// A second call returns the first one's result.
 func (p *Proxy) Stop() error {
-	err := p.sys.Root.StopFuture(p.root).Wait()
-	closeAll(p.state.Load().tenants)
-	if err != nil {
-		return fmt.Errorf("stop supervision tree: %w", err)
-	}
-	return nil
+	p.stopOnce.Do(func() {
+		err := p.sys.Root.StopFuture(p.root).Wait()
+		closeAll(p.state.Load().tenants)
+		if err != nil {
+			p.stopErr = fmt.Errorf("stop supervision tree: %w", err)
+		}
+	})
+	return p.stopErr
 }
 
 // applyConfig asks the root actor to switch configuration.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"pisanix.io/pisanix/config"
 )
@@ -37,6 +38,9 @@ Admin overrides (flag > environment > [admin] in the file):
   -p port    admin listen port   (env PISA_PROXY_ADMIN_LISTEN_PORT, default 5591)
   -l level   log level DEBUG|INFO|WARN|ERROR (env PISA_PROXY_ADMIN_LOG_LEVEL, default INFO)
   --log-format text|json         log output format (default text)
+  --drain-timeout d              on SIGTERM or POST /drain: stop accepting, let each
+                                 session finish its transaction, cut the rest after d
+                                 (env PISA_PROXY_DRAIN_TIMEOUT, default 30s)
 
 The admin port serves /metrics, /healthz, /readyz, /version, /config,
 /sessions and /debug/pprof. See README.md for every config key.
@@ -44,6 +48,7 @@ The admin port serves /metrics, /healthz, /readyz, /version, /config,
 
 type overrides struct {
 	host, port, level, format string
+	drainTimeout              time.Duration
 }
 
 func main() {
@@ -62,10 +67,15 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.port, "p", "", "admin listen port")
 	fs.StringVar(&o.level, "l", "", "log level")
 	fs.StringVar(&o.format, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 0, "graceful shutdown deadline")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
+		return err
+	}
+	var err error
+	if o.drainTimeout, err = drainTimeout(o.drainTimeout); err != nil {
 		return err
 	}
 	switch mode := fs.Arg(0); mode {
@@ -97,6 +107,28 @@ func run(args []string, stderr io.Writer) error {
 		fs.Usage()
 		return fmt.Errorf("unknown mode %q", mode)
 	}
+}
+
+// defaultDrainTimeout matches Kubernetes' default termination grace period.
+const defaultDrainTimeout = 30 * time.Second
+
+// drainTimeout is the flag, else PISA_PROXY_DRAIN_TIMEOUT, else the default.
+func drainTimeout(flagV time.Duration) (time.Duration, error) {
+	if flagV < 0 {
+		return 0, fmt.Errorf("--drain-timeout %s: must not be negative", flagV)
+	}
+	if flagV > 0 {
+		return flagV, nil
+	}
+	v := os.Getenv("PISA_PROXY_DRAIN_TIMEOUT")
+	if v == "" {
+		return defaultDrainTimeout, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("PISA_PROXY_DRAIN_TIMEOUT %q: not a positive duration such as 30s", v)
+	}
+	return d, nil
 }
 
 // applyAdmin layers environment and flags over the file's [admin].

@@ -19,6 +19,8 @@ import (
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/controlplane/configserver"
 	"pisanix.io/pisanix/internal/testenv"
+	"sync/atomic"
+	"syscall"
 )
 
 // binary is pisa-proxy built once for these tests: they run it as a user does.
@@ -243,5 +245,122 @@ func TestSidecarFollowsController(t *testing.T) {
 	t.Logf("controller change applied in the proxy after %s", time.Since(changed).Round(time.Millisecond))
 	if d := time.Since(changed); d > 2*time.Second {
 		t.Fatalf("change took %s, goal 2s", d)
+	}
+}
+
+// SIGTERM under a transactional write load: the proxy stops accepting at
+// once, lets every transaction in progress commit, closes each session at
+// its next boundary and exits 0; every acknowledged commit is in the
+// database and no transaction that began fails midway.
+func TestSIGTERMDrainsUnderLoad(t *testing.T) {
+	srv := testenv.MariaDB(t)
+	if err := srv.Exec(context.Background(), "CREATE OR REPLACE TABLE gotest.drain_load (worker INT, n INT)"); err != nil {
+		t.Fatal(err)
+	}
+	admin, listen := freeAddr(t), freeAddr(t)
+	path := filepath.Join(t.TempDir(), "proxy.toml")
+	if err := os.WriteFile(path, []byte(proxyTOML(admin, listen, "pw", srv)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "--drain-timeout", "20s", "daemon", "-c", path)
+	logs := &logBuffer{ch: make(chan struct{}, 1)}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	eventually(t, 10*time.Second, "ready", func() bool { return httpStatus("http://"+admin+"/readyz") == 200 })
+
+	db, err := sql.Open("mysql", "app:pw@tcp("+listen+")/gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const workers = 4
+	var acked atomic.Int64
+	midway := make(chan error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			ctx := context.Background()
+			for n := 0; n < 10000; n++ {
+				if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+					return // closed at a transaction boundary: expected once draining
+				}
+				for _, q := range []string{fmt.Sprintf("INSERT INTO drain_load VALUES (%d, %d)", w, n), "DO SLEEP(0.02)", "COMMIT"} {
+					if _, err := c.ExecContext(ctx, q); err != nil {
+						midway <- fmt.Errorf("worker %d, transaction %d, %s: %w", w, n, q, err)
+						return
+					}
+				}
+				acked.Add(1)
+			}
+		}()
+	}
+	eventually(t, 10*time.Second, "commits flowing", func() bool { return acked.Load() >= 20 })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "no longer ready", func() bool { return httpStatus("http://"+admin+"/readyz") != 200 })
+	if login(listen, "pw") == nil {
+		t.Error("a new connection was accepted after SIGTERM")
+	}
+	wg.Wait()
+	close(midway)
+	for err := range midway {
+		t.Error(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("pisa-proxy exited with %v after SIGTERM; log:\n%s", err, logs)
+		}
+	case <-time.After(25 * time.Second):
+		t.Fatalf("pisa-proxy did not exit after SIGTERM; log:\n%s", logs)
+	}
+	var rows int64
+	if err := srv.RootDB().QueryRow("SELECT COUNT(*) FROM gotest.drain_load").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != acked.Load() {
+		t.Fatalf("%d rows committed, %d commits acknowledged", rows, acked.Load())
+	}
+}
+
+// POST /drain on the admin port drains and stops the proxy as SIGTERM does.
+func TestAdminDrain(t *testing.T) {
+	srv := testenv.MariaDB(t)
+	admin, listen := freeAddr(t), freeAddr(t)
+	path := filepath.Join(t.TempDir(), "proxy.toml")
+	if err := os.WriteFile(path, []byte(proxyTOML(admin, listen, "pw", srv)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "daemon", "-c", path)
+	logs := &logBuffer{ch: make(chan struct{}, 1)}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	eventually(t, 10*time.Second, "ready", func() bool { return httpStatus("http://"+admin+"/readyz") == 200 })
+	resp, err := http.Post("http://"+admin+"/drain", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /drain: %s", resp.Status)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("pisa-proxy exited with %v after /drain; log:\n%s", err, logs)
 	}
 }

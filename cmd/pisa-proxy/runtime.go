@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"pisanix.io/pisanix/actors"
 	"pisanix.io/pisanix/admin"
@@ -26,6 +28,11 @@ type runtime struct {
 	proxy atomic.Pointer[supervisor.Proxy]
 	// waiting explains why there is no proxy yet (readiness).
 	waiting atomic.Pointer[string]
+	// drainTimeout bounds a graceful shutdown; drain is closed by POST
+	// /drain to start one.
+	drainTimeout time.Duration
+	drain        chan struct{}
+	drainOnce    sync.Once
 }
 
 func newRuntime(a config.Admin, o overrides, stderr io.Writer) (*runtime, error) {
@@ -36,12 +43,13 @@ func newRuntime(a config.Admin, o overrides, stderr io.Writer) (*runtime, error)
 	if err != nil {
 		return nil, err
 	}
-	r := &runtime{log: log, m: metrics.New()}
+	r := &runtime{log: log, m: metrics.New(), drainTimeout: o.drainTimeout, drain: make(chan struct{})}
 	r.sys = actors.NewSystem(log, r.m)
 	srv, err := admin.Listen(joinHostPort(a.Host, a.Port), admin.Handler(admin.Sources{
 		Registry: r.m.Registry, Version: version, Ready: r.ready,
 		Config:   func() any { return r.config() },
 		Sessions: func() any { return r.sessions() },
+		Drain:    func() { r.drainOnce.Do(func() { close(r.drain) }) },
 	}))
 	if err != nil {
 		return nil, err
@@ -100,14 +108,26 @@ func (r *runtime) apply(cfg *config.Config) error {
 	return nil
 }
 
-// wait blocks until ctx ends, then stops everything.
+// wait blocks until ctx ends (SIGTERM) or /drain is called, then drains:
+// no new connections, sessions end at their next transaction boundary,
+// and those still open after drainTimeout are cut with error 1053.
 func (r *runtime) wait(ctx context.Context) error {
-	<-ctx.Done()
-	r.log.Info("shutting down")
+	select {
+	case <-ctx.Done():
+	case <-r.drain:
+	}
+	r.log.Info("draining", "timeout", r.drainTimeout)
 	var err error
 	if p := r.proxy.Load(); p != nil {
-		err = p.Stop()
+		dctx, cancel := context.WithTimeout(context.Background(), r.drainTimeout)
+		var cut int
+		cut, err = p.Drain(dctx)
+		cancel()
+		if cut > 0 {
+			r.log.Warn("drain deadline passed; open sessions were cut", "sessions", cut)
+		}
 	}
+	r.log.Info("stopped")
 	r.sys.Shutdown()
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
