@@ -49,6 +49,7 @@ type flags struct {
 	proxyLogLevel                       string
 	proxyCPU, proxyMemory, proxyMemMax  string
 	daemonEgress, daemonBridge          string
+	classicSidecar                      bool
 	leaderElect                         bool
 	logLevel                            string
 
@@ -81,6 +82,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.StringVar(&f.proxyMemMax, "proxy-memory-limit", "256Mi", "sidecar memory `limit`")
 	fs.StringVar(&f.daemonEgress, "daemon-egress-device", "eth0", "global.egress_device of the served daemon config")
 	fs.StringVar(&f.daemonBridge, "daemon-bridge-device", "", "global.bridge_device of the served daemon config")
+	fs.BoolVar(&f.classicSidecar, "classic-sidecar", false, "inject the proxy as a plain container (Kubernetes before 1.29) instead of a native sidecar")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader for status writes (every replica still serves configs)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -214,6 +216,7 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 			ControllerHost:      f.controllerHost,
 			LogLevel:            f.proxyLogLevel,
 			Resources:           res,
+			ClassicSidecar:      f.classicSidecar,
 		},
 		Decoder: admission.NewDecoder(scheme),
 		Ports:   controller.VirtualDatabasePorts(mgr.GetAPIReader()),

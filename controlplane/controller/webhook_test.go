@@ -38,14 +38,7 @@ func httpGet(url string) ([]byte, error) {
 	return b, nil
 }
 
-func sidecar(p *corev1.Pod) *corev1.Container {
-	for i := range p.Spec.Containers {
-		if p.Spec.Containers[i].Name == webhook.ContainerName {
-			return &p.Spec.Containers[i]
-		}
-	}
-	return nil
-}
+func sidecar(p *corev1.Pod) *corev1.Container { return webhook.Sidecar(p) }
 
 // A pod created with the label gets the sidecar through the webhook; one
 // without the label does not.
@@ -103,8 +96,11 @@ func TestWebhookInjects(t *testing.T) {
 	if c.ReadinessProbe == nil || c.SecurityContext == nil || c.SecurityContext.RunAsNonRoot == nil || !*c.SecurityContext.RunAsNonRoot {
 		t.Fatalf("sidecar probe/securityContext missing: %+v", c)
 	}
-	if len(got.Spec.Containers) != 2 {
-		t.Fatalf("containers = %d, want app + sidecar", len(got.Spec.Containers))
+	// A native sidecar, which the API server accepts as such.
+	if len(got.Spec.Containers) != 1 || len(got.Spec.InitContainers) != 1 || c.RestartPolicy == nil ||
+		*c.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Fatalf("containers = %d, init containers %d (restartPolicy %v); want the app and a native sidecar",
+			len(got.Spec.Containers), len(got.Spec.InitContainers), c.RestartPolicy)
 	}
 
 	plain := &corev1.Pod{

@@ -64,6 +64,12 @@ type Params struct {
 	MySQLPorts []int32
 	Resources  corev1.ResourceRequirements
 	RunAsUser  int64
+	// ClassicSidecar injects the proxy as a plain container, for clusters
+	// before Kubernetes 1.29. By default it is a native sidecar (an init
+	// container with restartPolicy Always): Kubernetes starts it before the
+	// application and stops it after, so the application's last
+	// transactions at shutdown still find the proxy.
+	ClassicSidecar bool
 }
 
 // DefaultResources is what the sidecar asks for unless configured.
@@ -83,13 +89,18 @@ func DefaultResources() corev1.ResourceRequirements {
 func Enabled(pod *corev1.Pod) bool { return pod.Labels[InjectLabel] == InjectEnabled }
 
 // Injected reports whether pod already has the sidecar.
-func Injected(pod *corev1.Pod) bool {
-	for _, c := range pod.Spec.Containers {
-		if c.Name == ContainerName {
-			return true
+func Injected(pod *corev1.Pod) bool { return Sidecar(pod) != nil }
+
+// Sidecar is the injected proxy container (native or classic), or nil.
+func Sidecar(pod *corev1.Pod) *corev1.Container {
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range list {
+			if list[i].Name == ContainerName {
+				return &list[i]
+			}
 		}
 	}
-	return false
+	return nil
 }
 
 // AppName is the application a pod belongs to, which names its
@@ -224,7 +235,20 @@ func Inject(pod *corev1.Pod, p Params) (bool, error) {
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		VolumeMounts:             []corev1.VolumeMount{{Name: LogVolume, MountPath: LogDir}},
 	}
-	pod.Spec.Containers = append(pod.Spec.Containers, c)
+	if p.ClassicSidecar {
+		pod.Spec.Containers = append(pod.Spec.Containers, c)
+	} else {
+		// First of the init containers, so that those after it (schema
+		// migrations) reach the database too; the application starts
+		// once the proxy has its configuration.
+		c.RestartPolicy = ptr(corev1.ContainerRestartPolicyAlways)
+		c.StartupProbe = &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString(AdminPortName)}},
+			PeriodSeconds:    1,
+			FailureThreshold: 120,
+		}
+		pod.Spec.InitContainers = append([]corev1.Container{c}, pod.Spec.InitContainers...)
+	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: LogVolume,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &logSizeLimit}}})
 	if pod.Annotations == nil {

@@ -71,10 +71,14 @@ func TestInject(t *testing.T) {
 	if err != nil || !changed {
 		t.Fatalf("Inject = %v, %v", changed, err)
 	}
-	if len(p.Spec.Containers) != 2 {
-		t.Fatalf("containers = %d", len(p.Spec.Containers))
+	if len(p.Spec.Containers) != 1 || len(p.Spec.InitContainers) != 1 {
+		t.Fatalf("containers = %d, init containers %d; want the app and a native sidecar", len(p.Spec.Containers), len(p.Spec.InitContainers))
 	}
-	c := p.Spec.Containers[1]
+	c := p.Spec.InitContainers[0]
+	if c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways ||
+		c.StartupProbe == nil || c.StartupProbe.HTTPGet.Path != "/readyz" {
+		t.Fatalf("native sidecar: restartPolicy %v, startup probe %+v", c.RestartPolicy, c.StartupProbe)
+	}
 	if c.Name != ContainerName || c.Image != params.Image || !reflect.DeepEqual(c.Args, []string{"sidecar"}) {
 		t.Fatalf("container = %+v", c)
 	}
@@ -136,7 +140,7 @@ func TestInjectParams(t *testing.T) {
 	if _, err := Inject(p, pp); err != nil {
 		t.Fatal(err)
 	}
-	c := p.Spec.Containers[1]
+	c := *Sidecar(p)
 	if env(c)[EnvControllerHost] != "ctl:8080" || env(c)[EnvAdminPort] != "6000" {
 		t.Fatalf("env = %v", env(c))
 	}
@@ -145,5 +149,24 @@ func TestInjectParams(t *testing.T) {
 	}
 	if _, err := Inject(pod(nil), Params{}); err == nil {
 		t.Fatal("Inject without an image must fail")
+	}
+}
+
+// Clusters before Kubernetes 1.29 get the proxy as a plain container.
+func TestInjectClassicSidecar(t *testing.T) {
+	p := pod(func(p *corev1.Pod) {
+		p.Spec.InitContainers = []corev1.Container{{Name: "migrate", Image: "app"}}
+	})
+	pp := params
+	pp.ClassicSidecar = true
+	if _, err := Inject(p, pp); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Spec.Containers) != 2 || p.Spec.Containers[1].Name != ContainerName || p.Spec.Containers[1].RestartPolicy != nil ||
+		len(p.Spec.InitContainers) != 1 {
+		t.Fatalf("containers %+v, init containers %+v", p.Spec.Containers, p.Spec.InitContainers)
+	}
+	if changed, err := Inject(p, params); err != nil || changed {
+		t.Fatalf("a pod with a classic sidecar was injected again: %v %v", changed, err)
 	}
 }
