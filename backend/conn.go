@@ -41,6 +41,9 @@ type Endpoint struct {
 	TLS          *tls.Config
 	TLSPreferred bool
 	DialTimeout  time.Duration
+	// ReadTimeout: the node has failed when it sends nothing for this long
+	// while an answer is awaited (0: no bound).
+	ReadTimeout time.Duration
 	// FoundRows dials with CLIENT_FOUND_ROWS (affected rows = matched rows).
 	FoundRows bool
 }
@@ -116,7 +119,7 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 		_ = tc.SetDeadline(time.Time{})
 	}
 	return &Conn{
-		IO:            wire.NewPacketIO(nc, relayBufSize),
+		IO:            wire.NewPacketIO(&wire.TimeoutConn{Conn: nc, ReadTimeout: ep.ReadTimeout}, relayBufSize),
 		ThreadID:      cc.GetConnectionID(),
 		ServerVersion: cc.GetServerVersion(),
 		Endpoint:      ep,

@@ -28,6 +28,10 @@ const (
 	DefaultAuthPlugin         = AuthNative
 	DefaultReadAfterWrite     = time.Second
 	DefaultLoginTimeout       = 10 * time.Second
+	// DefaultClientIdleTimeout and DefaultClientWriteTimeout are MySQL's
+	// wait_timeout and net_write_timeout defaults.
+	DefaultClientIdleTimeout  = 8 * time.Hour
+	DefaultClientWriteTimeout = 60 * time.Second
 )
 
 // Auth plugins the proxy offers to clients.
@@ -98,6 +102,17 @@ type Listener struct {
 	DialTimeout Duration `toml:"dial_timeout,omitempty" json:"dial_timeout,omitempty"`
 	// LoginTimeout bounds a client's connection phase (MySQL's connect_timeout).
 	LoginTimeout Duration `toml:"login_timeout,omitempty" json:"login_timeout,omitempty"`
+	// ClientIdleTimeout closes a session whose client sent no command for
+	// this long (MySQL's wait_timeout).
+	ClientIdleTimeout Duration `toml:"client_idle_timeout,omitempty" json:"client_idle_timeout,omitempty"`
+	// ClientWriteTimeout bounds each write to a client that stopped
+	// reading (MySQL's net_write_timeout); the session then ends.
+	ClientWriteTimeout Duration `toml:"client_write_timeout,omitempty" json:"client_write_timeout,omitempty"`
+	// BackendReadTimeout: a backend that sends nothing for this long while
+	// its answer is awaited has failed (a frozen node): the client gets
+	// 2013 and the node's breaker counts it. Unset: no limit, as a long
+	// statement may say nothing for its whole run.
+	BackendReadTimeout Duration `toml:"backend_read_timeout,omitempty" json:"backend_read_timeout,omitempty"`
 	// IdleCheckAfter: an idle backend connection older than this is pinged before reuse.
 	IdleCheckAfter Duration `toml:"idle_check_after,omitempty" json:"idle_check_after,omitempty"`
 	// Users are further application users of this listener, each with its

@@ -43,6 +43,8 @@ func (l *Listener) applyDefaults() {
 	setDefault(&l.DialTimeout, Duration(DefaultDialTimeout))
 	setDefault(&l.IdleCheckAfter, Duration(DefaultIdleCheckAfter))
 	setDefault(&l.LoginTimeout, Duration(DefaultLoginTimeout))
+	setDefault(&l.ClientIdleTimeout, Duration(DefaultClientIdleTimeout))
+	setDefault(&l.ClientWriteTimeout, Duration(DefaultClientWriteTimeout))
 	if l.PoolMinIdle == nil {
 		v := min(DefaultPoolMinIdle, l.PoolSize)
 		l.PoolMinIdle = &v
@@ -161,6 +163,14 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 	}
 	if *l.PoolMinIdle < 0 || *l.PoolMinIdle > l.PoolSize {
 		add(key+".pool_min_idle", "%d is outside 0..pool_size (%d)", *l.PoolMinIdle, l.PoolSize)
+	}
+	for _, t := range []struct {
+		name string
+		d    Duration
+	}{{"client_idle_timeout", l.ClientIdleTimeout}, {"client_write_timeout", l.ClientWriteTimeout}, {"backend_read_timeout", l.BackendReadTimeout}} {
+		if t.d < 0 {
+			add(key+"."+t.name, "must not be negative, got %s", t.d.D())
+		}
 	}
 	if l.MaxConnections < 1 {
 		add(key+".max_connections", "must be at least 1, got %d", l.MaxConnections)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -23,9 +24,18 @@ func (s *Session) loop(ctx context.Context) error {
 		if !s.waitCommand() {
 			return nil // drained at a transaction boundary
 		}
+		if d := s.env.IdleTimeout; d > 0 {
+			_ = s.conn.SetReadDeadline(time.Now().Add(d))
+		}
 		payload, more, err := s.client.ReadPart(s.buf)
 		if !s.startCommand() || err != nil && isClientGone(err) {
 			return nil
+		}
+		if s.env.IdleTimeout > 0 {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return s.idleTimeout()
+			}
+			_ = s.conn.SetReadDeadline(time.Time{}) // the rest of the command has no such bound
 		}
 		if err != nil {
 			return fmt.Errorf("read command: %w", err)
@@ -49,6 +59,19 @@ func (s *Session) loop(ctx context.Context) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// errClientInteractionTimeout is MySQL 8's ER_CLIENT_INTERACTION_TIMEOUT.
+const errClientInteractionTimeout = 4031
+
+// idleTimeout ends a session whose client was silent for IdleTimeout,
+// telling it why as MySQL 8 does (an unsolicited error packet).
+func (s *Session) idleTimeout() error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	s.client.Seq = 0
+	_ = s.client.WriteError(wire.NewError(errClientInteractionTimeout,
+		"The client was disconnected by the server because of inactivity (pisa-proxy client_idle_timeout)"))
+	return nil
 }
 
 // midResponse: the failure came after part of the response reached the

@@ -60,7 +60,7 @@ func (s *Session) Shutdown() {
 // shutdown closed it meanwhile or the session should end here (draining,
 // outside a transaction).
 func (s *Session) waitCommand() bool {
-	if s.draining.Load() && !s.inTx.Load() {
+	if s.shutdown.Load() || s.draining.Load() && !s.inTx.Load() {
 		return false
 	}
 	s.phase.Store(phaseIdle)

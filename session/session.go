@@ -40,6 +40,10 @@ type Env struct {
 	TLSRequired   bool
 	// LoginTimeout bounds the connection phase (MySQL's connect_timeout).
 	LoginTimeout time.Duration
+	// IdleTimeout ends a session whose client sends no command for this
+	// long (wait_timeout); WriteTimeout bounds each write to the client
+	// (net_write_timeout). 0: no bound.
+	IdleTimeout, WriteTimeout time.Duration
 	Balancer     *strategy.Balancer
 	// ReplicaBalancer is set for read/write splitting; Balancer then picks
 	// among the primaries.
@@ -144,6 +148,7 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 	if err != nil {
 		host = remote
 	}
+	conn = &wire.TimeoutConn{Conn: conn, WriteTimeout: env.WriteTimeout}
 	return &Session{
 		env: env, id: id, conn: conn, remote: remote, host: host,
 		client: wire.NewPacketIO(conn, 0),

@@ -150,6 +150,7 @@ type poolKey struct {
 	foundRows                              bool
 	size, minIdle                          int
 	acquireTimeout, dialTimeout, idleCheck config.Duration
+	readTimeout                            config.Duration
 }
 
 // tenantActor supervises one tenant's pools, balancer and listener.
@@ -225,8 +226,8 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	}
 	env := &session.Env{
 		Tenant: cfg.Name, ServerVersion: cfg.ServerVersion, DefaultDB: cfg.DB,
-		LoginTimeout: cfg.LoginTimeout.D(),
-		Auth:         t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
+		LoginTimeout: cfg.LoginTimeout.D(), IdleTimeout: cfg.ClientIdleTimeout.D(), WriteTimeout: cfg.ClientWriteTimeout.D(),
+		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name),
 	}
@@ -435,7 +436,7 @@ func (a *tenantActor) pool(ctx actor.Context, cfg config.Listener, n config.Node
 		minIdle = 0
 	}
 	key := poolKey{node: n, foundRows: foundRows, size: cfg.PoolSize, minIdle: minIdle,
-		acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter}
+		acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter, readTimeout: cfg.BackendReadTimeout}
 	if ref, ok := a.pools[id]; ok && ref.key == key {
 		return ref, nil
 	}

@@ -1,0 +1,81 @@
+package supervisor_test
+
+import (
+	"context"
+	"database/sql"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/internal/testenv"
+)
+
+// A client silent for client_idle_timeout is told why (4031, as MySQL 8
+// does on wait_timeout) and disconnected; a statement running longer than
+// the timeout is not cut.
+func TestClientIdleTimeout(t *testing.T) {
+	p := startProxy(t, oneNode("client_idle_timeout = \"300ms\"\n"))
+	busy := pinnedConn(t, p.db(t, "main", ""))
+	if _, err := busy.ExecContext(context.Background(), "DO SLEEP(0.6)"); err != nil {
+		t.Fatalf("a statement longer than the idle timeout: %v", err)
+	}
+	r := dialRaw(t, p, "main")
+	wantErrCode(t, r.read(), 4031)
+	if _, err := r.io.ReadPacket(nil, 1<<20); err == nil {
+		t.Fatal("the connection stayed open after the idle timeout")
+	}
+}
+
+// A backend frozen with its TCP connection alive (SIGSTOP) is detected by
+// backend_read_timeout: the client gets 2013 instead of a hang, the node's
+// breaker counts it, and the node serves again once it thaws.
+func TestBackendReadTimeoutFrozenNode(t *testing.T) {
+	srv := testenv.MariaDB(t)
+	p := startProxy(t, listenerTOML("main", []string{"n1"}, "backend_read_timeout = \"1s\"\n")+nodeTOML("n1", srv, ""))
+	db := p.db(t, "main", "")
+	var conns []*sql.Conn
+	for range 3 { // the failures that open a node's breaker
+		conns = append(conns, pinnedConn(t, db))
+	}
+	if err := syscall.Kill(srv.PID(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			_ = syscall.Kill(srv.PID(), syscall.SIGCONT)
+		}
+	}
+	defer thaw()
+	for _, c := range conns {
+		start := time.Now()
+		_, err := c.ExecContext(context.Background(), "SELECT 1")
+		if me := mysqlErr(err); me == nil || me.Number != 2013 {
+			t.Fatalf("statement on a frozen node: want 2013, got %v", err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("the frozen node was detected after %s", d)
+		}
+	}
+	waitFor(t, 5*time.Second, "the node's breaker open", func() bool {
+		return len(p.metric(t, `pisa_proxy_backend_breaker_state{domain="main",node="n1"} 2`)) == 1
+	})
+	thaw()
+	waitFor(t, 10*time.Second, "the node serving again", func() bool {
+		return execErr(p.db(t, "main", ""), "SELECT 1") == nil
+	})
+}
+
+// A client that stops reading a large result is cut after
+// client_write_timeout: its session ends and others go on.
+func TestClientWriteTimeout(t *testing.T) {
+	p := startProxy(t, oneNode("client_write_timeout = \"500ms\"\n"))
+	other := pinnedConn(t, p.db(t, "main", ""))
+	r := dialRaw(t, p, "main")
+	r.send(append([]byte{mysql.COM_QUERY}, "SELECT REPEAT('x', 1000000) FROM seq_1_to_200"...)...)
+	// r never reads; the proxy's writes to it block, then time out.
+	waitFor(t, 10*time.Second, "the stalled session ended", func() bool { return p.Registry.Len() == 1 })
+	assertAlive(t, other)
+}
