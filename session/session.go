@@ -44,7 +44,7 @@ type Env struct {
 	// long (wait_timeout); WriteTimeout bounds each write to the client
 	// (net_write_timeout). 0: no bound.
 	IdleTimeout, WriteTimeout time.Duration
-	Balancer     *strategy.Balancer
+	Balancer                  *strategy.Balancer
 	// ReplicaBalancer is set for read/write splitting; Balancer then picks
 	// among the primaries.
 	ReplicaBalancer *strategy.Balancer
