@@ -5,7 +5,7 @@ BIN       := bin
 TEST_TAGS := faultinject
 export PISANIX_CACHE := $(CACHE)
 
-.PHONY: all build run test deps lint vet unit generate bench clean
+.PHONY: all build run test deps lint vet unit generate bench clean conformance
 
 all: build
 
@@ -25,6 +25,16 @@ lint: vet
 # Every test, with real MariaDB servers, a real kube-apiserver and network namespaces.
 test: deps lint
 	$(GO) test -tags $(TEST_TAGS) -count=1 -timeout 40m ./...
+	@mkdir -p $(BIN)
+	$(GO) run ./conformance/cmd/conformance -go $(GO) -strict -known conformance/known-differences.txt -out $(BIN)/conformance.md
+
+# go-sql-driver's and go-mysql's own test suites against a throwaway MariaDB,
+# directly and through pisa-proxy; report in bin/conformance.md (docs/conformance.md).
+# CONFORMANCE_FLAGS=-tls also offers TLS; -strict fails on differences.
+# `make test` runs it with -strict against conformance/known-differences.txt.
+conformance: deps
+	@mkdir -p $(BIN)
+	$(GO) run ./conformance/cmd/conformance -go $(GO) -out $(BIN)/conformance.md $(CONFORMANCE_FLAGS)
 
 run: build
 	./scripts/run-demo.sh
