@@ -1,8 +1,11 @@
 package supervisor_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +52,7 @@ func TestBackendReadTimeoutFrozenNode(t *testing.T) {
 		}
 	}
 	defer thaw()
+	waitFor(t, 5*time.Second, "mariadbd stopped", func() bool { return processState(srv.PID()) == 'T' })
 	for _, c := range conns {
 		start := time.Now()
 		_, err := c.ExecContext(context.Background(), "SELECT 1")
@@ -78,4 +82,14 @@ func TestClientWriteTimeout(t *testing.T) {
 	// r never reads; the proxy's writes to it block, then time out.
 	waitFor(t, 10*time.Second, "the stalled session ended", func() bool { return p.Registry.Len() == 1 })
 	assertAlive(t, other)
+}
+
+// processState is the state letter of pid in /proc (R, S, T, ...), 0 when
+// unreadable.
+func processState(pid int) byte {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if i := bytes.LastIndexByte(b, ')'); err == nil && i >= 0 && i+2 < len(b) {
+		return b[i+2]
+	}
+	return 0
 }
