@@ -2,9 +2,12 @@ package supervisor_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/binary"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -311,5 +314,73 @@ func TestServerVersionIsTheBackends(t *testing.T) {
 				t.Errorf("%s: handshake announces %q, want %q", name, got, want)
 			}
 		}
+	}
+}
+
+// A procedure that opens a cursor of its own makes MariaDB flag its text
+// results CURSOR_EXISTS although their rows follow (main.sp's bug8757 lost
+// the connection through the proxy): the CALL's results are the server's.
+func TestCallProcedureWithCursor(t *testing.T) {
+	// main.sp's bug8757: cursors opened, fetched and closed, then SELECTs.
+	mustExec(t, backendDB.RootDB(), "CREATE OR REPLACE TABLE gotest.cursor_t1 (data INT)",
+		"CREATE OR REPLACE TABLE gotest.cursor_t2 (i INT)",
+		"INSERT INTO gotest.cursor_t1 VALUES (1)", "INSERT INTO gotest.cursor_t2 VALUES (2)",
+		"DROP PROCEDURE IF EXISTS gotest.cursor_proc",
+		`CREATE PROCEDURE gotest.cursor_proc()
+BEGIN
+  DECLARE x INT;
+  DECLARE c1 CURSOR FOR SELECT data FROM cursor_t1 LIMIT 1;
+  BEGIN
+    DECLARE y INT;
+    DECLARE c2 CURSOR FOR SELECT i FROM cursor_t2 LIMIT 1;
+    OPEN c2;
+    FETCH c2 INTO y;
+    CLOSE c2;
+    SELECT 2, y;
+  END;
+  OPEN c1;
+  FETCH c1 INTO x;
+  CLOSE c1;
+  SELECT 1, x;
+END`)
+	p := startProxy(t, oneNode(""))
+	results := func(db *sql.DB) string {
+		c := pinnedConn(t, db)
+		rows, err := c.QueryContext(context.Background(), "CALL gotest.cursor_proc()")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for {
+			cols, _ := rows.Columns()
+			for rows.Next() {
+				vals := make([]sql.RawBytes, len(cols))
+				ptrs := make([]any, len(cols))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range vals {
+					out = append(out, string(v))
+				}
+			}
+			if !rows.NextResultSet() {
+				break
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(context.Background(), "DO 1"); err != nil {
+			t.Fatalf("session after the CALL: %v", err)
+		}
+		return strings.Join(out, ",")
+	}
+	direct, proxied := results(backendDB.RootDB()), results(p.db(t, "main", ""))
+	if direct != proxied || direct == "" {
+		t.Fatalf("CALL results: direct %q, through the proxy %q", direct, proxied)
 	}
 }

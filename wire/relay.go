@@ -84,6 +84,12 @@ type Relay struct {
 	Client, Backend *PacketIO
 	// ClientLocalFiles: the client accepts LOCAL INFILE requests.
 	ClientLocalFiles bool
+	// Cursor: the command is a COM_STMT_EXECUTE that asked for a cursor.
+	// Only then does SERVER_STATUS_CURSOR_EXISTS mean that no rows follow
+	// the column definitions: the server also leaves that flag set on the
+	// text-protocol results of a stored procedure that opened a cursor of
+	// its own (CALL p() with DECLARE ... CURSOR), whose rows do follow.
+	Cursor bool
 
 	lastSeq uint8 // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
@@ -273,7 +279,8 @@ func (r *Relay) resultSet(head []byte) (Outcome, error) {
 	if !isEOF(head, n) {
 		return out, &IOError{BackendSide, fmt.Errorf("expected EOF after column definitions, got %x", head)}
 	}
-	if out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 {
+	if r.Cursor && out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 &&
+		out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
 		return out, nil // rows come with COM_STMT_FETCH
 	}
 	return r.untilEOF()

@@ -73,7 +73,8 @@ func relayCase(t *testing.T, kind ResponseKind, packets [][]byte) Outcome {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _, _ = io.CopyN(&got, clApp, int64(sent.Len())) }()
-	r := Relay{Client: NewPacketIO(clProxy, 0), Backend: NewPacketIO(beProxy, 0)}
+	// Only the "cursor" case is a COM_STMT_EXECUTE that asked for a cursor.
+	r := Relay{Client: NewPacketIO(clProxy, 0), Backend: NewPacketIO(beProxy, 0), Cursor: t.Name() == "TestRelayResultSets/cursor"}
 	out, err := r.Response(kind)
 	if err != nil {
 		t.Fatal(err)
@@ -108,10 +109,14 @@ func TestRelayResultSets(t *testing.T) {
 			{0, 2, 0, 2, 0, 0, 0}}, 2, 0},
 		"error mid rows": {RespResult, [][]byte{{1}, col, eof(2), {1, 'x'}, ErrorPayload(NewError(1317, "interrupted"))}, 0, 1317},
 		"cursor":         {RespResult, [][]byte{{1}, col, eof(2 | 0x40)}, 0x42, 0},
-		"field list":     {RespFieldList, [][]byte{col, col, eof(2)}, 2, 0},
-		"prepare":        {RespPrepare, [][]byte{{0, 7, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, col, col, eof(2), col, eof(2)}, 0, 0},
-		"statistics":     {RespSingle, [][]byte{[]byte("Uptime: 5")}, 0, 0},
-		"fetch":          {RespRows, [][]byte{{0, 0, 1}, {0, 0, 2}, eof(0x82)}, 0x82, 0},
+		// CALL of a procedure that opened a cursor of its own: the text
+		// protocol results carry CURSOR_EXISTS, and their rows follow.
+		"procedure cursor": {RespResult, [][]byte{{1}, col, eof(0x4a), {1, 'x'}, eof(0x4a),
+			{0, 0, 0, 2, 0, 0, 0}}, 2, 0},
+		"field list": {RespFieldList, [][]byte{col, col, eof(2)}, 2, 0},
+		"prepare":    {RespPrepare, [][]byte{{0, 7, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, col, col, eof(2), col, eof(2)}, 0, 0},
+		"statistics": {RespSingle, [][]byte{[]byte("Uptime: 5")}, 0, 0},
+		"fetch":      {RespRows, [][]byte{{0, 0, 1}, {0, 0, 2}, eof(0x82)}, 0x82, 0},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
