@@ -61,6 +61,11 @@ type Conn struct {
 	Collation     uint8  // current collation id; 0 when unknown
 	// MultiStatementsOff: COM_SET_OPTION turned multi-statements off.
 	MultiStatementsOff bool
+	// ClientFlagsApplied: the session settings a server derives from the
+	// client's capability flags at login (CLIENT_IGNORE_SPACE adds
+	// IGNORE_SPACE to sql_mode, CLIENT_INTERACTIVE takes wait_timeout from
+	// interactive_timeout) were given to this connection; Reset clears them.
+	ClientFlagsApplied bool
 
 	lastUsed time.Time
 }
@@ -212,6 +217,7 @@ func (c *Conn) Reset() error {
 		return fmt.Errorf("restore session defaults: %w", err)
 	}
 	c.DB, c.Collation = c.Endpoint.DB, wire.DefaultCollationID
+	c.ClientFlagsApplied = false
 	return nil
 }
 

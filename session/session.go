@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,6 +336,31 @@ func (s *Session) align(l *leg) error {
 		}
 		be.MultiStatementsOff = true
 	}
+	return s.alignClientFlags(be)
+}
+
+// alignClientFlags gives the backend connection what a server derives from
+// the client's capability flags at login, which the proxy offers clients
+// but does not send on (its backend connections are dialled once, with
+// flags of their own): CLIENT_IGNORE_SPACE (mysql -i) puts IGNORE_SPACE in
+// the session's sql_mode, CLIENT_INTERACTIVE sets wait_timeout to
+// interactive_timeout.
+func (s *Session) alignClientFlags(be *backend.Conn) error {
+	caps := s.hello.Capabilities
+	if be.ClientFlagsApplied || caps&(mysql.CLIENT_IGNORE_SPACE|mysql.CLIENT_INTERACTIVE) == 0 {
+		return nil
+	}
+	var sets []string
+	if caps&mysql.CLIENT_IGNORE_SPACE != 0 {
+		sets = append(sets, "sql_mode = CONCAT(@@session.sql_mode, ',IGNORE_SPACE')")
+	}
+	if caps&mysql.CLIENT_INTERACTIVE != 0 {
+		sets = append(sets, "wait_timeout = @@global.interactive_timeout")
+	}
+	if err := be.Query("SET SESSION " + strings.Join(sets, ", ")); err != nil {
+		return err
+	}
+	be.ClientFlagsApplied = true
 	return nil
 }
 

@@ -384,3 +384,49 @@ END`)
 		t.Fatalf("CALL results: direct %q, through the proxy %q", direct, proxied)
 	}
 }
+
+// What a server derives from the client's capability flags at login
+// (CLIENT_IGNORE_SPACE: IGNORE_SPACE in sql_mode, as `mariadb -i`;
+// CLIENT_INTERACTIVE: wait_timeout from interactive_timeout) holds
+// through the proxy as on a direct connection.
+func TestClientFlagsReachTheSession(t *testing.T) {
+	// An interactive_timeout unlike wait_timeout, so that CLIENT_INTERACTIVE shows.
+	mustExec(t, backendDB.RootDB(), "SET GLOBAL interactive_timeout = 28801")
+	t.Cleanup(func() { mustExec(t, backendDB.RootDB(), "SET GLOBAL interactive_timeout = DEFAULT") })
+	p := startProxy(t, oneNode(""))
+	read := func(addr, user, pass string, flag uint32) string {
+		c, err := client.Connect(addr, user, pass, "gotest", func(c *client.Conn) error {
+			c.SetCapability(flag)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var out []string
+		for _, q := range []string{"SELECT @@session.sql_mode, @@session.wait_timeout", "SELECT COUNT (*) FROM seq_1_to_3"} {
+			r, err := c.Execute(q)
+			if err != nil {
+				out = append(out, "error: "+err.Error())
+				continue
+			}
+			for i := range r.ColumnNumber() {
+				v, _ := r.GetString(0, i)
+				out = append(out, v)
+			}
+		}
+		return strings.Join(out, " | ")
+	}
+	for name, flag := range map[string]uint32{"IGNORE_SPACE": mysql.CLIENT_IGNORE_SPACE, "INTERACTIVE": mysql.CLIENT_INTERACTIVE} {
+		direct := read(backendDB.Addr(), testenv.TestUser, testenv.TestPassword, flag)
+		proxied := read(p.Addr("main").String(), "app", "app-secret", flag)
+		if direct != proxied {
+			t.Errorf("%s: direct %q, through the proxy %q", name, direct, proxied)
+		}
+	}
+	// The settings do not outlive the session on its pooled connection.
+	plain := read(p.Addr("main").String(), "app", "app-secret", 0)
+	if want := read(backendDB.Addr(), testenv.TestUser, testenv.TestPassword, 0); plain != want {
+		t.Errorf("next session: %q, direct %q", plain, want)
+	}
+}
