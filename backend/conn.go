@@ -68,6 +68,7 @@ type Conn struct {
 	ClientFlagsApplied bool
 
 	lastUsed time.Time
+	globals  uint64 // the pool's Globals count when this connection was last reset
 }
 
 // Dial connects and authenticates to ep within its dial timeout.

@@ -29,6 +29,10 @@ type PoolConfig struct {
 	AcquireTimeout time.Duration // how long Acquire waits
 	IdleCheckAfter time.Duration // idle longer than this: ping before reuse
 	MaxWaiters     int           // bounded wait queue; 0 = 4*Size
+	// Globals counts global-variable changes made through the proxy; a
+	// connection reset before the latest is reset again when acquired.
+	// Nil: never.
+	Globals *atomic.Uint64
 }
 
 // Pool is the session-side handle of one node's pool actor. Idle
@@ -160,15 +164,31 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 }
 
 // usable pings a connection that sat idle long; a dead one is discarded.
+//
+// A connection's session variables were copied from the server's globals
+// when it was last reset. After a SET GLOBAL through the proxy, or after
+// sitting idle past IdleCheckAfter (a change by another client, or a dead
+// connection), it is reset again: the new session then sees the globals a
+// new connection would, and the reset proves the connection alive as a
+// ping would.
 func (p *Pool) usable(c *Conn) bool {
-	if time.Since(c.lastUsed) < p.cfg.IdleCheckAfter {
+	gen := p.globals()
+	if c.globals == gen && time.Since(c.lastUsed) < p.cfg.IdleCheckAfter {
 		return true
 	}
-	if err := c.Ping(); err != nil {
+	if err := c.Reset(); err != nil {
 		p.discard(c)
 		return false
 	}
+	c.globals = gen
 	return true
+}
+
+func (p *Pool) globals() uint64 {
+	if p.cfg.Globals == nil {
+		return 0
+	}
+	return p.cfg.Globals.Load()
 }
 
 // Release resets c (on the caller's goroutine) and returns it to the pool;
@@ -181,10 +201,12 @@ func (p *Pool) Release(c *Conn) {
 	}
 	// A session closed from outside may have set a deadline to interrupt it.
 	_ = c.IO.Conn().SetDeadline(time.Time{})
+	gen := p.globals()
 	if err := c.Reset(); err != nil {
 		p.discard(c)
 		return
 	}
+	c.globals = gen
 	if p.retired.Load() { // retired during the reset
 		_ = c.Quit()
 		p.sys.Root.Send(p.pid, &discarded{})
@@ -295,8 +317,12 @@ func (a *poolActor) dial() {
 	a.p.open.Add(1)
 	a.p.inflight.Add(1)
 	ep := a.p.cfg.Endpoint
+	gen := a.p.globals() // a connection dialled now sees the globals as of now
 	a.p.sys.Go(a.self, "pool", func() {
 		c, err := Dial(context.Background(), ep)
+		if err == nil {
+			c.globals = gen
+		}
 		if err == nil && a.p.retired.Load() {
 			_ = c.Quit() // the pool stopped while dialling
 			return

@@ -225,6 +225,9 @@ func (s *Session) query(payload []byte, more bool) error {
 	if l == &s.primary {
 		s.observe(sql, &info, out.Status, out.ErrCode == 0)
 	}
+	if out.ErrCode == 0 && info.SetsGlobal {
+		s.env.Registry.Globals().Add(1)
+	}
 	if out.ErrCode == 0 {
 		for _, t := range killed {
 			t.Close() // as MySQL closes a killed connection's socket

@@ -13,7 +13,14 @@ type Registry struct {
 	m    map[uint32]*Session
 	// changed is closed (and replaced) when a session leaves, for WaitEmpty.
 	changed chan struct{}
+	// globals counts SET GLOBAL statements run through the proxy: pooled
+	// backend connections reset before that are reset again when taken, so
+	// a new session sees the new values as a new connection would.
+	globals atomic.Uint64
 }
+
+// Globals is the process-wide count of global-variable changes, for pools.
+func (r *Registry) Globals() *atomic.Uint64 { return &r.globals }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {

@@ -89,6 +89,7 @@ type walker struct {
 	unverifiable bool
 	session      bool
 	setsMode     bool
+	setsGlobal   bool
 	setsCharset  bool
 	prepares     []Prepared
 	// literalDecides: a literal (which the cache key replaces) changed the
@@ -561,6 +562,7 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 	case *ast.VariableAssignment:
 		w.session = w.session || !n.IsSystem
 		w.setsMode = w.setsMode || n.IsSystem && strings.EqualFold(n.Name, "sql_mode")
+		w.setsGlobal = w.setsGlobal || n.IsGlobal
 		w.setsCharset = w.setsCharset || n.Name == ast.SetNames || n.Name == ast.SetCharset ||
 			strings.EqualFold(n.Name, "character_set_client")
 	case *ast.FuncCallExpr:

@@ -58,6 +58,9 @@ type Info struct {
 	// SetsSQLMode: the text assigns sql_mode, which changes how the server
 	// reads the statements after it in the same text.
 	SetsSQLMode bool
+	// SetsGlobal: the text assigns a global variable (SET GLOBAL), whose
+	// new value sessions opened afterwards must see.
+	SetsGlobal bool
 	// Statements is the number of statements in the text (0 on ParseError).
 	Statements int
 	// Fingerprint is the text normalized by the TiDB digester: literals
@@ -285,6 +288,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	}
 	info.Unverifiable = w.unverifiable
 	info.SetsSQLMode = w.setsMode
+	info.SetsGlobal = w.setsGlobal
 	info.SetsCharset = w.setsCharset
 	info.Prepares = w.prepares
 	for _, p := range w.prepares {

@@ -428,3 +428,22 @@ func TestClientFlagsReachTheSession(t *testing.T) {
 		t.Errorf("next session: %q, direct %q", plain, want)
 	}
 }
+
+// A SET GLOBAL through the proxy reaches the sessions opened after it, as
+// on new connections to the server, although their pooled backend
+// connections were reset before it (MariaDB's main.view and main.grant
+// failed on a stale sql_mode).
+func TestSetGlobalReachesNewSessions(t *testing.T) {
+	t.Cleanup(func() { mustExec(t, backendDB.RootDB(), "SET GLOBAL div_precision_increment = DEFAULT") })
+	p := startProxy(t, oneNode("pool_min_idle = 4\n"))
+	db := p.db(t, "main", "")
+	admin := pinnedConn(t, db)
+	waitFor(t, 5*time.Second, "warm connections", func() bool {
+		return len(p.metric(t, `pisa_proxy_pool_idle_connections{domain="main",node="n1"} 3`)) == 1
+	})
+	mustExec(t, admin, "SET GLOBAL div_precision_increment = 7")
+	direct := queryString(t, openDB(t, backendDB.DSN(testenv.TestUser, testenv.TestPassword, "gotest")), "SELECT @@session.div_precision_increment")
+	if got := queryString(t, pinnedConn(t, db), "SELECT @@session.div_precision_increment"); got != direct || got != "7" {
+		t.Fatalf("a new session sees div_precision_increment %s; a new direct connection %s", got, direct)
+	}
+}

@@ -448,7 +448,7 @@ func (a *tenantActor) pool(ctx actor.Context, cfg config.Listener, n config.Node
 	a.gen++
 	pool, err := backend.NewPool(a.t.sys, ctx, fmt.Sprintf("pool-%s-%d", n.Name, a.gen), backend.PoolConfig{
 		Tenant: cfg.Name, Endpoint: ep, Size: cfg.PoolSize, MinIdle: minIdle,
-		AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(),
+		AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(), Globals: a.t.reg.Globals(),
 	})
 	if err != nil {
 		return poolRef{}, err
