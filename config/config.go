@@ -113,7 +113,7 @@ type Listener struct {
 	// 2013 and the node's breaker counts it. Unset: no limit, as a long
 	// statement may say nothing for its whole run.
 	BackendReadTimeout Duration `toml:"backend_read_timeout,omitempty" json:"backend_read_timeout,omitempty"`
-	// IdleCheckAfter: an idle backend connection older than this is pinged before reuse.
+	// IdleCheckAfter: an idle backend connection older than this is reset before reuse.
 	IdleCheckAfter Duration `toml:"idle_check_after,omitempty" json:"idle_check_after,omitempty"`
 	// Users are further application users of this listener, each with its
 	// own password and access rules (User/Password above stays unrestricted).
