@@ -15,9 +15,25 @@ import (
 	"pisanix.io/pisanix/metrics"
 )
 
-// MailboxSize bounds every mailbox. Senders block when it is full, which
-// back-pressures the accept loop rather than growing memory.
+// MailboxSize bounds the mailboxes of actors on the statement path
+// (admission, audit). Senders block when it is full, which back-pressures
+// them rather than growing memory. The bounded mailbox preallocates its
+// ring (24 bytes a slot), so kinds that get few messages get few slots:
+// 4,096 slots cost every session 96 KiB.
 const MailboxSize = 4096
+
+// mailboxSize is the mailbox bound of an actor kind.
+func mailboxSize(kind string) int {
+	switch kind {
+	case "session":
+		return 8 // its goroutine's end, a stop: a message or two in its life
+	case "root", "tenant", "admin", "discovery":
+		return 64 // configuration changes, restarts, probes
+	case "listener", "pool", "balancer":
+		return 1024 // per connection: accepts, acquires and releases, node reports
+	}
+	return MailboxSize
+}
 
 // System is the process's actor system with its metrics and logger.
 type System struct {
@@ -48,7 +64,7 @@ func (s *System) Props(kind string, producer actor.Producer, opts ...actor.Props
 	depth := s.Metrics.ActorMailbox.WithLabelValues(kind)
 	processed := s.Metrics.ActorMessages.WithLabelValues(kind)
 	base := []actor.PropsOption{
-		actor.WithMailbox(actor.Bounded(MailboxSize, &depthStats{g: depth})),
+		actor.WithMailbox(actor.Bounded(mailboxSize(kind), &depthStats{g: depth})),
 		actor.WithReceiverMiddleware(receiveMiddleware(kind, processed)),
 	}
 	return actor.PropsFromProducer(producer, append(base, opts...)...)

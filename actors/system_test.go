@@ -3,6 +3,7 @@ package actors
 import (
 	"io"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -75,5 +76,30 @@ func (s *spawner) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(*actor.Started); ok {
 		pid := ctx.Spawn(s.sys.Props("worker", func() actor.Actor { return &failer{started: s.started} }))
 		s.sys.Go(pid, "worker", func() { panic("boom") })
+	}
+}
+
+// A session actor costs a few KiB, not a 4,096-slot mailbox (96 KiB): an
+// idle client connection must stay cheap.
+func TestSessionActorMemory(t *testing.T) {
+	sys := newTestSystem(t)
+	const n = 1000
+	pids := make([]*actor.PID, 0, n)
+	props := sys.Props("session", func() actor.Actor { return echo{} })
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		pids = append(pids, sys.Root.Spawn(props))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	t.Logf("%d bytes of heap per session actor", per)
+	if per > 8<<10 {
+		t.Fatalf("%d bytes of heap per session actor, want at most 8 KiB", per)
+	}
+	for _, pid := range pids {
+		sys.Root.Stop(pid)
 	}
 }
