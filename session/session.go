@@ -142,6 +142,10 @@ type Session struct {
 	userName atomic.Pointer[string]
 }
 
+// loginBufSize sizes a client's buffers until it logged in: the handshake's
+// packets are small (a caching_sha2 RSA exchange is about 600 bytes).
+const loginBufSize = 2048
+
 // New prepares a session for an accepted connection.
 func New(env *Env, conn net.Conn, id uint32) *Session {
 	remote := conn.RemoteAddr().String()
@@ -152,7 +156,7 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 	conn = &wire.TimeoutConn{Conn: conn, WriteTimeout: env.WriteTimeout}
 	return &Session{
 		env: env, id: id, conn: conn, remote: remote, host: host,
-		client: wire.NewPacketIO(conn, 0),
+		client: wire.NewPacketIO(conn, loginBufSize),
 		log:    env.Log.With("conn", id, "client", remote),
 		rw:     rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT},
 	}
@@ -242,6 +246,11 @@ func (s *Session) login(ctx context.Context) error {
 		return fmt.Errorf("login: %w", err)
 	}
 	if err := s.client.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
+		return fmt.Errorf("write auth ok: %w", err)
+	}
+	// Full buffers only for clients that logged in: a flood of connections
+	// that never authenticate costs loginBufSize each.
+	if err := s.client.Resize(0); err != nil {
 		return fmt.Errorf("write auth ok: %w", err)
 	}
 	s.log = s.log.With("user", s.user)

@@ -5,7 +5,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -92,4 +95,40 @@ func processState(pid int) byte {
 		return b[i+2]
 	}
 	return 0
+}
+
+// Connections that never log in cost the proxy little memory (small
+// buffers until authentication, a small session mailbox) and are dropped
+// after login_timeout.
+func TestUnauthenticatedConnectionsAreCheap(t *testing.T) {
+	p := startProxy(t, oneNode("max_connections = 2000\nlogin_timeout = \"30s\"\n"))
+	addr := p.Addr("main").String()
+	const n = 500
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	greeting := make([]byte, 4)
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := io.ReadFull(c, greeting); err != nil { // the session is up and waits
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc+after.StackInuse) - int64(before.HeapAlloc+before.StackInuse)) / n
+	t.Logf("%d bytes per connection that has not logged in", per)
+	if per > 32<<10 {
+		t.Fatalf("%d bytes per connection that has not logged in, want at most 32 KiB", per)
+	}
 }

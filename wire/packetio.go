@@ -40,6 +40,23 @@ func NewPacketIO(conn net.Conn, bufSize int) *PacketIO {
 	return &PacketIO{conn: conn, r: bufio.NewReaderSize(conn, bufSize), w: bufio.NewWriterSize(conn, bufSize)}
 }
 
+// Resize gives the connection buffers of size bytes (0 = default), e.g.
+// small ones during a login and full ones after it. Unwritten bytes are
+// flushed first; it does nothing while read bytes wait in the buffer.
+func (p *PacketIO) Resize(size int) error {
+	if size <= 0 {
+		size = defaultBufSize
+	}
+	if p.r.Size() == size || p.r.Buffered() > 0 {
+		return nil
+	}
+	if err := p.w.Flush(); err != nil {
+		return err
+	}
+	p.r, p.w = bufio.NewReaderSize(p.conn, size), bufio.NewWriterSize(p.conn, size)
+	return nil
+}
+
 // Conn is the underlying connection (a *tls.Conn after UpgradeTLS).
 func (p *PacketIO) Conn() net.Conn { return p.conn }
 
