@@ -21,9 +21,8 @@ if [ "${#need[@]}" -gt 0 ]; then
   echo "bench: installing ${need[*]}" >&2
   (
     flock 9
-    if [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v -e lock -e partial)" ]; then apt-get update -qq; fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >"$CACHE/apt-bench.log" 2>&1 \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}" >>"$CACHE/apt-bench.log" 2>&1; } \
+    # A new machine's package lists can be months old: refresh first.
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 "${need[@]}"; } >"$CACHE/apt-bench.log" 2>&1 \
       || { tail -20 "$CACHE/apt-bench.log" >&2; exit 1; }
   ) 9>"$CACHE/apt.lock"
 fi
