@@ -79,8 +79,10 @@ func (s *Session) startCommand() bool {
 	return s.phase.CompareAndSwap(phaseIdle, phaseBusy)
 }
 
-// Drain asks every session to end at its next transaction boundary.
+// Drain asks every session to end at its next transaction boundary; a
+// session that finishes its login afterwards is drained as it registers.
 func (r *Registry) Drain() {
+	r.draining.Store(true)
 	for _, s := range r.sessions() {
 		s.Drain()
 	}

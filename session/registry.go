@@ -17,6 +17,8 @@ type Registry struct {
 	// backend connections reset before that are reset again when taken, so
 	// a new session sees the new values as a new connection would.
 	globals atomic.Uint64
+	// draining: Drain was called; sessions registering later drain too.
+	draining atomic.Bool
 }
 
 // Globals is the process-wide count of global-variable changes, for pools.
@@ -40,6 +42,9 @@ func (r *Registry) add(s *Session) {
 	r.mu.Lock()
 	r.m[s.id] = s
 	r.mu.Unlock()
+	if r.draining.Load() {
+		s.Drain() // logged in while the proxy drains: it ends at once
+	}
 }
 
 func (r *Registry) remove(id uint32) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"github.com/go-mysql-org/go-mysql/client"
 	"net"
 	"testing"
 	"time"
@@ -110,4 +111,21 @@ func TestDrainDeadline(t *testing.T) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) || n != 0 {
 		t.Fatalf("%d rows of the cut transaction committed (%v)", n, err)
 	}
+}
+
+// A session that finishes its login while the proxy drains (it was
+// accepted before the listener closed) is drained too, not left open
+// until the deadline.
+func TestDrainCatchesLateLogins(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	p.Registry.Drain() // as Drain does after closing the listeners
+	c, err := client.Connect(p.Addr("main").String(), "app", "app-secret", "gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Execute("SELECT 1"); err == nil {
+		t.Fatal("a session that logged in during the drain ran a statement")
+	}
+	waitFor(t, 5*time.Second, "no session left", func() bool { return p.Registry.Len() == 0 })
 }
