@@ -3,7 +3,6 @@ package conformance
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,10 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"pisanix.io/pisanix/internal/testenv"
@@ -76,12 +73,10 @@ func BuildProxy(ctx context.Context, goBin, mainDir, dir string) (string, error)
 
 // Proxy is a running pisa-proxy process.
 type Proxy struct {
-	cmd     *exec.Cmd
+	proc    *testenv.Process
 	addr    string
 	admin   string
 	logPath string
-	done    chan struct{} // closed when the process has exited
-	err     error         // Wait's result, read after done
 }
 
 // StartProxy writes cfg (with fresh free ports) to dir/name.toml and starts
@@ -118,42 +113,19 @@ func startProxyOnce(ctx context.Context, bin, dir, name string, cfg ProxyConfig)
 		return nil, fmt.Errorf("writing proxy config: %w", err)
 	}
 	logPath := filepath.Join(dir, name+".log")
-	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	// Killed with the harness (testenv.StartProcess sets Pdeathsig).
+	proc, err := testenv.StartProcess(bin, []string{"daemon", "-c", cfgPath}, logPath)
 	if err != nil {
-		return nil, fmt.Errorf("opening proxy log: %w", err)
+		return nil, fmt.Errorf("starting pisa-proxy: %w", err)
 	}
-	defer logFile.Close()
-
 	p := &Proxy{
+		proc:    proc,
 		addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.ListenPort)),
 		admin:   net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.AdminPort)),
 		logPath: logPath,
-		done:    make(chan struct{}),
-	}
-	// The proxy gets SIGKILL when the harness dies (Pdeathsig). That signal
-	// follows the thread that forked the child, so the fork happens on a
-	// goroutine that keeps its thread locked until the child exits.
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer close(p.done)
-		cmd := exec.Command(bin, "daemon", "-c", cfgPath)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("starting pisa-proxy: %w", err)
-			return
-		}
-		p.cmd = cmd
-		started <- nil
-		p.err = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
 	}
 	if err := p.waitReady(ctx); err != nil {
-		p.kill()
+		p.proc.Kill()
 		return nil, fmt.Errorf("%w; proxy log:\n%s", err, p.LogTail(20))
 	}
 	return p, nil
@@ -173,8 +145,8 @@ func (p *Proxy) waitReady(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-p.done:
-			return fmt.Errorf("pisa-proxy exited during start: %v", p.err)
+		case <-p.proc.Done():
+			return fmt.Errorf("pisa-proxy exited during start: %v", p.proc.Err())
 		case <-ctx.Done():
 			return fmt.Errorf("pisa-proxy not ready on %s within %s: %w", p.addr, proxyStartTimeout, ctx.Err())
 		case <-tick.C:
@@ -210,12 +182,10 @@ func (p *Proxy) LogPath() string { return p.logPath }
 
 // Exited reports whether the process has ended, and how.
 func (p *Proxy) Exited() (bool, error) {
-	select {
-	case <-p.done:
-		return true, p.err
-	default:
+	if !p.proc.Exited() {
 		return false, nil
 	}
+	return true, p.proc.Err()
 }
 
 // Stop ends the proxy with SIGTERM, then SIGKILL after proxyStopTimeout. It
@@ -225,24 +195,9 @@ func (p *Proxy) Stop() error {
 	if exited, err := p.Exited(); exited {
 		return fmt.Errorf("pisa-proxy had exited before its stop: %v", err)
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		p.kill()
-		return fmt.Errorf("signalling pisa-proxy: %w", err)
-	}
-	select {
-	case <-p.done:
-		return nil
-	case <-time.After(proxyStopTimeout):
-		p.kill()
-		return fmt.Errorf("pisa-proxy did not stop within %s of SIGTERM; killed", proxyStopTimeout)
-	}
-}
-
-func (p *Proxy) kill() {
-	if p.cmd != nil {
-		_ = p.cmd.Process.Kill()
-	}
-	<-p.done
+	ctx, cancel := context.WithTimeout(context.Background(), proxyStopTimeout)
+	defer cancel()
+	return p.proc.Terminate(ctx)
 }
 
 // LogTail returns the last n lines of the proxy's log.

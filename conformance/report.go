@@ -20,10 +20,15 @@ func (r *Report) Differences() int {
 }
 
 // Unexpected lists the differences (as "package test") that known does not
-// name, and the known ones that no longer differ.
+// name, and the known ones of the packages that ran that no longer differ.
 func (r *Report) Unexpected(known map[string]bool) (unexpected, gone []string) {
-	seen := map[string]bool{}
+	seen, ran := map[string]bool{}, map[string]bool{}
 	for _, s := range r.Suites {
+		if s.Direct != nil && s.Direct.Run != nil {
+			for pkg := range s.Direct.Run.Packages {
+				ran[pkg] = true
+			}
+		}
 		c := s.Comparison()
 		for _, d := range append(c.Regressions, c.Missing...) {
 			k := d.ID.Package + " " + d.ID.Name
@@ -34,7 +39,8 @@ func (r *Report) Unexpected(known map[string]bool) (unexpected, gone []string) {
 		}
 	}
 	for k := range known {
-		if !seen[k] {
+		pkg, _, _ := strings.Cut(k, " ")
+		if !seen[k] && ran[pkg] {
 			gone = append(gone, k)
 		}
 	}

@@ -119,8 +119,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 					}
 				}
 				results = append(results, r)
-				if t.proc != nil && t.proc.exited() && t.err == nil {
-					t.err = fmt.Errorf("%s exited during the run (%v); output tail:\n%s", t.name, t.proc.err, t.proc.logTail(20))
+				if t.proc != nil && t.proc.Exited() && t.err == nil {
+					t.err = fmt.Errorf("%s exited during the run (%v); output tail:\n%s", t.name, t.proc.Err(), t.proc.logTail(20))
 					log.Error("target died", "target", t.name, "err", t.err)
 				}
 			}

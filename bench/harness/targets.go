@@ -9,10 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -43,73 +41,32 @@ func (t *target) pid() int {
 	if t.proc == nil {
 		return 0
 	}
-	return t.proc.cmd.Process.Pid
+	return t.proc.PID()
 }
 
-// managed is a child process the harness started and must stop.
+// managed is a child process the harness started and must stop; it is
+// killed if the harness dies (testenv.StartProcess sets Pdeathsig).
 type managed struct {
+	*testenv.Process
 	name    string
-	cmd     *exec.Cmd
 	logPath string
-	done    chan struct{} // closed on exit
-	err     error         // Wait result, valid after done
 }
 
-// startManaged starts a child with output to logPath. The child is killed if
-// the harness dies (Pdeathsig; the forking goroutine keeps its thread locked
-// for the child's lifetime because the signal is tied to that thread).
+// startManaged starts a child with output to logPath.
 func startManaged(name, logPath, bin string, args ...string) (*managed, error) {
-	logFile, err := os.Create(logPath)
+	_ = os.Remove(logPath) // a fresh log per run
+	proc, err := testenv.StartProcess(bin, args, logPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s: creating log: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	defer logFile.Close()
-	m := &managed{name: name, logPath: logPath, done: make(chan struct{})}
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		defer close(m.done)
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = logFile, logFile
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			started <- fmt.Errorf("%s: starting %s: %w", name, bin, err)
-			return
-		}
-		m.cmd = cmd
-		started <- nil
-		m.err = cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
-func (m *managed) exited() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
+	return &managed{Process: proc, name: name, logPath: logPath}, nil
 }
 
 // stop sends SIGTERM, waits stopGrace, then kills.
 func (m *managed) stop() {
-	if m.exited() {
-		return
-	}
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(stopGrace)
-	defer t.Stop()
-	select {
-	case <-m.done:
-	case <-t.C:
-		_ = m.cmd.Process.Kill()
-		<-m.done
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+	defer cancel()
+	_ = m.Terminate(ctx)
 }
 
 // logTail returns the last lines of the process's output.
@@ -308,9 +265,9 @@ func waitMySQL(ctx context.Context, t *target) error {
 		}
 		timer := time.NewTimer(backoff)
 		select {
-		case <-t.proc.done:
+		case <-t.proc.Done():
 			timer.Stop()
-			return fmt.Errorf("%s exited (%v) before serving a MySQL ping; output tail:\n%s", t.name, t.proc.err, t.proc.logTail(20))
+			return fmt.Errorf("%s exited (%v) before serving a MySQL ping; output tail:\n%s", t.name, t.proc.Err(), t.proc.logTail(20))
 		case <-ctx.Done():
 			timer.Stop()
 			t.proc.stop()

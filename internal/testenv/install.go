@@ -297,11 +297,11 @@ func buildTemplate(ctx context.Context, bins binaries, build string) error {
 		srvArgs = append(srvArgs, "--user=root")
 	}
 	srvArgs = append(srvArgs, tuningArgs()...)
-	proc, err := startProcess(bins.mariadbd, srvArgs, errLog)
+	proc, err := StartProcess(bins.mariadbd, srvArgs, errLog)
 	if err != nil {
 		return err
 	}
-	defer proc.kill()
+	defer proc.Kill()
 
 	db, err := waitReady(ctx, proc, socket, errLog)
 	if err != nil {
@@ -314,11 +314,11 @@ func buildTemplate(ctx context.Context, bins binaries, build string) error {
 		}
 	}
 	db.Close()
-	if err := proc.terminate(ctx); err != nil {
+	if err := proc.Terminate(ctx); err != nil {
 		return fmt.Errorf("shutting down template server: %w", err)
 	}
-	if proc.err != nil {
-		return fmt.Errorf("template server exited with %v; error log tail:\n%s", proc.err, tailFile(errLog, 20))
+	if proc.Err() != nil {
+		return fmt.Errorf("template server exited with %v; error log tail:\n%s", proc.Err(), tailFile(errLog, 20))
 	}
 	return nil
 }
@@ -338,7 +338,7 @@ var errPortInUse = errors.New("port already in use")
 
 // waitReady polls the unix socket with backoff until root can connect, the
 // process exits, or ctx is done. It returns an open root pool.
-func waitReady(ctx context.Context, proc *process, socket, errLog string) (*sql.DB, error) {
+func waitReady(ctx context.Context, proc *Process, socket, errLog string) (*sql.DB, error) {
 	connector, err := mysql.NewConnector(rootConfig(socket))
 	if err != nil {
 		return nil, fmt.Errorf("root connector: %w", err)
@@ -360,7 +360,7 @@ func waitReady(ctx context.Context, proc *process, socket, errLog string) (*sql.
 			t.Stop()
 			db.Close()
 			tail := tailFile(errLog, 25)
-			err := fmt.Errorf("mariadbd exited (%v) before accepting connections; error log tail:\n%s", proc.err, tail)
+			err := fmt.Errorf("mariadbd exited (%v) before accepting connections; error log tail:\n%s", proc.Err(), tail)
 			if strings.Contains(tail, "Address already in use") {
 				err = fmt.Errorf("%w: %w", errPortInUse, err)
 			}

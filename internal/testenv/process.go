@@ -25,28 +25,28 @@ func FreePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// process is one running child. done is closed when it has exited; err is the
+// Process is one running child. done is closed when it has exited; err is the
 // result of Wait and may be read after done is closed.
-type process struct {
+type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
 }
 
-// startProcess starts path with args, stdout and stderr appended to logPath.
+// StartProcess starts path with args, stdout and stderr appended to logPath.
 //
 // The child gets SIGKILL when the test binary dies (Pdeathsig), so a crashed
 // test leaves no servers behind. Pdeathsig fires when the thread that forked
 // the child exits, not the process, so the fork happens on a goroutine that
 // keeps its OS thread locked until the child exits.
-func startProcess(path string, args []string, logPath string) (*process, error) {
+func StartProcess(path string, args []string, logPath string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening log %s: %w", logPath, err)
 	}
 	defer logFile.Close()
 
-	p := &process{done: make(chan struct{})}
+	p := &Process{done: make(chan struct{})}
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -70,8 +70,17 @@ func startProcess(path string, args []string, logPath string) (*process, error) 
 	return p, nil
 }
 
-// exited reports whether the process has exited.
-func (p *process) exited() bool {
+// PID is the child's process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Done is closed when the child has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the child's exit status (Wait's result), valid once Done is closed.
+func (p *Process) Err() error { return p.err }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -80,17 +89,17 @@ func (p *process) exited() bool {
 	}
 }
 
-// kill sends SIGKILL and waits for the exit.
-func (p *process) kill() {
-	if !p.exited() {
+// Kill sends SIGKILL and waits for the exit.
+func (p *Process) Kill() {
+	if !p.Exited() {
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	}
 	<-p.done
 }
 
-// terminate sends SIGTERM and waits for the exit until ctx is done, then kills.
-func (p *process) terminate(ctx context.Context) error {
-	if p.exited() {
+// Terminate sends SIGTERM and waits for the exit until ctx is done, then kills.
+func (p *Process) Terminate(ctx context.Context) error {
+	if p.Exited() {
 		return nil
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
@@ -100,7 +109,7 @@ func (p *process) terminate(ctx context.Context) error {
 	case <-p.done:
 		return nil
 	case <-ctx.Done():
-		p.kill()
+		p.Kill()
 		return fmt.Errorf("pid %d did not exit after SIGTERM, killed: %w", p.cmd.Process.Pid, context.Cause(ctx))
 	}
 }

@@ -55,7 +55,7 @@ type Server struct {
 	root    *sql.DB   // root over the unix socket; reconnects across restarts
 
 	mu      sync.Mutex
-	proc    *process // nil after Kill/Shutdown until Restart
+	proc    *Process // nil after Kill/Shutdown until Restart
 	stopped bool
 }
 
@@ -182,13 +182,13 @@ func (s *Server) args() []string {
 func (s *Server) startProcess(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.StartTimeout)
 	defer cancel()
-	proc, err := startProcess(s.bins.mariadbd, s.args(), s.errLog)
+	proc, err := StartProcess(s.bins.mariadbd, s.args(), s.errLog)
 	if err != nil {
 		return err
 	}
 	db, err := waitReady(ctx, proc, s.socket, s.errLog)
 	if err != nil {
-		proc.kill()
+		proc.Kill()
 		return err
 	}
 	s.mu.Lock()
@@ -216,7 +216,7 @@ func (s *Server) Stop() error {
 		s.root.Close()
 	}
 	if s.proc != nil {
-		s.proc.kill()
+		s.proc.Kill()
 		s.proc = nil
 	}
 	if err := os.RemoveAll(s.dir); err != nil {
@@ -231,7 +231,7 @@ func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
-		s.proc.kill()
+		s.proc.Kill()
 		s.proc = nil
 	}
 	s.dropIdle()
@@ -254,7 +254,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, stopTimeout)
 	defer cancel()
-	err := s.proc.terminate(ctx)
+	err := s.proc.Terminate(ctx)
 	s.proc = nil
 	s.dropIdle()
 	if err != nil {
@@ -286,7 +286,7 @@ func (s *Server) Restart(ctx context.Context) error {
 func (s *Server) Running() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.proc != nil && !s.proc.exited()
+	return s.proc != nil && !s.proc.Exited()
 }
 
 // PID returns the mariadbd process id, or 0 when it is not running.
@@ -296,7 +296,7 @@ func (s *Server) PID() int {
 	if s.proc == nil {
 		return 0
 	}
-	return s.proc.cmd.Process.Pid
+	return s.proc.PID()
 }
 
 // Addr is the TCP address, "127.0.0.1:<port>".
