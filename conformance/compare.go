@@ -80,34 +80,26 @@ func isAncestor(a, b TestID) bool {
 
 // leaves drops the tests that have a descendant in ds.
 func leaves(ds []Difference) []Difference {
-	var out []Difference
-	for _, d := range ds {
-		hasChild := false
-		for _, e := range ds {
-			if isAncestor(d.ID, e.ID) {
-				hasChild = true
-				break
-			}
-		}
-		if !hasChild {
-			out = append(out, d)
-		}
-	}
-	return out
+	return without(ds, func(d, e TestID) bool { return isAncestor(d, e) })
 }
 
 // roots drops the tests that have an ancestor in ds.
 func roots(ds []Difference) []Difference {
+	return without(ds, func(d, e TestID) bool { return isAncestor(e, d) })
+}
+
+// without drops each d of ds related to some other e of ds.
+func without(ds []Difference, related func(d, e TestID) bool) []Difference {
 	var out []Difference
 	for _, d := range ds {
-		hasParent := false
+		keep := true
 		for _, e := range ds {
-			if isAncestor(e.ID, d.ID) {
-				hasParent = true
+			if related(d.ID, e.ID) {
+				keep = false
 				break
 			}
 		}
-		if !hasParent {
+		if keep {
 			out = append(out, d)
 		}
 	}
