@@ -4,10 +4,23 @@ package supervisor
 
 import (
 	"bytes"
+	"errors"
+	"strings"
+
+	"pisanix.io/pisanix/config"
 
 	"pisanix.io/pisanix/actors"
 	"pisanix.io/pisanix/session"
 )
+
+// applyFault fails a tenant's apply of a listener whose server_version ends
+// in "-fail-apply": an apply error that validation cannot foresee.
+func applyFault(l config.Listener) error {
+	if strings.HasSuffix(l.ServerVersion, "-fail-apply") {
+		return errors.New("injected apply failure")
+	}
+	return nil
+}
 
 // faultHook lets tests inject failures through SQL comments (builds tagged
 // faultinject only):

@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -139,4 +140,30 @@ func waitRestarted(t *testing.T, p *proxy, kind string) {
 	waitFor(t, 5*time.Second, kind+" restart counted", func() bool {
 		return len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="`+kind+`"} 1`)) == 1
 	})
+}
+
+// A configuration that a listener fails to apply (an error validation
+// cannot foresee) is refused: Apply returns the error, the listener
+// restarts on its previous settings and the previous configuration runs
+// (it used to report success, restart the tenant on the bad spec ten
+// times and stop it for good).
+func TestApplyFailureRestoresThePreviousConfig(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	before := p.Config()
+	err := p.Apply(parse(t, oneNode("server_version = \"9.9.9-fail-apply\"\n")))
+	if err == nil || !strings.Contains(err.Error(), "listener main") || !strings.Contains(err.Error(), "injected apply failure") {
+		t.Fatalf("want the listener's apply error, got %v", err)
+	}
+	if p.Config() != before {
+		t.Fatal("the failed configuration is reported as running")
+	}
+	waitRestarted(t, p, "tenant")
+	waitFor(t, 5*time.Second, "serving on the previous settings", func() bool { return ping(p.dsn("main", "")) == nil })
+	if err := p.Ready(); err != nil {
+		t.Fatalf("not ready after a refused configuration: %v", err)
+	}
+	// The tenant restarted once, not into a loop on the bad spec.
+	if len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="tenant"} 1`)) != 1 {
+		t.Fatal("the tenant restarted more than once")
+	}
 }

@@ -112,13 +112,50 @@ func closeAll(ts map[string]*tenant) {
 // cannot be bound, a TLS file that cannot be read) nothing changes.
 //
 // It returns once every kept listener has applied its new settings, so a
-// statement sent after Apply runs under them.
+// statement sent after Apply runs under them. A listener that fails to
+// apply them restarts on its previous settings, the previous configuration
+// is applied again, and the error is returned.
 func (p *Proxy) Apply(cfg *config.Config) error {
+	old := p.Config()
+	err := p.apply(cfg)
+	var failed *applyFailed
+	if errors.As(err, &failed) {
+		if rerr := p.apply(old); rerr != nil {
+			return fmt.Errorf("%w; restoring the previous configuration: %v", err, rerr)
+		}
+		return fmt.Errorf("%w; the previous configuration runs", err)
+	}
+	return err
+}
+
+// applyFailed: listeners failed to apply a configuration.
+type applyFailed struct{ errs []error }
+
+func (e *applyFailed) Error() string { return "apply config: " + errors.Join(e.errs...).Error() }
+
+// applyWait is what Apply waits for: each reconfigured listener reports
+// once, with the error that made it restart on its previous settings.
+type applyWait struct {
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs []error
+}
+
+func (w *applyWait) done(err error) {
+	if err != nil {
+		w.mu.Lock()
+		w.errs = append(w.errs, err)
+		w.mu.Unlock()
+	}
+	w.wg.Done()
+}
+
+func (p *Proxy) apply(cfg *config.Config) error {
 	if p.draining.Load() {
 		return errors.New("apply config: the proxy is shutting down")
 	}
 	reply := make(chan error, 1)
-	applied := &sync.WaitGroup{}
+	applied := &applyWait{}
 	p.sys.Root.Send(p.root, &applyConfig{cfg: cfg, reply: reply, applied: applied})
 	deadline := time.After(30 * time.Second)
 	select {
@@ -130,9 +167,12 @@ func (p *Proxy) Apply(cfg *config.Config) error {
 		return errors.New("apply config: the root actor did not answer within 30s")
 	}
 	done := make(chan struct{})
-	go func() { applied.Wait(); close(done) }()
+	go func() { applied.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		if len(applied.errs) > 0 {
+			return &applyFailed{errs: applied.errs}
+		}
 		return nil
 	case <-deadline:
 		return errors.New("apply config: a listener did not apply the new configuration within 30s")
@@ -203,7 +243,7 @@ type applyConfig struct {
 	cfg   *config.Config
 	reply chan error
 	// applied is done by each reconfigured tenant once it applied its spec.
-	applied *sync.WaitGroup
+	applied *applyWait
 }
 
 // rootActor owns the configuration and the tenant supervisors: it spawns
@@ -239,7 +279,7 @@ func (a *rootActor) spawn(ctx actor.Context, t *tenant) {
 	t.pid.Store(pid)
 }
 
-func (a *rootActor) apply(ctx actor.Context, cfg *config.Config, applied *sync.WaitGroup) error {
+func (a *rootActor) apply(ctx actor.Context, cfg *config.Config, applied *applyWait) error {
 	old := a.p.state.Load()
 	pl, err := a.p.build(cfg, old.tenants)
 	if err != nil {
@@ -248,9 +288,9 @@ func (a *rootActor) apply(ctx actor.Context, cfg *config.Config, applied *sync.W
 	next := pl.fresh
 	for name, sp := range pl.keep {
 		t := old.tenants[name]
-		t.spec.Store(&sp)
-		applied.Add(1)
-		ctx.Send(a.pids[name], &reconfigure{spec: &sp, applied: applied})
+		prev := t.spec.Swap(&sp)
+		applied.wg.Add(1)
+		ctx.Send(a.pids[name], &reconfigure{spec: &sp, prev: prev, applied: applied})
 		next[name] = t
 	}
 	for name, t := range old.tenants {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -133,8 +132,8 @@ func (t *tenant) authenticator(plugin string) *wire.Authenticator {
 
 // reconfigure tells a tenant actor to apply its tenant's latest spec (hot reload).
 type reconfigure struct {
-	spec    *spec
-	applied *sync.WaitGroup // done when handled (also when apply fails)
+	spec, prev *spec      // prev: what ran before, to restart on if spec fails
+	applied    *applyWait // told when handled, with the error if apply failed
 }
 
 // poolRef is a running pool and the settings it was built from.
@@ -174,10 +173,15 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 			panic(fmt.Errorf("start tenant %s: %w", a.t.name, err))
 		}
 	case *reconfigure:
-		defer m.applied.Done()
 		if err := a.apply(ctx, *m.spec); err != nil {
-			panic(fmt.Errorf("reconfigure tenant %s: %w", a.t.name, err))
+			// Restart on the settings that ran: the supervisor rebuilds the
+			// tenant from its spec, and the caller restores the config.
+			a.t.spec.CompareAndSwap(m.spec, m.prev)
+			err = fmt.Errorf("listener %s: %w", a.t.name, err)
+			m.applied.done(err)
+			panic(fmt.Errorf("reconfigure tenant: %w", err))
 		}
+		m.applied.done(nil)
 	case *actor.Stopping:
 		// For good (the listener removed, or the proxy stopping); a
 		// restart keeps the audit log and the statistics.
@@ -197,6 +201,9 @@ func (a *tenantActor) Receive(ctx actor.Context) {
 // connection) they started with; new sessions get the new one.
 func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	t, cfg := a.t, sp.cfg
+	if err := applyFault(cfg); err != nil {
+		return err
+	}
 	users, err := acl.New(cfg.User, cfg.Password, cfg.Users)
 	if err != nil {
 		return err
@@ -249,9 +256,13 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		props := t.sys.Props("listener", func() actor.Actor {
 			return &listenerActor{sys: t.sys, l: t.l, tenant: cfg.Name}
 		}, actor.WithSupervisor(t.sys.Strategy(actor.StopDirective, 0, 0)))
-		if _, err := ctx.SpawnNamed(props, "listener"); err != nil {
+		pid, err := ctx.SpawnNamed(props, "listener")
+		if err != nil {
 			return fmt.Errorf("spawn listener: %w", err)
 		}
+		// At once, not when it starts: a reconfigure right behind this
+		// apply must not spawn a second one.
+		t.l.pid.Store(pid)
 	}
 	return nil
 }
