@@ -28,6 +28,9 @@ type Sources struct {
 	Config func() any
 	// Sessions lists live sessions.
 	Sessions func() any
+	// Healthy returns nil unless part of the process stopped for good
+	// (nil func: always healthy).
+	Healthy func() error
 	// Drain starts a graceful shutdown (POST /drain), as SIGTERM does.
 	Drain func()
 }
@@ -37,6 +40,12 @@ func Handler(src Sources) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(src.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if src.Healthy != nil {
+			if err := src.Healthy(); err != nil {
+				http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {

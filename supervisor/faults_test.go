@@ -8,6 +8,7 @@ package supervisor_test
 import (
 	"context"
 	"database/sql"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -165,5 +166,40 @@ func TestApplyFailureRestoresThePreviousConfig(t *testing.T) {
 	// The tenant restarted once, not into a loop on the bad spec.
 	if len(p.metric(t, `pisa_proxy_actor_failures_total{directive="RestartDirective",kind="tenant"} 1`)) != 1 {
 		t.Fatal("the tenant restarted more than once")
+	}
+}
+
+// A listener whose tenant keeps failing is stopped for good by its
+// supervisor: its port closes (no silent 1040), /healthz and /readyz turn
+// red naming it, the other listeners serve on, and a reload with a working
+// configuration brings it back.
+func TestTenantStoppedForGoodIsVisible(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	bad := oneNode("") + listenerTOML("bad", []string{"n1"}, "server_version = \"9.9.9-fail-apply\"\n")
+	if err := p.Apply(parse(t, bad)); err != nil {
+		t.Fatal(err) // a new listener starts on its own: its failures come after
+	}
+	waitFor(t, 10*time.Second, "the failing listener stopped for good", func() bool { return p.Healthy() != nil })
+	if err := p.Healthy(); !strings.Contains(err.Error(), "listener bad") {
+		t.Fatalf("health: %v", err)
+	}
+	if err := p.Ready(); err == nil {
+		t.Fatal("ready while a listener is down")
+	}
+	if resp, err := http.Get(p.admin.URL + "/healthz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/healthz: %v %v", resp, err)
+	}
+	if p.Addr("bad") != nil {
+		t.Fatal("the stopped listener still has an address")
+	}
+	if err := ping(p.dsn("main", "")); err != nil {
+		t.Fatalf("the other listener stopped serving: %v", err)
+	}
+	if err := p.Apply(parse(t, oneNode("")+listenerTOML("bad", []string{"n1"}, ""))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the listener back", func() bool { return p.Ready() == nil && p.Healthy() == nil })
+	if err := ping(p.dsn("bad", "")); err != nil {
+		t.Fatalf("the listener brought back does not serve: %v", err)
 	}
 }

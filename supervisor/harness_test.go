@@ -82,7 +82,7 @@ func startProxy(t *testing.T, toml string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := admin.Handler(admin.Sources{Registry: m.Registry, Version: "test", Ready: p.Ready,
+	h := admin.Handler(admin.Sources{Registry: m.Registry, Version: "test", Ready: p.Ready, Healthy: p.Healthy,
 		Config: func() any { return p.Config().Redacted() }, Sessions: func() any { return p.Registry.List() }})
 	px := &proxy{Proxy: p, admin: httptest.NewServer(h), m: m}
 	t.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,9 @@ type Proxy struct {
 	draining atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
+	// failed: listeners whose tenant stopped for good, with the reason.
+	failedMu sync.Mutex
+	failed   map[string]string
 	// state is the root actor's latest published view, for Addr, Ready and Config.
 	state atomic.Pointer[state]
 }
@@ -196,12 +200,40 @@ func (p *Proxy) Ready() error {
 	if p.draining.Load() {
 		return errors.New("draining: the proxy is shutting down")
 	}
+	if err := p.Healthy(); err != nil {
+		return err
+	}
 	for name, t := range p.state.Load().tenants {
 		if !t.l.accepting.Load() || t.l.env.Load() == nil {
 			return fmt.Errorf("listener %s is not accepting", name)
 		}
 	}
 	return nil
+}
+
+// Healthy reports the listeners whose tenant stopped for good.
+func (p *Proxy) Healthy() error {
+	p.failedMu.Lock()
+	defer p.failedMu.Unlock()
+	var errs []error
+	for _, reason := range p.failed {
+		errs = append(errs, errors.New(reason))
+	}
+	return errors.Join(errs...)
+}
+
+// setFailed records (reason != "") or clears why a listener is down.
+func (p *Proxy) setFailed(name, reason string) {
+	p.failedMu.Lock()
+	defer p.failedMu.Unlock()
+	if reason == "" {
+		delete(p.failed, name)
+		return
+	}
+	if p.failed == nil {
+		p.failed = map[string]string{}
+	}
+	p.failed[name] = reason
 }
 
 // Drain shuts down gracefully: readiness turns false and the listeners
@@ -250,8 +282,9 @@ type applyConfig struct {
 // one per listener, diffs and fans out new configurations, and restarts a
 // failed tenant alone.
 type rootActor struct {
-	p    *Proxy
-	pids map[string]*actor.PID
+	p        *Proxy
+	pids     map[string]*actor.PID
+	stopping bool
 }
 
 func (a *rootActor) Receive(ctx actor.Context) {
@@ -263,6 +296,12 @@ func (a *rootActor) Receive(ctx actor.Context) {
 		}
 	case *applyConfig:
 		m.reply <- a.apply(ctx, m.cfg, m.applied)
+	case *actor.Stopping:
+		a.stopping = true
+	case *actor.Terminated:
+		if !a.stopping {
+			a.tenantGone(m.Who)
+		}
 	case *actors.Failure:
 		actors.Reraise(m)
 	}
@@ -277,6 +316,7 @@ func (a *rootActor) spawn(ctx actor.Context, t *tenant) {
 	}
 	a.pids[t.name] = pid
 	t.pid.Store(pid)
+	a.p.setFailed(t.name, "")
 }
 
 func (a *rootActor) apply(ctx actor.Context, cfg *config.Config, applied *applyWait) error {
@@ -306,6 +346,30 @@ func (a *rootActor) apply(ctx actor.Context, cfg *config.Config, applied *applyW
 	a.p.state.Store(&state{cfg: cfg, tenants: next})
 	a.p.log.Info("configuration applied", "listeners", len(next))
 	return nil
+}
+
+// tenantGone handles a tenant that stopped without being asked: its
+// supervisor gave up after repeated failures. Its port closes (clients
+// get a refused connection, not a silent 1040) and /healthz and /readyz
+// say so until a configuration brings the listener back.
+func (a *rootActor) tenantGone(pid *actor.PID) {
+	for name, p := range a.pids {
+		if !p.Equal(pid) {
+			continue
+		}
+		delete(a.pids, name)
+		old := a.p.state.Load()
+		tenants := maps.Clone(old.tenants)
+		if t := tenants[name]; t != nil {
+			_ = t.l.ln.Close()
+		}
+		delete(tenants, name)
+		a.p.state.Store(&state{cfg: old.cfg, tenants: tenants})
+		reason := fmt.Sprintf("listener %s stopped after %d failures within %s; its port is closed until a reload brings it back (see the log)", name, maxRestarts, restartWindow)
+		a.p.setFailed(name, reason)
+		a.p.log.Error("tenant stopped for good", "tenant", name, "reason", reason)
+		return
+	}
 }
 
 // stopTenant ends a removed (or re-addressed) tenant and frees its port.
