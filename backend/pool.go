@@ -27,7 +27,7 @@ type PoolConfig struct {
 	Size           int           // open connections at most
 	MinIdle        int           // dialled at start and kept warm
 	AcquireTimeout time.Duration // how long Acquire waits
-	IdleCheckAfter time.Duration // idle longer than this: ping before reuse
+	IdleCheckAfter time.Duration // idle longer than this: reset before reuse
 	MaxWaiters     int           // bounded wait queue; 0 = 4*Size
 	// Globals counts global-variable changes made through the proxy; a
 	// connection reset before the latest is reset again when acquired.
@@ -163,9 +163,8 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 	return nil, fmt.Errorf("%w after %s", ErrPoolTimeout, p.cfg.AcquireTimeout)
 }
 
-// usable pings a connection that sat idle long; a dead one is discarded.
-//
-// A connection's session variables were copied from the server's globals
+// usable readies a pooled connection for the session taking it; a dead one
+// is discarded. A connection's session variables were copied from the server's globals
 // when it was last reset. After a SET GLOBAL through the proxy, or after
 // sitting idle past IdleCheckAfter (a change by another client, or a dead
 // connection), it is reset again: the new session then sees the globals a
