@@ -243,8 +243,10 @@ func (p *Proxy) setFailed(name, reason string) {
 // supervision tree stops, closing the pools. It returns how many sessions
 // had to be cut.
 func (p *Proxy) Drain(ctx context.Context) (cut int, err error) {
-	p.draining.Store(true)
+	// Closed before readiness turns false: whoever sees the proxy not ready
+	// finds its ports closed.
 	closeAll(p.state.Load().tenants)
+	p.draining.Store(true)
 	p.Registry.Drain()
 	if p.Registry.WaitEmpty(ctx) != nil {
 		cut = p.Registry.Len()
