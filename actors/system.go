@@ -35,6 +35,12 @@ func mailboxSize(kind string) int {
 	return MailboxSize
 }
 
+// Restarts allowed to a top-level actor within the window before it stops.
+const (
+	topRestarts      = 10
+	topRestartWindow = time.Minute
+)
+
 // System is the process's actor system with its metrics and logger.
 type System struct {
 	*actor.ActorSystem
@@ -46,7 +52,11 @@ type System struct {
 func NewSystem(log *slog.Logger, m *metrics.Proxy) *System {
 	alog := log.With("component", "actor")
 	sys := actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return alog }))
-	return &System{ActorSystem: sys, Metrics: m, Log: log}
+	s := &System{ActorSystem: sys, Metrics: m, Log: log}
+	// Top-level actors (the proxy's root supervisor, admin) restart under a
+	// guardian that counts their failures like every other supervisor's.
+	sys.Root.WithGuardian(s.Strategy(actor.RestartDirective, topRestarts, topRestartWindow))
+	return s
 }
 
 // Failure is the reason a supervisor sees: the panic value tagged with the

@@ -103,3 +103,34 @@ func TestSessionActorMemory(t *testing.T) {
 		sys.Root.Stop(pid)
 	}
 }
+
+type boom struct{}
+
+type fragile struct{ started chan struct{} }
+
+func (f *fragile) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case *actor.Started:
+		f.started <- struct{}{}
+	case boom:
+		panic("boom")
+	}
+}
+
+// A top-level actor (the root supervisor, admin) that fails is restarted
+// and counted like any other.
+func TestTopLevelRestartsCounted(t *testing.T) {
+	sys := newTestSystem(t)
+	started := make(chan struct{}, 4)
+	pid := sys.Root.Spawn(sys.Props("top", func() actor.Actor { return &fragile{started: started} }))
+	<-started
+	sys.Root.Send(pid, boom{})
+	select {
+	case <-started: // restarted
+	case <-time.After(5 * time.Second):
+		t.Fatal("the top-level actor was not restarted")
+	}
+	if got := testutil.ToFloat64(sys.Metrics.ActorRestarts.WithLabelValues("top", "RestartDirective")); got != 1 {
+		t.Fatalf("restarts counted: %v, want 1", got)
+	}
+}
