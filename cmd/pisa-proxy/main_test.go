@@ -262,15 +262,7 @@ func TestSIGTERMDrainsUnderLoad(t *testing.T) {
 	if err := os.WriteFile(path, []byte(proxyTOML(admin, listen, "pw", srv)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "--drain-timeout", "20s", "daemon", "-c", path)
-	logs := &logBuffer{ch: make(chan struct{}, 1)}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	cmd, logs, exited := startWaited(t, "--drain-timeout", "20s", "daemon", "-c", path)
 	eventually(t, 10*time.Second, "ready", func() bool { return httpStatus("http://"+admin+"/readyz") == 200 })
 
 	db, err := sql.Open("mysql", "app:pw@tcp("+listen+")/gotest")
@@ -344,13 +336,7 @@ func TestAdminDrain(t *testing.T) {
 	if err := os.WriteFile(path, []byte(proxyTOML(admin, listen, "pw", srv)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "daemon", "-c", path)
-	logs := &logBuffer{ch: make(chan struct{}, 1)}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	_, logs, exited := startWaited(t, "daemon", "-c", path)
 	eventually(t, 10*time.Second, "ready", func() bool { return httpStatus("http://"+admin+"/readyz") == 200 })
 	resp, err := http.Post("http://"+admin+"/drain", "", nil)
 	if err != nil {
@@ -360,7 +346,23 @@ func TestAdminDrain(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("POST /drain: %s", resp.Status)
 	}
-	if err := cmd.Wait(); err != nil {
+	if err := <-exited; err != nil {
 		t.Fatalf("pisa-proxy exited with %v after /drain; log:\n%s", err, logs)
 	}
+}
+
+// startWaited runs the binary for a test that ends it itself: exited gets
+// its exit status; the cleanup kills it if it still runs.
+func startWaited(t *testing.T, args ...string) (*exec.Cmd, *logBuffer, <-chan error) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	logs := &logBuffer{ch: make(chan struct{}, 1)}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd, logs, exited
 }
