@@ -110,7 +110,7 @@ type Listener struct {
 	ClientWriteTimeout Duration `toml:"client_write_timeout,omitempty" json:"client_write_timeout,omitempty"`
 	// BackendReadTimeout: a backend that sends nothing for this long while
 	// its answer is awaited has failed (a frozen node): the client gets
-	// 2013 and the node's breaker counts it. Unset: no limit, as a long
+	// 1158 and the node's breaker counts it. Unset: no limit, as a long
 	// statement may say nothing for its whole run.
 	BackendReadTimeout Duration `toml:"backend_read_timeout,omitempty" json:"backend_read_timeout,omitempty"`
 	// IdleCheckAfter: an idle backend connection older than this is reset before reuse.

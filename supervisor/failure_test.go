@@ -1,6 +1,7 @@
 package supervisor_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"strconv"
@@ -139,8 +140,14 @@ func TestBackendUnreachable(t *testing.T) {
 	start := time.Now()
 	err = ping(p.dsn("main", ""))
 	me := mysqlErr(err)
-	if me == nil || me.Number != 2003 || !strings.Contains(me.Message, `tenant "main"`) || !strings.Contains(me.Message, "down") {
-		t.Fatalf("want 2003 naming tenant and node, got %v", err)
+	if me == nil || me.Number != 1429 || !strings.Contains(me.Message, `tenant "main"`) || !strings.Contains(me.Message, "down") {
+		t.Fatalf("want 1429 naming tenant and node, got %v", err)
+	}
+	// MariaDB's own client shows the message (a client-range code such as
+	// 2003 in an ERR packet, it reports as "2027 Received malformed packet").
+	_, err = testenv.RunCLI(context.Background(), cliConn(p, "main", ""), "-e", "SELECT 1")
+	if err == nil || !strings.Contains(err.Error(), "ERROR 1429") || !strings.Contains(err.Error(), `tenant "main"`) {
+		t.Fatalf("mariadb CLI against an unreachable backend: %v", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("unreachable backend took %s to report", d)

@@ -34,7 +34,7 @@ func TestClientIdleTimeout(t *testing.T) {
 }
 
 // A backend frozen with its TCP connection alive (SIGSTOP) is detected by
-// backend_read_timeout: the client gets 2013 instead of a hang, the node's
+// backend_read_timeout: the client gets 1158 (08S01) instead of a hang, the node's
 // breaker counts it, and the node serves again once it thaws.
 func TestBackendReadTimeoutFrozenNode(t *testing.T) {
 	srv := testenv.MariaDB(t)
@@ -59,8 +59,8 @@ func TestBackendReadTimeoutFrozenNode(t *testing.T) {
 	for _, c := range conns {
 		start := time.Now()
 		_, err := c.ExecContext(context.Background(), "SELECT 1")
-		if me := mysqlErr(err); me == nil || me.Number != 2013 {
-			t.Fatalf("statement on a frozen node: want 2013, got %v", err)
+		if me := mysqlErr(err); me == nil || me.Number != 1158 || me.SQLState != [5]byte{'0', '8', 'S', '0', '1'} {
+			t.Fatalf("statement on a frozen node: want 1158 (08S01), got %v", err)
 		}
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("the frozen node was detected after %s", d)
