@@ -212,7 +212,9 @@ func locateKills(kills []Kill, stmts []ast.StmtNode, text string) {
 func parserFor(m Mode) (p *parser.Parser, put func()) {
 	p = parsers.Get().(*parser.Parser)
 	sm := m.sqlMode()
-	p.SetSQLMode(sm)
+	if sm != mysql.ModeNone { // pooled parsers are in the default mode
+		p.SetSQLMode(sm)
+	}
 	return p, func() {
 		if sm != mysql.ModeNone {
 			p.SetSQLMode(mysql.ModeNone)
@@ -223,8 +225,8 @@ func parserFor(m Mode) (p *parser.Parser, put func()) {
 
 // parse is p.ParseSQL that turns a panic of the parser into an error: no
 // statement text, however odd, may end a session. A parser that panicked
-// is in an unknown state; the caller's put still pools it, so it is reset
-// here by a parse of nothing.
+// is in an unknown state; the caller's put still pools it, so it is
+// replaced here by a new one.
 func parse(p *parser.Parser, text string) (stmts []ast.StmtNode, err error) {
 	defer func() {
 		if r := recover(); r != nil {
