@@ -47,11 +47,7 @@ func (s *Session) Shutdown() {
 		_ = s.conn.Close()
 		return
 	}
-	s.legsMu.Lock()
-	defer s.legsMu.Unlock()
-	if be := s.active.Load(); be != nil {
-		_ = be.IO.Conn().SetDeadline(time.Now())
-	}
+	s.interruptBackend()
 	// A client that stopped reading cannot hold the shutdown up.
 	_ = s.conn.SetDeadline(time.Now().Add(time.Second))
 }

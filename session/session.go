@@ -179,12 +179,17 @@ func (s *Session) User() string { return s.user }
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
 		_ = s.conn.Close()
-		s.legsMu.Lock()
-		defer s.legsMu.Unlock()
-		if be := s.active.Load(); be != nil {
-			_ = be.IO.Conn().SetDeadline(time.Now())
-		}
+		s.interruptBackend()
 	})
+}
+
+// interruptBackend makes a backend read in progress return at once.
+func (s *Session) interruptBackend() {
+	s.legsMu.Lock()
+	defer s.legsMu.Unlock()
+	if be := s.active.Load(); be != nil {
+		_ = be.IO.Conn().SetDeadline(time.Now())
+	}
 }
 
 // Run serves the connection until the client quits or fails. It returns nil
