@@ -95,6 +95,9 @@ type walker struct {
 	// literalDecides: a literal (which the cache key replaces) changed the
 	// answer, so the Info must not be cached.
 	literalDecides bool
+	// Multiplexing (multiplex.go).
+	pin                                  string
+	volatile, readsLastID, readsVariable bool
 
 	// Per statement.
 	locking, into bool
@@ -530,6 +533,7 @@ func (w *walker) add(t Table, o Op) {
 }
 
 func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
+	w.multiplexNode(n)
 	switch n := n.(type) {
 	case *ast.TableName:
 		w.table(n)

@@ -81,6 +81,20 @@ type Info struct {
 	// CreatesTemporaryTable is true for CREATE TEMPORARY TABLE: later
 	// statements on that table must follow it to the same connection.
 	CreatesTemporaryTable bool
+
+	// Multiplexing (see multiplex.go). Pin names state the text may leave
+	// on its connection that no other connection can be given ("" for
+	// none). Replay: the text is one SET whose session effect another
+	// connection gets by running it again; SetVar is then the one system
+	// variable it assigns a constant, if so (a later SET of it replaces
+	// this one). OneShot: SET TRANSACTION without a scope, which applies to
+	// the next transaction only. ReadsLastInsertID: LAST_INSERT_ID() or
+	// @@identity, the session's last generated id.
+	Pin               string
+	Replay            bool
+	SetVar            string
+	OneShot           bool
+	ReadsLastInsertID bool
 }
 
 // PreparesKill reports a PREPARE whose text has a KILL.
@@ -161,6 +175,7 @@ func classify(sql []byte, currentDB string, m Mode) Info {
 	if err != nil {
 		info.ParseError, info.Unverifiable = true, true
 		info.Kind = FirstKeyword(sql)
+		info.Pin = lexicalPin(sql)
 		return info
 	}
 	describe(&info, stmts, currentDB, m)
@@ -298,6 +313,10 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	}
 	info.noCache = len(w.prepares) > 0 || len(info.Kills) > 0 || w.literalDecides
 	info.Tables = tablesOf(w.access)
+	info.Pin, info.ReadsLastInsertID = w.pin, w.readsLastID
+	if len(stmts) > 0 && info.Kinds&(1<<KindSet) != 0 {
+		describeSet(info, stmts[0], &w)
+	}
 }
 
 // kindOf maps a statement to its Kind and whether that kind reads only.
@@ -388,5 +407,5 @@ const MaxParsed = 64 << 10
 // first keyword's kind, not read-only (so it stays on the primary), no
 // fingerprint (no fingerprint rule or fuse applies).
 func lexical(sql []byte) Info {
-	return Info{Kind: FirstKeyword(sql), Unverifiable: true}
+	return Info{Kind: FirstKeyword(sql), Unverifiable: true, Pin: lexicalPin(sql)}
 }
