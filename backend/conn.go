@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -61,12 +62,21 @@ type Conn struct {
 	Collation     uint8  // current collation id; 0 when unknown
 	// MultiStatementsOff: COM_SET_OPTION turned multi-statements off.
 	MultiStatementsOff bool
-	// ClientFlagsApplied: the session settings a server derives from the
-	// client's capability flags at login (CLIENT_IGNORE_SPACE adds
-	// IGNORE_SPACE to sql_mode, CLIENT_INTERACTIVE takes wait_timeout from
-	// interactive_timeout) were given to this connection; Reset clears them.
-	ClientFlagsApplied bool
+	// ClientFlags are the client capability flags whose session settings
+	// a server derives at login (CLIENT_IGNORE_SPACE adds IGNORE_SPACE to
+	// sql_mode, CLIENT_INTERACTIVE takes wait_timeout from
+	// interactive_timeout) given to this connection; Reset clears them.
+	ClientFlags uint32
+	// Sets are the SET statements a multiplexing session replayed or ran
+	// here, in order; never modified in place (sessions share the slice).
+	// LastInsertID is what LAST_INSERT_ID() returns here, as far as known.
+	// Reset clears both.
+	Sets         []string
+	LastInsertID uint64
+	// Issued counts the commands the proxy sent on its own behalf.
+	Issued uint64
 
+	raw      net.Conn // the TCP connection under TLS, for alive
 	lastUsed time.Time
 	globals  uint64 // the pool's Globals count when this connection was last reset
 }
@@ -131,8 +141,36 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 		Endpoint:      ep,
 		DB:            ep.DB,
 		Collation:     wire.DefaultCollationID,
+		raw:           raw,
 		lastUsed:      time.Now(),
 	}, nil
+}
+
+// alive reports that the server has not closed the connection while it sat
+// idle: a non-blocking peek at the socket (one syscall) finds a FIN, a
+// reset, or bytes the server sent unasked (an error packet before closing
+// on a timeout); any of them means it is gone. Cheaper than a ping, which
+// costs a round trip.
+func (c *Conn) alive() bool {
+	if c.IO.Buffered() > 0 {
+		return false
+	}
+	sc, ok := c.raw.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	alive := true
+	var b [1]byte
+	_ = rc.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		alive = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR
+		return true // never wait for readiness
+	})
+	return alive
 }
 
 // isNoTLS recognises go-mysql's error for a server without TLS support.
@@ -159,6 +197,7 @@ func (c *Conn) Quit() error {
 // Command sends a command the proxy issues on its own behalf and reads its
 // response, which must be OK/EOF (several with MORE_RESULTS) or ERR.
 func (c *Conn) Command(cmd byte, arg []byte) error {
+	c.Issued++
 	c.IO.Seq = 0
 	buf := make([]byte, 0, 1+len(arg))
 	buf = append(append(buf, cmd), arg...)
@@ -218,7 +257,7 @@ func (c *Conn) Reset() error {
 		return fmt.Errorf("restore session defaults: %w", err)
 	}
 	c.DB, c.Collation = c.Endpoint.DB, wire.DefaultCollationID
-	c.ClientFlagsApplied = false
+	c.ClientFlags, c.Sets, c.LastInsertID = 0, nil, 0
 	return nil
 }
 
@@ -240,6 +279,7 @@ func QuoteIdent(s string) string {
 // text ("" for NULL). Any other number of rows is an error: the client's
 // session settings (sql_select_limit) apply to these statements too.
 func (c *Conn) QueryValue(sql string) (string, error) {
+	c.Issued++
 	c.IO.Seq = 0
 	if err := c.IO.WritePacketFlush(append([]byte{mysql.COM_QUERY}, sql...)); err != nil {
 		return "", &wire.IOError{Side: wire.BackendSide, Err: err}

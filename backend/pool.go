@@ -147,6 +147,14 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 	case r := <-reply:
 		p.mWaitTime.Observe(time.Since(start).Seconds())
 		return r.conn, r.err
+	case c := <-p.idle:
+		// Parked by a multiplexing session without the actor: take it and
+		// withdraw the request (a connection the actor sent meanwhile goes
+		// back through cancel).
+		p.mIdle.Dec()
+		p.mWaitTime.Observe(time.Since(start).Seconds())
+		p.sys.Root.Send(p.pid, &cancelReq{reply: reply})
+		return c, nil
 	case <-timer.C:
 	case <-ctx.Done():
 	}
@@ -172,7 +180,12 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 // ping would.
 func (p *Pool) usable(c *Conn) bool {
 	gen := p.globals()
-	if c.globals == gen && time.Since(c.lastUsed) < p.cfg.IdleCheckAfter {
+	idle := time.Since(c.lastUsed)
+	if idle > staleCheckAfter && !c.alive() {
+		p.discard(c) // closed by the server while idle (wait_timeout, KILL)
+		return false
+	}
+	if c.globals == gen && idle < p.cfg.IdleCheckAfter {
 		return true
 	}
 	if err := c.Reset(); err != nil {
@@ -189,6 +202,11 @@ func (p *Pool) globals() uint64 {
 	}
 	return p.cfg.Globals.Load()
 }
+
+// staleCheckAfter: a connection idle longer than this is checked for a
+// close by the server before use. A connection parked for less is in use
+// all the time; a check would cost a syscall per statement.
+const staleCheckAfter = 250 * time.Millisecond
 
 // Release resets c (on the caller's goroutine) and returns it to the pool;
 // a connection that fails to reset is closed instead.
@@ -213,6 +231,26 @@ func (p *Pool) Release(c *Conn) {
 	}
 	c.lastUsed = time.Now()
 	p.sys.Root.Send(p.pid, &released{conn: c})
+}
+
+// Park returns a connection between the statements of a multiplexing
+// session, with its session state (described in its fields) kept: the
+// next borrower aligns it to its own. No reset, and no message to the
+// actor unless the idle channel is full: this runs after every statement.
+// Waiters watch the idle channel too (see wait).
+func (p *Pool) Park(c *Conn) {
+	p.inUse(-1)
+	if p.retired.Load() {
+		_ = c.Quit()
+		return
+	}
+	c.lastUsed = time.Now()
+	select {
+	case p.idle <- c:
+		p.mIdle.Inc()
+	default:
+		p.sys.Root.Send(p.pid, &released{conn: c})
+	}
 }
 
 // Flush closes the idle connections (their node was found dead); later

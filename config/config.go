@@ -90,6 +90,10 @@ type Listener struct {
 
 	// MaxConnections bounds concurrent client sessions; more get ER_CON_COUNT_ERROR.
 	MaxConnections int `toml:"max_connections,omitempty" json:"max_connections,omitempty"`
+	// Multiplex: a session holds a backend connection only while a
+	// statement, a transaction or state that cannot move (pins) needs it,
+	// so many client sessions share few backend connections.
+	Multiplex bool `toml:"multiplex,omitempty" json:"multiplex,omitempty"`
 	// AuthPlugin is the plugin announced to clients (mysql_native_password or caching_sha2_password).
 	AuthPlugin string `toml:"auth_plugin,omitempty" json:"auth_plugin,omitempty"`
 	// TLS for client connections.

@@ -257,7 +257,11 @@ func (s *Session) afterQuery(l *leg, sql []byte, info *sqlinfo.Info, out wire.Ou
 	switch {
 	case info.ChangesDB && info.Statements == 1 && out.ErrCode == 0:
 		s.setDB(l.conn, info.UseDB)
-	case info.ChangesDB || ((info.ParseError || info.Statements == 0) && info.Kind == sqlinfo.KindUse):
+	case info.ChangesDB || ((info.ParseError || info.Statements == 0) && info.Kind == sqlinfo.KindUse),
+		// DROP DATABASE of the current one leaves none selected; with
+		// multiplexing the next connection must be given the right one.
+		s.env.Multiplex && info.Kind == sqlinfo.KindDDL && out.ErrCode == 0 &&
+			(sqlinfo.ContainsFold(sql, "DATABASE") || sqlinfo.ContainsFold(sql, "SCHEMA")):
 		// A USE among several statements may or may not have run; one the
 		// parser could not read (or did not: too long) says nothing reliable.
 		if err := s.refreshDB(l.conn); err != nil {

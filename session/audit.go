@@ -47,6 +47,8 @@ func (s *Session) remember(id uint32, info *sqlinfo.Info) {
 	if len(s.prepared) < maxPrepared {
 		kept := *info
 		s.prepared[id] = &kept
+	} else {
+		s.pin(pinManyPrepared, nil) // its close cannot be followed
 	}
 	s.lastPrepared = id
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/strategy"
 	"pisanix.io/pisanix/wire"
@@ -21,6 +22,7 @@ const bigBuffer = 1 << 20
 
 func (s *Session) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
+		s.release()
 		if !s.waitCommand() {
 			return nil // drained at a transaction boundary
 		}
@@ -111,9 +113,15 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 		s.client.Seq = 1
 		return s.clientError(wire.NewError(mysql.ER_MALFORMED_PACKET, "Malformed communication packet: empty command"))
 	}
-	switch cmd := payload[0]; cmd {
-	case mysql.COM_QUIT:
+	if payload[0] == mysql.COM_QUIT {
 		return errQuit
+	}
+	if s.env.Multiplex {
+		if err := s.borrow(); err != nil {
+			return s.borrowFailed(err, more)
+		}
+	}
+	switch cmd := payload[0]; cmd {
 	case mysql.COM_QUERY:
 		return s.query(payload, more)
 	case mysql.COM_STMT_EXECUTE:
@@ -153,6 +161,21 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 		}
 		return s.clientError(wire.NewError(mysql.ER_UNKNOWN_COM_ERROR, fmt.Sprintf("Unknown command %#x", cmd)))
 	}
+}
+
+// borrowFailed answers a command no backend connection could be borrowed
+// for; the session goes on, as it holds no connection.
+func (s *Session) borrowFailed(err error, more bool) error {
+	if wire.FailedSide(err) == wire.ClientSide {
+		return err
+	}
+	s.primary.give()
+	if more {
+		if err := s.client.DiscardRest(); err != nil {
+			return &wire.IOError{Side: wire.ClientSide, Err: err}
+		}
+	}
+	return s.clientError(toSQLError(err, s.env.Tenant))
 }
 
 // clientError answers the current command with e; the session goes on.
@@ -213,11 +236,17 @@ func (s *Session) query(payload []byte, more bool) error {
 	if !more {
 		l = s.legFor(sql, info)
 	}
+	if info.ReadsLastInsertID && s.env.Multiplex && l == &s.primary {
+		if err := s.alignLastInsertID(l.conn); err != nil {
+			return err
+		}
+	}
 	out, err := s.exchange(l, payload, more, wire.RespResult, kind)
 	if err != nil {
 		s.audit(&info, db, start, wire.Outcome{ErrCode: errServerLost}, l.conn.Endpoint.Name, "")
 		return err
 	}
+	s.afterStatement(l, sql, &info, out)
 	took := time.Since(start)
 	live.Fuse.Observe(info.Digest, info.Fingerprint, out.ErrCode, took)
 	s.env.Fingerprints.Observe(info.Digest, info.Fingerprint, took, out.ErrCode != 0)
@@ -372,11 +401,25 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	}
 	l.dirty = false
 	h.record(out.ErrCode == 0, time.Since(start))
-	if l == &s.primary && out.ErrCode == 0 && kind != wire.RespPrepare {
-		// A prepare's OK carries no status; an ERR leaves it as it was.
-		s.inTx.Store(out.Status&mysql.SERVER_STATUS_IN_TRANS != 0)
+	if l == &s.primary {
+		s.observeStatus(l.conn, out, kind)
 	}
 	return out, nil
+}
+
+// observeStatus follows the primary's status, LAST_INSERT_ID() and
+// diagnostics after a response.
+func (s *Session) observeStatus(be *backend.Conn, out wire.Outcome, kind wire.ResponseKind) {
+	if out.ErrCode == 0 && kind != wire.RespPrepare {
+		// A prepare's OK carries no status; an ERR leaves it as it was.
+		s.status = out.Status
+		s.inTx.Store(out.Status&mysql.SERVER_STATUS_IN_TRANS != 0)
+	}
+	if out.InsertID != 0 {
+		s.mux.lastInsertID, be.LastInsertID = out.InsertID, out.InsertID
+	}
+	// SHOW WARNINGS and the like read them on this connection.
+	s.mux.hold = out.ErrCode != 0 || out.Warnings > 0
 }
 
 func (s *Session) initDB(payload []byte, more bool) error {

@@ -26,17 +26,7 @@ func (s *Session) kill(id uint64, queryOnly bool) error {
 		s.Close()
 		return errQuit
 	}
-	verb := "KILL CONNECTION"
-	if queryOnly {
-		verb = "KILL QUERY"
-	}
-	stmt := fmt.Sprintf("%s %d", verb, be.ThreadID)
-	var err error
-	if be.Endpoint == s.primary.conn.Endpoint && target != s {
-		err = s.primary.conn.Query(stmt)
-	} else {
-		err = s.killVia(be.Endpoint.Name, target, stmt)
-	}
+	err := s.killBackend(target, be, queryOnly)
 	if e, ok := err.(*wire.SQLError); ok {
 		return s.clientError(e)
 	}
@@ -47,6 +37,30 @@ func (s *Session) kill(id uint64, queryOnly bool) error {
 		target.Close()
 	}
 	return s.okToClient()
+}
+
+// killBackend runs the KILL for target's backend connection be on its
+// node. A multiplexing target's connection is read again under its lock,
+// held until the KILL ran: the target cannot park it meanwhile, where
+// another session could take it and have its statement killed instead.
+func (s *Session) killBackend(target *Session, be *backend.Conn, queryOnly bool) error {
+	if target.env.Multiplex && target != s {
+		target.legsMu.Lock()
+		defer target.legsMu.Unlock()
+		be = target.active.Load()
+	}
+	if be == nil {
+		return nil // between statements: no query to stop, no connection of its own to end
+	}
+	verb := "KILL CONNECTION"
+	if queryOnly {
+		verb = "KILL QUERY"
+	}
+	stmt := fmt.Sprintf("%s %d", verb, be.ThreadID)
+	if be.Endpoint == s.primary.conn.Endpoint && target != s {
+		return s.primary.conn.Query(stmt)
+	}
+	return s.killVia(be.Endpoint.Name, target, stmt)
 }
 
 // killTarget finds the session a KILL names by its proxy connection id,
@@ -64,7 +78,7 @@ func (s *Session) killTarget(id uint64) (*Session, *backend.Conn, *wire.SQLError
 		return nil, nil, wire.NewError(mysql.ER_KILL_DENIED_ERROR, fmt.Sprintf("You are not owner of thread %d", id))
 	}
 	be := target.active.Load()
-	if be == nil {
+	if be == nil && !target.env.Multiplex {
 		return nil, nil, unknown
 	}
 	return target, be, nil
@@ -89,6 +103,8 @@ func (s *Session) translateKills(sql []byte, kills []sqlinfo.Kill) ([]byte, []*S
 			return nil, nil, e
 		}
 		switch {
+		case be == nil:
+			return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("pisa-proxy: thread %d is between statements and holds no backend connection; send its KILL as a statement of its own", k.ID))
 		case target == s && !k.Query:
 			return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a KILL CONNECTION of this session must be sent as a statement of its own")
 		case be.Endpoint != s.primary.conn.Endpoint:

@@ -323,4 +323,5 @@ func (s *Session) forgetState() {
 	s.rw = rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT}
 	clear(s.prepared)
 	clear(s.sqlPrepared)
+	s.forgetMux()
 }

@@ -60,6 +60,9 @@ type Env struct {
 	// Fingerprints follows statement time and errors by fingerprint.
 	Fingerprints *metrics.FingerprintTable
 	Log          *slog.Logger
+	// Multiplex: between statements outside a transaction a session holds
+	// no backend connection (multiplex.go).
+	Multiplex bool
 	// Fault is a test hook run for every COM_QUERY; nil in production.
 	Fault func(s *Session, sql []byte)
 }
@@ -101,6 +104,9 @@ type Session struct {
 	// for KILL and Close, which run on other goroutines.
 	active atomic.Pointer[backend.Conn]
 	rw     rwState
+	mux    muxState
+	// status is the primary's status after its last OK or EOF.
+	status uint16
 
 	buf   []byte
 	stats stmtStats
@@ -135,6 +141,7 @@ type Session struct {
 	inTx     atomic.Bool // the primary's last status said IN_TRANS
 
 	closeOnce sync.Once
+	closing   atomic.Bool // Close was called
 	// legsMu orders Close (another goroutine) against finish handing the
 	// backend connections back, so Close never touches a returned one.
 	legsMu sync.Mutex
@@ -159,6 +166,7 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 		client: wire.NewPacketIO(conn, loginBufSize),
 		log:    env.Log.With("conn", id, "client", remote),
 		rw:     rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT},
+		status: mysql.SERVER_STATUS_AUTOCOMMIT,
 	}
 }
 
@@ -178,6 +186,7 @@ func (s *Session) User() string { return s.user }
 // closed and a backend read in progress is interrupted.
 func (s *Session) Close() {
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
 		_ = s.conn.Close()
 		s.interruptBackend()
 	})
@@ -309,7 +318,11 @@ func (s *Session) connectBackend(ctx context.Context) error {
 		if err := s.primary.take(ctx, s.env.Balancer, s.pools()); err != nil {
 			return err
 		}
+		issued := s.primary.conn.Issued
 		err := s.align(&s.primary)
+		if err == nil && s.env.Multiplex {
+			s.countBorrow(s.primary.conn.Issued != issued)
+		}
 		if err == nil {
 			err = s.refreshReading(s.primary.conn)
 		}
@@ -331,10 +344,16 @@ func (s *Session) connectBackend(ctx context.Context) error {
 	}
 }
 
-// align gives a leg's connection the client's schema, character set and
-// multi-statements setting.
+// align gives a leg's connection the client's schema, character set,
+// client flags and multi-statements setting, and with multiplexing the
+// session's SETs.
 func (s *Session) align(l *leg) error {
 	be := l.conn
+	if s.env.Multiplex && l == &s.primary {
+		if err := s.alignSets(be); err != nil {
+			return err
+		}
+	}
 	if s.db != "" && s.db != be.DB {
 		if err := be.Command(mysql.COM_INIT_DB, []byte(s.db)); err != nil {
 			return err
@@ -344,37 +363,49 @@ func (s *Session) align(l *leg) error {
 	if err := s.alignCollation(be); err != nil {
 		return err
 	}
+	if err := s.alignClientFlags(be); err != nil {
+		return err
+	}
+	if s.env.Multiplex && l == &s.primary {
+		if err := s.replaySets(be); err != nil {
+			return err
+		}
+	}
 	if s.hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0 && !be.MultiStatementsOff {
 		if err := be.Command(mysql.COM_SET_OPTION, []byte{1, 0}); err != nil {
 			return err
 		}
 		be.MultiStatementsOff = true
 	}
-	return s.alignClientFlags(be)
+	return nil
 }
+
+// clientFlagSettings are the client flags alignClientFlags gives.
+const clientFlagSettings = mysql.CLIENT_IGNORE_SPACE | mysql.CLIENT_INTERACTIVE
 
 // alignClientFlags gives the backend connection what a server derives from
 // the client's capability flags at login, which the proxy offers clients
 // but does not send on (its backend connections are dialled once, with
 // flags of their own): CLIENT_IGNORE_SPACE (mysql -i) puts IGNORE_SPACE in
 // the session's sql_mode, CLIENT_INTERACTIVE sets wait_timeout to
-// interactive_timeout.
+// interactive_timeout. A connection given flags the session lacks was
+// reset before (pools reset on release; alignSets with multiplexing).
 func (s *Session) alignClientFlags(be *backend.Conn) error {
-	caps := s.hello.Capabilities
-	if be.ClientFlagsApplied || caps&(mysql.CLIENT_IGNORE_SPACE|mysql.CLIENT_INTERACTIVE) == 0 {
+	missing := s.hello.Capabilities & clientFlagSettings &^ be.ClientFlags
+	if missing == 0 {
 		return nil
 	}
 	var sets []string
-	if caps&mysql.CLIENT_IGNORE_SPACE != 0 {
+	if missing&mysql.CLIENT_IGNORE_SPACE != 0 {
 		sets = append(sets, "sql_mode = CONCAT(@@session.sql_mode, ',IGNORE_SPACE')")
 	}
-	if caps&mysql.CLIENT_INTERACTIVE != 0 {
+	if missing&mysql.CLIENT_INTERACTIVE != 0 {
 		sets = append(sets, "wait_timeout = @@global.interactive_timeout")
 	}
 	if err := be.Query("SET SESSION " + strings.Join(sets, ", ")); err != nil {
 		return err
 	}
-	be.ClientFlagsApplied = true
+	be.ClientFlags |= missing
 	return nil
 }
 
@@ -410,6 +441,7 @@ func (s *Session) finish() {
 	s.legsMu.Unlock()
 	s.replica.give()
 	s.primary.give()
+	s.gauge("")
 	s.Close()
 }
 

@@ -5,13 +5,20 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/prometheus/client_golang/prometheus"
+	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/sqlinfo"
 )
 
 // stmtStats caches this session's metric handles, so a statement costs two
 // atomic adds and one histogram observation, not a label lookup.
 type stmtStats struct {
-	m map[uint32]*stmtHandles // key: replica<<16 | command<<8 | kind
+	m map[statsKey]*stmtHandles
+}
+
+// statsKey: the node (its server label) and replica<<16 | command<<8 | kind.
+type statsKey struct {
+	node *backend.Endpoint
+	k    uint32
 }
 
 type stmtHandles struct {
@@ -23,15 +30,15 @@ type stmtHandles struct {
 func (st *stmtStats) reset() { st.m = nil }
 
 func (st *stmtStats) handles(s *Session, l *leg, cmd byte, kind sqlinfo.Kind) *stmtHandles {
-	key := uint32(cmd)<<8 | uint32(kind)
+	key := statsKey{l.conn.Endpoint, uint32(cmd)<<8 | uint32(kind)}
 	if l != &s.primary {
-		key |= 1 << 16
+		key.k |= 1 << 16
 	}
 	if h, ok := st.m[key]; ok {
 		return h
 	}
 	if st.m == nil {
-		st.m = map[uint32]*stmtHandles{}
+		st.m = map[statsKey]*stmtHandles{}
 	}
 	m := s.env.Metrics
 	typ := commandName(cmd)

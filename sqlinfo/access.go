@@ -96,8 +96,8 @@ type walker struct {
 	// answer, so the Info must not be cached.
 	literalDecides bool
 	// Multiplexing (multiplex.go).
-	pin                                  string
-	volatile, readsLastID, readsVariable bool
+	pin                                                 string
+	volatile, readsLastID, readsVariable, unlocksTables bool
 
 	// Per statement.
 	locking, into bool

@@ -89,8 +89,10 @@ type Info struct {
 	// variable it assigns a constant, if so (a later SET of it replaces
 	// this one). OneShot: SET TRANSACTION without a scope, which applies to
 	// the next transaction only. ReadsLastInsertID: LAST_INSERT_ID() or
-	// @@identity, the session's last generated id.
+	// @@identity, the session's last generated id. UnlocksTables: UNLOCK
+	// TABLES, which ends a PinLockTables.
 	Pin               string
+	UnlocksTables     bool
 	Replay            bool
 	SetVar            string
 	OneShot           bool
@@ -313,7 +315,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	}
 	info.noCache = len(w.prepares) > 0 || len(info.Kills) > 0 || w.literalDecides
 	info.Tables = tablesOf(w.access)
-	info.Pin, info.ReadsLastInsertID = w.pin, w.readsLastID
+	info.Pin, info.ReadsLastInsertID, info.UnlocksTables = w.pin, w.readsLastID, w.unlocksTables
 	if len(stmts) > 0 && info.Kinds&(1<<KindSet) != 0 {
 		describeSet(info, stmts[0], &w)
 	}

@@ -51,6 +51,8 @@ func (w *walker) multiplexNode(n ast.Node) {
 		w.multiplexFunc(n)
 	case *ast.LockTablesStmt:
 		w.pinFor(PinLockTables)
+	case *ast.UnlockTablesStmt:
+		w.unlocksTables = true
 	case *ast.FlushStmt:
 		if n.ReadLock {
 			w.pinFor(PinLockTables)
@@ -174,8 +176,10 @@ func lexicalPin(sql []byte) string {
 	return ""
 }
 
-// containsFold reports whether sql contains upper (ASCII, upper case)
+// ContainsFold reports whether sql contains upper (ASCII, upper case)
 // without regard to case.
+func ContainsFold(sql []byte, upper string) bool { return containsFold(sql, upper) }
+
 func containsFold(sql []byte, upper string) bool {
 	n := len(upper)
 	for i := 0; i+n <= len(sql); i++ {

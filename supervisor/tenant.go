@@ -150,6 +150,7 @@ type poolKey struct {
 	size, minIdle                          int
 	acquireTimeout, dialTimeout, idleCheck config.Duration
 	readTimeout                            config.Duration
+	maxWaiters                             int
 }
 
 // tenantActor supervises one tenant's pools, balancer and listener.
@@ -236,7 +237,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		LoginTimeout: cfg.LoginTimeout.D(), IdleTimeout: cfg.ClientIdleTimeout.D(), WriteTimeout: cfg.ClientWriteTimeout.D(),
 		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
-		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name),
+		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name), Multiplex: cfg.Multiplex,
 	}
 	env.Fault = faultHook(t.sys, t)
 	oldAudit, err := a.syncAudit(cfg.Audit)
@@ -447,7 +448,8 @@ func (a *tenantActor) pool(ctx actor.Context, cfg config.Listener, n config.Node
 		minIdle = 0
 	}
 	key := poolKey{node: n, foundRows: foundRows, size: cfg.PoolSize, minIdle: minIdle,
-		acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter, readTimeout: cfg.BackendReadTimeout}
+		acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter, readTimeout: cfg.BackendReadTimeout,
+		maxWaiters: maxWaiters(cfg)}
 	if ref, ok := a.pools[id]; ok && ref.key == key {
 		return ref, nil
 	}
@@ -460,11 +462,21 @@ func (a *tenantActor) pool(ctx actor.Context, cfg config.Listener, n config.Node
 	pool, err := backend.NewPool(a.t.sys, ctx, fmt.Sprintf("pool-%s-%d", n.Name, a.gen), backend.PoolConfig{
 		Tenant: cfg.Name, Endpoint: ep, Size: cfg.PoolSize, MinIdle: minIdle,
 		AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(), Globals: a.t.reg.Globals(),
+		MaxWaiters: key.maxWaiters,
 	})
 	if err != nil {
 		return poolRef{}, err
 	}
 	return poolRef{key: key, pool: pool}, nil
+}
+
+// maxWaiters bounds a pool's wait queue: with multiplexing every session
+// may wait for a statement's connection at once (0: the pool's default).
+func maxWaiters(l config.Listener) int {
+	if l.Multiplex {
+		return l.MaxConnections
+	}
+	return 0
 }
 
 func balanceType(l config.Listener) string {

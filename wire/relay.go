@@ -73,6 +73,9 @@ type Outcome struct {
 	// AffectedRows sums the OK packets' affected rows; Rows counts the rows
 	// relayed (over every result of a multi-result response).
 	AffectedRows, Rows uint64
+	// InsertID is the last non-zero insert id of the OK packets: the value
+	// LAST_INSERT_ID() returns on that connection afterwards.
+	InsertID uint64
 	// StmtID is the id of a statement COM_STMT_PREPARE prepared.
 	StmtID uint32
 }
@@ -225,7 +228,7 @@ func (r *Relay) single() (Outcome, error) {
 }
 
 func (r *Relay) results() (Outcome, error) {
-	var affected, rows uint64
+	var affected, rows, insertID uint64
 	for {
 		if !r.ClientLocalFiles && r.peekFirst() == mysql.LocalInFile_HEADER {
 			return r.declineLocalInfile()
@@ -252,8 +255,11 @@ func (r *Relay) results() (Outcome, error) {
 		}
 		affected += out.AffectedRows
 		rows += out.Rows
+		if out.InsertID != 0 {
+			insertID = out.InsertID
+		}
 		if out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
-			out.AffectedRows, out.Rows = affected, rows
+			out.AffectedRows, out.Rows, out.InsertID = affected, rows, insertID
 			return out, nil
 		}
 	}
@@ -415,21 +421,20 @@ func outcomeOf(head []byte, n int) Outcome {
 // at most 9 bytes each, so a long head may be cut: then status stays 0.
 func okOutcome(head []byte) Outcome {
 	pos := 1
-	var affected uint64
-	for i := 0; i < 2; i++ {
-		v, sz, ok := lenEncInt(head[pos:])
+	var v [2]uint64 // affected rows, insert id
+	for i := range v {
+		n, sz, ok := lenEncInt(head[pos:])
 		if !ok {
 			return Outcome{}
 		}
-		if i == 0 {
-			affected = v
-		}
+		v[i] = n
 		pos += sz
 	}
-	if len(head) < pos+4 {
-		return Outcome{AffectedRows: affected}
+	out := Outcome{AffectedRows: v[0], InsertID: v[1]}
+	if len(head) >= pos+4 {
+		out.Status, out.Warnings = uint16(head[pos])|uint16(head[pos+1])<<8, uint16(head[pos+2])|uint16(head[pos+3])<<8
 	}
-	return Outcome{AffectedRows: affected, Status: uint16(head[pos]) | uint16(head[pos+1])<<8, Warnings: uint16(head[pos+2]) | uint16(head[pos+3])<<8}
+	return out
 }
 
 // lenEncInt decodes a length-encoded integer: (value, size, ok).
