@@ -178,9 +178,9 @@ func isNoTLS(err error) bool {
 	return strings.Contains(err.Error(), "does not support TLS")
 }
 
-// errSchemaStuck: a session selected a schema on a connection whose node
+// ErrSchemaStuck: a session selected a schema on a connection whose node
 // names none; it is closed rather than reused.
-var errSchemaStuck = errors.New("connection has a schema its node does not name")
+var ErrSchemaStuck = errors.New("connection has a schema its node does not name")
 
 // Close closes the connection without telling the server.
 func (c *Conn) Close() error { return c.IO.Close() }
@@ -247,7 +247,7 @@ func (c *Conn) Reset() error {
 	}
 	if c.Endpoint.DB == "" && c.DB != "" {
 		// MySQL cannot unselect a schema: this connection cannot be made clean.
-		return errSchemaStuck
+		return ErrSchemaStuck
 	}
 	sql := "SET NAMES utf8mb4 COLLATE " + defaultCollation
 	if c.Endpoint.DB != "" {

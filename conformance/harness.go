@@ -39,7 +39,9 @@ type Config struct {
 	// generated certificate; clients still choose whether to use it) and
 	// the proxy use verified TLS towards MariaDB.
 	TLS bool
-	Log *slog.Logger
+	// Multiplex turns the listener's multiplexing on.
+	Multiplex bool
+	Log       *slog.Logger
 }
 
 // Report is the outcome of a conformance run.
@@ -142,7 +144,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		if direct.User == "" {
 			direct.User, direct.Password = testenv.TestUser, testenv.TestPassword
 		}
-		pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, TLSCert: tlsCert, TLSKey: tlsKey, BackendCA: tlsCA}
+		pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, TLSCert: tlsCert, TLSKey: tlsKey, BackendCA: tlsCA, Multiplex: cfg.Multiplex}
 
 		if err := resetSchemas(ctx, srv, s.Databases); err != nil {
 			return rep, err

@@ -39,6 +39,8 @@ type ProxyConfig struct {
 	// BackendCA, when set, makes the proxy require TLS towards MariaDB and
 	// verify it against this CA.
 	BackendCA string
+	// Multiplex turns the listener's multiplexing on.
+	Multiplex bool
 }
 
 // TOML renders the configuration in the pisa-proxy file format (see
@@ -48,6 +50,9 @@ func (c ProxyConfig) TOML() string {
 	fmt.Fprintf(&b, "[admin]\nhost = \"127.0.0.1\"\nport = %d\nlog_level = \"INFO\"\n\n", c.AdminPort)
 	fmt.Fprintf(&b, "[[proxy.config]]\nname = \"conformance\"\nlisten_addr = %q\n", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.ListenPort)))
 	fmt.Fprintf(&b, "user = %q\npassword = %q\ndb = %q\nbackend_type = \"mysql\"\npool_size = %d\n", c.Backend.User, c.Backend.Password, c.DB, c.PoolSize)
+	if c.Multiplex {
+		b.WriteString("multiplex = true\n")
+	}
 	if c.TLSCert != "" {
 		fmt.Fprintf(&b, "\n[proxy.config.tls]\ncert = %q\nkey = %q\n", c.TLSCert, c.TLSKey)
 	}

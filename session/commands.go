@@ -470,7 +470,8 @@ func (s *Session) resetConnection(payload []byte, more bool) error {
 func (s *Session) setOption(payload []byte, more bool) error {
 	out, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindSet)
 	if err == nil && out.ErrCode == 0 && len(payload) >= 3 {
-		s.primary.conn.MultiStatementsOff = payload[1] == 1
+		s.multiOff = payload[1] == 1
+		s.primary.conn.MultiStatementsOff = s.multiOff
 		s.replica.give() // re-aligned on its next use
 	}
 	return err

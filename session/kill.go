@@ -102,9 +102,18 @@ func (s *Session) translateKills(sql []byte, kills []sqlinfo.Kill) ([]byte, []*S
 		if e != nil {
 			return nil, nil, e
 		}
+		if be == nil {
+			// A multiplexing session between statements: nothing runs to
+			// stop, so the KILL becomes a statement that does nothing (an
+			// OK, as KILL answers); a KILL CONNECTION closes it afterwards.
+			out = append(append(out, sql[last:k.StmtStart]...), "DO 0"...)
+			last = k.End
+			if !k.Query {
+				closing = append(closing, target)
+			}
+			continue
+		}
 		switch {
-		case be == nil:
-			return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("pisa-proxy: thread %d is between statements and holds no backend connection; send its KILL as a statement of its own", k.ID))
 		case target == s && !k.Query:
 			return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a KILL CONNECTION of this session must be sent as a statement of its own")
 		case be.Endpoint != s.primary.conn.Endpoint:

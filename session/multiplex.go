@@ -207,7 +207,7 @@ func (s *Session) alignSets(be *backend.Conn) error {
 	m := &s.mux
 	flags := s.hello.Capabilities & clientFlagSettings
 	prefix := len(be.Sets) <= len(m.sets) && slices.Equal(be.Sets, m.sets[:len(be.Sets)])
-	if prefix && be.ClientFlags&^flags == 0 &&
+	if prefix && be.ClientFlags&^flags == 0 && (s.db != "" || be.DB == "") &&
 		(len(be.Sets) == 0 || be.ClientFlags == flags && (s.hello.Collation == 0 || be.Collation == s.hello.Collation)) {
 		return nil
 	}

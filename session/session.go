@@ -107,6 +107,9 @@ type Session struct {
 	mux    muxState
 	// status is the primary's status after its last OK or EOF.
 	status uint16
+	// multiOff: multi-statements are off for this client (its login flags,
+	// then COM_SET_OPTION).
+	multiOff bool
 
 	buf   []byte
 	stats stmtStats
@@ -245,6 +248,7 @@ func (s *Session) login(ctx context.Context) error {
 		return fmt.Errorf("login: %w", err)
 	}
 	s.hello, s.db = hello, hello.DB
+	s.multiOff = hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0
 	s.setUser(hello.User)
 	if e := s.admit(hello.DB); e != nil {
 		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "access").Inc()
@@ -334,10 +338,16 @@ func (s *Session) connectBackend(ctx context.Context) error {
 			}
 			return nil
 		}
-		// A connection that died while idle: drop it and try again.
+		// A connection that died while idle: drop it and try again. One
+		// in a schema the session cannot be given none of (multiplexing,
+		// a node naming no schema) is dropped as often as the pool has them.
 		s.primary.failed(err)
 		s.primary.dirty = true
 		s.primary.give()
+		if errors.Is(err, backend.ErrSchemaStuck) {
+			attempt--
+			continue
+		}
 		if wire.FailedSide(err) != wire.BackendSide || attempt == 2 {
 			return err
 		}
@@ -371,11 +381,16 @@ func (s *Session) align(l *leg) error {
 			return err
 		}
 	}
-	if s.hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0 && !be.MultiStatementsOff {
-		if err := be.Command(mysql.COM_SET_OPTION, []byte{1, 0}); err != nil {
+	// A parked connection may come from a session with the other setting.
+	if off := s.multiOff; off != be.MultiStatementsOff {
+		opt := byte(0) // MYSQL_OPTION_MULTI_STATEMENTS_ON
+		if off {
+			opt = 1
+		}
+		if err := be.Command(mysql.COM_SET_OPTION, []byte{opt, 0}); err != nil {
 			return err
 		}
-		be.MultiStatementsOff = true
+		be.MultiStatementsOff = off
 	}
 	return nil
 }

@@ -193,8 +193,9 @@ type Kill struct {
 	Query bool // KILL QUERY
 	// Start and End delimit the id in the text (-1 when the statement
 	// could not be found as a plain KILL there, e.g. inside a comment),
-	// for the proxy to write the backend's thread id in its place.
-	Start, End int
+	// for the proxy to write the backend's thread id in its place;
+	// StmtStart is where the statement begins (valid when Start is).
+	Start, End, StmtStart int
 }
 
 // locateKills finds each KILL statement in text. Statements' texts follow
@@ -219,6 +220,7 @@ func locateKills(kills []Kill, stmts []ast.StmtNode, text string) {
 				end++
 			}
 			kills[k].Start, kills[k].End = start+at, start+end
+			kills[k].StmtStart = start + skipSpaceAndComments([]byte(src), 0)
 		}
 		k++
 	}

@@ -1,6 +1,9 @@
 package sqlinfo
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // Each KILL of a text is found where it stands, so that the proxy can
 // write the backend's thread id in its place; a KILL it cannot read back
@@ -24,6 +27,9 @@ func TestKillSpans(t *testing.T) {
 			}
 			if got != want[i] {
 				t.Errorf("%q: kill %d at %q, want %q", text, i, got, want[i])
+			}
+			if k.Start >= 0 && !strings.HasPrefix(strings.ToUpper(text[k.StmtStart:]), "KILL") {
+				t.Errorf("%q: kill %d statement starts at %q", text, i, text[k.StmtStart:])
 			}
 		}
 	}

@@ -277,3 +277,46 @@ func (p *proxy) metricValue(t *testing.T, name string, fragments ...string) floa
 	}
 	return sum
 }
+
+// TestMultiplexNoSchemaLeak: on a node that names no schema, a session
+// without one never borrows a connection another session left in its
+// schema (MySQL cannot unselect a schema: such connections are dropped).
+func TestMultiplexNoSchemaLeak(t *testing.T) {
+	toml := strings.Replace(listenerTOML("main", []string{"n1"}, "multiplex = true\npool_min_idle = 0\n"), "pool_size = 8", "pool_size = 2", 1)
+	toml = strings.Replace(toml, `db = "gotest"`, `db = ""`, 1)
+	toml += strings.Replace(nodeTOML("n1", backendDB, ""), `db = "gotest"`, `db = ""`, 1)
+	p := startProxy(t, toml)
+	dsn := p.dsn("main", "")
+	noDB := strings.Replace(dsn, "/gotest", "/", 1)
+	in := conns(t, openDB(t, noDB), 2)
+	mustExec(t, in[0], "USE gotest")
+	mustExec(t, in[1], "USE mysql")
+	out := conns(t, openDB(t, noDB), 3)
+	for i := 0; i < 3; i++ {
+		for j, c := range out {
+			if got := queryString(t, c, "SELECT DATABASE()"); got != "" {
+				t.Fatalf("session %d without a schema reads %q", j, got)
+			}
+		}
+		if queryString(t, in[0], "SELECT DATABASE()") != "gotest" || queryString(t, in[1], "SELECT DATABASE()") != "mysql" {
+			t.Fatal("a session lost its schema")
+		}
+	}
+}
+
+// TestMultiplexKillAmongStatements: a KILL QUERY, among other statements,
+// of a session between statements does nothing and the text runs on, as
+// on a server.
+func TestMultiplexKillAmongStatements(t *testing.T) {
+	p := muxProxy(t, 2)
+	victim := conns(t, p.db(t, "main", ""), 1)[0]
+	mustExec(t, victim, "DO 1")
+	id := p.Registry.List()[0].ID
+	killer := conns(t, openDB(t, p.dsn("main", "multiStatements=true")), 1)[0]
+	if got := queryString(t, killer, fmt.Sprintf("KILL QUERY %d; SELECT 'after'", id)); got != "after" {
+		t.Fatalf("got %q", got)
+	}
+	if got := queryString(t, victim, "SELECT 'alive'"); got != "alive" {
+		t.Fatalf("victim read %q", got)
+	}
+}

@@ -51,6 +51,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		total    = fs.Duration("total", 14*time.Minute, "bound on the whole run")
 		maxConns = fs.Int("max-connections", 151, "MariaDB max_connections (go-sql-driver's TestConcurrent opens this many)")
 		pool     = fs.Int("pool-size", 32, "pisa-proxy pool_size")
+		mux      = fs.Bool("multiplex", false, "the proxy listener multiplexes (multiplex = true)")
 		useTLS   = fs.Bool("tls", false, "MariaDB and the proxy listener offer TLS (testenv's generated certificate)")
 		workDir  = fs.String("workdir", "", "scratch directory (default: a new temporary directory)")
 		keep     = fs.Bool("keep", false, "keep the scratch directory (raw go test -json output, proxy logs)")
@@ -104,6 +105,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		MaxConnections: *maxConns,
 		PoolSize:       *pool,
 		TLS:            *useTLS,
+		Multiplex:      *mux,
 		Log:            log,
 	})
 	if rep == nil {
