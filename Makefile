@@ -27,6 +27,7 @@ test: deps lint
 	$(GO) test -tags $(TEST_TAGS) -count=1 -timeout 40m ./...
 	@mkdir -p $(BIN)
 	$(GO) run ./conformance/cmd/conformance -go $(GO) -strict -known conformance/known-differences.txt -out $(BIN)/conformance.md
+	$(GO) run ./conformance/cmd/conformance -go $(GO) -multiplex -strict -known conformance/known-differences.txt -out $(BIN)/conformance-multiplex.md
 
 # go-sql-driver's and go-mysql's own test suites against a throwaway MariaDB,
 # directly and through pisa-proxy; report in bin/conformance.md (docs/conformance.md).
