@@ -75,6 +75,10 @@ type Conn struct {
 	LastInsertID uint64
 	// Issued counts the commands the proxy sent on its own behalf.
 	Issued uint64
+	// stmts are prepared statements of multiplexing sessions (stmts.go);
+	// StmtGen changes whenever one is added or dropped.
+	stmts   stmtCache
+	StmtGen uint64
 
 	raw      net.Conn // the TCP connection under TLS, for alive
 	lastUsed time.Time
@@ -258,6 +262,7 @@ func (c *Conn) Reset() error {
 	}
 	c.DB, c.Collation = c.Endpoint.DB, wire.DefaultCollationID
 	c.ClientFlags, c.Sets, c.LastInsertID = 0, nil, 0
+	c.ForgetStmts()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"context"
 	"slices"
 	"time"
@@ -85,8 +86,19 @@ func (s *Session) execute(payload []byte, more bool) error {
 	if info != nil {
 		kind = info.Kind
 	}
+	var st *muxStmt
+	if s.muxStmts() {
+		var e *wire.SQLError
+		var err error
+		if payload, st, e, err = s.stmtCommand(payload, more); e != nil || err != nil {
+			return s.stmtFailed(e, err, more)
+		}
+	}
 	start, db := time.Now(), s.db
 	out, err := s.exchange(&s.primary, payload, more, wire.RespResult, kind)
+	if st != nil && err == nil {
+		s.followCursor(st, payload[5]&0x07 != 0 && out.ErrCode == 0 && out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0)
+	}
 	if info != nil {
 		if err != nil {
 			out.ErrCode = errServerLost
@@ -102,10 +114,20 @@ func (s *Session) execute(payload []byte, more bool) error {
 	return err
 }
 
-// closeStmt forgets a statement and forwards COM_STMT_CLOSE (no response).
+// closeStmt forgets a statement and forwards COM_STMT_CLOSE (no response);
+// with multiplexing the statement stays on its connections (stmts.go).
 func (s *Session) closeStmt(payload []byte, more bool) error {
 	if id, ok := stmtID(payload); ok {
 		delete(s.prepared, id)
+	}
+	if s.muxStmts() {
+		s.closeMuxStmt(payload)
+		if more {
+			if err := s.client.DiscardRest(); err != nil {
+				return &wire.IOError{Side: wire.ClientSide, Err: err}
+			}
+		}
+		return nil
 	}
 	return s.send(&s.primary, payload, more)
 }

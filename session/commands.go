@@ -129,9 +129,9 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_STMT_PREPARE:
 		return s.prepare(payload, more)
 	case mysql.COM_STMT_FETCH:
-		return s.relay(payload, more, wire.RespRows, sqlinfo.KindOther)
+		return s.fetch(payload, more)
 	case mysql.COM_STMT_SEND_LONG_DATA:
-		return s.send(&s.primary, payload, more) // no response
+		return s.sendLongData(payload, more) // no response
 	case mysql.COM_STMT_CLOSE:
 		return s.closeStmt(payload, more)
 	case mysql.COM_FIELD_LIST:
@@ -140,7 +140,9 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 		return s.initDB(payload, more)
 	case mysql.COM_RESET_CONNECTION:
 		return s.resetConnection(payload, more)
-	case mysql.COM_PING, mysql.COM_STATISTICS, mysql.COM_STMT_RESET, mysql.COM_DEBUG:
+	case mysql.COM_STMT_RESET:
+		return s.resetStmt(payload, more)
+	case mysql.COM_PING, mysql.COM_STATISTICS, mysql.COM_DEBUG:
 		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
 	case mysql.COM_SET_OPTION:
 		return s.setOption(payload, more)
@@ -297,9 +299,40 @@ func (s *Session) prepare(payload []byte, more bool) error {
 			return s.reject(err, more, &info)
 		}
 	}
+	if s.muxStmts() {
+		return s.prepareMux(payload, more, &info)
+	}
 	out, err := s.exchange(&s.primary, payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
 	if err == nil && out.ErrCode == 0 {
 		s.remember(out.StmtID, &info)
+	}
+	return err
+}
+
+// prepareMux prepares a statement under an id of the proxy's
+// (multiplexing, see stmts.go).
+func (s *Session) prepareMux(payload []byte, more bool, info *sqlinfo.Info) error {
+	var e *wire.SQLError
+	switch {
+	case more:
+		e = wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a statement to prepare of 16 MiB or more is not supported with multiplexing")
+	case len(s.stmts) >= maxPrepared:
+		e = wire.NewError(mysql.ER_MAX_PREPARED_STMT_COUNT_REACHED, fmt.Sprintf("Can't create more than max_prepared_stmt_count statements (current value: %d)", maxPrepared))
+	}
+	if e != nil {
+		if more {
+			if err := s.client.DiscardRest(); err != nil {
+				return &wire.IOError{Side: wire.ClientSide, Err: err}
+			}
+		}
+		return s.clientError(e)
+	}
+	id := s.newStmtID()
+	s.relayStmtID = id
+	out, err := s.exchange(&s.primary, payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
+	if err == nil && out.ErrCode == 0 {
+		s.preparedMux(id, string(payload[1:]), out, s.primary.conn)
+		s.remember(id, info)
 	}
 	return err
 }
@@ -381,12 +414,15 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 		s.active.Store(l.conn)
 		defer s.active.Store(s.primary.conn)
 	}
+	relayID := s.relayStmtID
+	s.relayStmtID = 0 // this command's only
 	if err := s.send(l, payload, more); err != nil {
 		l.failed(err)
 		return wire.Outcome{}, err
 	}
 	l.dirty = true
 	r := wire.Relay{Client: s.client, Backend: l.conn.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0,
+		StmtID: relayID,
 		// COM_STMT_EXECUTE: id (4 bytes), then flags; the cursor types are
 		// the low 3 bits (MariaDB's 0x08 is not one).
 		Cursor: payload[0] == mysql.COM_STMT_EXECUTE && len(payload) > 5 && payload[5]&0x07 != 0}

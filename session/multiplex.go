@@ -24,7 +24,7 @@ import (
 // Pin reasons the session layer adds to sqlinfo's.
 const (
 	pinTransaction  = "transaction"
-	pinPrepared     = "prepared_statement"
+	pinCursor       = "cursor"
 	pinSQLPrepared  = "sql_prepared_statement"
 	pinManyPrepared = "too_many_prepared_statements"
 	pinManySets     = "too_many_sets"
@@ -58,6 +58,9 @@ type muxState struct {
 	last *backend.Conn
 	// borrows caches the borrow counters: [reused, aligned].
 	borrows [2]prometheus.Counter
+	// setsKey is sets in a prepared statement's key, made for keySets.
+	setsKey string
+	keySets []string
 }
 
 // countBorrow counts a borrowed connection, by whether it had to be given
@@ -86,8 +89,8 @@ func (s *Session) pinReason() string {
 		return sqlinfo.PinLockTables
 	case s.status&mysql.SERVER_STATUS_IN_TRANS != 0 || s.status&mysql.SERVER_STATUS_AUTOCOMMIT == 0:
 		return pinTransaction
-	case len(s.prepared) > 0:
-		return pinPrepared
+	case s.cursors > 0:
+		return pinCursor
 	case len(s.sqlPrepared) > 0:
 		return pinSQLPrepared
 	}
@@ -255,7 +258,10 @@ func (s *Session) alignLastInsertID(be *backend.Conn) error {
 // forgetMux drops what a reset or change of user cleared on the server.
 func (s *Session) forgetMux() {
 	s.mux = muxState{gauged: s.mux.gauged, last: s.mux.last, borrows: s.mux.borrows}
+	clear(s.stmts)
+	s.cursors = 0
 	if be := s.primary.conn; be != nil {
 		be.Sets, be.LastInsertID = nil, 0
+		be.ForgetStmts()
 	}
 }

@@ -107,6 +107,15 @@ type Session struct {
 	mux    muxState
 	// status is the primary's status after its last OK or EOF.
 	status uint16
+	// stmts are the prepared statements by the client's id, with
+	// multiplexing (stmts.go); nextStmt the last id given, cursors how
+	// many have a cursor open, relayStmtID the id the next prepare's OK
+	// shows the client, stmtBuf a scratch buffer for rewritten executions.
+	stmts       map[uint32]*muxStmt
+	nextStmt    uint32
+	cursors     int
+	relayStmtID uint32
+	stmtBuf     []byte
 	// multiOff: multi-statements are off for this client (its login flags,
 	// then COM_SET_OPTION).
 	multiOff bool

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -76,8 +77,10 @@ type Outcome struct {
 	// InsertID is the last non-zero insert id of the OK packets: the value
 	// LAST_INSERT_ID() returns on that connection afterwards.
 	InsertID uint64
-	// StmtID is the id of a statement COM_STMT_PREPARE prepared.
+	// StmtID is the id of a statement COM_STMT_PREPARE prepared (the
+	// backend's), Params its number of parameters.
 	StmtID uint32
+	Params uint16
 }
 
 // Relay streams responses from a backend to a client. Packets are copied as
@@ -87,6 +90,10 @@ type Relay struct {
 	Client, Backend *PacketIO
 	// ClientLocalFiles: the client accepts LOCAL INFILE requests.
 	ClientLocalFiles bool
+	// StmtID, when set, replaces the statement id in a COM_STMT_PREPARE's
+	// OK: the id the client sees (multiplexing: the statement lives on
+	// whichever backend connection runs it, under ids of their own).
+	StmtID uint32
 	// Cursor: the command is a COM_STMT_EXECUTE that asked for a cursor.
 	// Only then does SERVER_STATUS_CURSOR_EXISTS mean that no rows follow
 	// the column definitions: the server also leaves that flag set on the
@@ -309,6 +316,7 @@ func (r *Relay) untilEOF() (Outcome, error) {
 }
 
 func (r *Relay) prepare() (Outcome, error) {
+	id, rewritten := r.rewriteStmtID()
 	head, n, err := r.fwd()
 	if err != nil {
 		return Outcome{}, err
@@ -316,7 +324,9 @@ func (r *Relay) prepare() (Outcome, error) {
 	if n == 0 || head[0] != mysql.OK_HEADER || n < 9 {
 		return outcomeOf(head, n), nil
 	}
-	id := uint32(head[1]) | uint32(head[2])<<8 | uint32(head[3])<<16 | uint32(head[4])<<24
+	if !rewritten {
+		id = uint32(head[1]) | uint32(head[2])<<8 | uint32(head[3])<<16 | uint32(head[4])<<24
+	}
 	cols := int(head[5]) | int(head[6])<<8
 	params := int(head[7]) | int(head[8])<<8
 	for _, count := range []int{params, cols} {
@@ -332,7 +342,23 @@ func (r *Relay) prepare() (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
-	return Outcome{StmtID: id}, nil
+	return Outcome{StmtID: id, Params: uint16(params)}, nil
+}
+
+// rewriteStmtID puts r.StmtID in place of the statement id of the
+// prepare OK waiting in the backend's buffer, before it is forwarded, and
+// returns the backend's id.
+func (r *Relay) rewriteStmtID() (uint32, bool) {
+	if r.StmtID == 0 {
+		return 0, false
+	}
+	b, err := r.Backend.r.Peek(4 + 9)
+	if err != nil || b[4] != mysql.OK_HEADER || int(b[0])|int(b[1])<<8|int(b[2])<<16 < 9 {
+		return 0, false
+	}
+	id := binary.LittleEndian.Uint32(b[5:9])
+	binary.LittleEndian.PutUint32(b[5:9], r.StmtID) // the buffer's bytes: forwarded next, then discarded
+	return id, true
 }
 
 // peekFirst returns the first payload byte of the backend's next packet

@@ -1,0 +1,138 @@
+package supervisor_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/internal/testenv"
+	"pisanix.io/pisanix/wire"
+)
+
+// rawDirect is a raw client of MariaDB itself, the reference.
+func rawDirect(t *testing.T, srv *testenv.Server) *rawConn {
+	t.Helper()
+	c, err := client.Connect(srv.Addr(), testenv.TestUser, testenv.TestPassword, "gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{t: t, c: c, io: wire.NewPacketIO(c.Conn.Conn, 0)}
+}
+
+// prepare sends COM_STMT_PREPARE and returns the statement id.
+func (r *rawConn) prepare(sql string) uint32 {
+	r.t.Helper()
+	r.send(append([]byte{mysql.COM_STMT_PREPARE}, sql...)...)
+	ok := r.read()
+	if ok[0] != mysql.OK_HEADER {
+		r.t.Fatalf("prepare %q: %q", sql, ok)
+	}
+	for _, n := range []uint16{binary.LittleEndian.Uint16(ok[7:9]), binary.LittleEndian.Uint16(ok[5:7])} {
+		if n > 0 {
+			r.untilEOF()
+		}
+	}
+	return binary.LittleEndian.Uint32(ok[1:5])
+}
+
+// execute sends COM_STMT_EXECUTE of one parameter (types nil: the
+// new-params-bound flag 0, as libmysqlclient after the first execution)
+// and returns the response's packets after the column count, or the error.
+func (r *rawConn) execute(id uint32, types, value []byte) string {
+	r.t.Helper()
+	p := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_EXECUTE}, id)
+	p = append(p, 0, 1, 0, 0, 0, 0) // no cursor, 1 iteration, NULL bitmap
+	if types != nil {
+		p = append(append(p, 1), types...)
+	} else {
+		p = append(p, 0)
+	}
+	r.send(append(p, value...)...)
+	first := r.read()
+	if first[0] == mysql.ERR_HEADER {
+		return "ERR " + string(first[9:])
+	}
+	r.untilEOF()         // column definitions
+	rows := r.untilEOF() // rows, then EOF
+	return fmt.Sprintf("%q", rows[:len(rows)-1])
+}
+
+// TestMultiplexPreparedStatements: two sessions over one shared backend
+// connection prepare the same text and execute it with parameter types of
+// their own, the second execution of each sending no types (as
+// libmysqlclient does); the results must be those of MariaDB directly,
+// where each session has its statement to itself.
+func TestMultiplexPreparedStatements(t *testing.T) {
+	p := startProxy(t, strings.Replace(listenerTOML("main", []string{"n1"}, "multiplex = true\npool_min_idle = 0"), "pool_size = 8", "pool_size = 1", 1)+nodeTOML("n1", backendDB, ""))
+	longlong := []byte{mysql.MYSQL_TYPE_LONGLONG, 0}
+	varString := []byte{mysql.MYSQL_TYPE_VAR_STRING, 0}
+	num := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+	str := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+	script := func(a, b *rawConn) []string {
+		ia, ib := a.prepare("SELECT ?"), b.prepare("SELECT ?")
+		return []string{
+			a.execute(ia, longlong, num(7)),
+			b.execute(ib, varString, str("seven")),
+			a.execute(ia, nil, num(8)),
+			b.execute(ib, nil, str("eight")),
+			a.execute(ia+1000, longlong, num(9)), // no such statement
+		}
+	}
+	want := script(rawDirect(t, backendDB), rawDirect(t, backendDB))
+	got := script(dialRaw(t, p, "main"), dialRaw(t, p, "main"))
+	for i := range want {
+		if got[i] != want[i] && !(strings.HasPrefix(want[i], "ERR") && strings.HasPrefix(got[i], "ERR")) {
+			t.Errorf("step %d: proxy %s, direct %s", i, got[i], want[i])
+		}
+	}
+	if !bytes.Contains([]byte(got[4]), []byte("Unknown prepared statement handler")) {
+		t.Errorf("unknown statement: %s", got[4])
+	}
+	if v := p.metricValue(t, "pisa_proxy_pool_dials_total", `domain="main"`); v != 1 {
+		t.Errorf("%v connections dialled, want 1 shared", v)
+	}
+}
+
+// TestMultiplexPreparedStatementsMove: statements a session keeps open do
+// not pin it; executed from many sessions interleaved over few backend
+// connections they are prepared where they run and give the same answers.
+func TestMultiplexPreparedStatementsMove(t *testing.T) {
+	p := muxProxy(t, 2)
+	ctx := context.Background()
+	cs := conns(t, p.db(t, "main", ""), 8)
+	stmts := make([]func(int) string, len(cs))
+	for i, c := range cs {
+		mustExec(t, c, fmt.Sprintf("SET @s = %d", i))
+		st, err := c.PrepareContext(ctx, "SELECT CONCAT(@s, '-', ?)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		stmts[i] = func(j int) string {
+			var v string
+			if err := st.QueryRowContext(ctx, j).Scan(&v); err != nil {
+				t.Fatalf("session %d: %v", i, err)
+			}
+			return v
+		}
+	}
+	for j := 0; j < 5; j++ {
+		for i := range cs {
+			if got, want := stmts[i](j), fmt.Sprintf("%d-%d", i, j); got != want {
+				t.Fatalf("session %d execution %d: %q, want %q", i, j, got, want)
+			}
+		}
+	}
+	if v := p.metricValue(t, "pisa_proxy_pinned_sessions", `domain="main"`); v != 0 {
+		t.Fatalf("%v sessions pinned with open prepared statements", v)
+	}
+	if v := p.metricValue(t, "pisa_proxy_pool_dials_total", `domain="main"`); v > 2 {
+		t.Fatalf("%v connections dialled, pool_size 2", v)
+	}
+}
