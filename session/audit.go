@@ -1,8 +1,8 @@
 package session
 
 import (
-	"github.com/go-mysql-org/go-mysql/mysql"
 	"context"
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"slices"
 	"time"
 
