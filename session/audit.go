@@ -86,13 +86,9 @@ func (s *Session) execute(payload []byte, more bool) error {
 	if info != nil {
 		kind = info.Kind
 	}
-	var st *muxStmt
-	if s.muxStmts() {
-		var e *wire.SQLError
-		var err error
-		if payload, st, e, err = s.stmtCommand(payload, more); e != nil || err != nil {
-			return s.stmtFailed(e, err, more)
-		}
+	payload, st, done, err := s.readyStmt(payload, more)
+	if done {
+		return err
 	}
 	start, db := time.Now(), s.db
 	out, err := s.exchange(&s.primary, payload, more, wire.RespResult, kind)

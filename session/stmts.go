@@ -194,6 +194,19 @@ func (s *Session) stmtFailed(e *wire.SQLError, err error, more bool) error {
 	return s.clientError(e)
 }
 
+// readyStmt is stmtCommand for a multiplexing session (payload as it is
+// otherwise); done: the command was answered, or failed with err, instead.
+func (s *Session) readyStmt(payload []byte, more bool) (out []byte, st *muxStmt, done bool, err error) {
+	if !s.muxStmts() {
+		return payload, nil, false, nil
+	}
+	out, st, e, err := s.stmtCommand(payload, more)
+	if e != nil || err != nil {
+		return nil, nil, true, s.stmtFailed(e, err, more)
+	}
+	return out, st, false, nil
+}
+
 // followCursor notes whether st has a cursor open after a command.
 func (s *Session) followCursor(st *muxStmt, open bool) {
 	if open != st.cursor {
@@ -208,13 +221,9 @@ func (s *Session) followCursor(st *muxStmt, open bool) {
 
 // fetch relays COM_STMT_FETCH; the cursor ends with its last row.
 func (s *Session) fetch(payload []byte, more bool) error {
-	var st *muxStmt
-	if s.muxStmts() {
-		var e *wire.SQLError
-		var err error
-		if payload, st, e, err = s.stmtCommand(payload, more); e != nil || err != nil {
-			return s.stmtFailed(e, err, more)
-		}
+	payload, st, done, err := s.readyStmt(payload, more)
+	if done {
+		return err
 	}
 	out, err := s.exchange(&s.primary, payload, more, wire.RespRows, sqlinfo.KindOther)
 	if st != nil && err == nil && (out.ErrCode != 0 || out.Status&mysql.SERVER_STATUS_LAST_ROW_SEND != 0) {
@@ -225,15 +234,11 @@ func (s *Session) fetch(payload []byte, more bool) error {
 
 // resetStmt relays COM_STMT_RESET, which also closes the statement's cursor.
 func (s *Session) resetStmt(payload []byte, more bool) error {
-	var st *muxStmt
-	if s.muxStmts() {
-		var e *wire.SQLError
-		var err error
-		if payload, st, e, err = s.stmtCommand(payload, more); e != nil || err != nil {
-			return s.stmtFailed(e, err, more)
-		}
+	payload, st, done, err := s.readyStmt(payload, more)
+	if done {
+		return err
 	}
-	_, err := s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindOther)
+	_, err = s.exchange(&s.primary, payload, more, wire.RespSingle, sqlinfo.KindOther)
 	if st != nil && err == nil {
 		s.followCursor(st, false)
 	}
