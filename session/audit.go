@@ -2,10 +2,10 @@ package session
 
 import (
 	"context"
-	"github.com/go-mysql-org/go-mysql/mysql"
 	"slices"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/audit"
 	"pisanix.io/pisanix/sqlinfo"
 	"pisanix.io/pisanix/wire"
@@ -101,7 +101,7 @@ func (s *Session) execute(payload []byte, more bool) error {
 		}
 		s.audit(info, db, start, out, s.primary.conn.Endpoint.Name, "")
 		if err == nil {
-			s.observe(nil, info, out.Status, out.ErrCode == 0)
+			s.observe(nil, info, out.ErrCode == 0)
 		}
 		if err == nil && (info.SetsSQLMode || info.SetsCharset || info.ChangesState) {
 			return s.refreshReading(s.primary.conn)

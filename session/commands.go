@@ -254,7 +254,7 @@ func (s *Session) query(payload []byte, more bool) error {
 	s.env.Fingerprints.Observe(info.Digest, info.Fingerprint, took, out.ErrCode != 0)
 	s.audit(&info, db, start, out, l.conn.Endpoint.Name, "")
 	if l == &s.primary {
-		s.observe(sql, &info, out.Status, out.ErrCode == 0)
+		s.observe(sql, &info, out.ErrCode == 0)
 	}
 	if out.ErrCode == 0 && info.SetsGlobal {
 		s.env.Registry.Globals().Add(1)

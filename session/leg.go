@@ -95,7 +95,6 @@ const maxReplayedSets = 64
 
 // rwState is what read/write splitting knows of a session.
 type rwState struct {
-	status    uint16    // server status after the last primary response
 	lastWrite time.Time // reads stay on the primary for Router.Window after it
 	pinned    bool      // temporary tables, locks, too much state: primary only
 	sets      []string  // SET statements to replay on the replica
@@ -199,7 +198,7 @@ func (s *Session) routed(r strategy.Route) {
 }
 
 func (s *Session) inTransaction() bool {
-	st := s.rw.status
+	st := s.status
 	return st&mysql.SERVER_STATUS_IN_TRANS != 0 || st&mysql.SERVER_STATUS_AUTOCOMMIT == 0
 }
 
@@ -258,12 +257,9 @@ func (s *Session) sameReading(be *backend.Conn) error {
 // observe updates the read/write splitting state after a statement that
 // ran on the primary: a COM_QUERY text (sql), or an executed prepared
 // statement (sql nil).
-func (s *Session) observe(sql []byte, info *sqlinfo.Info, status uint16, ok bool) {
+func (s *Session) observe(sql []byte, info *sqlinfo.Info, ok bool) {
 	if s.env.Live.Load().Router == nil {
 		return
-	}
-	if ok {
-		s.rw.status = status
 	}
 	switch {
 	case replayable(sql, info):
@@ -320,7 +316,9 @@ func replayable(sql []byte, info *sqlinfo.Info) bool {
 // forgetState drops what a reset or change of user cleared on the server.
 func (s *Session) forgetState() {
 	s.replica.give()
-	s.rw = rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT}
+	s.rw = rwState{}
+	s.status = mysql.SERVER_STATUS_AUTOCOMMIT
+	s.inTx.Store(false)
 	clear(s.prepared)
 	clear(s.sqlPrepared)
 	s.forgetMux()

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/prometheus/client_golang/prometheus"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/sqlinfo"
@@ -58,9 +57,9 @@ type muxState struct {
 	last *backend.Conn
 	// borrows caches the borrow counters: [reused, aligned].
 	borrows [2]prometheus.Counter
-	// setsKey is sets in a prepared statement's key, made for keySets.
+	// setsKey is sets in a prepared statement's key; "" until made for
+	// the current sets.
 	setsKey string
-	keySets []string
 }
 
 // countBorrow counts a borrowed connection, by whether it had to be given
@@ -87,7 +86,7 @@ func (s *Session) pinReason() string {
 		return m.pinned
 	case m.lockTables:
 		return sqlinfo.PinLockTables
-	case s.status&mysql.SERVER_STATUS_IN_TRANS != 0 || s.status&mysql.SERVER_STATUS_AUTOCOMMIT == 0:
+	case s.inTransaction():
 		return pinTransaction
 	case s.cursors > 0:
 		return pinCursor
@@ -196,7 +195,7 @@ func (s *Session) rememberMuxSet(sql, key string) {
 			sets, keys = slices.Delete(sets, i, i+1), slices.Delete(keys, i, i+1)
 		}
 	}
-	m.sets, m.keys = append(sets, sql), append(keys, key)
+	m.sets, m.keys, m.setsKey = append(sets, sql), append(keys, key), ""
 	if len(m.sets) > maxMuxSets {
 		s.pin(pinManySets, []byte(sql))
 	}

@@ -105,7 +105,8 @@ type Session struct {
 	active atomic.Pointer[backend.Conn]
 	rw     rwState
 	mux    muxState
-	// status is the primary's status after its last OK or EOF.
+	// status is the primary's status after its last OK or EOF (for
+	// read/write splitting, multiplexing and drain's inTx).
 	status uint16
 	// stmts are the prepared statements by the client's id, with
 	// multiplexing (stmts.go); nextStmt the last id given, cursors how
@@ -177,7 +178,6 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 		env: env, id: id, conn: conn, remote: remote, host: host,
 		client: wire.NewPacketIO(conn, loginBufSize),
 		log:    env.Log.With("conn", id, "client", remote),
-		rw:     rwState{status: mysql.SERVER_STATUS_AUTOCOMMIT},
 		status: mysql.SERVER_STATUS_AUTOCOMMIT,
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/backend"
@@ -62,8 +61,8 @@ func (s *Session) newStmtID() uint32 {
 // and the state it is prepared under.
 func (s *Session) stmtKey(st *muxStmt) string {
 	m := &s.mux
-	if unsafe.SliceData(m.keySets) != unsafe.SliceData(m.sets) || len(m.keySets) != len(m.sets) || m.setsKey == "" {
-		m.setsKey, m.keySets = "\x00"+strings.Join(m.sets, "\x00"), m.sets
+	if m.setsKey == "" {
+		m.setsKey = "\x00" + strings.Join(m.sets, "\x00")
 	}
 	return st.db + "\x00" + st.sql + m.setsKey
 }
