@@ -56,6 +56,11 @@ func NewSystem(log *slog.Logger, m *metrics.Proxy) *System {
 	// Top-level actors (the proxy's root supervisor, admin) restart under a
 	// guardian that counts their failures like every other supervisor's.
 	sys.Root.WithGuardian(s.Strategy(actor.RestartDirective, topRestarts, topRestartWindow))
+	sys.EventStream.Subscribe(func(evt any) {
+		if dl, ok := evt.(*actor.DeadLetterEvent); ok {
+			m.DeadLetters.WithLabelValues(messageType(dl.Message)).Inc()
+		}
+	})
 	return s
 }
 
@@ -69,13 +74,18 @@ type Failure struct {
 
 func (f *Failure) Error() string { return fmt.Sprintf("%s actor failed: %v", f.Kind, f.Reason) }
 
-// Props builds props for an actor of kind with the standard mailbox and middleware.
+// Props builds props for an actor of kind with the standard mailbox and
+// middleware.
 func (s *System) Props(kind string, producer actor.Producer, opts ...actor.PropsOption) *actor.Props {
-	depth := s.Metrics.ActorMailbox.WithLabelValues(kind)
-	processed := s.Metrics.ActorMessages.WithLabelValues(kind)
+	m := kindMetrics{
+		depth:     s.Metrics.ActorMailbox.WithLabelValues(kind),
+		processed: s.Metrics.ActorMessages.WithLabelValues(kind),
+		wait:      s.Metrics.ActorWait.WithLabelValues(kind),
+		receive:   s.Metrics.ActorReceive.WithLabelValues(kind),
+	}
 	base := []actor.PropsOption{
-		actor.WithMailbox(actor.Bounded(mailboxSize(kind), &depthStats{g: depth})),
-		actor.WithReceiverMiddleware(receiveMiddleware(kind, processed)),
+		actor.WithMailbox(timedMailbox(mailboxSize(kind), m)),
+		actor.WithReceiverMiddleware(receiveMiddleware(kind, m.processed)),
 	}
 	return actor.PropsFromProducer(producer, append(base, opts...)...)
 }
@@ -113,18 +123,6 @@ func receiveMiddleware(kind string, processed interface{ Inc() }) actor.Receiver
 		}
 	}
 }
-
-type depthStats struct {
-	g interface {
-		Inc()
-		Dec()
-	}
-}
-
-func (d *depthStats) MailboxStarted()     {}
-func (d *depthStats) MessagePosted(any)   { d.g.Inc() }
-func (d *depthStats) MessageReceived(any) { d.g.Dec() }
-func (d *depthStats) MailboxEmpty()       {}
 
 // Go runs f on a new goroutine owned by the actor self: a panic in f is
 // captured and sent to self as a *Failure, which the actor re-raises inside

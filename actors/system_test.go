@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"pisanix.io/pisanix/metrics"
 )
 
@@ -132,5 +134,71 @@ func TestTopLevelRestartsCounted(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(sys.Metrics.ActorRestarts.WithLabelValues("top", "RestartDirective")); got != 1 {
 		t.Fatalf("restarts counted: %v, want 1", got)
+	}
+}
+
+type gate struct {
+	entered, release, done chan struct{}
+}
+
+type hold struct{}
+type tick struct{}
+
+func (g *gate) Receive(ctx actor.Context) {
+	switch ctx.Message().(type) {
+	case hold:
+		g.entered <- struct{}{}
+		<-g.release
+	case tick:
+		g.done <- struct{}{}
+	}
+}
+
+// histogram reads the sample count and sum of one histogram series.
+func histogram(t *testing.T, o prometheus.Observer) (uint64, float64) {
+	t.Helper()
+	var m dto.Metric
+	if err := o.(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+}
+
+// Messages queued behind a slow receive are timed as waiting, the slow
+// receive as receiving; messages to a stopped actor count as dead letters.
+func TestMailboxWaitReceiveAndDeadLetters(t *testing.T) {
+	sys := newTestSystem(t)
+	g := &gate{entered: make(chan struct{}, 1), release: make(chan struct{}), done: make(chan struct{}, 3)}
+	pid := sys.Root.Spawn(sys.Props("gated", func() actor.Actor { return g }))
+	sys.Root.Send(pid, hold{})
+	<-g.entered
+	for range 3 {
+		sys.Root.Send(pid, tick{})
+	}
+	const held = 20 * time.Millisecond
+	time.Sleep(held) // not synchronisation: the time measured (ticks queued, hold receiving)
+	close(g.release)
+	for range 3 {
+		<-g.done
+	}
+	wait := sys.Metrics.ActorWait.WithLabelValues("gated")
+	receive := sys.Metrics.ActorReceive.WithLabelValues("gated")
+	// The last tick's receive may still be timing after it signalled done.
+	if err := sys.Root.StopFuture(pid).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := histogram(t, wait); n != 4 || sum < 3*held.Seconds() {
+		t.Errorf("mailbox wait: %d samples summing %.3fs, want 4 (hold and 3 ticks) and >= %.3fs", n, sum, 3*held.Seconds())
+	}
+	if n, sum := histogram(t, receive); n != 4 || sum < held.Seconds() {
+		t.Errorf("receive: %d samples summing %.3fs, want 4 and >= %.3fs (the held receive)", n, sum, held.Seconds())
+	}
+	if d := testutil.ToFloat64(sys.Metrics.ActorMailbox.WithLabelValues("gated")); d != 0 {
+		t.Errorf("mailbox depth %v after the actor stopped, want 0", d)
+	}
+
+	sys.Root.Send(pid, tick{})
+	if n := testutil.ToFloat64(sys.Metrics.DeadLetters.WithLabelValues("actors.tick")); n != 1 {
+		t.Errorf("dead letters of actors.tick: %v, want 1", n)
 	}
 }

@@ -60,6 +60,9 @@ type Proxy struct {
 	ActorRestarts *prometheus.CounterVec
 	ActorMailbox  *prometheus.GaugeVec
 	ActorMessages *prometheus.CounterVec
+	ActorWait     *prometheus.HistogramVec
+	ActorReceive  *prometheus.HistogramVec
+	DeadLetters   *prometheus.CounterVec
 }
 
 // New creates and registers all collectors.
@@ -115,6 +118,9 @@ func New() *Proxy {
 		ActorRestarts:    counter("actor_failures_total", "Actor failures by actor kind and the supervisor's directive.", "kind", "directive"),
 		ActorMailbox:     gauge("actor_mailbox_depth", "Messages waiting in mailboxes, by actor kind.", "kind"),
 		ActorMessages:    counter("actor_messages_total", "Messages processed, by actor kind.", "kind"),
+		ActorWait:        histogram("actor_mailbox_wait_seconds", "Time a message waited in an actor's mailbox before its receive began, by actor kind.", "kind"),
+		ActorReceive:     histogram("actor_receive_seconds", "Time an actor spent receiving one message, by actor kind.", "kind"),
+		DeadLetters:      counter("actor_dead_letters_total", "Messages sent to actors that no longer exist, by message type.", "message"),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -123,12 +129,20 @@ func New() *Proxy {
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.PinnedSessions, m.Borrows,
 		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
 		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
+		m.ActorWait, m.ActorReceive, m.DeadLetters,
 	)
 	return m
 }
 
 func counter(name, help string, labels ...string) *prometheus.CounterVec {
 	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
+}
+
+// histogram is a latency histogram from 1 µs to ~4 s.
+func histogram(name, help string, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: ns, Name: name, Help: help, Buckets: prometheus.ExponentialBuckets(0.000001, 4, 12),
+	}, labels)
 }
 
 func gauge(name, help string, labels ...string) *prometheus.GaugeVec {

@@ -85,22 +85,28 @@ func TestParseFlags(t *testing.T) {
 	if cfg, _ := parseFlags([]string{"--mem"}); strings.Join(cfg.targets, ",") != targetProxy {
 		t.Errorf("--mem targets %v, want proxy", cfg.targets)
 	}
-	for _, bad := range [][]string{{"--targets", "nginx"}, {"--threads", "0"}, {"--time", "0"}} {
+	if cfg, _ := parseFlags([]string{"--scale"}); strings.Join(cfg.targets, ",") != targetProxyMux || cfg.idleClients != defaultIdleClients {
+		t.Errorf("--scale: targets %v, idle clients %d", cfg.targets, cfg.idleClients)
+	}
+	for _, bad := range [][]string{{"--targets", "nginx"}, {"--threads", "0"}, {"--time", "0"}, {"--mem", "--scale"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) succeeded", bad)
 		}
 	}
 }
 
-func TestRulesConfigIsValid(t *testing.T) {
-	for _, rules := range []bool{false, true} {
-		c, err := proxyconfig.ParseTOML([]byte(proxyConfig(5591, 3306, 3307, rules)), "bench.toml")
+func TestProxyConfigsAreValid(t *testing.T) {
+	for _, name := range []string{targetProxy, targetProxyRules, targetProxyMux} {
+		c, err := proxyconfig.ParseTOML([]byte(proxyConfig(5591, 3306, 3307, name)), "bench.toml")
 		if err != nil {
-			t.Fatalf("rules=%v: %v", rules, err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		l := c.Proxy.Config[0]
-		if rules && (l.Plugin == nil || len(l.Plugin.CircuitBreak) != 120 || l.ReadWriteSplitting == nil || len(c.MySQL.Node) != 2) {
+		if name == targetProxyRules && (l.Plugin == nil || len(l.Plugin.CircuitBreak) != 120 || l.ReadWriteSplitting == nil || len(c.MySQL.Node) != 2) {
 			t.Fatalf("rules config incomplete: %+v", l)
+		}
+		if l.Multiplex != (name == targetProxyMux) || l.MaxConnections < defaultIdleClients {
+			t.Fatalf("%s: multiplex %v, max_connections %d", name, l.Multiplex, l.MaxConnections)
 		}
 	}
 }

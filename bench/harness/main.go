@@ -49,6 +49,8 @@ const (
 	// (none matching) and read/write splitting over two nodes (the same
 	// MariaDB named twice).
 	targetProxyRules = "proxy-rules"
+	// targetProxyMux is pisa-proxy with multiplexing on (multiplex = true).
+	targetProxyMux = "proxy-mux"
 )
 
 // Defaults of the flags.
@@ -65,6 +67,13 @@ const (
 	defaultMemRows   = 1100
 	defaultMemRowLen = 1000000
 	memTargetMiB     = 64
+	// The scale check's defaults: the scale issue's targets (10,000 idle
+	// clients in <= 300 MiB; 2,000 active clients over <= 64 backend
+	// connections, no errors).
+	defaultIdleClients   = 10000
+	defaultActiveClients = 2000
+	defaultActiveSeconds = 20
+	idleTargetMiB        = 300
 )
 
 // Sysbench database and account.
@@ -75,20 +84,22 @@ const (
 )
 
 type config struct {
-	targets   []string
-	tests     []string
-	threads   []int
-	seconds   int
-	warmup    int
-	ps        bool
-	out       string
-	proxyBin  string
-	tables    int
-	tableSize int
-	mem       bool
-	memRows   int
-	memRowLen int
-	command   string // the command line as the user typed it
+	targets                                   []string
+	tests                                     []string
+	threads                                   []int
+	seconds                                   int
+	warmup                                    int
+	ps                                        bool
+	out                                       string
+	proxyBin                                  string
+	tables                                    int
+	tableSize                                 int
+	mem                                       bool
+	memRows                                   int
+	memRowLen                                 int
+	scale                                     bool
+	idleClients, activeClients, activeSeconds int
+	command                                   string // the command line as the user typed it
 }
 
 func main() {
@@ -116,7 +127,7 @@ func parseFlags(args []string) (config, error) {
 		cfg                     config
 		targets, tests, threads string
 	)
-	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated targets: direct, haproxy, proxy (with --mem the default is proxy)")
+	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated targets: direct, haproxy, proxy, proxy-rules, proxy-mux (with --mem the default is proxy, with --scale proxy-mux)")
 	fs.StringVar(&tests, "tests", defaultTests, "comma-separated sysbench tests")
 	fs.StringVar(&threads, "threads", defaultThreads, "comma-separated sysbench thread counts")
 	fs.IntVar(&cfg.seconds, "time", defaultTime, "seconds per case")
@@ -129,6 +140,10 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.mem, "mem", false, "memory check instead of sysbench: stream a ~1 GiB result set through each target and report its RSS growth")
 	fs.IntVar(&cfg.memRows, "mem-rows", defaultMemRows, "rows of the --mem result set")
 	fs.IntVar(&cfg.memRowLen, "mem-row-bytes", defaultMemRowLen, "bytes per row of the --mem result set")
+	fs.BoolVar(&cfg.scale, "scale", false, "scale check instead of sysbench: idle clients (memory per connection), then active clients (errors, backend connections)")
+	fs.IntVar(&cfg.idleClients, "idle-clients", defaultIdleClients, "idle client connections of the --scale check")
+	fs.IntVar(&cfg.activeClients, "active-clients", defaultActiveClients, "active client connections of the --scale check")
+	fs.IntVar(&cfg.activeSeconds, "active-seconds", defaultActiveSeconds, "seconds of point selects on every active client")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -137,13 +152,21 @@ func parseFlags(args []string) (config, error) {
 	}
 	explicitTargets := false
 	fs.Visit(func(f *flag.Flag) { explicitTargets = explicitTargets || f.Name == "targets" })
-	if cfg.mem && !explicitTargets {
+	if cfg.mem && cfg.scale {
+		return config{}, errors.New("--mem and --scale are separate runs")
+	}
+	switch {
+	case cfg.mem && !explicitTargets:
 		targets = targetProxy // the memory check is about the proxy; add haproxy to compare
+	case cfg.scale && !explicitTargets:
+		targets = targetProxyMux // only multiplexing holds idle clients without backend connections
 	}
 	cfg.targets = splitList(targets)
 	for _, t := range cfg.targets {
-		if t != targetDirect && t != targetHAProxy && t != targetProxy && t != targetProxyRules {
-			return config{}, fmt.Errorf("--targets: unknown target %q (want direct, haproxy, proxy, proxy-rules)", t)
+		switch t {
+		case targetDirect, targetHAProxy, targetProxy, targetProxyRules, targetProxyMux:
+		default:
+			return config{}, fmt.Errorf("--targets: unknown target %q (want direct, haproxy, proxy, proxy-rules, proxy-mux)", t)
 		}
 	}
 	if len(cfg.targets) == 0 {
@@ -171,6 +194,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if cfg.memRows <= 0 || cfg.memRowLen <= 0 || cfg.memRowLen > 64<<20 {
 		return config{}, errors.New("--mem-rows must be positive and --mem-row-bytes in 1..64 MiB")
+	}
+	if cfg.idleClients < 0 || cfg.activeClients < 0 || cfg.activeSeconds <= 0 {
+		return config{}, errors.New("--idle-clients and --active-clients must not be negative, --active-seconds must be positive")
 	}
 	cfg.command = os.Getenv("PISANIX_BENCH_COMMAND") // set by bench/run.sh
 	if cfg.command == "" {

@@ -14,6 +14,8 @@ const (
 	benchEnd   = "<!-- harness:end -->"
 	memBegin   = "<!-- harness-mem:begin -->"
 	memEnd     = "<!-- harness-mem:end -->"
+	scaleBegin = "<!-- harness-scale:begin -->"
+	scaleEnd   = "<!-- harness-scale:end -->"
 )
 
 // writeSection replaces the text between begin and end in path with body,
@@ -146,4 +148,47 @@ func renderMem(cfg config, env environment, started time.Time, mems []memResult)
 func firstLineOf(s string) string {
 	first, _, _ := strings.Cut(s, "\n")
 	return first
+}
+
+func renderScale(cfg config, env environment, started time.Time, scales []scaleResult) string {
+	var b strings.Builder
+	header(&b, cfg, env, started)
+	fmt.Fprintf(&b, "Scale check: %d idle client connections opened (go-sql-driver/mysql, %d logins at a time), the target's "+
+		"VmRSS read, the bench user's backend connections counted on MariaDB (information_schema.PROCESSLIST), then "+
+		"`SELECT 1` on every idle client; then %d clients running `SELECT c FROM sbtest1 WHERE id = <random>` back to back "+
+		"for %d s, backend connections sampled every %v. Targets: %d idle clients in <= %d MiB; active clients "+
+		"with no error over <= 64 backend connections.\n\n",
+		cfg.idleClients, scaleDialers, cfg.activeClients, cfg.activeSeconds, backendSampleEvery, cfg.idleClients, idleTargetMiB)
+	b.WriteString("| target | idle clients | login errors | RSS before MiB | RSS idle MiB | KiB per client | backend conns idle | SELECT 1 errors |" +
+		" active clients | statements | QPS | errors | p99 ms | max backend conns | clients per backend conn |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	var notes []string
+	for _, s := range scales {
+		if s.err != nil && s.rssBefore == 0 {
+			fmt.Fprintf(&b, "| %s | %s |||||||||||||| \n", s.target, strings.ReplaceAll(firstLineOf(s.err.Error()), "|", "/"))
+			continue
+		}
+		ratio := "–"
+		if s.maxBackends > 0 {
+			ratio = fmt.Sprintf("%.0f", float64(s.active-int(s.activeConnErr))/float64(s.maxBackends))
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f | %.1f | %.1f | %d | %d | %d | %d | %.0f | %d | %.2f | %d | %s |\n",
+			s.target, s.idle, s.idleConnErrs, mib(s.rssBefore), mib(s.rssIdle), s.kibPerIdle(), s.idleBackends, s.verifyErrs,
+			s.active, s.statements, float64(s.statements)/float64(s.seconds), s.stmtErrs+s.activeConnErr,
+			float64(s.p99.Microseconds())/1000, s.maxBackends, ratio)
+		for _, e := range []struct {
+			what string
+			err  error
+		}{{"idle login", s.idleFirstErr}, {"SELECT 1 on an idle client", s.verifyFirst},
+			{"active login", s.activeConnFirst}, {"active statement", s.stmtFirstErr}, {"target", s.err}} {
+			if e.err != nil {
+				notes = append(notes, fmt.Sprintf("- %s, first %s error: %s", s.target, e.what, indentBlock(e.err.Error())))
+			}
+		}
+	}
+	if len(notes) > 0 {
+		b.WriteString("\n" + strings.Join(notes, "\n") + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
 }

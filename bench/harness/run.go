@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"pisanix.io/pisanix/internal/testenv"
@@ -22,8 +24,13 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	env := collectEnv(ctx)
 	started := time.Now()
 
+	maxConns, haproxyMax := 500, 4096
+	if cfg.scale { // through HAProxy every client is a backend connection
+		maxConns += cfg.idleClients + cfg.activeClients
+		haproxyMax = min(maxConns, raiseFileLimit(2*maxConns+1000, log)/2-100)
+	}
 	db, err := testenv.StartMariaDB(ctx, testenv.Options{
-		MaxConnections: 500,
+		MaxConnections: maxConns,
 		StartTimeout:   2 * time.Minute,
 		Args:           []string{backendBufferPool},
 		Logger:         log,
@@ -53,22 +60,30 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer os.RemoveAll(work)
 
-	var targets []*target
-	for _, name := range cfg.targets {
+	start := func(name string) *target {
 		var t *target
 		switch name {
 		case targetDirect:
 			t = direct
 		case targetHAProxy:
-			t = startHAProxy(ctx, work, db.Port(), log)
-		case targetProxy, targetProxyRules:
+			t = startHAProxy(ctx, work, db.Port(), haproxyMax, log)
+		case targetProxy, targetProxyRules, targetProxyMux:
 			t = startProxy(ctx, work, name, cfg.proxyBin, db.Port(), log)
-		}
-		if t.proc != nil {
-			defer t.proc.stop()
 		}
 		if t.err != nil {
 			log.Error("target unavailable, benchmarking the others", "target", name, "err", t.err)
+		}
+		return t
+	}
+	if cfg.scale {
+		return runScale(ctx, cfg, env, started, db.RootDB(), start, log)
+	}
+
+	var targets []*target
+	for _, name := range cfg.targets {
+		t := start(name)
+		if t.proc != nil {
+			defer t.proc.stop()
 		}
 		targets = append(targets, t)
 	}
@@ -127,6 +142,45 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 	return writeSection(cfg.out, benchBegin, benchEnd, renderBench(cfg, env, started, targets, results))
+}
+
+// runScale runs the scale check through each target in turn, each started
+// alone so that the backend connections counted are its own.
+func runScale(ctx context.Context, cfg config, env environment, started time.Time, root *sql.DB,
+	start func(string) *target, log *slog.Logger) error {
+	scales := make([]scaleResult, 0, len(cfg.targets))
+	for _, name := range cfg.targets {
+		t := start(name)
+		scales = append(scales, scaleCheck(ctx, cfg, t, root, log))
+		if t.proc != nil {
+			t.proc.stop()
+		}
+		if err := waitNoBackends(ctx, root); err != nil {
+			return err
+		}
+	}
+	return writeSection(cfg.out, scaleBegin, scaleEnd, renderScale(cfg, env, started, scales))
+}
+
+// raiseFileLimit raises this process's descriptor limit (inherited by
+// MariaDB, HAProxy and pisa-proxy) to at least n where it may, so that the
+// scale check's connections fit, and returns the limit in force. HAProxy
+// refuses to start with a maxconn beyond it, so its maxconn is capped: the
+// logins beyond fail and the report counts them.
+func raiseFileLimit(n int, log *slog.Logger) int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return n
+	}
+	if lim.Cur >= uint64(n) {
+		return int(lim.Cur)
+	}
+	want := syscall.Rlimit{Cur: uint64(n), Max: max(lim.Max, uint64(n))}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		log.Warn("cannot raise the descriptor limit: HAProxy's maxconn is capped to fit", "want", n, "have", lim.Cur, "err", err)
+		return int(lim.Cur)
+	}
+	return n
 }
 
 // loadAvg1 reads the 1-minute load average, or -1 if unavailable.

@@ -96,10 +96,11 @@ func lookBin(name string) (string, error) {
 	return "", fmt.Errorf("%s not found in PATH, /usr/sbin or /usr/local/sbin", name)
 }
 
-// haproxyConfig is HAProxy 2.6 in plain TCP mode: no health checks, no logs.
-func haproxyConfig(listenPort, backendPort int) string {
+// haproxyConfig is HAProxy 2.6 in plain TCP mode: no health checks, no
+// logs, maxconn client connections at most.
+func haproxyConfig(listenPort, backendPort, maxconn int) string {
 	return fmt.Sprintf(`global
-    maxconn 4096
+    maxconn %d
 
 defaults
     mode tcp
@@ -111,14 +112,19 @@ listen mysql
     bind 127.0.0.1:%d
     mode tcp
     server mariadb 127.0.0.1:%d
-`, listenPort, backendPort)
+`, maxconn, listenPort, backendPort)
 }
 
-// proxyConfig is the pisa-proxy TOML (the Pisanix config schema); with
-// rules, the strategies are on (see targetProxyRules).
-func proxyConfig(adminPort, listenPort, backendPort int, rules bool) string {
-	if rules {
+// proxyConfig is the pisa-proxy TOML (the Pisanix config schema) of the
+// named target: proxy-rules has the strategies on (see targetProxyRules),
+// proxy-mux multiplexing.
+func proxyConfig(adminPort, listenPort, backendPort int, name string) string {
+	switch name {
+	case targetProxyRules:
 		return rulesConfig(adminPort, listenPort, backendPort)
+	case targetProxyMux:
+		plain := proxyConfig(adminPort, listenPort, backendPort, targetProxy)
+		return strings.Replace(plain, "pool_size = 64\n", "pool_size = 64\nmultiplex = true\n", 1)
 	}
 	return fmt.Sprintf(`[admin]
 host = "127.0.0.1"
@@ -133,6 +139,7 @@ password = "%s"
 db = "%s"
 backend_type = "mysql"
 pool_size = 64
+max_connections = 20000
 server_version = "5.7.37"
 
 [proxy.config.simple_loadbalance]
@@ -153,7 +160,7 @@ role = "readwrite"
 
 // startHAProxy writes the config into dir and starts haproxy in the
 // foreground in front of the backend port.
-func startHAProxy(ctx context.Context, dir string, backendPort int, log *slog.Logger) *target {
+func startHAProxy(ctx context.Context, dir string, backendPort, maxconn int, log *slog.Logger) *target {
 	t := &target{name: targetHAProxy, host: "127.0.0.1"}
 	bin, err := lookBin("haproxy")
 	if err != nil {
@@ -165,7 +172,7 @@ func startHAProxy(ctx context.Context, dir string, backendPort int, log *slog.Lo
 		return t
 	}
 	cfgPath := filepath.Join(dir, "haproxy.cfg")
-	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t.port, backendPort)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(haproxyConfig(t.port, backendPort, maxconn)), 0o644); err != nil {
 		t.err = fmt.Errorf("writing haproxy config: %w", err)
 		return t
 	}
@@ -183,7 +190,7 @@ func startHAProxy(ctx context.Context, dir string, backendPort int, log *slog.Lo
 // primary, node2 as replica: the same server), 100 regex and 20 fingerprint
 // circuit-break rules that match no sysbench statement.
 func rulesConfig(adminPort, listenPort, backendPort int) string {
-	plain := proxyConfig(adminPort, listenPort, backendPort, false)
+	plain := proxyConfig(adminPort, listenPort, backendPort, targetProxy)
 	head, nodes, _ := strings.Cut(plain, "[proxy.config.simple_loadbalance]")
 	_, nodes, _ = strings.Cut(nodes, "[[mysql.node]]")
 	var b strings.Builder
@@ -201,7 +208,7 @@ func rulesConfig(adminPort, listenPort, backendPort int) string {
 }
 
 // startProxy writes the TOML into dir and starts `pisa-proxy daemon -c`
-// as target name (proxy or proxy-rules).
+// as target name (proxy, proxy-rules or proxy-mux).
 func startProxy(ctx context.Context, dir, name, bin string, backendPort int, log *slog.Logger) *target {
 	t := &target{name: name, host: "127.0.0.1"}
 	if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
@@ -218,7 +225,7 @@ func startProxy(ctx context.Context, dir, name, bin string, backendPort int, log
 		return t
 	}
 	cfgPath := filepath.Join(dir, name+".toml")
-	if err := os.WriteFile(cfgPath, []byte(proxyConfig(adminPort, t.port, backendPort, name == targetProxyRules)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(proxyConfig(adminPort, t.port, backendPort, name)), 0o644); err != nil {
 		t.err = fmt.Errorf("writing pisa-proxy config: %w", err)
 		return t
 	}
