@@ -164,14 +164,16 @@ func listener(svc *v1alpha1.Service, ts *v1alpha1.TrafficStrategy, eps []v1alpha
 		port = config.DefaultNodePort
 	}
 	l := &config.Listener{
-		Name:          svc.Name,
-		ListenAddr:    net.JoinHostPort(host, strconv.Itoa(port)),
-		User:          fe.User,
-		Password:      pw,
-		DB:            fe.DB,
-		BackendType:   config.DefaultBackendType,
-		PoolSize:      int(fe.PoolSize),
-		ServerVersion: fe.ServerVersion,
+		Name:           svc.Name,
+		ListenAddr:     net.JoinHostPort(host, strconv.Itoa(port)),
+		User:           fe.User,
+		Password:       pw,
+		DB:             fe.DB,
+		BackendType:    config.DefaultBackendType,
+		PoolSize:       int(fe.PoolSize),
+		ServerVersion:  fe.ServerVersion,
+		Multiplex:      fe.Multiplex,
+		MaxConnections: int(fe.MaxConnections),
 	}
 	if lb := ts.Spec.LoadBalance; lb != nil {
 		if s := lb.SimpleLoadBalance; s != nil {

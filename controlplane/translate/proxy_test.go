@@ -167,6 +167,23 @@ func TestProxyConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "multiplexing and max connections reach the listener",
+			in: ProxyInput{
+				VirtualDatabase: vdb(func() v1alpha1.Service {
+					s := svc("mysql", "catalogue")
+					s.DatabaseMySQL.Multiplex, s.DatabaseMySQL.MaxConnections = true, 20000
+					return s
+				}()),
+				Strategies: map[string]*v1alpha1.TrafficStrategy{"catalogue": strategy("catalogue", catalogue)},
+				Endpoints:  []v1alpha1.DatabaseEndpoint{endpoint("db", catalogue, "")},
+			},
+			check: func(t *testing.T, c *config.Config) {
+				if l := c.Proxy.Config[0]; !l.Multiplex || l.MaxConnections != 20000 {
+					t.Fatalf("listener multiplex %v, max_connections %d; want true, 20000", l.Multiplex, l.MaxConnections)
+				}
+			},
+		},
+		{
 			name: "bad role annotation",
 			in: ProxyInput{
 				VirtualDatabase: vdb(svc("mysql", "catalogue")),

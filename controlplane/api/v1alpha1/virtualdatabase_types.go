@@ -228,6 +228,17 @@ type DatabaseMySQL struct {
 	// +optional
 	// +kubebuilder:validation:Pattern=`^[0-9]+\.[0-9]+\.[0-9]+.*$`
 	ServerVersion string `json:"serverVersion,omitempty"`
+	// Multiplex: between statements outside a transaction a client session
+	// holds no backend connection, so many clients share a few (the
+	// listener's multiplex key; see the README's multiplexing section).
+	// +optional
+	Multiplex bool `json:"multiplex,omitempty"`
+	// MaxConnections bounds concurrent client sessions (default 4096);
+	// more get error 1040.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	MaxConnections int32 `json:"maxConnections,omitempty"`
 }
 
 // VirtualDatabaseStatus reports whether the configuration is served.
