@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -156,25 +155,7 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 // on a timeout); any of them means it is gone. Cheaper than a ping, which
 // costs a round trip.
 func (c *Conn) alive() bool {
-	if c.IO.Buffered() > 0 {
-		return false
-	}
-	sc, ok := c.raw.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return true
-	}
-	alive := true
-	var b [1]byte
-	_ = rc.Read(func(fd uintptr) bool {
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR
-		return true // never wait for readiness
-	})
-	return alive
+	return c.IO.Buffered() == 0 && wire.Peek(c.raw) == wire.PeerQuiet
 }
 
 // isNoTLS recognises go-mysql's error for a server without TLS support.

@@ -37,6 +37,7 @@ type Proxy struct {
 	PoolDialErrors *prometheus.CounterVec
 	PinnedSessions *prometheus.GaugeVec
 	Borrows        *prometheus.CounterVec
+	BackendKills   *prometheus.CounterVec
 
 	BreakerState     *prometheus.GaugeVec
 	ParseErrors      *prometheus.CounterVec
@@ -95,6 +96,7 @@ func New() *Proxy {
 		PoolDialErrors: counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
 		PinnedSessions: gauge("pinned_sessions", "Multiplexing sessions holding their backend connection between statements, by reason (transaction, prepared_statement, temporary_table, lock_tables, named_lock, user_variable, ...).", "domain", "reason"),
 		Borrows:        counter("backend_borrows_total", "Backend connections a multiplexing session borrowed for a statement (or transaction), by whether its session state had to be given (aligned) or already matched (reused).", "domain", "state"),
+		BackendKills:   counter("backend_statements_killed_total", "Backend statements the proxy stopped with KILL QUERY, by reason (client_gone: the client disconnected while its statement ran).", "domain", "reason"),
 		RWRuleHits:     counter("rw_rule_hits_total", "Reads decided by a read/write splitting rule, by rule name.", "domain", "rule"),
 		RWRouted:       counter("rw_routed_total", "COM_QUERY statements routed by read/write splitting, by target (read, readwrite).", "domain", "target"),
 		ConcurrencyWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -126,7 +128,7 @@ func New() *Proxy {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
-		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.PinnedSessions, m.Borrows,
+		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.PinnedSessions, m.Borrows, m.BackendKills,
 		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
 		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 		m.ActorWait, m.ActorReceive, m.DeadLetters,

@@ -72,7 +72,11 @@ func (s *Session) waitCommand() bool {
 // startCommand marks the session busy; false when a drain closed it while
 // the command arrived (the client sees the connection closed).
 func (s *Session) startCommand() bool {
-	return s.phase.CompareAndSwap(phaseIdle, phaseBusy)
+	if !s.phase.CompareAndSwap(phaseIdle, phaseBusy) {
+		return false
+	}
+	s.commands.Add(1)
+	return true
 }
 
 // Drain asks every session to end at its next transaction boundary; a

@@ -19,6 +19,7 @@ type Registry struct {
 	globals atomic.Uint64
 	// draining: Drain was called; sessions registering later drain too.
 	draining atomic.Bool
+	gone     goneSweep
 }
 
 // Globals is the process-wide count of global-variable changes, for pools.

@@ -87,6 +87,7 @@ type Session struct {
 	env    *Env
 	id     uint32
 	conn   net.Conn
+	raw    net.Conn // the accepted socket under conn, for the gone check
 	client *wire.PacketIO
 	remote string
 	host   string // client address without the port, for error messages
@@ -152,6 +153,11 @@ type Session struct {
 	draining atomic.Bool
 	shutdown atomic.Bool
 	inTx     atomic.Bool // the primary's last status said IN_TRANS
+	// commands counts the commands started, so a sweep can tell one long
+	// command from two (gone.go); clientLost: the sweep found the client
+	// gone during a command.
+	commands   atomic.Uint32
+	clientLost atomic.Bool
 
 	closeOnce sync.Once
 	closing   atomic.Bool // Close was called
@@ -173,9 +179,10 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 	if err != nil {
 		host = remote
 	}
+	raw := conn
 	conn = &wire.TimeoutConn{Conn: conn, WriteTimeout: env.WriteTimeout}
 	return &Session{
-		env: env, id: id, conn: conn, remote: remote, host: host,
+		env: env, id: id, conn: conn, raw: raw, remote: remote, host: host,
 		client: wire.NewPacketIO(conn, loginBufSize),
 		log:    env.Log.With("conn", id, "client", remote),
 		status: mysql.SERVER_STATUS_AUTOCOMMIT,

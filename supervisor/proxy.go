@@ -284,10 +284,19 @@ type applyConfig struct {
 // one per listener, diffs and fans out new configurations, and restarts a
 // failed tenant alone.
 type rootActor struct {
-	p        *Proxy
-	pids     map[string]*actor.PID
-	stopping bool
+	p         *Proxy
+	pids      map[string]*actor.PID
+	stopping  bool
+	stopSweep func()
 }
+
+// clientSweepEvery is the period of the sweep for clients gone during a
+// statement (session.Registry.SweepClients): such a statement is killed
+// one to two periods after its client left.
+const clientSweepEvery = time.Second
+
+// sweepClients is the root actor's tick for that sweep.
+type sweepClients struct{}
 
 func (a *rootActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
@@ -296,16 +305,28 @@ func (a *rootActor) Receive(ctx actor.Context) {
 		for _, t := range a.p.state.Load().tenants {
 			a.spawn(ctx, t)
 		}
+		a.stopSweep = a.p.sys.Tick(ctx.Self(), "root", clientSweepEvery, func() any { return sweepClients{} })
+	case sweepClients:
+		a.p.Registry.SweepClients()
 	case *applyConfig:
 		m.reply <- a.apply(ctx, m.cfg, m.applied)
+	case *actor.Restarting:
+		a.endSweep()
 	case *actor.Stopping:
 		a.stopping = true
+		a.endSweep()
 	case *actor.Terminated:
 		if !a.stopping {
 			a.tenantGone(m.Who)
 		}
 	case *actors.Failure:
 		actors.Reraise(m)
+	}
+}
+
+func (a *rootActor) endSweep() {
+	if a.stopSweep != nil {
+		a.stopSweep()
 	}
 }
 

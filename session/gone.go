@@ -1,0 +1,71 @@
+package session
+
+import (
+	"fmt"
+	"sync"
+
+	"pisanix.io/pisanix/wire"
+)
+
+// A client that disconnects while its statement runs leaves the statement
+// running on the backend: the server notices only when it writes the
+// result, which for a long statement (a report, a SLEEP, a lock wait) is
+// work done for nobody, holding locks and a connection meanwhile. A sweep
+// looks at the sockets of sessions busy with the same command since the
+// previous sweep, and KILLs the query of those whose client is gone.
+
+// goneSweep is the sweep's memory: the command each busy session ran at
+// the previous sweep.
+type goneSweep struct {
+	mu   sync.Mutex
+	busy map[*Session]uint32
+}
+
+// SweepClients runs one sweep (the root actor ticks it). Statements that
+// started since the previous sweep are left alone, so short statements
+// cost nothing but a counter.
+func (r *Registry) SweepClients() {
+	r.gone.mu.Lock()
+	defer r.gone.mu.Unlock()
+	next := make(map[*Session]uint32, len(r.gone.busy))
+	for _, s := range r.sessions() {
+		if s.phase.Load() != phaseBusy || s.clientLost.Load() {
+			continue
+		}
+		cmd := s.commands.Load()
+		if prev, seen := r.gone.busy[s]; seen && prev == cmd && wire.Peek(s.raw) == wire.PeerClosed {
+			s.clientLost.Store(true)
+			go s.clientGone(cmd)
+			continue
+		}
+		next[s] = cmd
+	}
+	r.gone.busy = next
+}
+
+// clientGone KILLs the query of command cmd on its backend connection (on
+// a side connection of the same node) and closes the client socket, so the
+// session ends when the interrupted statement returns. The connection is
+// read under legsMu and only while cmd still runs: a multiplexing session
+// cannot park it meanwhile, where another session's statement would be
+// killed instead. If the KILL fails the backend read is interrupted, which
+// discards the connection.
+func (s *Session) clientGone(cmd uint32) {
+	s.legsMu.Lock()
+	be := s.active.Load()
+	var err error
+	if be != nil && s.commands.Load() == cmd && s.phase.Load() == phaseBusy {
+		s.log.Info("client gone during a statement: killing it on the backend", "node", be.Endpoint.Name, "thread", be.ThreadID)
+		err = s.killVia(be.Endpoint.Name, s, fmt.Sprintf("KILL QUERY %d", be.ThreadID))
+		if err == nil {
+			s.env.Metrics.BackendKills.WithLabelValues(s.env.Tenant, "client_gone").Inc()
+		}
+	}
+	s.legsMu.Unlock()
+	if err != nil {
+		s.log.Warn("client gone during a statement: KILL QUERY failed, dropping the backend connection", "err", err)
+		s.Close()
+		return
+	}
+	_ = s.conn.Close()
+}

@@ -1,0 +1,62 @@
+package supervisor_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestClientGoneKillsStatement: a client that disconnects while its
+// statement runs (go-sql-driver closes the connection when the context
+// ends) has the statement killed on the backend, where MariaDB alone would
+// run it to the end; the backend connection survives (KILL QUERY, not a
+// dropped connection) and the proxy keeps serving.
+func TestClientGoneKillsStatement(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		mux  bool
+	}{{"dedicated", false}, {"multiplexed", true}} {
+		t.Run(mode.name, func(t *testing.T) {
+			var p *proxy
+			if mode.mux {
+				p = muxProxy(t, 2)
+			} else {
+				p = startProxy(t, oneNode(""))
+			}
+			db := p.db(t, "main", "")
+			marker := "gone_" + mode.name
+			root := backendDB.RootDB()
+			running := fmt.Sprintf("SELECT MAX(id) FROM information_schema.processlist WHERE info LIKE '%%%s%%' AND id <> CONNECTION_ID()", marker)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				_, err := db.ExecContext(ctx, fmt.Sprintf("SELECT SLEEP(60) /* %s */", marker))
+				done <- err
+			}()
+			var thread string
+			waitFor(t, 10*time.Second, "the statement running on the backend", func() bool {
+				thread = queryString(t, root, running)
+				return thread != ""
+			})
+			cancel() // the driver closes its connection
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Fatalf("statement ended with %v, want context.Canceled", err)
+			}
+			waitFor(t, 5*time.Second, "the statement killed on the backend", func() bool {
+				return queryString(t, root, running) == ""
+			})
+			if got := queryString(t, root, "SELECT COUNT(*) FROM information_schema.processlist WHERE id = "+thread); got != "1" {
+				t.Errorf("backend connection %s gone; want it kept (KILL QUERY, not a dropped connection)", thread)
+			}
+			if n := p.metricValue(t, "pisa_proxy_backend_statements_killed_total", `reason="client_gone"`); n != 1 {
+				t.Errorf("client_gone kills counted: %v, want 1", n)
+			}
+			if got := queryString(t, db, "SELECT 7"); got != "7" {
+				t.Fatalf("after the kill a new session read %q", got)
+			}
+		})
+	}
+}
