@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Runs the benchmark harness (bench/harness): one MariaDB, HAProxy 2.6 and
-# pisa-proxy (bin/pisa-proxy, from `make build`) side by side under sysbench.
-# Results go to bench/RESULTS.md between the harness markers.
+# Runs the benchmark harness (bench/harness): one MariaDB, HAProxy 2.6,
+# pisa-proxy (bin/pisa-proxy, from `make build`) and optionally TiProxy side by
+# side under sysbench. Results go to bench/RESULTS.md between the harness
+# markers (QPS, p95/p99, proxy and server CPU per statement), with one PNG per
+# sysbench test (QPS against threads) next to it.
 #
-#   make bench                      # full run: all targets, 1/8/32 threads, 20 s per case
+#   make bench                      # full run: default targets, 1/8/32 threads, 20 s per case
 #   bench/run.sh --time 60          # harness flags pass through (see --help)
+#   bench/run.sh --tiproxy-src DIR  # also TiProxy, built from a pingcap/tiproxy checkout
+#                                   # at v26.3.1 (or set PISANIX_TIPROXY_SRC=DIR)
 #   bench/run.sh --mem              # memory check: ~1 GiB result set through the proxy
 #
 # Installs sysbench and haproxy with apt-get when they are missing (under the

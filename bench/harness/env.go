@@ -19,6 +19,7 @@ type environment struct {
 	haproxy  string
 	mariadb  string
 	commit   string
+	tiproxy  string // git describe of the TiProxy checkout; "" when tiproxy is not built
 }
 
 func collectEnv(ctx context.Context) environment {

@@ -1,7 +1,9 @@
-// Command harness benchmarks pisa-proxy against a direct MariaDB connection
-// and HAProxy 2.6 (TCP mode) with sysbench, in one run on one machine, and
-// writes a markdown table into bench/RESULTS.md between the markers
-// "<!-- harness:begin -->" and "<!-- harness:end -->".
+// Command harness benchmarks pisa-proxy against a direct MariaDB connection,
+// HAProxy 2.6 (TCP mode) and, given a checkout, TiProxy with sysbench, in one
+// run on one machine, and writes a markdown table into bench/RESULTS.md
+// between the markers "<!-- harness:begin -->" and "<!-- harness:end -->",
+// plus one PNG per sysbench test (QPS against threads, one line per target)
+// next to it.
 //
 // One run starts one throwaway MariaDB (internal/testenv), prepares the
 // sysbench tables (oltp_common, 4 tables x 10000 rows in db sbtest, as user
@@ -16,6 +18,15 @@
 // cumulative count reaches round(N*p/100)), so both come from the same run
 // and the same buckets (logarithmic, about 1.4% wide); --percentile=95 is kept
 // and cross-checked against the computed p95.
+//
+// CPU: around each case the harness reads utime+stime from /proc/<pid>/stat
+// of the target's process and of MariaDB, and divides by the queries sysbench
+// performed: CPU µs per statement in the proxy and in the server.
+//
+// TiProxy is not a Go module the module proxy serves, so the harness builds
+// it (GOTOOLCHAIN=local go build ./cmd/tiproxy) from the checkout given with
+// --tiproxy-src, starts it without PD and posts MariaDB as the static backend
+// of its default namespace to its HTTP API.
 //
 // With --mem the harness does not run sysbench: through each selected target
 // that is a process it owns (proxy, haproxy) it streams a ~1 GiB result set
@@ -51,7 +62,13 @@ const (
 	targetProxyRules = "proxy-rules"
 	// targetProxyMux is pisa-proxy with multiplexing on (multiplex = true).
 	targetProxyMux = "proxy-mux"
+	// targetTiProxy is PingCAP's TiProxy, built from a checkout given with
+	// --tiproxy-src, with MariaDB as its one static backend.
+	targetTiProxy = "tiproxy"
 )
+
+// allTargets lists the valid --targets names, for the flag's checks and help.
+const allTargets = "direct, haproxy, proxy, proxy-rules, proxy-mux, tiproxy"
 
 // Defaults of the flags.
 const (
@@ -97,6 +114,7 @@ type config struct {
 	mem                                       bool
 	memRows                                   int
 	memRowLen                                 int
+	tiproxySrc                                string // pingcap/tiproxy checkout; "" leaves tiproxy unavailable
 	scale                                     bool
 	idleClients, activeClients, activeSeconds int
 	command                                   string // the command line as the user typed it
@@ -127,7 +145,8 @@ func parseFlags(args []string) (config, error) {
 		cfg                     config
 		targets, tests, threads string
 	)
-	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated targets: direct, haproxy, proxy, proxy-rules, proxy-mux (with --mem the default is proxy, with --scale proxy-mux)")
+	fs.StringVar(&targets, "targets", defaultTargets, "comma-separated targets: "+allTargets+
+		" (with --mem the default is proxy, with --scale proxy-mux; tiproxy is added to the default when --tiproxy-src is set)")
 	fs.StringVar(&tests, "tests", defaultTests, "comma-separated sysbench tests")
 	fs.StringVar(&threads, "threads", defaultThreads, "comma-separated sysbench thread counts")
 	fs.IntVar(&cfg.seconds, "time", defaultTime, "seconds per case")
@@ -135,6 +154,8 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&cfg.ps, "ps", false, "use server-side prepared statements (--db-ps-mode=auto instead of disable)")
 	fs.StringVar(&cfg.out, "out", defaultOut, "markdown file to update between the harness markers")
 	fs.StringVar(&cfg.proxyBin, "proxy-bin", defaultProxyBin, "pisa-proxy binary (built by make build)")
+	fs.StringVar(&cfg.tiproxySrc, "tiproxy-src", os.Getenv("PISANIX_TIPROXY_SRC"),
+		"pingcap/tiproxy checkout (tag "+tiproxyTag+") the tiproxy target is built from (default from $PISANIX_TIPROXY_SRC)")
 	fs.IntVar(&cfg.tables, "tables", defaultTables, "sysbench tables")
 	fs.IntVar(&cfg.tableSize, "table-size", defaultTableSize, "rows per sysbench table")
 	fs.BoolVar(&cfg.mem, "mem", false, "memory check instead of sysbench: stream a ~1 GiB result set through each target and report its RSS growth")
@@ -160,13 +181,15 @@ func parseFlags(args []string) (config, error) {
 		targets = targetProxy // the memory check is about the proxy; add haproxy to compare
 	case cfg.scale && !explicitTargets:
 		targets = targetProxyMux // only multiplexing holds idle clients without backend connections
+	case cfg.tiproxySrc != "" && !explicitTargets:
+		targets += "," + targetTiProxy // a checkout given is a wish to compare with it
 	}
 	cfg.targets = splitList(targets)
 	for _, t := range cfg.targets {
 		switch t {
-		case targetDirect, targetHAProxy, targetProxy, targetProxyRules, targetProxyMux:
+		case targetDirect, targetHAProxy, targetProxy, targetProxyRules, targetProxyMux, targetTiProxy:
 		default:
-			return config{}, fmt.Errorf("--targets: unknown target %q (want direct, haproxy, proxy, proxy-rules, proxy-mux)", t)
+			return config{}, fmt.Errorf("--targets: unknown target %q (want %s)", t, allTargets)
 		}
 	}
 	if len(cfg.targets) == 0 {

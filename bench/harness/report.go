@@ -53,10 +53,14 @@ func header(b *strings.Builder, cfg config, env environment, started time.Time) 
 	fmt.Fprintf(b, "Date: %s (took %s)  \n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
 	fmt.Fprintf(b, "Host: `%s`  \n", env.uname)
 	fmt.Fprintf(b, "CPU: %s  \n", env.cpu)
-	fmt.Fprintf(b, "Versions: MariaDB %s; %s; %s; pisa-proxy from commit %s\n\n", env.mariadb, env.haproxy, env.sysbench, env.commit)
+	fmt.Fprintf(b, "Versions: MariaDB %s; %s; %s; pisa-proxy from commit %s", env.mariadb, env.haproxy, env.sysbench, env.commit)
+	if env.tiproxy != "" {
+		fmt.Fprintf(b, "; TiProxy %s (built from source)", env.tiproxy)
+	}
+	b.WriteString("\n\n")
 }
 
-func renderBench(cfg config, env environment, started time.Time, targets []*target, results []result) string {
+func renderBench(cfg config, env environment, started time.Time, targets []*target, results []result, plots []plotLink) string {
 	var b strings.Builder
 	header(&b, cfg, env, started)
 	ps := "disable (text protocol)"
@@ -64,7 +68,9 @@ func renderBench(cfg config, env environment, started time.Time, targets []*targ
 		ps = "auto (server-side prepared statements)"
 	}
 	fmt.Fprintf(&b, "Workload: sysbench %s, %d tables x %d rows, %d s per case, --db-ps-mode=%s; "+
-		"cases interleaved across targets; p95/p99 computed from sysbench's latency histogram (--histogram=on).\n\n",
+		"cases interleaved across targets; p95/p99 computed from sysbench's latency histogram (--histogram=on); "+
+		"CPU µs/stmt = utime+stime of the target's process (proxy) or of MariaDB (server) during the case, "+
+		"from /proc/<pid>/stat (10 ms ticks), over the statements sysbench performed.\n\n",
 		strings.Join(cfg.tests, ", "), cfg.tables, cfg.tableSize, cfg.seconds, ps)
 
 	for _, t := range targets {
@@ -72,27 +78,7 @@ func renderBench(cfg config, env environment, started time.Time, targets []*targ
 			fmt.Fprintf(&b, "**%s not benchmarked:** %s\n\n", t.name, indentBlock(t.err.Error()))
 		}
 	}
-
-	haproxyQPS := map[string]float64{}
-	for _, r := range results {
-		if r.target == targetHAProxy && r.err == nil {
-			haproxyQPS[caseKey(r)] = r.qps
-		}
-	}
-	b.WriteString("| target | test | threads | QPS | p95 ms | p99 ms | QPS vs HAProxy | errors | load1 before |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, r := range results {
-		if r.err != nil {
-			fmt.Fprintf(&b, "| %s | %s | %d | failed | | | | | %.2f |\n", r.target, r.test, r.threads, r.load1)
-			continue
-		}
-		ratio := "–"
-		if h, ok := haproxyQPS[caseKey(r)]; ok && h > 0 {
-			ratio = fmt.Sprintf("%.2f", r.qps/h)
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.3f | %.3f | %s | %d | %.2f |\n",
-			r.target, r.test, r.threads, r.qps, r.p95, r.p99, ratio, r.errors+r.reconnects, r.load1)
-	}
+	benchTable(&b, results)
 	var failed []string
 	for _, r := range results {
 		if r.err != nil {
@@ -102,8 +88,38 @@ func renderBench(cfg config, env environment, started time.Time, targets []*targ
 	if len(failed) > 0 {
 		b.WriteString("\nFailed cases:\n\n" + strings.Join(failed, "\n") + "\n")
 	}
+	for _, p := range plots {
+		// The PNGs are written next to the report, so the bare name is
+		// the relative link.
+		fmt.Fprintf(&b, "\n![QPS against threads, %s](%s)\n", p.test, p.file)
+	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// benchTable writes one row per case.
+func benchTable(b *strings.Builder, results []result) {
+	haproxyQPS := map[string]float64{}
+	for _, r := range results {
+		if r.target == targetHAProxy && r.err == nil {
+			haproxyQPS[caseKey(r)] = r.qps
+		}
+	}
+	b.WriteString("| target | test | threads | QPS | p95 ms | p99 ms | QPS vs HAProxy | proxy CPU µs/stmt | server CPU µs/stmt | errors | load1 before |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		if r.err != nil {
+			fmt.Fprintf(b, "| %s | %s | %d | failed | | | | | | | %.2f |\n", r.target, r.test, r.threads, r.load1)
+			continue
+		}
+		ratio := "–"
+		if h, ok := haproxyQPS[caseKey(r)]; ok && h > 0 {
+			ratio = fmt.Sprintf("%.2f", r.qps/h)
+		}
+		fmt.Fprintf(b, "| %s | %s | %d | %.0f | %.3f | %.3f | %s | %s | %s | %d | %.2f |\n",
+			r.target, r.test, r.threads, r.qps, r.p95, r.p99, ratio,
+			r.proxyCPU.perStmt(r.queries), r.serverCPU.perStmt(r.queries), r.errors+r.reconnects, r.load1)
+	}
 }
 
 func caseKey(r result) string { return fmt.Sprintf("%s/%d", r.test, r.threads) }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +24,9 @@ const backendBufferPool = "--innodb-buffer-pool-size=256M"
 // check, and writes the report.
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	env := collectEnv(ctx)
+	if cfg.tiproxySrc != "" && slices.Contains(cfg.targets, targetTiProxy) {
+		env.tiproxy = tiproxyVersion(ctx, cfg.tiproxySrc)
+	}
 	started := time.Now()
 
 	maxConns, haproxyMax := 500, 4096
@@ -69,6 +74,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			t = startHAProxy(ctx, work, db.Port(), haproxyMax, log)
 		case targetProxy, targetProxyRules, targetProxyMux:
 			t = startProxy(ctx, work, name, cfg.proxyBin, db.Port(), log)
+		case targetTiProxy:
+			t = startTiProxy(ctx, work, cfg.tiproxySrc, db.Addr(), log)
 		}
 		if t.err != nil {
 			log.Error("target unavailable, benchmarking the others", "target", name, "err", t.err)
@@ -110,30 +117,28 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}
 
+	results, err := runCases(ctx, cfg, targets, db.PID(), log)
+	if err != nil {
+		return err
+	}
+	plots := writePlots(filepath.Dir(cfg.out), cfg, targets, results, log)
+	return writeSection(cfg.out, benchBegin, benchEnd, renderBench(cfg, env, started, targets, results, plots))
+}
+
+// runCases runs every (test, threads) case against each usable target in
+// turn. serverPID is MariaDB's, for the server CPU column.
+func runCases(ctx context.Context, cfg config, targets []*target, serverPID int, log *slog.Logger) ([]result, error) {
 	var results []result
 	for _, test := range cfg.tests {
 		for _, threads := range cfg.threads {
 			for _, t := range targets {
 				if err := ctx.Err(); err != nil {
-					return fmt.Errorf("interrupted: %w", err)
+					return nil, fmt.Errorf("interrupted: %w", err)
 				}
 				if t.err != nil {
 					continue
 				}
-				load := loadAvg1()
-				r := runSysbench(ctx, cfg, t, test, threads, cfg.seconds)
-				r.load1 = load
-				if r.err != nil {
-					log.Error("case failed", "target", t.name, "test", test, "threads", threads, "err", r.err)
-				} else {
-					log.Info("case done", "target", t.name, "test", test, "threads", threads,
-						"qps", fmt.Sprintf("%.0f", r.qps), "p95_ms", r.p95, "p99_ms", r.p99, "load1", load)
-					// sysbench prints two decimals, the histogram three.
-					if math.Abs(r.p95Sysbench-r.p95) > 0.0051 {
-						log.Warn("computed p95 differs from sysbench's", "computed", r.p95, "sysbench", r.p95Sysbench)
-					}
-				}
-				results = append(results, r)
+				results = append(results, runCase(ctx, cfg, t, test, threads, serverPID, log))
 				if t.proc != nil && t.proc.Exited() && t.err == nil {
 					t.err = fmt.Errorf("%s exited during the run (%v); output tail:\n%s", t.name, t.proc.Err(), t.proc.logTail(20))
 					log.Error("target died", "target", t.name, "err", t.err)
@@ -141,7 +146,29 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			}
 		}
 	}
-	return writeSection(cfg.out, benchBegin, benchEnd, renderBench(cfg, env, started, targets, results))
+	return results, nil
+}
+
+// runCase runs one sysbench case with the load average before it and the
+// CPU time the target's process and MariaDB used during it.
+func runCase(ctx context.Context, cfg config, t *target, test string, threads, serverPID int, log *slog.Logger) result {
+	load := loadAvg1()
+	proxyCPU, serverCPU := measureCPU(t.pid()), measureCPU(serverPID)
+	r := runSysbench(ctx, cfg, t, test, threads, cfg.seconds)
+	r.proxyCPU, r.serverCPU = proxyCPU(), serverCPU()
+	r.load1 = load
+	if r.err != nil {
+		log.Error("case failed", "target", t.name, "test", test, "threads", threads, "err", r.err)
+		return r
+	}
+	log.Info("case done", "target", t.name, "test", test, "threads", threads,
+		"qps", fmt.Sprintf("%.0f", r.qps), "p95_ms", r.p95, "p99_ms", r.p99, "load1", load,
+		"proxy_cpu_us_per_stmt", r.proxyCPU.perStmt(r.queries), "server_cpu_us_per_stmt", r.serverCPU.perStmt(r.queries))
+	// sysbench prints two decimals, the histogram three.
+	if math.Abs(r.p95Sysbench-r.p95) > 0.0051 {
+		log.Warn("computed p95 differs from sysbench's", "computed", r.p95, "sysbench", r.p95Sysbench)
+	}
+	return r
 }
 
 // runScale runs the scale check through each target in turn, each started

@@ -19,20 +19,19 @@ type result struct {
 	threads      int
 	load1        float64 // 1-minute load average before the case
 	qps, tps     float64
+	queries      int64   // statements sysbench performed, the divisor of the CPU columns
 	p95, p99     float64 // ms, from the histogram
 	p95Sysbench  float64 // ms, sysbench's own --percentile=95
 	errors       int64
 	reconnects   int64
+	proxyCPU     cpuSpan // the target's process; not measured for direct
+	serverCPU    cpuSpan // MariaDB
 	err          error
 }
 
 // sysbenchArgs are the connection and workload options common to prepare
 // and run.
 func sysbenchArgs(cfg config, t *target) []string {
-	psMode := "disable"
-	if cfg.ps {
-		psMode = "auto"
-	}
 	return []string{
 		"--db-driver=mysql",
 		"--mysql-host=" + t.host,
@@ -42,8 +41,16 @@ func sysbenchArgs(cfg config, t *target) []string {
 		"--mysql-db=" + benchDB,
 		"--tables=" + strconv.Itoa(cfg.tables),
 		"--table-size=" + strconv.Itoa(cfg.tableSize),
-		"--db-ps-mode=" + psMode,
+		"--db-ps-mode=" + psMode(cfg),
 	}
+}
+
+// psMode is sysbench's --db-ps-mode: text protocol unless --ps.
+func psMode(cfg config) string {
+	if cfg.ps {
+		return "auto"
+	}
+	return "disable"
 }
 
 // prepareTables creates and fills the sysbench tables through the target.
@@ -84,7 +91,7 @@ func runSysbench(ctx context.Context, cfg config, t *target, test string, thread
 
 var (
 	// "    queries:                             123 (6172.59 per sec.)"
-	reQueries      = regexp.MustCompile(`^\s*queries:\s+\d+\s+\(([0-9.]+) per sec\.\)`)
+	reQueries      = regexp.MustCompile(`^\s*queries:\s+(\d+)\s+\(([0-9.]+) per sec\.\)`)
 	reTransactions = regexp.MustCompile(`^\s*transactions:\s+\d+\s+\(([0-9.]+) per sec\.\)`)
 	reErrors       = regexp.MustCompile(`^\s*ignored errors:\s+(\d+)`)
 	reReconnects   = regexp.MustCompile(`^\s*reconnects:\s+(\d+)`)
@@ -112,7 +119,8 @@ func parseReport(out []byte, r *result) error {
 			continue
 		}
 		if m := reQueries.FindStringSubmatch(line); m != nil {
-			r.qps, _ = strconv.ParseFloat(m[1], 64)
+			r.queries, _ = strconv.ParseInt(m[1], 10, 64)
+			r.qps, _ = strconv.ParseFloat(m[2], 64)
 			haveQPS = true
 		} else if m := reTransactions.FindStringSubmatch(line); m != nil {
 			r.tps, _ = strconv.ParseFloat(m[1], 64)
