@@ -50,6 +50,9 @@ type Pool struct {
 	// retired: the pool actor stopped (node removed by a reload, tenant
 	// restarting); connections coming back are closed, not parked.
 	retired atomic.Bool
+	// stopped is closed with retired: a request that reached the actor
+	// after it stopped gets no answer, so waiters watch this too.
+	stopped chan struct{}
 	// version is the server version the node announced on the last dial.
 	version atomic.Pointer[string]
 
@@ -67,7 +70,7 @@ func NewPool(sys *actors.System, parent actor.SpawnerContext, name string, cfg P
 	m := sys.Metrics
 	lv := []string{cfg.Tenant, cfg.Endpoint.Name}
 	p := &Pool{
-		cfg: cfg, sys: sys, idle: make(chan *Conn, cfg.Size),
+		cfg: cfg, sys: sys, idle: make(chan *Conn, cfg.Size), stopped: make(chan struct{}),
 		mIdle: m.PoolIdle.WithLabelValues(lv...), mInUse: m.PoolInUse.WithLabelValues(lv...),
 		mWaits: m.PoolWaits.WithLabelValues(lv...), mTimeouts: m.PoolTimeouts.WithLabelValues(lv...),
 		mDials: m.PoolDials.WithLabelValues(lv...), mDialErrs: m.PoolDialErrors.WithLabelValues(lv...),
@@ -155,6 +158,13 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 		p.mWaitTime.Observe(time.Since(start).Seconds())
 		p.sys.Root.Send(p.pid, &cancelReq{reply: reply})
 		return c, nil
+	case <-p.stopped:
+		select {
+		case r := <-reply: // answered before it stopped
+			return r.conn, r.err
+		default:
+			return nil, ErrPoolRetired
+		}
 	case <-timer.C:
 	case <-ctx.Done():
 	}
@@ -304,7 +314,8 @@ func (a *poolActor) Receive(ctx actor.Context) {
 		a.failWaiters(errors.New("backend pool restarted"))
 	case *actor.Stopping:
 		a.p.retired.Store(true)
-		a.failWaiters(errors.New("backend pool stopped"))
+		close(a.p.stopped)
+		a.failWaiters(ErrPoolRetired) // the session takes one from the pool that replaced it
 		a.closeIdle()
 	case *acquireReq:
 		a.acquire(m.reply)

@@ -188,6 +188,27 @@ func (s *Session) clientError(e *wire.SQLError) error {
 	return nil
 }
 
+// admitTries bounds how often a statement is admitted again after reloads
+// replaced the limiter it waited in.
+const admitTries = 3
+
+// admitPlugins passes a statement through the listener's plugins. One that
+// waited in a limiter a reload replaced is admitted again under the rules
+// now in force (a reload must not fail statements), at most admitTries
+// times.
+func (s *Session) admitPlugins(sql []byte, digest string) (release func(), err error) {
+	for try := 1; ; try++ {
+		pl := s.env.Live.Load().Plugins
+		if pl.Empty() {
+			return nil, nil
+		}
+		release, err = pl.Admit(context.Background(), s.user, sql, digest)
+		if !errors.Is(err, strategy.ErrLimiterGone) || try == admitTries {
+			return release, err
+		}
+	}
+}
+
 func (s *Session) query(payload []byte, more bool) error {
 	sql := payload[1:]
 	kind := sqlinfo.FirstKeyword(sql)
@@ -220,16 +241,14 @@ func (s *Session) query(payload []byte, more bool) error {
 		return s.deny(d, more, &info)
 	}
 	kind = info.Kind
-	live := s.env.Live.Load()
-	if pl := live.Plugins; !pl.Empty() {
-		release, err := pl.Admit(context.Background(), s.user, sql, info.Digest)
-		if err != nil {
-			return s.reject(err, more, &info)
-		}
-		if release != nil {
-			defer release()
-		}
+	release, err := s.admitPlugins(sql, info.Digest)
+	if err != nil {
+		return s.reject(err, more, &info)
 	}
+	if release != nil {
+		defer release()
+	}
+	live := s.env.Live.Load()
 	if err := live.Fuse.Check(info.Digest, info.Fingerprint); err != nil {
 		return s.reject(err, more, &info)
 	}

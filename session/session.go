@@ -336,6 +336,11 @@ func (s *Session) pools() map[string]*backend.Pool {
 func (s *Session) connectBackend(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
 		if err := s.primary.take(ctx, s.env.Balancer, s.pools()); err != nil {
+			// A reload retired the pool while the session waited for
+			// it: its replacement is in the live pools now.
+			if errors.Is(err, backend.ErrPoolRetired) && attempt < 2 {
+				continue
+			}
 			return err
 		}
 		issued := s.primary.conn.Issued

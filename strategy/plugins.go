@@ -210,6 +210,9 @@ type Limiter struct {
 	maxQueue int
 	waited   prometheus.Observer // admission time, queueing included
 	waiting  prometheus.Gauge    // statements in the queue
+	// stopped is closed when the actor stops: a request it never received
+	// (sent after it stopped) gets no answer, so waiters watch this too.
+	stopped chan struct{}
 }
 
 // limiter messages
@@ -223,7 +226,7 @@ type (
 const maxQueuePerSlot = 64
 
 func newLimiter(sys *actors.System, parent actor.SpawnerContext, name, tenant string, cc config.ConcurrencyControl) (*Limiter, error) {
-	l := &Limiter{sys: sys, rule: strings.Join(cc.Regex, "|"), max: cc.MaxConcurrency,
+	l := &Limiter{sys: sys, rule: strings.Join(cc.Regex, "|"), max: cc.MaxConcurrency, stopped: make(chan struct{}),
 		waited: sys.Metrics.ConcurrencyWait.WithLabelValues(tenant), waiting: sys.Metrics.ConcurrencyQueue.WithLabelValues(tenant),
 		wait: time.Duration(cc.Duration) * time.Second, maxQueue: maxQueuePerSlot * cc.MaxConcurrency}
 	if l.wait == 0 {
@@ -244,8 +247,10 @@ func newLimiter(sys *actors.System, parent actor.SpawnerContext, name, tenant st
 	return l, nil
 }
 
-// errLimiterGone: the limiter was replaced by a reload while waiting.
-var errLimiterGone = errors.New("concurrency limiter restarted")
+// ErrLimiterGone: the limiter stopped (a reload replaced its rules, or it
+// restarted) while the statement waited in its queue. The statement was
+// not admitted; it may try again under the rules in force.
+var ErrLimiterGone = errors.New("concurrency limiter restarted")
 
 func (l *Limiter) acquire(ctx context.Context) error {
 	start := time.Now()
@@ -257,6 +262,13 @@ func (l *Limiter) acquire(ctx context.Context) error {
 	select {
 	case err := <-reply:
 		return err
+	case <-l.stopped:
+		select {
+		case err := <-reply: // answered before it stopped
+			return err
+		default:
+			return ErrLimiterGone
+		}
 	case <-timer.C:
 	case <-ctx.Done():
 	}
@@ -307,17 +319,20 @@ func (a *limiterActor) Receive(ctx actor.Context) {
 			if w == m.reply {
 				a.queue = append(a.queue[:i], a.queue[i+1:]...)
 				a.l.waiting.Dec()
-				m.reply <- errLimiterGone // never admitted
+				m.reply <- ErrLimiterGone // never admitted
 				return
 			}
 		}
 		// Already admitted (its grant sits in the channel): keep the grant.
 	case *actor.Restarting, *actor.Stopping:
 		for _, w := range a.queue {
-			w <- errLimiterGone
+			w <- ErrLimiterGone
 		}
 		a.l.waiting.Sub(float64(len(a.queue)))
 		a.queue = nil
+		if _, stopping := m.(*actor.Stopping); stopping {
+			close(a.l.stopped)
+		}
 	case *actors.Failure:
 		actors.Reraise(m)
 	}

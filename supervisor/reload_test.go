@@ -1,11 +1,17 @@
 package supervisor_test
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/internal/testenv"
@@ -107,4 +113,112 @@ func TestReloadRejectsWhatCannotBind(t *testing.T) {
 	if err := ping(p.dsn("main", "")); err != nil {
 		t.Fatalf("proxy stopped serving after a rejected reload: %v", err)
 	}
+}
+
+// TestReloadUnderLoad: ten reloads while clients run statements on a
+// dedicated and a multiplexing listener, long-lived sessions (in and out
+// of transactions) and new ones, each reload changing the circuit-break
+// and concurrency-control rules, the pool size and the node list: no
+// statement fails.
+func TestReloadUnderLoad(t *testing.T) {
+	cfgAt := func(i int) string {
+		rules := fmt.Sprintf("[[proxy.config.plugin.circuit_break]]\nregex = [\"^DELETE FROM never_%d\"]\n"+
+			"[[proxy.config.plugin.concurrency_control]]\nregex = [\"SLEEP\"]\nmax_concurrency = %d\nduration = 20\n", i, 2+i%3)
+		nodes := []string{"n1"}
+		if i%2 == 1 {
+			nodes = []string{"n1", "n2"}
+		}
+		main := strings.Replace(listenerTOML("main", nodes, rules), "pool_size = 8", fmt.Sprintf("pool_size = %d", 6+i%3), 1)
+		mux := listenerTOML("mux", nodes, "multiplex = true\n"+rules)
+		return main + mux + nodeTOML("n1", backendDB, "") + nodeTOML("n2", backendDB, "")
+	}
+	p := startProxy(t, cfgAt(0))
+	var (
+		done       atomic.Int64
+		stop       = make(chan struct{})
+		errs       = make(chan error, 64)
+		wg         sync.WaitGroup
+		ctx        = context.Background()
+		statements = []string{"SELECT 1", "SELECT SLEEP(0.001)", "SELECT COUNT(*) FROM information_schema.SCHEMATA"}
+	)
+	report := func(who string, err error) {
+		select {
+		case errs <- fmt.Errorf("%s: %w", who, err):
+		default:
+		}
+	}
+	for _, name := range []string{"main", "mux"} {
+		for w, c := range conns(t, p.db(t, name, ""), 4) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				who := fmt.Sprintf("%s session %d", name, w)
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					var err error
+					if i%5 == 4 {
+						err = inTx(ctx, c, statements[i%len(statements)])
+					} else {
+						_, err = c.ExecContext(ctx, statements[i%len(statements)])
+					}
+					if err != nil {
+						report(who, err)
+						return
+					}
+					done.Add(1)
+				}
+			}()
+		}
+		fresh := openDB(t, p.dsn(name, ""))
+		fresh.SetMaxIdleConns(0) // a new session per statement
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := fresh.ExecContext(ctx, "SELECT 2"); err != nil {
+					report(name+" new session", err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	for i := 1; i <= 10; i++ {
+		before := done.Load()
+		waitFor(t, 10*time.Second, "statements between reloads", func() bool { return done.Load() >= before+50 || len(errs) > 0 })
+		if err := p.Apply(parse(t, cfgAt(i))); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+	}
+	before := done.Load()
+	waitFor(t, 10*time.Second, "statements after the last reload", func() bool { return done.Load() >= before+50 || len(errs) > 0 })
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a statement failed across the reloads: %v", err)
+	}
+	t.Logf("%d statements across 10 reloads", done.Load())
+}
+
+// inTx runs q in a transaction on c.
+func inTx(ctx context.Context, c *sql.Conn, q string) error {
+	tx, err := c.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, q); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
 }

@@ -210,7 +210,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		return err
 	}
 	t.l.maxConns.Store(int32(cfg.MaxConnections))
-	pools, foundRows, err := a.syncPools(ctx, sp)
+	pools, foundRows, retirePools, err := a.syncPools(ctx, sp)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,8 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if err := a.syncDiscovery(ctx, sp); err != nil {
 		return err
 	}
-	if err := a.syncPlugins(ctx, cfg); err != nil {
+	retirePlugins, err := a.syncPlugins(ctx, cfg)
+	if err != nil {
 		return err
 	}
 	env := &session.Env{
@@ -248,6 +249,10 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	// to the new users together.
 	t.users.Store(users)
 	t.live.Store(&session.Live{Pools: pools, FoundRowsPools: foundRows, Router: router, Plugins: a.plugins, Fuse: a.fuse, Users: users, Audit: t.audit})
+	// Only now that the new ones are live: a session sent back by a
+	// stopping pool or limiter finds its replacement.
+	retirePools()
+	retirePlugins()
 	if oldAudit != nil {
 		// Sessions moved to the new log; the old one writes what it holds.
 		t.sys.Go(ctx.Self(), "tenant", func() { closeAuditLog(oldAudit, t.log) })
@@ -271,33 +276,39 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 // syncPlugins rebuilds the plugins and the fuse when their rules changed,
 // and keeps them running otherwise: a reload of other settings must not
 // refuse the statements waiting in concurrency control, nor reset limiter
-// counts and open fuses.
-func (a *tenantActor) syncPlugins(ctx actor.Context, cfg config.Listener) error {
+// counts and open fuses. retire stops the replaced ones; call it once the
+// new ones are live, so that statements a stopping limiter sends back
+// (strategy.ErrLimiterGone) are admitted again under the new rules.
+func (a *tenantActor) syncPlugins(ctx actor.Context, cfg config.Listener) (retire func(), err error) {
+	retire = func() {}
 	if a.plugins != nil && reflect.DeepEqual(a.pluginCfg, cfg.Plugin) {
-		return nil
+		return retire, nil
 	}
 	t := a.t
 	a.gen++
 	plugins, err := strategy.NewPlugins(t.sys, ctx, cfg.Name, cfg.Plugin, a.gen)
 	if err != nil {
-		return err
+		return retire, err
 	}
-	if a.plugins != nil {
-		a.plugins.Stop(ctx) // statements waiting there are refused; new ones use the new rules
-	}
-	a.plugins = plugins
 	var fuseCfg *config.Fuse
 	if cfg.Plugin != nil {
 		fuseCfg = cfg.Plugin.Fuse
 	}
-	if a.fuse != nil {
-		ctx.Stop(a.fuse.PID())
+	fuse, err := strategy.NewFuse(t.sys, ctx, fmt.Sprintf("fuse-%d", a.gen), cfg.Name, fuseCfg)
+	if err != nil {
+		plugins.Stop(ctx)
+		return retire, err
 	}
-	if a.fuse, err = strategy.NewFuse(t.sys, ctx, fmt.Sprintf("fuse-%d", a.gen), cfg.Name, fuseCfg); err != nil {
-		return err
-	}
-	a.pluginCfg = cfg.Plugin
-	return nil
+	oldPlugins, oldFuse := a.plugins, a.fuse
+	a.plugins, a.fuse, a.pluginCfg = plugins, fuse, cfg.Plugin
+	return func() {
+		if oldPlugins != nil {
+			oldPlugins.Stop(ctx)
+		}
+		if oldFuse != nil {
+			ctx.Stop(oldFuse.PID())
+		}
+	}, nil
 }
 
 // syncAudit brings the tenant's audit log to cfg: the running log takes
@@ -410,8 +421,10 @@ func readAlgorithm(rw *config.ReadWriteSplitting) string {
 	return strategy.Random
 }
 
-// syncPools keeps unchanged pools, starts new ones and retires the rest.
-func (a *tenantActor) syncPools(ctx actor.Context, sp spec) (pools, foundRows map[string]*backend.Pool, err error) {
+// syncPools keeps unchanged pools and starts new ones; retire stops the
+// rest, to be called once the new ones are live (a session waiting in a
+// stopping pool gets backend.ErrPoolRetired and takes from the live ones).
+func (a *tenantActor) syncPools(ctx actor.Context, sp spec) (pools, foundRows map[string]*backend.Pool, retire func(), err error) {
 	pools, foundRows = map[string]*backend.Pool{}, map[string]*backend.Pool{}
 	keep := map[string]poolRef{}
 	for _, n := range append(slices.Clone(sp.nodes), sp.replicas...) {
@@ -425,18 +438,23 @@ func (a *tenantActor) syncPools(ctx actor.Context, sp spec) (pools, foundRows ma
 			}
 			ref, err := a.pool(ctx, sp.cfg, n, fr, id)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			keep[id], into[n.Name] = ref, ref.pool
 		}
 	}
+	var retired []*backend.Pool
 	for id, ref := range a.pools {
 		if keep[id].pool != ref.pool {
-			ctx.Stop(ref.pool.PID()) // its sessions' connections are closed on release
+			retired = append(retired, ref.pool)
 		}
 	}
 	a.pools = keep
-	return pools, foundRows, nil
+	return pools, foundRows, func() {
+		for _, p := range retired {
+			ctx.Stop(p.PID()) // its sessions' connections are closed on release
+		}
+	}, nil
 }
 
 // pool returns the running pool for node (with CLIENT_FOUND_ROWS when
