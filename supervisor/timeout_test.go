@@ -75,15 +75,34 @@ func TestBackendReadTimeoutFrozenNode(t *testing.T) {
 	})
 }
 
-// A client that stops reading a large result is cut after
-// client_write_timeout: its session ends and others go on.
+// A client that never reads a 1.1 GB result is cut after
+// client_write_timeout: the proxy's memory stays bounded meanwhile, its
+// session ends, the statement stops on the backend, and others go on.
 func TestClientWriteTimeout(t *testing.T) {
 	p := startProxy(t, oneNode("client_write_timeout = \"500ms\"\n"))
 	other := pinnedConn(t, p.db(t, "main", ""))
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
 	r := dialRaw(t, p, "main")
-	r.send(append([]byte{mysql.COM_QUERY}, "SELECT REPEAT('x', 1000000) FROM seq_1_to_200"...)...)
-	// r never reads; the proxy's writes to it block, then time out.
-	waitFor(t, 10*time.Second, "the stalled session ended", func() bool { return p.Registry.Len() == 1 })
+	// A 1.1 GB result that r never reads: the proxy's writes to it block,
+	// then time out.
+	r.send(append([]byte{mysql.COM_QUERY}, "SELECT REPEAT('x', 1000000) /* never_read */ FROM seq_1_to_1100"...)...)
+	var peak uint64
+	waitFor(t, 10*time.Second, "the stalled session ended", func() bool {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		peak = max(peak, m.HeapInuse)
+		return p.Registry.Len() == 1
+	})
+	if grew := int64(peak) - int64(before.HeapInuse); grew > 64<<20 {
+		t.Errorf("heap grew %d MiB while a client did not read a 1.1 GB result; want it bounded by buffers", grew>>20)
+	}
+	// Its backend connection was dropped with the statement on it, which
+	// the server stops when its next write fails.
+	waitFor(t, 10*time.Second, "the statement gone from the backend", func() bool {
+		return queryString(t, backendDB.RootDB(), "SELECT COUNT(*) FROM information_schema.processlist WHERE info LIKE '%never_read%' AND id <> CONNECTION_ID()") == "0"
+	})
 	assertAlive(t, other)
 }
 
