@@ -215,13 +215,8 @@ func startProxy(ctx context.Context, dir, name, bin string, backendPort int, log
 		t.err = fmt.Errorf("pisa-proxy binary %s is missing or not executable (run `make build`)", bin)
 		return t
 	}
-	adminPort, err := testenv.FreePort()
-	if err != nil {
-		t.err = err
-		return t
-	}
-	if t.port, err = testenv.FreePort(); err != nil {
-		t.err = err
+	var adminPort int
+	if t.port, adminPort, t.err = freePorts(); t.err != nil {
 		return t
 	}
 	cfgPath := filepath.Join(dir, name+".toml")
@@ -237,6 +232,16 @@ func startProxy(ctx context.Context, dir, name, bin string, backendPort int, log
 		log.Info("pisa-proxy ready", "target", name, "addr", t.addr(), "pid", t.pid())
 	}
 	return t
+}
+
+// freePorts returns two free ports: a target's listener and its admin (or
+// API) port.
+func freePorts() (listen, admin int, err error) {
+	if listen, err = testenv.FreePort(); err != nil {
+		return 0, 0, err
+	}
+	admin, err = testenv.FreePort()
+	return listen, admin, err
 }
 
 // openTarget opens a go-sql-driver pool to the target as the bench user.

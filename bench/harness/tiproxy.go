@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"pisanix.io/pisanix/internal/testenv"
 )
 
 // tiproxyTag is the TiProxy release the target was written and checked
@@ -94,13 +93,8 @@ func startTiProxy(ctx context.Context, dir, src, backendAddr string, log *slog.L
 		t.err = err
 		return t
 	}
-	apiPort, err := testenv.FreePort()
-	if err != nil {
-		t.err = err
-		return t
-	}
-	if t.port, err = testenv.FreePort(); err != nil {
-		t.err = err
+	var apiPort int
+	if t.port, apiPort, t.err = freePorts(); t.err != nil {
 		return t
 	}
 	cfgPath := filepath.Join(dir, "tiproxy.toml")
