@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // tiproxyTag is the TiProxy release the target was written and checked
