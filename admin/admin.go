@@ -1,10 +1,14 @@
 // Package admin serves pisa-proxy's HTTP admin endpoint: /metrics,
-// /healthz, /readyz, /version, /config (secrets redacted), /sessions and
-// /debug/pprof.
+// /healthz, /readyz and /version for anyone who reaches the port (probes,
+// Prometheus), and /config (secrets redacted), /sessions, /drain and
+// /debug/pprof (when enabled) only to requests from the loopback interface
+// or bearing the admin token: they describe every tenant's clients and
+// cost CPU on demand.
 package admin
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,6 +37,12 @@ type Sources struct {
 	Healthy func() error
 	// Drain starts a graceful shutdown (POST /drain), as SIGTERM does.
 	Drain func()
+	// Token, when set, lets a request from elsewhere than the loopback
+	// interface reach the private endpoints with "Authorization: Bearer
+	// <Token>".
+	Token string
+	// Pprof serves /debug/pprof (private, like /config).
+	Pprof bool
 }
 
 // Handler builds the admin mux.
@@ -58,21 +68,59 @@ func Handler(src Sources) http.Handler {
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, src.Version)
 	})
+	private := func(h http.HandlerFunc) http.HandlerFunc { return guard(src.Token, h) }
 	if src.Drain != nil {
-		mux.HandleFunc("POST /drain", func(w http.ResponseWriter, _ *http.Request) {
+		mux.HandleFunc("POST /drain", private(func(w http.ResponseWriter, _ *http.Request) {
 			src.Drain()
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = w.Write([]byte("draining\n"))
-		})
+		}))
 	}
-	mux.HandleFunc("GET /config", jsonHandler(src.Config))
-	mux.HandleFunc("GET /sessions", jsonHandler(src.Sessions))
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /config", private(jsonHandler(src.Config)))
+	mux.HandleFunc("GET /sessions", private(jsonHandler(src.Sessions)))
+	if src.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", private(pprof.Index))
+		mux.HandleFunc("GET /debug/pprof/cmdline", private(pprof.Cmdline))
+		mux.HandleFunc("GET /debug/pprof/profile", private(pprof.Profile))
+		mux.HandleFunc("GET /debug/pprof/symbol", private(pprof.Symbol))
+		mux.HandleFunc("GET /debug/pprof/trace", private(pprof.Trace))
+	}
 	return mux
+}
+
+// guard serves h to requests from the loopback interface, or bearing
+// token when one is set; others get 401 (token set) or 403.
+func guard(token string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if fromLoopback(r) || token != "" && bearer(r, token) {
+			h(w, r)
+			return
+		}
+		if token != "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pisa-proxy admin"`)
+			http.Error(w, r.URL.Path+": a bearer token (admin.token) is required from this address", http.StatusUnauthorized)
+			return
+		}
+		http.Error(w, r.URL.Path+": served only on the loopback interface (set admin.token to allow other addresses)", http.StatusForbidden)
+	}
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func bearer(r *http.Request, token string) bool {
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if len(h) <= len(prefix) || h[:len(prefix)] != prefix {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(h[len(prefix):]), []byte(token)) == 1
 }
 
 func jsonHandler(f func() any) http.HandlerFunc {

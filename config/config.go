@@ -10,7 +10,7 @@ import (
 
 // Defaults, as in Pisa-Proxy where Pisa-Proxy had one.
 const (
-	DefaultAdminHost          = "0.0.0.0"
+	DefaultAdminHost          = "127.0.0.1" // the sidecar's is set to 0.0.0.0 by the webhook, for probes and scrapes
 	DefaultAdminPort          = 5591
 	DefaultLogLevel           = "INFO"
 	DefaultListenAddr         = "0.0.0.0:3306"
@@ -62,6 +62,13 @@ type Admin struct {
 	Host     string `toml:"host" json:"host"`
 	Port     int    `toml:"port" json:"port"`
 	LogLevel string `toml:"log_level" json:"log_level"`
+	// Token lets requests from other addresses than the loopback reach
+	// /config, /sessions, /drain and /debug/pprof ("Authorization: Bearer
+	// <token>"); without one those answer only on the loopback.
+	Token string `toml:"token,omitempty" json:"token,omitempty"`
+	// Pprof serves /debug/pprof (off: a CPU profile or trace on demand is
+	// a cost anyone reaching the endpoint could impose).
+	Pprof bool `toml:"pprof,omitempty" json:"pprof,omitempty"`
 }
 
 // Proxy holds the listeners; `[[proxy.config]]` in TOML.

@@ -70,9 +70,13 @@ func TestParsePisanixFile(t *testing.T) {
 	if c.Proxy.Config[0].Plugin.ConcurrencyControl[0].Duration != 10 {
 		t.Fatal("concurrency control not decoded")
 	}
+	c.Admin.Token = "admin-secret"
 	r := c.Redacted()
 	if r.MySQL.Node[0].Password != "******" || c.MySQL.Node[0].Password != "secret" {
 		t.Fatal("redaction must copy, not mutate")
+	}
+	if r.Admin.Token != "******" || c.Admin.Token != "admin-secret" {
+		t.Fatalf("admin token redacted %q, original %q", r.Admin.Token, c.Admin.Token)
 	}
 }
 

@@ -75,6 +75,7 @@ func describeTOMLError(err error) string {
 // logging and the admin /config endpoint.
 func (c *Config) Redacted() *Config {
 	out := *c
+	out.Admin.Token = redact(out.Admin.Token)
 	out.Proxy.Config = append([]Listener(nil), c.Proxy.Config...)
 	for i := range out.Proxy.Config {
 		l := &out.Proxy.Config[i]

@@ -34,7 +34,7 @@ Modes:
             PISA_CONTROLLER_HOST, PISA_DEPLOYED_NAMESPACE, PISA_DEPLOYED_NAME).
 
 Admin overrides (flag > environment > [admin] in the file):
-  -h host    admin listen host   (env PISA_PROXY_ADMIN_LISTEN_HOST, default 0.0.0.0)
+  -h host    admin listen host   (env PISA_PROXY_ADMIN_LISTEN_HOST, default 127.0.0.1)
   -p port    admin listen port   (env PISA_PROXY_ADMIN_LISTEN_PORT, default 5591)
   -l level   log level DEBUG|INFO|WARN|ERROR (env PISA_PROXY_ADMIN_LOG_LEVEL, default INFO)
   --log-format text|json         log output format (default text)
@@ -42,8 +42,12 @@ Admin overrides (flag > environment > [admin] in the file):
                                  session finish its transaction, cut the rest after d
                                  (env PISA_PROXY_DRAIN_TIMEOUT, default 30s)
 
-The admin port serves /metrics, /healthz, /readyz, /version, /config,
-/sessions and /debug/pprof. See README.md for every config key.
+The admin port serves /metrics, /healthz, /readyz and /version to anyone;
+/config, /sessions, POST /drain and /debug/pprof (only with [admin] pprof =
+true or PISA_PROXY_ADMIN_PPROF=true) answer only on the loopback interface
+unless a request bears the admin token ([admin] token or
+PISA_PROXY_ADMIN_TOKEN; "Authorization: Bearer <token>"). See README.md for
+every config key.
 `
 
 type overrides struct {
@@ -151,6 +155,16 @@ func applyAdmin(a *config.Admin, o overrides) error {
 	}
 	if v := pick(o.level, "PISA_PROXY_ADMIN_LOG_LEVEL"); v != "" {
 		a.LogLevel = v
+	}
+	if v := os.Getenv("PISA_PROXY_ADMIN_TOKEN"); v != "" {
+		a.Token = v
+	}
+	if v := os.Getenv("PISA_PROXY_ADMIN_PPROF"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("PISA_PROXY_ADMIN_PPROF %q: want true or false", v)
+		}
+		a.Pprof = on
 	}
 	return nil
 }
