@@ -24,6 +24,11 @@ type Cache struct {
 	seed maphash.Seed
 	sets []cacheSet
 	mask uint64
+	// bytes is the estimated memory of the entries held; budget bounds it
+	// (long statements make entries of kilobytes: a count alone let a
+	// tenant's cache reach hundreds of MiB).
+	bytes  atomic.Int64
+	budget int64
 	// sameHash makes every hash 0: tests use it to force collisions.
 	sameHash bool
 }
@@ -36,21 +41,45 @@ type cacheEntry struct {
 	hash uint64
 	key  string // db, 0, statement key
 	info Info
+	size int64 // estimated bytes, for the budget
+}
+
+// entryOverhead estimates an entry's fixed cost: the struct, its Info and
+// the pointers to it.
+const entryOverhead = 512
+
+func (e *cacheEntry) estimate() int64 {
+	n := entryOverhead + len(e.key) + len(e.info.Fingerprint) + len(e.info.Digest) + len(e.info.SetVar) + len(e.info.Pin)
+	for _, t := range e.info.Tables {
+		n += 32 + len(t.DB) + len(t.Name)
+	}
+	return int64(n)
 }
 
 // maxKeyLen bounds a cached key: longer texts (bulk inserts) are classified
 // without the cache, which bounds its memory to about size*maxKeyLen.
 const maxKeyLen = 8 << 10
 
+// DefaultCacheBudget bounds a cache's entries to about 16 MiB: 16,384
+// entries of ordinary statements fit, 16,384 of 8 KiB texts would not.
+const DefaultCacheBudget = 16 << 20
+
 // NewCache returns a cache of at least size entries (rounded up to a power
-// of two, at least 4).
-func NewCache(size int) *Cache {
+// of two, at least 4) within DefaultCacheBudget bytes.
+func NewCache(size int) *Cache { return NewCacheBudget(size, DefaultCacheBudget) }
+
+// NewCacheBudget is NewCache with the entries' memory bounded to about
+// budget bytes.
+func NewCacheBudget(size int, budget int64) *Cache {
 	n := 1
 	for n*ways < size {
 		n *= 2
 	}
-	return &Cache{seed: maphash.MakeSeed(), sets: make([]cacheSet, n), mask: uint64(n - 1)}
+	return &Cache{seed: maphash.MakeSeed(), sets: make([]cacheSet, n), mask: uint64(n - 1), budget: budget}
 }
+
+// Bytes is the estimated memory of the entries held.
+func (c *Cache) Bytes() int64 { return c.bytes.Load() }
 
 // ClassifyMode is Classify for a session in SQL mode m. Texts read under
 // NO_BACKSLASH_ESCAPES skip the cache: its key is built by a scanner that
@@ -86,7 +115,9 @@ func (c *Cache) Classify(sql []byte, currentDB string) Info {
 	}
 	info := Classify(sql, currentDB)
 	if !info.noCache {
-		set.add(&cacheEntry{hash: h, key: string(key), info: info})
+		e := &cacheEntry{hash: h, key: string(key), info: info}
+		e.size = e.estimate()
+		c.add(set, e)
 	}
 	return info
 }
@@ -113,15 +144,34 @@ func (s *cacheSet) find(h uint64, key []byte) *cacheEntry {
 	return nil
 }
 
-// add puts e in a free way, or over a random one. Two goroutines missing
-// the same key at once may both add it; the copies age out.
-func (s *cacheSet) add(e *cacheEntry) {
-	for w := range s {
-		if s[w].Load() == nil && s[w].CompareAndSwap(nil, e) {
-			return
+// add puts e in a free way of set, or over a random one. Over the byte
+// budget it only replaces an entry at least as large, so the cache keeps
+// turning over within the budget. Two goroutines missing the same key at
+// once may both add it; the copies age out.
+func (c *Cache) add(set *cacheSet, e *cacheEntry) {
+	if c.bytes.Load()+e.size <= c.budget {
+		for w := range set {
+			if set[w].Load() == nil && set[w].CompareAndSwap(nil, e) {
+				c.bytes.Add(e.size)
+				return
+			}
 		}
 	}
-	s[rand.IntN(ways)].Store(e)
+	w := rand.IntN(ways)
+	old := set[w].Load()
+	if c.bytes.Load()+e.size > c.budget && (old == nil || old.size < e.size) {
+		return // would grow past the budget
+	}
+	if set[w].CompareAndSwap(old, e) {
+		c.bytes.Add(e.size - sizeOf(old))
+	}
+}
+
+func sizeOf(e *cacheEntry) int64 {
+	if e == nil {
+		return 0
+	}
+	return e.size
 }
 
 // Len reports the number of entries held (for tests and metrics; it walks

@@ -2,6 +2,7 @@ package sqlinfo
 
 import (
 	"fmt"
+	"hash/maphash"
 	"reflect"
 	"slices"
 	"strings"
@@ -280,5 +281,53 @@ func TestCacheLiteralsThatDecide(t *testing.T) {
 			!slices.Equal(accessStrings(got.Access), accessStrings(want.Access)) {
 			t.Errorf("%q after %q: cached %+v, parsed %+v", pair[1], pair[0], got, want)
 		}
+	}
+}
+
+// heldBytes sums the sizes of the entries c holds.
+func heldBytes(c *Cache) (n int64) {
+	for i := range c.sets {
+		for w := range c.sets[i] {
+			if e := c.sets[i][w].Load(); e != nil {
+				n += e.size
+			}
+		}
+	}
+	return n
+}
+
+// Long statements fill a cache's byte budget, not its entry count: the
+// memory held stays within the budget (the count alone let 16,384 entries
+// of 8 KiB texts reach hundreds of MiB), the accounting matches what is
+// held, and statements met later are still cached.
+func TestCacheByteBudget(t *testing.T) {
+	const budget = 256 << 10
+	c := NewCacheBudget(1024, budget)
+	cols := make([]string, 300)
+	for i := range cols {
+		cols[i] = fmt.Sprintf("column_number_%d", i)
+	}
+	long := strings.Join(cols, ", ")
+	for i := range 400 {
+		c.Classify([]byte(fmt.Sprintf("SELECT %s FROM table_%d", long, i)), "db")
+	}
+	if b := c.Bytes(); b > budget || b != heldBytes(c) {
+		t.Fatalf("cache accounts %d bytes, holds %d, budget %d", b, heldBytes(c), budget)
+	}
+	if n := c.Len(); n >= 400 || n == 0 {
+		t.Fatalf("cache holds %d long entries; want some, bounded by the budget", n)
+	}
+	short := []byte("SELECT id FROM small WHERE id = 1")
+	for range 20 { // a random way of its set: an entry at least as large goes
+		c.Classify(short, "db")
+	}
+	var buf [512]byte
+	key, _ := cacheKey(buf[:0], short, "db")
+	h := maphash.Bytes(c.seed, key)
+	if c.sets[h&c.mask].find(h, key) == nil {
+		t.Fatal("a short statement is not cached once the budget is full of long ones")
+	}
+	if b := c.Bytes(); b > budget || b != heldBytes(c) {
+		t.Fatalf("after turnover: cache accounts %d bytes, holds %d, budget %d", b, heldBytes(c), budget)
 	}
 }
