@@ -16,6 +16,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -75,6 +76,13 @@ type Logger struct {
 
 	// ch is the queue; it outlives writer restarts and is never closed.
 	ch chan Record
+	// queuedBytes is the estimated memory of the records in ch, bounded by
+	// maxBytes (records carry the fingerprint, kilobytes for long
+	// statements: queue_size alone did not bound the queue's memory);
+	// room is signalled when the writer takes one, for lossless waiters.
+	queuedBytes atomic.Int64
+	maxBytes    int64
+	room        chan struct{}
 
 	// sink is written only by the drain goroutine; closed once (closeSink)
 	// when the actor stops.
@@ -135,9 +143,15 @@ func sinkSettingsOf(cfg config.Audit) sinkSettings {
 
 // hooks are the test seams of newLogger.
 type hooks struct {
-	stdout io.Writer    // replaces os.Stdout for the stdout sink
-	fault  func(Record) // see Logger.fault
+	stdout     io.Writer    // replaces os.Stdout for the stdout sink
+	fault      func(Record) // see Logger.fault
+	queueBytes int64        // replaces QueueBytes
 }
+
+// QueueBytes bounds the memory of a Logger's queue (queue_size bounds its
+// records): a record that would take it past this is dropped, or waits
+// with lossless.
+const QueueBytes = 16 << 20
 
 // New starts the writer actor as a child of parent and returns the Logger.
 // A file sink is opened (created if missing, appended to) here, so a bad
@@ -158,6 +172,8 @@ func newLogger(sys *actors.System, parent actor.SpawnerContext, tenant string, c
 		sinkCfg:      sinkSettingsOf(cfg),
 		lossless:     cfg.Lossless,
 		ch:           make(chan Record, cfg.QueueSize),
+		maxBytes:     cmp.Or(h.queueBytes, QueueBytes),
+		room:         make(chan struct{}, 1),
 		closing:      make(chan struct{}),
 		finished:     make(chan struct{}),
 		released:     make(chan struct{}),
@@ -258,10 +274,16 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 		l.dropped.Inc()
 		return
 	}
+	size := r.size()
+	if !l.reserve(ctx, size) {
+		l.dropped.Inc()
+		return
+	}
 	select {
 	case l.ch <- r:
 	default:
 		if !l.lossless || !l.waitSend(ctx, r) {
+			l.queuedBytes.Add(-size)
 			l.dropped.Inc()
 			return
 		}
@@ -271,11 +293,56 @@ func (l *Logger) Log(ctx context.Context, r Record) {
 	// than leave it queued forever.
 	if l.drained.Load() {
 		select {
-		case <-l.ch:
+		case r := <-l.ch:
+			l.took(&r)
 			l.dropped.Inc()
 		default:
 		}
 	}
+}
+
+// reserve counts size bytes into the queue when they fit (a record larger
+// than the whole bound fits an empty queue); with lossless it waits for
+// the writer to make room, until ctx is done or the Logger closes.
+func (l *Logger) reserve(ctx context.Context, size int64) bool {
+	for {
+		if n := l.queuedBytes.Add(size); n <= l.maxBytes || n == size {
+			return true
+		}
+		l.queuedBytes.Add(-size)
+		if !l.lossless {
+			return false
+		}
+		select {
+		case <-l.room:
+		case <-ctx.Done():
+			return false
+		case <-l.released:
+			return false
+		}
+	}
+}
+
+// took accounts for a record taken out of the queue.
+func (l *Logger) took(r *Record) {
+	l.queuedBytes.Add(-r.size())
+	select {
+	case l.room <- struct{}{}:
+	default:
+	}
+}
+
+// recordOverhead estimates a Record's fixed size.
+const recordOverhead = 256
+
+// size estimates the memory a queued record holds.
+func (r *Record) size() int64 {
+	n := recordOverhead + len(r.Tenant) + len(r.User) + len(r.Client) + len(r.DB) + len(r.Kind) +
+		len(r.Fingerprint) + len(r.Digest) + len(r.Denied) + len(r.Backend)
+	for _, t := range r.Tables {
+		n += 32 + len(t.DB) + len(t.Name)
+	}
+	return int64(n)
 }
 
 // waitSend is the lossless back-pressure: block until r is queued.
@@ -324,7 +391,8 @@ func (l *Logger) dropQueued() (n int) {
 	l.drained.Store(true)
 	for {
 		select {
-		case <-l.ch:
+		case r := <-l.ch:
+			l.took(&r)
 			l.dropped.Inc()
 			n++
 		default:

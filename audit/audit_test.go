@@ -829,3 +829,63 @@ func BenchmarkWants(b *testing.B) {
 		}
 	}
 }
+
+// The queue is bounded in bytes as well as records: with the writer
+// stalled, records with long fingerprints past the bound are dropped
+// (counted), or, lossless, wait for room and are all written once it
+// resumes.
+func TestQueueBytesBound(t *testing.T) {
+	const bound = 4 << 20
+	big := strings.Repeat("x", 512<<10)
+	for _, lossless := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lossless=%v", lossless), func(t *testing.T) {
+			sys := testSystem(t)
+			cfg := testConfig(config.AuditSinkStdout)
+			cfg.Lossless = lossless
+			stall := make(chan struct{})
+			var once sync.Once
+			resume := func() { once.Do(func() { close(stall) }) }
+			defer resume()
+			l := start(t, sys, cfg, hooks{stdout: io.Discard, queueBytes: bound, fault: func(Record) { <-stall }})
+			const n = 40
+			logged := make(chan struct{})
+			go func() {
+				defer close(logged)
+				for i := range n {
+					l.Log(context.Background(), Record{Tenant: tenant, Kind: "select", Fingerprint: big, ConnID: uint32(i)})
+					if b := l.queuedBytes.Load(); b > bound {
+						t.Errorf("queue holds %d bytes, bound %d", b, bound)
+					}
+				}
+			}()
+			if !lossless {
+				<-logged
+				dropped := testutil.ToFloat64(sys.Metrics.AuditDropped.WithLabelValues(tenant))
+				if dropped < float64(n-bound/len(big)-2) {
+					t.Fatalf("%v records dropped with the writer stalled; want all but the %d that fit", dropped, bound/len(big))
+				}
+				resume()
+				closeLogger(t, l)
+				written := testutil.ToFloat64(sys.Metrics.AuditWritten.WithLabelValues(tenant))
+				if written+dropped != n {
+					t.Fatalf("written %v + dropped %v != %d", written, dropped, n)
+				}
+				return
+			}
+			waitFor(t, "a lossless writer blocked on the byte bound", func() bool {
+				return l.queuedBytes.Load() > bound-int64(len(big))-recordOverhead*2 && len(l.ch) < n-1
+			})
+			select {
+			case <-logged:
+				t.Fatal("lossless logging did not wait for room")
+			default:
+			}
+			resume()
+			<-logged
+			closeLogger(t, l)
+			if w := testutil.ToFloat64(sys.Metrics.AuditWritten.WithLabelValues(tenant)); w != n {
+				t.Fatalf("lossless: %v of %d records written", w, n)
+			}
+		})
+	}
+}

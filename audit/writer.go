@@ -101,6 +101,7 @@ func (d *drainer) run() {
 	for {
 		select {
 		case r := <-l.ch:
+			l.took(&r)
 			d.add(&r)
 			d.fill()
 			d.flush()
@@ -126,6 +127,7 @@ func (d *drainer) fill() {
 	for len(d.buf) < batchBytes {
 		select {
 		case r := <-d.l.ch:
+			d.l.took(&r)
 			d.add(&r)
 		default:
 			return
