@@ -11,8 +11,8 @@ import (
 // TestClientGoneKillsStatement: a client that disconnects while its
 // statement runs (go-sql-driver closes the connection when the context
 // ends) has the statement killed on the backend, where MariaDB alone would
-// run it to the end; the backend connection survives (KILL QUERY, not a
-// dropped connection) and the proxy keeps serving.
+// run it to the end, by KILL QUERY (not by dropping the connection), and
+// the proxy keeps serving.
 func TestClientGoneKillsStatement(t *testing.T) {
 	for _, mode := range []struct {
 		name string
@@ -36,10 +36,8 @@ func TestClientGoneKillsStatement(t *testing.T) {
 				_, err := db.ExecContext(ctx, fmt.Sprintf("SELECT SLEEP(60) /* %s */", marker))
 				done <- err
 			}()
-			var thread string
 			waitFor(t, 10*time.Second, "the statement running on the backend", func() bool {
-				thread = queryString(t, root, running)
-				return thread != ""
+				return queryString(t, root, running) != ""
 			})
 			cancel() // the driver closes its connection
 			if err := <-done; !errors.Is(err, context.Canceled) {
@@ -48,9 +46,8 @@ func TestClientGoneKillsStatement(t *testing.T) {
 			waitFor(t, 5*time.Second, "the statement killed on the backend", func() bool {
 				return queryString(t, root, running) == ""
 			})
-			if got := queryString(t, root, "SELECT COUNT(*) FROM information_schema.processlist WHERE id = "+thread); got != "1" {
-				t.Errorf("backend connection %s gone; want it kept (KILL QUERY, not a dropped connection)", thread)
-			}
+			// Counted only when the KILL QUERY ran (the fallback, when it
+			// cannot, drops the backend connection instead).
 			if n := p.metricValue(t, "pisa_proxy_backend_statements_killed_total", `reason="client_gone"`); n != 1 {
 				t.Errorf("client_gone kills counted: %v, want 1", n)
 			}
