@@ -51,21 +51,35 @@ func (r *Registry) SweepClients() {
 // killed instead. If the KILL fails the backend read is interrupted, which
 // discards the connection.
 func (s *Session) clientGone(cmd uint32) {
-	s.legsMu.Lock()
-	be := s.active.Load()
-	var err error
-	if be != nil && s.commands.Load() == cmd && s.phase.Load() == phaseBusy {
-		s.log.Info("client gone during a statement: killing it on the backend", "node", be.Endpoint.Name, "thread", be.ThreadID)
-		err = s.killVia(be.Endpoint.Name, s, fmt.Sprintf("KILL QUERY %d", be.ThreadID))
-		if err == nil {
-			s.env.Metrics.BackendKills.WithLabelValues(s.env.Tenant, "client_gone").Inc()
+	// Its own goroutine, outside the session actor: a panic here must not
+	// take the process down.
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("client gone during a statement: the kill failed", "panic", fmt.Sprint(r))
+			s.Close()
 		}
-	}
-	s.legsMu.Unlock()
+	}()
+	err := s.killGoneQuery(cmd)
 	if err != nil {
 		s.log.Warn("client gone during a statement: KILL QUERY failed, dropping the backend connection", "err", err)
 		s.Close()
 		return
 	}
 	_ = s.conn.Close()
+}
+
+// killGoneQuery runs the KILL QUERY for clientGone under legsMu.
+func (s *Session) killGoneQuery(cmd uint32) error {
+	s.legsMu.Lock()
+	defer s.legsMu.Unlock()
+	be := s.active.Load()
+	if be == nil || s.commands.Load() != cmd || s.phase.Load() != phaseBusy {
+		return nil // the command ended meanwhile
+	}
+	s.log.Info("client gone during a statement: killing it on the backend", "node", be.Endpoint.Name, "thread", be.ThreadID)
+	if err := s.killVia(be.Endpoint.Name, s, fmt.Sprintf("KILL QUERY %d", be.ThreadID)); err != nil {
+		return err
+	}
+	s.env.Metrics.BackendKills.WithLabelValues(s.env.Tenant, "client_gone").Inc()
+	return nil
 }
