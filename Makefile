@@ -9,8 +9,12 @@ export PISANIX_CACHE := $(CACHE)
 
 all: build
 
+# The version the binaries print (pisa-proxy --version) and the bench
+# harness records: the commit, "-dirty" when the tree has changes.
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
 
 deps:
 	./scripts/deps.sh

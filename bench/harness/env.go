@@ -18,16 +18,18 @@ type environment struct {
 	sysbench string
 	haproxy  string
 	mariadb  string
-	commit   string
+	proxy    string // what the pisa-proxy binary says of its version (the commit it was built from)
 	tiproxy  string // git describe of the TiProxy checkout; "" when tiproxy is not built
 }
 
-func collectEnv(ctx context.Context) environment {
+func collectEnv(ctx context.Context, proxyBin string) environment {
 	e := environment{
 		uname:    firstLine(ctx, "uname", "-a"),
 		cpu:      cpuModel(),
 		sysbench: firstLine(ctx, "sysbench", "--version"),
-		commit:   firstLine(ctx, "git", "rev-parse", "--short", "HEAD"),
+		// The binary's own word (make build stamps the commit): the
+		// checkout's HEAD may have moved since it was built.
+		proxy: firstLine(ctx, proxyBin, "version"),
 	}
 	if bin, err := lookBin("haproxy"); err == nil {
 		e.haproxy = firstLine(ctx, bin, "-v")
@@ -38,7 +40,7 @@ func collectEnv(ctx context.Context) environment {
 // firstLine runs a command and returns the first line of its output, or a
 // note on why it could not.
 func firstLine(ctx context.Context, name string, args ...string) string {
-	out, err := exec.CommandContext(ctx, name, args...).Output()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput() // pisa-proxy prints its version on stderr
 	if err != nil {
 		return fmt.Sprintf("(%s: %v)", name, err)
 	}

@@ -53,7 +53,7 @@ func header(b *strings.Builder, cfg config, env environment, started time.Time) 
 	fmt.Fprintf(b, "Date: %s (took %s)  \n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
 	fmt.Fprintf(b, "Host: `%s`  \n", env.uname)
 	fmt.Fprintf(b, "CPU: %s  \n", env.cpu)
-	fmt.Fprintf(b, "Versions: MariaDB %s; %s; %s; pisa-proxy from commit %s", env.mariadb, env.haproxy, env.sysbench, env.commit)
+	fmt.Fprintf(b, "Versions: MariaDB %s; %s; %s; pisa-proxy %s", env.mariadb, env.haproxy, env.sysbench, env.proxy)
 	if env.tiproxy != "" {
 		fmt.Fprintf(b, "; TiProxy %s (built from source)", env.tiproxy)
 	}

@@ -23,7 +23,7 @@ const backendBufferPool = "--innodb-buffer-pool-size=256M"
 // run starts the backend and the targets, then runs the cases or the memory
 // check, and writes the report.
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
-	env := collectEnv(ctx)
+	env := collectEnv(ctx, cfg.proxyBin)
 	if cfg.tiproxySrc != "" && slices.Contains(cfg.targets, targetTiProxy) {
 		env.tiproxy = tiproxyVersion(ctx, cfg.tiproxySrc)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"pisanix.io/pisanix/config"
+	"pisanix.io/pisanix/internal/buildinfo"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -24,7 +25,7 @@ const usage = `pisa-proxy: a MySQL-protocol proxy (Pisanix-Go data plane)
 Usage:
   pisa-proxy [-h host] [-p port] [-l level] daemon -c <config.toml>
   pisa-proxy [-h host] [-p port] [-l level] sidecar
-  pisa-proxy version
+  pisa-proxy version              (or -V, --version)
 
 Modes:
   daemon    standalone: read the Pisa-Proxy TOML file given by -c
@@ -72,11 +73,17 @@ func run(args []string, stderr io.Writer) error {
 	fs.StringVar(&o.level, "l", "", "log level")
 	fs.StringVar(&o.format, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 0, "graceful shutdown deadline")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.BoolVar(showVersion, "V", false, "print the version and exit (Pisa-Proxy's flag)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
+	}
+	if *showVersion {
+		fmt.Fprintln(stderr, buildinfo.Describe(version))
+		return nil
 	}
 	var err error
 	if o.drainTimeout, err = drainTimeout(o.drainTimeout); err != nil {
@@ -102,7 +109,7 @@ func run(args []string, stderr io.Writer) error {
 	case "sidecar":
 		return runSidecar(fs.Args()[1:], o, stderr)
 	case "version":
-		fmt.Fprintln(stderr, version)
+		fmt.Fprintln(stderr, buildinfo.Describe(version))
 		return nil
 	case "":
 		fs.Usage()
