@@ -24,6 +24,7 @@ const usage = `pisa-proxy: a MySQL-protocol proxy (Pisanix-Go data plane)
 
 Usage:
   pisa-proxy [-h host] [-p port] [-l level] daemon -c <config.toml>
+            (Pisa-Proxy's --host, --port, --log-level and --config are accepted too)
   pisa-proxy [-h host] [-p port] [-l level] sidecar
   pisa-proxy version              (or -V, --version)
 
@@ -68,9 +69,16 @@ func run(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	var o overrides
-	fs.StringVar(&o.host, "h", "", "admin listen host")
-	fs.StringVar(&o.port, "p", "", "admin listen port")
-	fs.StringVar(&o.level, "l", "", "log level")
+	// The long names are Pisa-Proxy's own flags, kept for its users.
+	for _, name := range []string{"h", "host"} {
+		fs.StringVar(&o.host, name, "", "admin listen host")
+	}
+	for _, name := range []string{"p", "port"} {
+		fs.StringVar(&o.port, name, "", "admin listen port")
+	}
+	for _, name := range []string{"l", "log-level"} {
+		fs.StringVar(&o.level, name, "", "log level")
+	}
 	fs.StringVar(&o.format, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 0, "graceful shutdown deadline")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -95,6 +103,7 @@ func run(args []string, stderr io.Writer) error {
 		dfs.SetOutput(stderr)
 		dfs.Usage = func() { fmt.Fprint(stderr, usage) }
 		path := dfs.String("c", "etc/config.toml", "Pisa-Proxy TOML config file")
+		dfs.StringVar(path, "config", "etc/config.toml", "Pisa-Proxy TOML config file (Pisa-Proxy's --config)")
 		if err := dfs.Parse(fs.Args()[1:]); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil

@@ -22,21 +22,33 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	host := fs.String("controller", os.Getenv("PISA_CONTROLLER_HOST"), "controller host:port or URL (env PISA_CONTROLLER_HOST)")
-	service := fs.String("controller-service", os.Getenv("PISA_CONTROLLER_SERVICE"), "controller Service (env PISA_CONTROLLER_SERVICE)")
-	cns := fs.String("controller-namespace", os.Getenv("PISA_CONTROLLER_NAMESPACE"), "controller namespace (env PISA_CONTROLLER_NAMESPACE)")
-	ns := fs.String("namespace", os.Getenv("PISA_DEPLOYED_NAMESPACE"), "this pod's namespace (env PISA_DEPLOYED_NAMESPACE)")
-	app := fs.String("name", os.Getenv("PISA_DEPLOYED_NAME"), "this app's name = its VirtualDatabase (env PISA_DEPLOYED_NAME)")
+	var host, service, cns, ns, app string
+	// Each flag also under Pisa-Proxy's own name, kept for its users.
+	for _, f := range []struct {
+		v          *string
+		names      [2]string
+		env, usage string
+	}{
+		{&host, [2]string{"controller", "pisa-controller-host"}, "PISA_CONTROLLER_HOST", "controller host:port or URL"},
+		{&service, [2]string{"controller-service", "pisa-controller-service"}, "PISA_CONTROLLER_SERVICE", "controller Service"},
+		{&cns, [2]string{"controller-namespace", "pisa-controller-namespace"}, "PISA_CONTROLLER_NAMESPACE", "controller namespace"},
+		{&ns, [2]string{"namespace", "pisa-deployed-namespace"}, "PISA_DEPLOYED_NAMESPACE", "this pod's namespace"},
+		{&app, [2]string{"name", "pisa-deployed-name"}, "PISA_DEPLOYED_NAME", "this app's name = its VirtualDatabase"},
+	} {
+		for _, name := range f.names {
+			fs.StringVar(f.v, name, os.Getenv(f.env), f.usage+" (env "+f.env+")")
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	if *ns == "" || *app == "" {
+	if ns == "" || app == "" {
 		return errors.New("sidecar: PISA_DEPLOYED_NAMESPACE and PISA_DEPLOYED_NAME (or --namespace and --name) are required")
 	}
-	base, err := configclient.BaseURL(*host, *service, *cns)
+	base, err := configclient.BaseURL(host, service, cns)
 	if err != nil {
 		return fmt.Errorf("sidecar: %w", err)
 	}
@@ -45,12 +57,12 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("waiting for the configuration of %s/%s from %s", *ns, *app, base)
+	msg := fmt.Sprintf("waiting for the configuration of %s/%s from %s", ns, app, base)
 	r.waiting.Store(&msg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	go func() {
-		err := configclient.Watch(ctx, base, *ns, *app, func(cfg *config.Config) {
+		err := configclient.Watch(ctx, base, ns, app, func(cfg *config.Config) {
 			if err := r.apply(cfg); err != nil {
 				r.log.Error("controller config not applied; keeping the running config", "err", err)
 			}
