@@ -23,6 +23,15 @@ type Proxy struct {
 	SQLDuration        *prometheus.HistogramVec
 	SQLUnderProcessing *prometheus.GaugeVec
 
+	// Pisa-Proxy's own series, under its names (no prefix), labels
+	// (domain, type, server) and type values (COM_QUERY, COM_PREPARE,
+	// COM_EXECUTE, COM_INIT_DB, COM_FIELD_LIST): dashboards built for
+	// Pisanix v0.1-v0.3 keep working. sql_processed_total counts commands
+	// as they start, as it did.
+	LegacyProcessed *prometheus.CounterVec
+	LegacyDuration  *prometheus.HistogramVec
+	LegacyUnder     *prometheus.GaugeVec
+
 	ConnCurrent  *prometheus.GaugeVec
 	ConnAccepted *prometheus.CounterVec
 	ConnRejected *prometheus.CounterVec
@@ -124,9 +133,13 @@ func New() *Proxy {
 		ActorReceive:     histogram("actor_receive_seconds", "Time an actor spent receiving one message, by actor kind.", "kind"),
 		DeadLetters:      counter("actor_dead_letters_total", "Messages sent to actors that no longer exist, by message type.", "message"),
 	}
+	legacy := []string{"domain", "type", "server"}
+	m.LegacyProcessed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sql_processed_total", Help: "Pisa-Proxy's series: commands processed."}, legacy)
+	m.LegacyDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sql_processed_duration", Help: "Pisa-Proxy's series: the duration of processed commands, seconds.", Buckets: prometheus.DefBuckets}, legacy)
+	m.LegacyUnder = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sql_under_processing", Help: "Pisa-Proxy's series: commands in flight."}, legacy)
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing,
+		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing, m.LegacyProcessed, m.LegacyDuration, m.LegacyUnder,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.PinnedSessions, m.Borrows, m.BackendKills,
 		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,

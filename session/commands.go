@@ -427,8 +427,8 @@ func (s *Session) relay(payload []byte, more bool, kind wire.ResponseKind, stmt 
 func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.ResponseKind, stmt sqlinfo.Kind) (wire.Outcome, error) {
 	start := time.Now()
 	h := s.stats.handles(s, l, payload[0], stmt)
-	h.inflight.Inc()
-	defer h.inflight.Dec()
+	h.begin()
+	defer h.end()
 	if l != &s.primary {
 		s.active.Store(l.conn)
 		defer s.active.Store(s.primary.conn)

@@ -25,6 +25,14 @@ type stmtHandles struct {
 	ok, failed         prometheus.Counter
 	okTime, failedTime prometheus.Observer
 	inflight           prometheus.Gauge
+	legacy             *legacyHandles // nil for commands Pisa-Proxy did not count
+}
+
+// legacyHandles are Pisa-Proxy's own series (metrics.Proxy.Legacy*).
+type legacyHandles struct {
+	processed prometheus.Counter
+	duration  prometheus.Observer
+	under     prometheus.Gauge
 }
 
 func (st *stmtStats) reset() { st.m = nil }
@@ -53,11 +61,37 @@ func (st *stmtStats) handles(s *Session, l *leg, cmd byte, kind sqlinfo.Kind) *s
 		failedTime: m.SQLDuration.WithLabelValues(lv("error")...),
 		inflight:   m.SQLUnderProcessing.WithLabelValues(s.env.Tenant, typ, server),
 	}
+	if lt := legacyType(cmd); lt != "" {
+		h.legacy = &legacyHandles{
+			processed: m.LegacyProcessed.WithLabelValues(s.env.Tenant, lt, server),
+			duration:  m.LegacyDuration.WithLabelValues(s.env.Tenant, lt, server),
+			under:     m.LegacyUnder.WithLabelValues(s.env.Tenant, lt, server),
+		}
+	}
 	st.m[key] = h
 	return h
 }
 
+// begin counts a command in flight (and, as Pisa-Proxy did, processed).
+func (h *stmtHandles) begin() {
+	h.inflight.Inc()
+	if h.legacy != nil {
+		h.legacy.processed.Inc()
+		h.legacy.under.Inc()
+	}
+}
+
+func (h *stmtHandles) end() {
+	h.inflight.Dec()
+	if h.legacy != nil {
+		h.legacy.under.Dec()
+	}
+}
+
 func (h *stmtHandles) record(ok bool, d time.Duration) {
+	if h.legacy != nil {
+		h.legacy.duration.Observe(d.Seconds())
+	}
 	if ok {
 		h.ok.Inc()
 		h.okTime.Observe(d.Seconds())
@@ -65,6 +99,24 @@ func (h *stmtHandles) record(ok bool, d time.Duration) {
 	}
 	h.failed.Inc()
 	h.failedTime.Observe(d.Seconds())
+}
+
+// legacyType is Pisa-Proxy's type label for the commands it counted ("" for
+// the others): its prepare and execute names differ from the protocol's.
+func legacyType(cmd byte) string {
+	switch cmd {
+	case mysql.COM_QUERY:
+		return "COM_QUERY"
+	case mysql.COM_STMT_PREPARE:
+		return "COM_PREPARE"
+	case mysql.COM_STMT_EXECUTE:
+		return "COM_EXECUTE"
+	case mysql.COM_INIT_DB:
+		return "COM_INIT_DB"
+	case mysql.COM_FIELD_LIST:
+		return "COM_FIELD_LIST"
+	}
+	return ""
 }
 
 func commandName(cmd byte) string {

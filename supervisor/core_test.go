@@ -246,3 +246,36 @@ func TestBadPassword(t *testing.T) {
 		t.Fatal("auth rejection not counted")
 	}
 }
+
+// TestPisaProxyMetricNames: Pisa-Proxy's own series are exported beside
+// ours, under its names, labels and type values, so dashboards built for
+// Pisanix keep working: each command counted once, with its duration.
+func TestPisaProxyMetricNames(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	c := pinnedConn(t, p.db(t, "main", ""))
+	mustExec(t, c, "SELECT 1", "SELECT 2")
+	stmt, err := c.PrepareContext(context.Background(), "SELECT ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := stmt.Exec(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stmt.Close()
+	server := fmt.Sprintf(`server="%s"`, backendDB.Addr())
+	// COM_QUERY: pinnedConn's SET and the two SELECTs.
+	for typ, want := range map[string]string{"COM_QUERY": "3", "COM_PREPARE": "1", "COM_EXECUTE": "3"} {
+		series := fmt.Sprintf(`{domain="main",%s,type="%s"}`, server, typ)
+		if got := metricValue(t, p, "sql_processed_total"+series); got != want {
+			t.Errorf("sql_processed_total%s = %q, want %s", series, got, want)
+		}
+		if got := metricValue(t, p, "sql_processed_duration_count"+series); got != want {
+			t.Errorf("sql_processed_duration_count%s = %q, want %s", series, got, want)
+		}
+		if got := metricValue(t, p, "sql_under_processing"+series); got != "0" {
+			t.Errorf("sql_under_processing%s = %q after the commands ended, want 0", series, got)
+		}
+	}
+}
