@@ -1,7 +1,7 @@
-// Package metrics owns the proxy's Prometheus collectors. Names and labels of
-// the Pisa-Proxy metrics (pisa_proxy_sql_processed_total, _duration,
-// _under_processing with domain/type/server) are kept so existing dashboards
-// work; more labels and metrics are added beside them.
+// Package metrics owns the proxy's Prometheus collectors: the
+// pisa_proxy_* series, and Pisa-Proxy's own unprefixed sql_processed_total,
+// sql_processed_duration and sql_under_processing (domain, type, server)
+// beside them, so that existing dashboards keep working.
 package metrics
 
 import (
