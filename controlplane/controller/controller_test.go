@@ -186,6 +186,9 @@ func TestInvalidObjectsRefused(t *testing.T) {
   selector: {}
   loadBalance: {simpleLoadBalance: {kind: random}}
   concurrencyControls: [{regex: ["^insert"], maxConcurrency: 0}]`, "spec.concurrencyControls[0].maxConcurrency"},
+		{"monitor interval under both names", "TrafficStrategy", `
+  selector: {}
+  loadBalance: {readWriteSplitting: {dynamic: {defaultTarget: read, discovery: {masterHighAvailability: {user: m, monitorInterval: 1000, monitorPeriod: 1000}}}}}`, "set monitorInterval or monitorPeriod (its Pisanix alias), not both"},
 		{"port out of range", "DatabaseEndpoint", `
   database: {MySQL: {host: db, port: 70000, user: root}}`, "spec.database.MySQL.port"},
 		{"password twice", "DatabaseEndpoint", `

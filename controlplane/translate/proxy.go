@@ -4,6 +4,7 @@
 package translate
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -324,7 +325,7 @@ func discovery(mha *v1alpha1.MasterHighAvailability, pw string) config.RWDiscove
 		Type:          "mha",
 		User:          mha.User,
 		Password:      pw,
-		MonitorPeriod: int(mha.MonitorInterval),
+		MonitorPeriod: int(cmp.Or(mha.MonitorInterval, mha.MonitorPeriod)),
 	}
 	if p := mha.ConnectionProbe; p != nil {
 		d.ConnectPeriod, d.ConnectTimeout, d.ConnectFailureThreshold = int(p.PeriodMilliseconds), int(p.TimeoutMilliseconds), int(p.FailureThreshold)

@@ -353,3 +353,16 @@ func TestSeconds(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitorPeriodAlias: Pisanix's docs named the MHA monitor interval
+// monitorPeriod; either name reaches the proxy.
+func TestMonitorPeriodAlias(t *testing.T) {
+	for _, mha := range []v1alpha1.MasterHighAvailability{
+		{User: "m", MonitorInterval: 750},
+		{User: "m", MonitorPeriod: 750},
+	} {
+		if d := discovery(&mha, "pw"); d.MonitorPeriod != 750 {
+			t.Errorf("%+v: monitor period %d, want 750", mha, d.MonitorPeriod)
+		}
+	}
+}

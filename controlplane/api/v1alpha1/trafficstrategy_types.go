@@ -99,6 +99,7 @@ type ReadWriteDiscovery struct {
 
 // MasterHighAvailability is the MHA monitor.
 // +kubebuilder:validation:XValidation:rule="!(has(self.password) && has(self.passwordSecretRef))",message="set password or passwordSecretRef, not both"
+// +kubebuilder:validation:XValidation:rule="!(has(self.monitorInterval) && has(self.monitorPeriod))",message="set monitorInterval or monitorPeriod (its Pisanix alias), not both"
 type MasterHighAvailability struct {
 	// +kubebuilder:validation:MinLength=1
 	User string `json:"user"`
@@ -110,6 +111,11 @@ type MasterHighAvailability struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	MonitorInterval int64 `json:"monitorInterval,omitempty"`
+	// MonitorPeriod is MonitorInterval under the name Pisanix's
+	// TrafficStrategy docs used (its releases read both).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	MonitorPeriod int64 `json:"monitorPeriod,omitempty"`
 	// +optional
 	ConnectionProbe *Probe `json:"connectionProbe,omitempty"`
 	// +optional
