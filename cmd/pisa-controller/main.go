@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -74,7 +75,8 @@ func parseFlags(args []string) (flags, error) {
 	fs.StringVar(&f.namespace, "namespace", ns, "`namespace` the controller runs in (default $POD_NAMESPACE or pisa-system)")
 	fs.StringVar(&f.controllerService, "controller-service", "pisa-controller", "controller Service `name`, told to sidecars (PISA_CONTROLLER_SERVICE) and used in the webhook certificate")
 	fs.StringVar(&f.controllerHost, "controller-host", "", "`host:port` told to sidecars as PISA_CONTROLLER_HOST (default: they use <service>.<namespace>:8080)")
-	fs.StringVar(&f.proxyImage, "proxy-image", "pisanix/pisa-proxy:latest", "`image` of the injected pisa-proxy sidecar")
+	// PISA_PROXY_IMAGE is how Pisanix's controller was told the image.
+	fs.StringVar(&f.proxyImage, "proxy-image", cmp.Or(os.Getenv("PISA_PROXY_IMAGE"), "pisanix/pisa-proxy:latest"), "`image` of the injected pisa-proxy sidecar (default $PISA_PROXY_IMAGE or pisanix/pisa-proxy:latest)")
 	fs.StringVar(&f.proxyPullPolicy, "proxy-pull-policy", string(corev1.PullIfNotPresent), "image pull `policy` of the sidecar")
 	fs.StringVar(&f.proxyLogLevel, "proxy-log-level", "INFO", "sidecar log `level` (PISA_PROXY_ADMIN_LOG_LEVEL)")
 	fs.StringVar(&f.proxyCPU, "proxy-cpu-request", "100m", "sidecar CPU `request`")

@@ -237,4 +237,13 @@ func TestParseFlags(t *testing.T) {
 	if _, err := f.resources(); err == nil {
 		t.Fatal("bad quantity accepted")
 	}
+	// Pisanix's controller took the sidecar image from PISA_PROXY_IMAGE;
+	// the flag still wins.
+	t.Setenv("PISA_PROXY_IMAGE", "registry.example/pisa-proxy:v1")
+	if f, err := parseFlags(nil); err != nil || f.proxyImage != "registry.example/pisa-proxy:v1" {
+		t.Fatalf("PISA_PROXY_IMAGE: image %q, %v", f.proxyImage, err)
+	}
+	if f, err := parseFlags([]string{"--proxy-image=mine:2"}); err != nil || f.proxyImage != "mine:2" {
+		t.Fatalf("--proxy-image over PISA_PROXY_IMAGE: image %q, %v", f.proxyImage, err)
+	}
 }
