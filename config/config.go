@@ -248,7 +248,15 @@ type RWDynamic struct {
 	Discovery     RWDiscovery `toml:"discovery" json:"discovery"`
 }
 
-// RWRule sends statements matching Regex to Target.
+// Read/write rule types: regex matches statement texts; generic (Pisa-Proxy's,
+// no regex needed) matches every statement read/write splitting may move.
+const (
+	RWRuleRegex   = "regex"
+	RWRuleGeneric = "generic"
+)
+
+// RWRule sends statements matching Regex (every movable one for a generic
+// rule without regex) to Target (read by default for a generic rule).
 type RWRule struct {
 	Name          string   `toml:"name" json:"name"`
 	Type          string   `toml:"type" json:"type"`

@@ -151,3 +151,29 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Fatalf("round trip lost data: %s", data)
 	}
 }
+
+// Pisa-Proxy's generic read/write rule names neither regex nor target.
+func TestGenericRuleLoads(t *testing.T) {
+	src := `
+[[proxy.config]]
+name = "l"
+listen_addr = "127.0.0.1:3306"
+user = "u"
+[proxy.config.read_write_splitting.static]
+default_target = "readwrite"
+[[proxy.config.read_write_splitting.static.rule]]
+name = "generic-rule"
+type = "generic"
+[[mysql.node]]
+name = "n"
+host = "127.0.0.1"
+user = "u"
+`
+	c, err := ParseTOML([]byte(src), "f.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := c.Proxy.Config[0].ReadWriteSplitting.Static.Rules[0]; r.Target != RoleRead || len(r.Regex) != 0 {
+		t.Fatalf("generic rule = %+v, want target read and no regex", r)
+	}
+}

@@ -52,6 +52,25 @@ func (l *Listener) applyDefaults() {
 	if l.Audit != nil {
 		l.Audit.applyDefaults()
 	}
+	if rw := l.ReadWriteSplitting; rw != nil {
+		if rw.Static != nil {
+			genericTargets(rw.Static.Rules)
+		}
+		if rw.Dynamic != nil {
+			genericTargets(rw.Dynamic.Rules)
+		}
+	}
+}
+
+// genericTargets gives generic rules without a target Pisa-Proxy's: a
+// generic rule classifies by statement kind, sending the reads it may move
+// to the replicas.
+func genericTargets(rules []RWRule) {
+	for i := range rules {
+		if rules[i].Type == RWRuleGeneric {
+			setDefault(&rules[i].Target, RoleRead)
+		}
+	}
 }
 
 func setDefault[T comparable](p *T, v T) {
@@ -236,7 +255,7 @@ func validateRW(key, def string, rules []RWRule, add addFunc) {
 	}
 	for i, r := range rules {
 		rk := fmt.Sprintf("%s.rule[%d]", key, i)
-		if r.Type != "regex" && r.Type != "generic" {
+		if r.Type != RWRuleRegex && r.Type != RWRuleGeneric {
 			add(rk+".type", "%q is not one of regex, generic", r.Type)
 		}
 		if r.Target != RoleRead && r.Target != RoleReadWrite {
@@ -247,7 +266,9 @@ func validateRW(key, def string, rules []RWRule, add addFunc) {
 		default:
 			add(rk+".algorithm_name", "%q is not one of random, roundrobin, leastconn", r.AlgorithmName)
 		}
-		validateRegexes(rk+".regex", r.Regex, false, add)
+		if r.Type != RWRuleGeneric || len(r.Regex) > 0 { // a generic rule may name none
+			validateRegexes(rk+".regex", r.Regex, false, add)
+		}
 	}
 }
 

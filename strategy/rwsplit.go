@@ -40,6 +40,7 @@ type rwRule struct {
 	name   string
 	res    []*regexp.Regexp
 	target Route
+	all    bool // a generic rule without regex: every movable read
 }
 
 // NewRouter compiles the static (or dynamic) rules; nil when rw is nil.
@@ -65,7 +66,7 @@ func NewRouter(rw *config.ReadWriteSplitting) (*Router, error) {
 	}
 	r := &Router{defaultTarget: routeOf(def), Window: window, GTIDWait: gtidWait}
 	for _, rule := range rules {
-		rr := rwRule{name: rule.Name, target: routeOf(rule.Target)}
+		rr := rwRule{name: rule.Name, target: routeOf(rule.Target), all: rule.Type == config.RWRuleGeneric && len(rule.Regex) == 0}
 		for _, pat := range rule.Regex {
 			re, err := regexp.Compile(pat)
 			if err != nil {
@@ -102,6 +103,9 @@ func (r *Router) RouteByRule(sql []byte, info sqlinfo.Info) (Route, string) {
 		return ToPrimary, ""
 	}
 	for _, rule := range r.rules {
+		if rule.all {
+			return rule.target, rule.name
+		}
 		for _, re := range rule.res {
 			if re.Match(sql) {
 				return rule.target, rule.name

@@ -46,3 +46,35 @@ func BenchmarkRoutePointSelect(b *testing.B) {
 		r.Route(sql, info)
 	}
 }
+
+// A generic rule (Pisa-Proxy's, classifying by statement kind) sends every
+// read that may move to its target (read, when it names none), whatever
+// the default target; writes and reads that must stay stay.
+func TestGenericRule(t *testing.T) {
+	cfg := &config.Config{Proxy: config.Proxy{Config: []config.Listener{{
+		Name: "l", User: "u", ReadWriteSplitting: &config.ReadWriteSplitting{Static: &config.RWStatic{
+			DefaultTarget: "readwrite",
+			Rules:         []config.RWRule{{Name: "g", Type: config.RWRuleGeneric}},
+		}},
+	}}}}
+	cfg.ApplyDefaults()
+	rw := cfg.Proxy.Config[0].ReadWriteSplitting
+	if got := rw.Static.Rules[0].Target; got != config.RoleRead {
+		t.Fatalf("generic rule target defaults to %q, want read", got)
+	}
+	r, err := NewRouter(rw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for sql, want := range map[string]Route{
+		"SELECT v FROM marker":            ToReplica,
+		"SHOW TABLES":                     ToReplica,
+		"SELECT v FROM marker FOR UPDATE": ToPrimary,
+		"INSERT INTO marker VALUES (1)":   ToPrimary,
+		"SELECT @x":                       ToPrimary,
+	} {
+		if got, rule := r.RouteByRule([]byte(sql), sqlinfo.Classify([]byte(sql), "db")); got != want || (want == ToReplica && rule != "g") {
+			t.Errorf("%q: %v by rule %q, want %v", sql, got, rule, want)
+		}
+	}
+}

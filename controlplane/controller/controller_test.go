@@ -189,6 +189,9 @@ func TestInvalidObjectsRefused(t *testing.T) {
 		{"monitor interval under both names", "TrafficStrategy", `
   selector: {}
   loadBalance: {readWriteSplitting: {dynamic: {defaultTarget: read, discovery: {masterHighAvailability: {user: m, monitorInterval: 1000, monitorPeriod: 1000}}}}}`, "set monitorInterval or monitorPeriod (its Pisanix alias), not both"},
+		{"regex rule without target", "TrafficStrategy", `
+  selector: {}
+  loadBalance: {readWriteSplitting: {static: {defaultTarget: read, rules: [{name: r, type: regex, regex: ["^select"]}]}}}`, "a regex rule needs regex and target"},
 		{"port out of range", "DatabaseEndpoint", `
   database: {MySQL: {host: db, port: 70000, user: root}}`, "spec.database.MySQL.port"},
 		{"password twice", "DatabaseEndpoint", `

@@ -184,6 +184,24 @@ func TestProxyConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "generic read/write rule without regex or target (Pisanix's)",
+			in: ProxyInput{
+				VirtualDatabase: vdb(svc("mysql", "catalogue")),
+				Strategies: map[string]*v1alpha1.TrafficStrategy{"catalogue": strategy("catalogue", catalogue, func(s *v1alpha1.TrafficStrategySpec) {
+					s.LoadBalance = &v1alpha1.LoadBalance{ReadWriteSplitting: &v1alpha1.ReadWriteSplitting{Static: &v1alpha1.ReadWriteSplittingStatic{
+						DefaultTarget: "readwrite",
+						Rules:         []v1alpha1.ReadWriteSplittingRule{{Name: "g", Type: "generic"}},
+					}}}
+				})},
+				Endpoints: []v1alpha1.DatabaseEndpoint{endpoint("p", catalogue, "readwrite"), endpoint("r", catalogue, "read")},
+			},
+			check: func(t *testing.T, c *config.Config) {
+				if r := c.Proxy.Config[0].ReadWriteSplitting.Static.Rules[0]; r.Type != "generic" || r.Target != "read" {
+					t.Fatalf("rule = %+v, want generic with target read", r)
+				}
+			},
+		},
+		{
 			name: "bad role annotation",
 			in: ProxyInput{
 				VirtualDatabase: vdb(svc("mysql", "catalogue")),

@@ -79,15 +79,20 @@ type ReadWriteSplittingDynamic struct {
 	Discovery ReadWriteDiscovery       `json:"discovery"`
 }
 
-// ReadWriteSplittingRule sends matching statements to a target.
+// ReadWriteSplittingRule sends matching statements to a target. A regex
+// rule needs both; a generic rule (Pisanix's, which classifies by statement
+// kind) needs neither: it sends every read that may move to its target,
+// read unless set.
+// +kubebuilder:validation:XValidation:rule="self.type == 'generic' || (has(self.regex) && size(self.regex) > 0 && has(self.target))",message="a regex rule needs regex and target"
 type ReadWriteSplittingRule struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 	// +kubebuilder:validation:Enum=regex;generic
 	Type string `json:"type"`
 	// +optional
-	Regex  []string `json:"regex,omitempty"`
-	Target Target   `json:"target"`
+	Regex []string `json:"regex,omitempty"`
+	// +optional
+	Target Target `json:"target,omitempty"`
 	// +optional
 	AlgorithmName LoadBalanceKind `json:"algorithmName,omitempty"`
 }
