@@ -177,3 +177,26 @@ user = "u"
 		t.Fatalf("generic rule = %+v, want target read and no regex", r)
 	}
 }
+
+// Pisa-Proxy balanced at random when balance_type was not given.
+func TestBalanceTypeDefaultsToRandom(t *testing.T) {
+	src := `
+[[proxy.config]]
+name = "l"
+listen_addr = "127.0.0.1:3306"
+user = "u"
+[proxy.config.simple_loadbalance]
+nodes = ["n"]
+[[mysql.node]]
+name = "n"
+host = "127.0.0.1"
+user = "u"
+`
+	c, err := ParseTOML([]byte(src), "f.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Proxy.Config[0].SimpleLoadBalance.BalanceType; got != BalanceRandom {
+		t.Fatalf("balance_type = %q, want random", got)
+	}
+}

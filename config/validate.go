@@ -52,6 +52,9 @@ func (l *Listener) applyDefaults() {
 	if l.Audit != nil {
 		l.Audit.applyDefaults()
 	}
+	if lb := l.SimpleLoadBalance; lb != nil {
+		setDefault(&lb.BalanceType, BalanceRandom) // Pisa-Proxy's default
+	}
 	if rw := l.ReadWriteSplitting; rw != nil {
 		if rw.Static != nil {
 			genericTargets(rw.Static.Rules)
