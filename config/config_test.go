@@ -152,18 +152,16 @@ func TestJSONRoundTrip(t *testing.T) {
 	}
 }
 
-// Pisa-Proxy's generic read/write rule names neither regex nor target.
-func TestGenericRuleLoads(t *testing.T) {
+// parseListener parses one listener "l" whose routing section is routing,
+// over one node "n".
+func parseListener(t *testing.T, routing string) *Listener {
+	t.Helper()
 	src := `
 [[proxy.config]]
 name = "l"
 listen_addr = "127.0.0.1:3306"
 user = "u"
-[proxy.config.read_write_splitting.static]
-default_target = "readwrite"
-[[proxy.config.read_write_splitting.static.rule]]
-name = "generic-rule"
-type = "generic"
+` + routing + `
 [[mysql.node]]
 name = "n"
 host = "127.0.0.1"
@@ -173,30 +171,26 @@ user = "u"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := c.Proxy.Config[0].ReadWriteSplitting.Static.Rules[0]; r.Target != RoleRead || len(r.Regex) != 0 {
+	return &c.Proxy.Config[0]
+}
+
+// Pisa-Proxy's generic read/write rule names neither regex nor target.
+func TestGenericRuleLoads(t *testing.T) {
+	l := parseListener(t, `[proxy.config.read_write_splitting.static]
+default_target = "readwrite"
+[[proxy.config.read_write_splitting.static.rule]]
+name = "generic-rule"
+type = "generic"`)
+	if r := l.ReadWriteSplitting.Static.Rules[0]; r.Target != RoleRead || len(r.Regex) != 0 {
 		t.Fatalf("generic rule = %+v, want target read and no regex", r)
 	}
 }
 
 // Pisa-Proxy balanced at random when balance_type was not given.
 func TestBalanceTypeDefaultsToRandom(t *testing.T) {
-	src := `
-[[proxy.config]]
-name = "l"
-listen_addr = "127.0.0.1:3306"
-user = "u"
-[proxy.config.simple_loadbalance]
-nodes = ["n"]
-[[mysql.node]]
-name = "n"
-host = "127.0.0.1"
-user = "u"
-`
-	c, err := ParseTOML([]byte(src), "f.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := c.Proxy.Config[0].SimpleLoadBalance.BalanceType; got != BalanceRandom {
+	l := parseListener(t, `[proxy.config.simple_loadbalance]
+nodes = ["n"]`)
+	if got := l.SimpleLoadBalance.BalanceType; got != BalanceRandom {
 		t.Fatalf("balance_type = %q, want random", got)
 	}
 }
