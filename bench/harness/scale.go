@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 )
 
 // Scale check (--scale): many client connections through one target.
@@ -80,7 +78,7 @@ func scaleCheck(ctx context.Context, cfg config, t *target, root *sql.DB, log *s
 		s.err = errors.New("no process of ours behind this target; the check measures a proxy's memory")
 		return s
 	}
-	connector, err := targetConnector(t)
+	connector, err := targetConnector(t, 30*time.Second)
 	if err != nil {
 		s.err = err
 		return s
@@ -171,51 +169,23 @@ func activeScale(ctx context.Context, cfg config, connector driver.Connector, ro
 	}
 }
 
-// targetConnector is a go-sql-driver connector to t as the bench user; the
-// check drives raw driver connections so that nothing pools them.
-func targetConnector(t *target) (driver.Connector, error) {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = benchUser, benchPass
-	cfg.Net, cfg.Addr, cfg.DBName = "tcp", t.addr(), benchDB
-	cfg.Timeout = 30 * time.Second
-	c, err := mysql.NewConnector(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: connector: %w", t.name, err)
-	}
-	return c, nil
-}
-
 // openConns logs n clients in, scaleDialers at a time, and returns those
 // that succeeded with the count and first error of those that did not.
 func openConns(ctx context.Context, connector driver.Connector, n int) ([]driver.Conn, int64, error) {
 	var (
-		mu       sync.Mutex
-		conns    = make([]driver.Conn, 0, n)
-		failed   int64
-		firstErr error
-		next     atomic.Int64
-		wg       sync.WaitGroup
+		mu    sync.Mutex
+		conns = make([]driver.Conn, 0, n)
 	)
-	for range min(scaleDialers, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(n) && ctx.Err() == nil {
-				c, err := login(ctx, connector)
-				mu.Lock()
-				if err != nil {
-					failed++
-					if firstErr == nil {
-						firstErr = err
-					}
-				} else {
-					conns = append(conns, c)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	failed, firstErr := parallel(ctx, n, func(int) error {
+		c, err := login(ctx, connector)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		return nil
+	})
 	return conns, failed, firstErr
 }
 
@@ -229,6 +199,12 @@ func login(ctx context.Context, connector driver.Connector) (driver.Conn, error)
 
 // forEach runs f on every connection, scaleDialers at a time.
 func forEach(ctx context.Context, conns []driver.Conn, f func(driver.Conn) error) (int64, error) {
+	return parallel(ctx, len(conns), func(i int) error { return f(conns[i]) })
+}
+
+// parallel runs f(0) ... f(n-1) on scaleDialers goroutines until ctx ends,
+// and returns how many failed and the first error.
+func parallel(ctx context.Context, n int, f func(i int) error) (int64, error) {
 	var (
 		failed   atomic.Int64
 		mu       sync.Mutex
@@ -236,12 +212,12 @@ func forEach(ctx context.Context, conns []driver.Conn, f func(driver.Conn) error
 		next     atomic.Int64
 		wg       sync.WaitGroup
 	)
-	for range min(scaleDialers, len(conns)) {
+	for range min(scaleDialers, n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := next.Add(1) - 1; i < int64(len(conns)) && ctx.Err() == nil; i = next.Add(1) - 1 {
-				if err := f(conns[i]); err != nil && failed.Add(1) == 1 {
+			for i := next.Add(1) - 1; i < int64(n) && ctx.Err() == nil; i = next.Add(1) - 1 {
+				if err := f(int(i)); err != nil && failed.Add(1) == 1 {
 					mu.Lock()
 					firstErr = err
 					mu.Unlock()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"log/slog"
 	"net"
@@ -246,32 +247,51 @@ func freePorts() (listen, admin int, err error) {
 
 // openTarget opens a go-sql-driver pool to the target as the bench user.
 func openTarget(t *target) (*sql.DB, error) {
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd = benchUser, benchPass
-	cfg.Net, cfg.Addr, cfg.DBName = "tcp", t.addr(), benchDB
-	cfg.Timeout = 5 * time.Second
-	c, err := mysql.NewConnector(cfg)
+	c, err := targetConnector(t, 5*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("%s: connector: %w", t.name, err)
+		return nil, err
 	}
 	return sql.OpenDB(c), nil
 }
 
-// waitMySQL polls the target with a MySQL ping (backoff) until it answers,
-// its process exits, or readyTimeout passes.
+// targetConnector is a go-sql-driver connector to t as the bench user,
+// dialling within timeout.
+func targetConnector(t *target, timeout time.Duration) (driver.Connector, error) {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd = benchUser, benchPass
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", t.addr(), benchDB
+	cfg.Timeout = timeout
+	c, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: connector: %w", t.name, err)
+	}
+	return c, nil
+}
+
+// waitMySQL polls the target with a MySQL ping until it answers, its
+// process exits, or readyTimeout passes.
 func waitMySQL(ctx context.Context, t *target) error {
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
 	db, err := openTarget(t)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	return pollReady(ctx, t, "a MySQL ping", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return db.PingContext(ctx)
+	})
+}
+
+// pollReady calls try with backoff until it succeeds, t's process exits,
+// or readyTimeout passes (then the process is stopped); what names what
+// try waits for, in the errors.
+func pollReady(ctx context.Context, t *target, what string, try func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
 	backoff := 10 * time.Millisecond
 	for {
-		pingCtx, cancelPing := context.WithTimeout(ctx, 5*time.Second)
-		err := db.PingContext(pingCtx)
-		cancelPing()
+		err := try(ctx)
 		if err == nil {
 			return nil
 		}
@@ -279,11 +299,11 @@ func waitMySQL(ctx context.Context, t *target) error {
 		select {
 		case <-t.proc.Done():
 			timer.Stop()
-			return fmt.Errorf("%s exited (%v) before serving a MySQL ping; output tail:\n%s", t.name, t.proc.Err(), t.proc.logTail(20))
+			return fmt.Errorf("%s exited (%v) before serving %s; output tail:\n%s", t.name, t.proc.Err(), what, t.proc.logTail(20))
 		case <-ctx.Done():
 			timer.Stop()
 			t.proc.stop()
-			return fmt.Errorf("%s not ready after %v (last ping error: %v); output tail:\n%s", t.name, readyTimeout, err, t.proc.logTail(20))
+			return fmt.Errorf("%s not ready after %v (waiting for %s, last error: %v); output tail:\n%s", t.name, readyTimeout, what, err, t.proc.logTail(20))
 		case <-timer.C:
 		}
 		backoff = min(2*backoff, 250*time.Millisecond)

@@ -162,23 +162,11 @@ func setStaticBackend(ctx context.Context, t *target, apiPort int, backendAddr s
 		return err
 	}
 	base := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(apiPort)) + "/api/admin/namespace/"
-	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	backoff := 10 * time.Millisecond
-	for {
-		err := tiproxyAPI(ctx, http.MethodPut, base+tiproxyNamespace, body)
-		if err == nil {
-			break
-		}
-		select {
-		case <-t.proc.Done():
-			return fmt.Errorf("tiproxy exited (%v) before its API answered; output tail:\n%s", t.proc.Err(), t.proc.logTail(20))
-		case <-ctx.Done():
-			t.proc.stop()
-			return fmt.Errorf("tiproxy API not ready after %v (last error: %v); output tail:\n%s", readyTimeout, err, t.proc.logTail(20))
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 250*time.Millisecond)
+	err = pollReady(ctx, t, "its HTTP API", func(ctx context.Context) error {
+		return tiproxyAPI(ctx, http.MethodPut, base+tiproxyNamespace, body)
+	})
+	if err != nil {
+		return err
 	}
 	if err := tiproxyAPI(ctx, http.MethodPost, base+"commit", nil); err != nil {
 		return fmt.Errorf("committing the tiproxy namespace: %w", err)
