@@ -33,7 +33,7 @@ func (r *Registry) SweepClients() {
 			continue
 		}
 		cmd := s.commands.Load()
-		if prev, seen := r.gone.busy[s]; seen && prev == cmd && wire.Peek(s.raw) == wire.PeerClosed {
+		if prev, seen := r.gone.busy[s]; seen && prev == cmd && wire.Peek(s.conn.(*wire.TimeoutConn).Conn) == wire.PeerClosed {
 			s.clientLost.Store(true)
 			go s.clientGone(cmd)
 			continue

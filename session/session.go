@@ -87,7 +87,6 @@ type Session struct {
 	env    *Env
 	id     uint32
 	conn   net.Conn
-	raw    net.Conn // the accepted socket under conn, for the gone check
 	client *wire.PacketIO
 	remote string
 	host   string // client address without the port, for error messages
@@ -179,10 +178,9 @@ func New(env *Env, conn net.Conn, id uint32) *Session {
 	if err != nil {
 		host = remote
 	}
-	raw := conn
 	conn = &wire.TimeoutConn{Conn: conn, WriteTimeout: env.WriteTimeout}
 	return &Session{
-		env: env, id: id, conn: conn, raw: raw, remote: remote, host: host,
+		env: env, id: id, conn: conn, remote: remote, host: host,
 		client: wire.NewPacketIO(conn, loginBufSize),
 		log:    env.Log.With("conn", id, "client", remote),
 		status: mysql.SERVER_STATUS_AUTOCOMMIT,
