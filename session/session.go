@@ -280,6 +280,11 @@ func (s *Session) login(ctx context.Context) error {
 	if err := s.client.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
 		return fmt.Errorf("write auth ok: %w", err)
 	}
+	if hello.Capabilities&mysql.CLIENT_COMPRESS != 0 {
+		if err := s.client.Compress(); err != nil {
+			return fmt.Errorf("write auth ok: %w", err)
+		}
+	}
 	// Full buffers only for clients that logged in: a flood of connections
 	// that never authenticate costs loginBufSize each.
 	if err := s.client.Resize(0); err != nil {

@@ -11,12 +11,13 @@ import (
 
 // ServerCapabilities is what the proxy offers clients. It deliberately omits
 // the flags that change packet shapes the backend side does not use
-// (DEPRECATE_EOF, SESSION_TRACK, QUERY_ATTRIBUTES, COMPRESS), so responses
-// can be relayed byte for byte. CLIENT_SSL is added when TLS is configured.
+// (DEPRECATE_EOF, SESSION_TRACK, QUERY_ATTRIBUTES), so responses can be
+// relayed byte for byte. CLIENT_SSL is added when TLS is configured.
 // CLIENT_FOUND_ROWS is honoured by taking the session's backend connections
-// from pools dialled with it.
+// from pools dialled with it. CLIENT_COMPRESS is a framing below the
+// packets, between the client and the proxy only (PacketIO.Compress).
 const ServerCapabilities = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS | mysql.CLIENT_LONG_FLAG |
-	mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_IGNORE_SPACE |
+	mysql.CLIENT_CONNECT_WITH_DB | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_IGNORE_SPACE | mysql.CLIENT_COMPRESS |
 	mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_INTERACTIVE | mysql.CLIENT_TRANSACTIONS |
 	mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
 	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS |
