@@ -63,8 +63,10 @@ func (s *Session) killBackend(target *Session, be *backend.Conn, queryOnly bool)
 	return s.killVia(be.Endpoint.Name, target, stmt)
 }
 
-// killTarget finds the session a KILL names by its proxy connection id,
-// and the backend connection running its current command.
+// killTarget finds the session a KILL names, and the backend connection
+// running its current command. The id is the proxy's connection id (the
+// handshake's), else the backend thread id CONNECTION_ID() answered with:
+// the session whose connection that is.
 func (s *Session) killTarget(id uint64) (*Session, *backend.Conn, *wire.SQLError) {
 	unknown := wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id))
 	if id > math.MaxUint32 {
@@ -72,6 +74,13 @@ func (s *Session) killTarget(id uint64) (*Session, *backend.Conn, *wire.SQLError
 	}
 	target := s.env.Registry.get(uint32(id))
 	if target == nil || target.env.Tenant != s.env.Tenant {
+		var node *backend.Endpoint
+		if be := s.primary.conn; be != nil {
+			node = be.Endpoint
+		}
+		target = s.env.Registry.byThread(s.env.Tenant, node, uint32(id))
+	}
+	if target == nil {
 		return nil, nil, unknown
 	}
 	if !s.mayKill(target) {

@@ -3,6 +3,8 @@ package session
 import (
 	"sync"
 	"sync/atomic"
+
+	"pisanix.io/pisanix/backend"
 )
 
 // Registry maps the connection ids clients see to live sessions, for KILL
@@ -30,10 +32,18 @@ func NewRegistry() *Registry {
 	return &Registry{m: map[uint32]*Session{}, changed: make(chan struct{})}
 }
 
-// NextID allocates a connection id (never 0).
+// Connection ids are taken from [idBase, 2*idBase): apart from the backend
+// thread ids that CONNECTION_ID() answers with (a server reaches 2^30
+// connections after years), so that a KILL of either names one session
+// (killTarget), and below 2^31 for drivers that keep the id in an int32
+// (MySqlConnector, Connector/NET).
+const idBase = 1 << 30
+
+// NextID allocates a connection id not in use.
 func (r *Registry) NextID() uint32 {
 	for {
-		if id := r.next.Add(1); id != 0 {
+		id := idBase + r.next.Add(1)%idBase
+		if r.get(id) == nil {
 			return id
 		}
 	}
@@ -60,6 +70,31 @@ func (r *Registry) get(id uint32) *Session {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.m[id]
+}
+
+// byThread returns the session of tenant whose current backend connection
+// has thread id on a node (the one named prefer when several nodes have
+// it), or nil. CONNECTION_ID() answers with that id.
+func (r *Registry) byThread(tenant string, prefer *backend.Endpoint, thread uint32) *Session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var found *Session
+	n := 0
+	for _, s := range r.m {
+		be := s.active.Load()
+		if s.env.Tenant != tenant || be == nil || be.ThreadID != thread {
+			continue
+		}
+		if be.Endpoint == prefer {
+			return s
+		}
+		found = s
+		n++
+	}
+	if n != 1 {
+		return nil // on several other nodes: which one is meant is unknown
+	}
+	return found
 }
 
 // Info describes a session for the admin API.

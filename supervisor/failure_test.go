@@ -223,3 +223,38 @@ func TestSlowClientSlowsOnlyItself(t *testing.T) {
 		t.Fatalf("got %d rows of %d bytes", n, len(rows[0]))
 	}
 }
+
+// CONNECTION_ID() answers with the backend's thread id (processlist rows
+// match it); a KILL of that id from another session reaches the session
+// holding that connection, as it would directly.
+func TestKillByConnectionID(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	victim := pinnedConn(t, p.db(t, "main", ""))
+	var thread uint64
+	if err := victim.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&thread); err != nil {
+		t.Fatal(err)
+	}
+	var info string
+	if err := backendDB.RootDB().QueryRow("SELECT COALESCE(MAX(USER), '') FROM information_schema.PROCESSLIST WHERE ID = ?", thread).Scan(&info); err != nil || info == "" {
+		t.Fatalf("CONNECTION_ID() %d is no backend thread: %q %v", thread, info, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.ExecContext(context.Background(), "SELECT SLEEP(30)")
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "sleep running on the backend", func() bool {
+		var n int
+		_ = backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO = 'SELECT SLEEP(30)'", thread).Scan(&n)
+		return n == 1
+	})
+	if _, err := p.db(t, "main", "").Exec(fmt.Sprintf("KILL QUERY %d", thread)); err != nil {
+		t.Fatalf("KILL QUERY of CONNECTION_ID() %d: %v", thread, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("KILL QUERY of the CONNECTION_ID() did not interrupt the statement")
+	}
+	assertAlive(t, victim)
+}
