@@ -230,10 +230,6 @@ func (c *Conn) Reset() error {
 		}
 		c.MultiStatementsOff = false
 	}
-	if c.Endpoint.DB == "" && c.DB != "" {
-		// MySQL cannot unselect a schema: this connection cannot be made clean.
-		return ErrSchemaStuck
-	}
 	sql := "SET NAMES utf8mb4 COLLATE " + defaultCollation
 	if c.Endpoint.DB != "" {
 		sql += "; USE " + QuoteIdent(c.Endpoint.DB)
@@ -241,9 +237,15 @@ func (c *Conn) Reset() error {
 	if err := c.Query(sql); err != nil {
 		return fmt.Errorf("restore session defaults: %w", err)
 	}
-	c.DB, c.Collation = c.Endpoint.DB, wire.DefaultCollationID
+	c.Collation = wire.DefaultCollationID
 	c.ClientFlags, c.Sets, c.LastInsertID = 0, nil, 0
 	c.ForgetStmts()
+	if c.Endpoint.DB == "" && c.DB != "" {
+		// MySQL cannot unselect a schema: the connection is clean but for
+		// that, which does not matter to a caller selecting one next.
+		return ErrSchemaStuck
+	}
+	c.DB = c.Endpoint.DB
 	return nil
 }
 

@@ -1,9 +1,11 @@
 package session
 
 import (
+	"context"
 	"errors"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/wire"
 )
 
@@ -29,11 +31,6 @@ func (s *Session) changeUser(payload []byte) error {
 		return &wire.IOError{Side: wire.ClientSide, Err: err}
 	}
 	s.forgetState()
-	s.primary.dirty = true
-	if err := s.primary.conn.Reset(); err != nil {
-		return err
-	}
-	s.primary.dirty = false
 	s.setUser(cu.User)
 	if e := s.admit(cu.DB); e != nil {
 		_ = s.clientError(e)
@@ -42,6 +39,9 @@ func (s *Session) changeUser(payload []byte) error {
 	s.db = cu.DB
 	if s.db == "" {
 		s.db = s.env.DefaultDB
+	}
+	if err := s.resetPrimary(); err != nil {
+		return err
 	}
 	if cu.Collation != 0 {
 		s.hello.Collation = cu.Collation
@@ -63,4 +63,21 @@ func (s *Session) changeUser(payload []byte) error {
 		return err
 	}
 	return s.okToClient()
+}
+
+// resetPrimary gives the session a clean backend connection for its new
+// user: its own, reset, or, when that one has a schema and the session
+// must have none (MySQL cannot unselect one), a fresh one.
+func (s *Session) resetPrimary() error {
+	s.primary.dirty = true
+	err := s.primary.conn.Reset()
+	if errors.Is(err, backend.ErrSchemaStuck) && s.db == "" {
+		s.primary.give()
+		return s.connectBackend(context.Background())
+	}
+	if err != nil && !errors.Is(err, backend.ErrSchemaStuck) {
+		return err
+	}
+	s.primary.dirty = false
+	return nil
 }

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -213,7 +214,11 @@ func (s *Session) alignSets(be *backend.Conn) error {
 		(len(be.Sets) == 0 || be.ClientFlags == flags && (s.hello.Collation == 0 || be.Collation == s.hello.Collation)) {
 		return nil
 	}
-	return be.Reset()
+	err := be.Reset()
+	if errors.Is(err, backend.ErrSchemaStuck) && s.db != "" {
+		return nil // align selects the session's schema next
+	}
+	return err
 }
 
 // replaySets runs on be the session's SETs it has not run, in one round

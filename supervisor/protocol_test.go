@@ -447,3 +447,45 @@ func TestSetGlobalReachesNewSessions(t *testing.T) {
 		t.Fatalf("a new session sees div_precision_increment %s; a new direct connection %s", got, direct)
 	}
 }
+
+// COM_CHANGE_USER without a schema leaves the session in none, as the
+// server does, also when the listener and node name no schema and the
+// session's connection had one (MySQL cannot unselect a schema: the
+// session gets a fresh connection); with a schema it is in that one.
+func TestChangeUserSchema(t *testing.T) {
+	p := startProxy(t, strings.ReplaceAll(oneNode(""), `db = "gotest"`, `db = ""`))
+	r := dialRaw(t, p, "main") // logs in to gotest
+	r.query("SET @x = 1")
+	changeUser := func(schema string) []byte {
+		b := append([]byte{mysql.COM_CHANGE_USER}, "app\x00"...)
+		b = append(b, 0)
+		b = append(b, schema+"\x00"...)
+		b = append(b, 45, 0)
+		b = append(b, "mysql_native_password\x00"...)
+		r.send(b...)
+		sw := r.read()
+		if sw[0] != mysql.EOF_HEADER {
+			t.Fatalf("want auth switch, got %q", sw)
+		}
+		i := bytes.IndexByte(sw[1:], 0) + 2
+		salt := bytes.TrimRight(sw[i:], "\x00")
+		if err := r.io.WritePacketFlush(mysql.CalcPassword(salt, []byte("app-secret"))); err != nil {
+			t.Fatal(err)
+		}
+		return r.read()
+	}
+	for _, schema := range []string{"", "gotest", "", "mysql"} {
+		if ok := changeUser(schema); ok[0] != mysql.OK_HEADER {
+			t.Fatalf("change user to schema %q: %q", schema, ok)
+		}
+		got := r.query("SELECT DATABASE(), @x")
+		want := []byte{0xfb, 0xfb} // NULL, NULL
+		if schema != "" {
+			want = append([]byte{byte(len(schema))}, schema...)
+			want = append(want, 0xfb)
+		}
+		if !bytes.Equal(got[0], want) {
+			t.Fatalf("after change user to schema %q: row %q, want %q", schema, got[0], want)
+		}
+	}
+}
