@@ -41,7 +41,9 @@ type Config struct {
 	TLS bool
 	// Multiplex turns the listener's multiplexing on.
 	Multiplex bool
-	Log       *slog.Logger
+	// MTRTests are the mysqltest tests ("main.select") of MTR suites.
+	MTRTests []string
+	Log      *slog.Logger
 }
 
 // Report is the outcome of a conformance run.
@@ -126,12 +128,31 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 	if files := srv.TLSFiles(); files != nil {
 		tlsCert, tlsKey, tlsCA = files.CertFile, files.KeyFile, files.CAFile
 	}
+	var mtrSrv *mtrServer
 	for _, s := range cfg.Suites {
 		if err := ctx.Err(); err != nil {
 			return rep, fmt.Errorf("before suite %s: %w", s.Name, err)
 		}
 		sr := &SuiteReport{Suite: s}
 		rep.Suites = append(rep.Suites, sr)
+		if s.MTR != nil {
+			if mtrSrv == nil {
+				if mtrSrv, err = startMTRServer(ctx, cfg); err != nil {
+					sr.Err = err
+					log.Error("preparing suite", "suite", s.Name, "err", err)
+					continue
+				}
+				defer func() {
+					if stopErr := mtrSrv.srv.Stop(); stopErr != nil {
+						err = errors.Join(err, fmt.Errorf("stopping MariaDB for mysqltest: %w", stopErr))
+					}
+				}()
+			}
+			if err := runMTRSuite(ctx, cfg, sr, mtrSrv, bin); err != nil {
+				return rep, err
+			}
+			continue
+		}
 		src, err := PrepareSource(ctx, cfg.Go, cfg.ModuleDir, s, filepath.Join(cfg.WorkDir, "src", s.Name))
 		if err != nil {
 			sr.Err = err
@@ -146,10 +167,13 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		}
 		pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, TLSCert: tlsCert, TLSKey: tlsKey, BackendCA: tlsCA, Multiplex: cfg.Multiplex}
 
+		goTest := func(ctx context.Context, target Target, o RunOptions) (*TestRun, error) {
+			return RunSuite(ctx, s, src, target, o)
+		}
 		if err := resetSchemas(ctx, srv, s.Databases); err != nil {
 			return rep, err
 		}
-		sr.Direct = runMode(ctx, s, src, direct, ModeDirect, cfg.WorkDir, opts)
+		sr.Direct = runMode(ctx, s, direct, ModeDirect, cfg.WorkDir, opts, goTest)
 
 		if err := resetSchemas(ctx, srv, s.Databases); err != nil {
 			return rep, err
@@ -157,17 +181,44 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		if len(s.Databases) > 0 {
 			pcfg.DB = s.Databases[0]
 		}
-		sr.Proxy = runProxied(ctx, s, src, bin, pcfg, cfg.WorkDir, opts)
+		sr.Proxy = runProxied(ctx, s, bin, pcfg, cfg.WorkDir, opts, goTest)
 	}
 	return rep, nil
 }
 
+// runMTRSuite runs an MTR suite's tests directly, then through a fresh
+// proxy, each time from a reset server.
+func runMTRSuite(ctx context.Context, cfg Config, sr *SuiteReport, m *mtrServer, bin string) error {
+	s := sr.Suite
+	sr.Version = m.version
+	opts := RunOptions{Timeout: cfg.SuiteTimeout, Log: cfg.Log}
+	mtr := func(ctx context.Context, target Target, o RunOptions) (*TestRun, error) {
+		return runMTR(ctx, s, cfg.MTRTests, m, target, o)
+	}
+	direct := Target{Host: m.srv.Host(), Port: m.srv.Port(), User: s.User, Password: s.Password}
+	if err := m.reset(ctx, direct); err != nil {
+		return err
+	}
+	sr.Direct = runMode(ctx, s, direct, ModeDirect, cfg.WorkDir, opts, mtr)
+	if err := m.reset(ctx, direct); err != nil {
+		return err
+	}
+	// No default schema: mysqltest connects without one where a test asks
+	// so (connect ...,*NO-ONE*), and the session must then have none.
+	pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, Multiplex: cfg.Multiplex}
+	sr.Proxy = runProxied(ctx, s, bin, pcfg, cfg.WorkDir, opts, mtr)
+	return nil
+}
+
+// runFunc runs a suite once against target.
+type runFunc func(ctx context.Context, target Target, o RunOptions) (*TestRun, error)
+
 // runMode runs the suite once against target.
-func runMode(ctx context.Context, s Suite, src Source, target Target, mode, workDir string, opts RunOptions) *ModeRun {
+func runMode(ctx context.Context, s Suite, target Target, mode, workDir string, opts RunOptions, run runFunc) *ModeRun {
 	mr := &ModeRun{Mode: mode, Target: target, RawPath: rawPath(filepath.Join(workDir, "out"), s.Name, mode)}
 	opts.RawPath = mr.RawPath
 	begin := time.Now()
-	mr.Run, mr.Err = RunSuite(ctx, s, src, target, opts)
+	mr.Run, mr.Err = run(ctx, target, opts)
 	mr.Duration = time.Since(begin).Round(time.Second)
 	if mr.Run != nil {
 		top, all := mr.Run.Count()
@@ -181,14 +232,14 @@ func runMode(ctx context.Context, s Suite, src Source, target Target, mode, work
 
 // runProxied starts a fresh proxy for the suite, runs it through the proxy,
 // and stops the proxy.
-func runProxied(ctx context.Context, s Suite, src Source, bin string, pcfg ProxyConfig, workDir string, opts RunOptions) *ModeRun {
+func runProxied(ctx context.Context, s Suite, bin string, pcfg ProxyConfig, workDir string, opts RunOptions, run runFunc) *ModeRun {
 	p, err := StartProxy(ctx, bin, filepath.Join(workDir, "proxy"), s.Name, pcfg, opts.Log)
 	if err != nil {
 		return &ModeRun{Mode: ModeProxy, Err: err}
 	}
 	target := pcfg.Backend
 	target.Port = p.Port()
-	mr := runMode(ctx, s, src, target, ModeProxy, workDir, opts)
+	mr := runMode(ctx, s, target, ModeProxy, workDir, opts, run)
 	if exited, exitErr := p.Exited(); exited {
 		mr.ProxyExit = fmt.Errorf("pisa-proxy exited during the run: %v; log tail:\n%s", exitErr, p.LogTail(30))
 	} else if err := p.Stop(); err != nil {

@@ -52,6 +52,9 @@ type Suite struct {
 	Args func(Target) []string
 	// Notes describe the setup in the report.
 	Notes string
+	// MTR, when set, makes this a suite of MariaDB's mysqltest tests (the
+	// run's MTRTests) instead of a Go module's tests.
+	MTR *MTR
 }
 
 // goSQLDriverDB and goMySQLDB are the schemas the suites use.
@@ -108,7 +111,20 @@ func Suites() []Suite {
 			SkipWhy: "the client package's Example needs root without a password on 127.0.0.1:3306 and panics otherwise",
 			Notes:   "flags -host -port -user=root -pass= -db=test (root without a password is the suite's default, and the driver package's mock-server tests hardcode it); packages client and driver",
 		},
+		mtrSuite("mysqltest", false),
+		mtrSuite("mysqltest-ps", true),
 	}
+}
+
+// mtrSuite is a run of the selected mysqltest tests, with the binary
+// protocol when ps.
+func mtrSuite(name string, ps bool) Suite {
+	notes := "mariadb-test-run --extern host,port,user=root,protocol=tcp over the run's mysqltest list; the server has the runner's " +
+		"character set, default engine and buffer sizes, its mtr schema, and name resolution on (127.0.0.1 is localhost)"
+	if ps {
+		notes += "; --ps-protocol: every statement prepared and executed with the binary protocol"
+	}
+	return Suite{Name: name, Module: "mariadb-test (Debian)", User: "root", Databases: []string{mtrDB}, MTR: &MTR{PS: ps}, Notes: notes}
 }
 
 // SelectSuites returns the named suites from Suites, in the order given.

@@ -9,6 +9,8 @@ mkdir -p "$BIN"
 need_pkgs=()
 command -v mariadbd >/dev/null 2>&1 || need_pkgs+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
+# MariaDB's own test runner and main.* suite, for the mysqltest conformance suites.
+[ -f /usr/share/mysql/mysql-test/mariadb-test-run ] || need_pkgs+=(mariadb-test)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)

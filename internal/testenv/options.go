@@ -29,6 +29,11 @@ type Options struct {
 	// successful connection; 0 means DefaultStartTimeout. Installing
 	// mariadb-server or building the template is bounded separately.
 	StartTimeout time.Duration
+	// Datadir is the datadir's path: relative to the instance directory
+	// ([Server.Dir]), "" meaning "data", or absolute, in a directory the
+	// caller owns and removes (MariaDB's test runner wants it at
+	// vardir/mysqld.1/data: tests read files by paths relative to it).
+	Datadir string
 	// Args are extra server options ("--name=value"), appended last so they
 	// override the defaults.
 	Args []string
@@ -78,6 +83,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Datadir == "" {
+		o.Datadir = "data"
 	}
 	o.Args = append([]string(nil), o.Args...)
 	return o

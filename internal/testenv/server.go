@@ -87,13 +87,19 @@ func StartMariaDB(ctx context.Context, opts Options) (*Server, error) {
 		opts:    opts,
 		bins:    bins,
 		dir:     dir,
-		datadir: filepath.Join(dir, "data"),
+		datadir: opts.Datadir,
 		socket:  filepath.Join(dir, "mariadbd.sock"),
 		errLog:  filepath.Join(dir, "error.log"),
+	}
+	if !filepath.IsAbs(s.datadir) {
+		s.datadir = filepath.Join(dir, s.datadir)
 	}
 	fail := func(err error) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(s.datadir), 0o700); err != nil {
+		return fail(fmt.Errorf("creating datadir parent: %w", err))
 	}
 	if err := copyDir(tmpl, s.datadir); err != nil {
 		return fail(fmt.Errorf("copying template datadir: %w", err))
@@ -311,7 +317,8 @@ func (s *Server) Port() int { return s.port }
 // Socket is the unix socket path.
 func (s *Server) Socket() string { return s.socket }
 
-// Dir is the instance directory (datadir under "data", error.log).
+// Dir is the instance directory (error.log; the datadir under "data"
+// unless Options.Datadir says otherwise).
 func (s *Server) Dir() string { return s.dir }
 
 // ErrorLogTail returns the last n lines of the server's error log.

@@ -1,4 +1,5 @@
-// Command conformance runs real Go MySQL clients' own test suites against a
+// Command conformance runs real clients' own test suites (Go drivers',
+// MariaDB's mysqltest) against a
 // throwaway MariaDB, directly and then through pisa-proxy, and writes a
 // markdown report of the tests that pass directly but fail through the
 // proxy. See docs/conformance.md.
@@ -44,11 +45,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		suites   = fs.String("suites", "go-sql-driver,go-mysql", "comma-separated suites to run")
+		suites   = fs.String("suites", "go-sql-driver,go-mysql,mysqltest,mysqltest-ps", "comma-separated suites to run")
+		mtrList  = fs.String("mysqltest-list", "conformance/mysqltest.list", "the mysqltest tests of the mysqltest suites (relative to the module root)")
 		out      = fs.String("out", "", "write the markdown report to this file (default: standard output)")
 		goBin    = fs.String("go", "go", "the go command")
 		timeout  = fs.Duration("timeout", 5*time.Minute, "go test -timeout of each suite run")
-		total    = fs.Duration("total", 14*time.Minute, "bound on the whole run")
+		total    = fs.Duration("total", 40*time.Minute, "bound on the whole run")
 		maxConns = fs.Int("max-connections", 151, "MariaDB max_connections (go-sql-driver's TestConcurrent opens this many)")
 		pool     = fs.Int("pool-size", 32, "pisa-proxy pool_size")
 		mux      = fs.Bool("multiplex", false, "the proxy listener multiplexes (multiplex = true)")
@@ -84,6 +86,19 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return 1, err
 	}
+	var mtrTests []string
+	for _, s := range selected {
+		if s.MTR != nil {
+			path := *mtrList
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(moduleDir, path)
+			}
+			if mtrTests, err = conformance.ReadMTRList(path); err != nil {
+				return 2, err
+			}
+			break
+		}
+	}
 	dir := *workDir
 	if dir == "" {
 		if dir, err = os.MkdirTemp("", "pisanix-conformance-"); err != nil {
@@ -106,6 +121,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		PoolSize:       *pool,
 		TLS:            *useTLS,
 		Multiplex:      *mux,
+		MTRTests:       mtrTests,
 		Log:            log,
 	})
 	if rep == nil {
