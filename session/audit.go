@@ -86,12 +86,21 @@ func (s *Session) execute(payload []byte, more bool) error {
 	if info != nil {
 		kind = info.Kind
 	}
+	k, isKill := s.killStmts[id]
+	if isKill {
+		if e := s.killStillMeant(k); e != nil {
+			return s.clientError(e)
+		}
+	}
 	payload, st, done, err := s.readyStmt(payload, more)
 	if done {
 		return err
 	}
 	start, db := time.Now(), s.db
 	out, err := s.exchange(&s.primary, payload, more, wire.RespResult, kind)
+	if isKill && err == nil && out.ErrCode == 0 && !k.query {
+		k.target.Close() // as MySQL closes a killed connection's socket
+	}
 	if st != nil && err == nil {
 		s.followCursor(st, payload[5]&0x07 != 0 && out.ErrCode == 0 && out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0)
 	}
@@ -115,6 +124,7 @@ func (s *Session) execute(payload []byte, more bool) error {
 func (s *Session) closeStmt(payload []byte, more bool) error {
 	if id, ok := stmtID(payload); ok {
 		delete(s.prepared, id)
+		delete(s.killStmts, id)
 	}
 	if s.muxStmts() {
 		s.closeMuxStmt(payload)

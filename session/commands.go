@@ -307,8 +307,15 @@ func (s *Session) classify(sql []byte) sqlinfo.Info {
 // prepared statement does is decided once, here.
 func (s *Session) prepare(payload []byte, more bool) error {
 	info := s.classify(payload[1:])
+	var kill *killStmt
 	if len(info.Kills) > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
-		return s.refuseKill(more)
+		if more || s.muxStmts() || info.Statements != 1 || len(info.Kills) != 1 || info.PreparesKill() {
+			return s.refuseKill(more)
+		}
+		var e *wire.SQLError
+		if payload, kill, e = s.prepareKill(payload, info.Kills[0]); e != nil {
+			return s.clientError(e)
+		}
 	}
 	if d := s.checkStatement(payload[1:], &info, more); d != nil {
 		return s.deny(d, more, &info)
@@ -324,6 +331,12 @@ func (s *Session) prepare(payload []byte, more bool) error {
 	out, err := s.exchange(&s.primary, payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
 	if err == nil && out.ErrCode == 0 {
 		s.remember(out.StmtID, &info)
+		if kill != nil {
+			if s.killStmts == nil {
+				s.killStmts = map[uint32]killStmt{}
+			}
+			s.killStmts[out.StmtID] = *kill
+		}
 	}
 	return err
 }

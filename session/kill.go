@@ -167,3 +167,64 @@ func (s *Session) okToClient() error {
 	}
 	return nil
 }
+
+// killStmt is a KILL prepared with the binary protocol: the statement the
+// backend prepared names target's backend thread, which must still be
+// target's when it is executed. A nil target: the id named no session
+// that this session may kill here, and executing says why.
+type killStmt struct {
+	target *Session
+	thread uint32
+	query  bool
+	id     uint64         // the id as the client wrote it
+	refuse *wire.SQLError // why it cannot run, for a nil target
+}
+
+// prepareKill rewrites a COM_STMT_PREPARE of one KILL with the target's
+// backend thread id in place of the id the client wrote, as translateKills
+// does for texts. A KILL that cannot run (unknown id, another node, this
+// session's own connection) is prepared as a statement that does nothing,
+// never executed: the server prepares any KILL and fails at execution.
+func (s *Session) prepareKill(payload []byte, k sqlinfo.Kill) ([]byte, *killStmt, *wire.SQLError) {
+	if k.Start < 0 {
+		return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a KILL to prepare must be written plainly (KILL [QUERY | CONNECTION] id), not in a comment")
+	}
+	ks := &killStmt{id: k.ID, query: k.Query}
+	target, be, e := s.killTarget(k.ID)
+	switch {
+	case e != nil:
+		ks.refuse = e
+	case be == nil || target.env.Multiplex:
+		ks.refuse = wire.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("pisa-proxy: thread %d multiplexes its backend connections; send its KILL as a statement of its own", k.ID))
+	case target == s && !k.Query:
+		ks.refuse = wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a KILL CONNECTION of this session must be sent as a statement of its own")
+	case be.Endpoint != s.primary.conn.Endpoint:
+		ks.refuse = wire.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("pisa-proxy: thread %d runs on another backend node; send its KILL as a statement of its own", k.ID))
+	default:
+		ks.target, ks.thread = target, be.ThreadID
+	}
+	sql := payload[1:]
+	out := []byte{payload[0]} // COM_STMT_PREPARE
+	if ks.target == nil {
+		return append(out, "DO 0"...), ks, nil
+	}
+	out = append(out, sql[:k.Start]...)
+	out = strconv.AppendUint(out, uint64(ks.thread), 10)
+	return append(out, sql[k.End:]...), ks, nil
+}
+
+// killStillMeant checks, before a prepared KILL runs, that its target
+// session still holds the backend thread the statement names: a thread id
+// passes to another session with its pooled connection.
+func (s *Session) killStillMeant(k killStmt) *wire.SQLError {
+	if k.target == nil {
+		return k.refuse
+	}
+	if s.env.Registry.get(k.target.id) != k.target {
+		return wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", k.id))
+	}
+	if be := k.target.active.Load(); be == nil || be.ThreadID != k.thread || be.Endpoint != s.primary.conn.Endpoint {
+		return wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", k.id))
+	}
+	return nil
+}

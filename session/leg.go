@@ -320,6 +320,7 @@ func (s *Session) forgetState() {
 	s.status = mysql.SERVER_STATUS_AUTOCOMMIT
 	s.inTx.Store(false)
 	clear(s.prepared)
+	clear(s.killStmts)
 	clear(s.sqlPrepared)
 	s.forgetMux()
 }

@@ -128,6 +128,7 @@ type Session struct {
 	// lastPrepared is the newest (MariaDB's id 0xFFFFFFFF); sqlPrepared
 	// the SQL-level ones by name.
 	prepared     map[uint32]*sqlinfo.Info
+	killStmts    map[uint32]killStmt // prepared KILLs (kill.go)
 	lastPrepared uint32
 	sqlPrepared  map[string]sqlinfo.Prepared
 	// unsafeCharset: the client character set lets a backslash end a

@@ -511,11 +511,19 @@ func TestAccessSecondReviewBypasses(t *testing.T) {
 	owner := pinnedConn(t, p.db(t, "main", "multiStatements=true"))
 	for _, c := range []*sql.Conn{spy, owner} {
 		wantErrorCode(t, c, 1235, "PREPARE k FROM 'KILL "+thread+"'")
-		if st, err := c.PrepareContext(ctx, "KILL "+thread); mysqlErr(err) == nil || mysqlErr(err).Number != 1235 {
-			if st != nil {
-				st.Close()
-			}
-			t.Errorf("COM_STMT_PREPARE of KILL: want 1235, got %v", err)
+	}
+	// COM_STMT_PREPARE of KILL is translated like a text's, ownership
+	// checked: the spy's execution is refused, the owner's KILL QUERY of
+	// the idle victim does nothing.
+	for c, want := range map[*sql.Conn]uint16{spy: 1095, owner: 0} {
+		st, err := c.PrepareContext(ctx, "KILL QUERY "+thread)
+		if err != nil {
+			t.Fatalf("COM_STMT_PREPARE of KILL QUERY: %v", err)
+		}
+		_, err = st.ExecContext(ctx)
+		st.Close()
+		if got := mysqlErr(err); (want == 0) != (err == nil) || got != nil && got.Number != want {
+			t.Errorf("prepared KILL QUERY of another's thread: %v, want error %d", err, want)
 		}
 	}
 	assertAlive(t, victim)

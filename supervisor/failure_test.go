@@ -258,3 +258,73 @@ func TestKillByConnectionID(t *testing.T) {
 	}
 	assertAlive(t, victim)
 }
+
+// KILL prepared with the binary protocol (mysqltest --ps-protocol, a
+// driver's prepared KILL): the statement is prepared against the target's
+// backend thread and runs while that thread is still the target's; an
+// unknown id is prepared as the server prepares it and fails when run.
+func TestKillPrepared(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	victim, err := client.Connect(p.Addr("main").String(), "app", "app-secret", "gotest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	id := victim.GetConnectionID()
+	killer := pinnedConn(t, p.db(t, "main", ""))
+	ctx := context.Background()
+
+	stmt, err := killer.PrepareContext(ctx, fmt.Sprintf("KILL QUERY %d", id))
+	if err != nil {
+		t.Fatalf("prepare KILL QUERY %d: %v", id, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.Execute("SELECT SLEEP(30)")
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "sleep running on the backend", func() bool {
+		var n int
+		_ = backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'").Scan(&n)
+		return n == 1
+	})
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		t.Fatalf("execute the prepared KILL QUERY: %v", err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the prepared KILL QUERY did not interrupt the statement")
+	}
+	if _, err := victim.Execute("SELECT 1"); err != nil {
+		t.Fatalf("session after KILL QUERY: %v", err)
+	}
+
+	unknown, err := killer.PrepareContext(ctx, "KILL 987654")
+	if err != nil {
+		t.Fatalf("prepare KILL of an unknown id: %v (the server prepares it)", err)
+	}
+	if me := mysqlErr(execStmtErr(unknown)); me == nil || me.Number != 1094 {
+		t.Fatalf("execute KILL of an unknown id: %v, want 1094", me)
+	}
+	// Once the victim is gone its backend thread may serve another
+	// session: the prepared KILL must not reach it.
+	conn, err := killer.PrepareContext(ctx, fmt.Sprintf("KILL %d", id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim.Close()
+	waitFor(t, 5*time.Second, "victim session gone", func() bool {
+		return p.metricValue(t, "pisa_proxy_connections_current", `domain="main"`) == 1 // the killer
+	})
+	other := pinnedConn(t, p.db(t, "main", ""))
+	if me := mysqlErr(execStmtErr(conn)); me == nil || me.Number != 1094 {
+		t.Fatalf("a prepared KILL of a session that ended: %v, want 1094", me)
+	}
+	assertAlive(t, other)
+}
+
+func execStmtErr(st *sql.Stmt) error {
+	_, err := st.Exec()
+	return err
+}
