@@ -127,6 +127,7 @@ type Session struct {
 	// prepared describes the session's prepared statements by id;
 	// lastPrepared is the newest (MariaDB's id 0xFFFFFFFF); sqlPrepared
 	// the SQL-level ones by name.
+	registered   bool // in env.Registry, from just before the login's OK
 	prepared     map[uint32]*sqlinfo.Info
 	killStmts    map[uint32]killStmt // prepared KILLs (kill.go)
 	lastPrepared uint32
@@ -222,12 +223,11 @@ func (s *Session) interruptBackend() {
 // Run serves the connection until the client quits or fails. It returns nil
 // for a normal end.
 func (s *Session) Run(ctx context.Context) (err error) {
-	registered := false
 	defer func() {
 		s.finish()
 		// Only once its backend connections are back in their pools: a
 		// drain that sees the registry empty stops the pools next.
-		if registered {
+		if s.registered {
 			s.env.Registry.remove(s.id)
 		}
 	}()
@@ -240,8 +240,6 @@ func (s *Session) Run(ctx context.Context) (err error) {
 	if err := s.login(ctx); err != nil {
 		return err
 	}
-	s.env.Registry.add(s)
-	registered = true
 	return s.loop(ctx)
 }
 
@@ -278,6 +276,10 @@ func (s *Session) login(ctx context.Context) error {
 		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
 		return fmt.Errorf("login: %w", err)
 	}
+	// Registered before the client learns it is logged in: a KILL of its
+	// id sent right after must find it.
+	s.env.Registry.add(s)
+	s.registered = true
 	if err := s.client.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
 		return fmt.Errorf("write auth ok: %w", err)
 	}
