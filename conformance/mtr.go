@@ -63,6 +63,10 @@ func mtrServerArgs(vardir string) []string {
 		"--histogram-type=json_hb",
 		"--connect-timeout=60",
 		"--max-allowed-packet=16M",
+		// Its own temporary files away from the shared /tmp, where another
+		// program's clean-up made statements fail ("Error on delete of
+		// '/tmp/#sql-temptable-...'"), as in the runner's own layout.
+		"--tmpdir=" + filepath.Join(vardir, "mysqld.1", "tmp"),
 	}
 }
 
@@ -87,6 +91,9 @@ func startMTRServer(ctx context.Context, cfg Config) (*mtrServer, error) {
 	vardir := filepath.Join(cfg.WorkDir, "mtr")
 	if err := os.RemoveAll(vardir); err != nil {
 		return nil, fmt.Errorf("clearing %s: %w", vardir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(vardir, "mysqld.1", "tmp"), 0o755); err != nil {
+		return nil, fmt.Errorf("creating the server's tmpdir: %w", err)
 	}
 	srv, err := testenv.StartMariaDB(ctx, testenv.Options{
 		MaxConnections: cfg.MaxConnections,

@@ -24,16 +24,7 @@ func TestKill(t *testing.T) {
 	id := victim.GetConnectionID() // the proxy's id, not the backend's
 	db := p.db(t, "main", "")
 
-	done := make(chan error, 1)
-	go func() {
-		_, err := victim.Execute("SELECT SLEEP(30)")
-		done <- err
-	}()
-	waitFor(t, 10*time.Second, "sleep running on the backend", func() bool {
-		var n int
-		_ = backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'").Scan(&n)
-		return n == 1
-	})
+	done := sleepOn(t, victim)
 	start := time.Now()
 	if _, err := db.Exec(fmt.Sprintf("KILL QUERY %d", id)); err != nil {
 		t.Fatalf("KILL QUERY %d: %v", id, err)
@@ -278,16 +269,7 @@ func TestKillPrepared(t *testing.T) {
 	if err != nil {
 		t.Fatalf("prepare KILL QUERY %d: %v", id, err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := victim.Execute("SELECT SLEEP(30)")
-		done <- err
-	}()
-	waitFor(t, 10*time.Second, "sleep running on the backend", func() bool {
-		var n int
-		_ = backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'").Scan(&n)
-		return n == 1
-	})
+	done := sleepOn(t, victim)
 	if _, err := stmt.ExecContext(ctx); err != nil {
 		t.Fatalf("execute the prepared KILL QUERY: %v", err)
 	}
@@ -327,4 +309,21 @@ func TestKillPrepared(t *testing.T) {
 func execStmtErr(st *sql.Stmt) error {
 	_, err := st.Exec()
 	return err
+}
+
+// sleepOn starts SELECT SLEEP(30) on victim and returns once the backend
+// runs it; the channel gets the statement's outcome.
+func sleepOn(t *testing.T, victim *client.Conn) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.Execute("SELECT SLEEP(30)")
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "sleep running on the backend", func() bool {
+		var n int
+		_ = backendDB.RootDB().QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(30)'").Scan(&n)
+		return n == 1
+	})
+	return done
 }

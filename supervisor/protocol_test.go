@@ -223,24 +223,7 @@ func TestChangeUser(t *testing.T) {
 	p := startProxy(t, oneNode(""))
 	r := dialRaw(t, p, "main")
 	r.query("SET @x = 1")
-	changeUser := func(password string) []byte {
-		b := append([]byte{mysql.COM_CHANGE_USER}, "app\x00"...)
-		b = append(b, 0)               // empty auth response: the proxy switches with a fresh salt
-		b = append(b, "gotest\x00"...) // schema
-		b = append(b, 45, 0)           // utf8mb4_general_ci
-		b = append(b, "mysql_native_password\x00"...)
-		r.send(b...)
-		sw := r.read()
-		if sw[0] != mysql.EOF_HEADER {
-			t.Fatalf("want auth switch, got %q", sw)
-		}
-		i := bytes.IndexByte(sw[1:], 0) + 2
-		salt := bytes.TrimRight(sw[i:], "\x00")
-		if err := r.io.WritePacketFlush(mysql.CalcPassword(salt, []byte(password))); err != nil {
-			t.Fatal(err)
-		}
-		return r.read()
-	}
+	changeUser := func(password string) []byte { return r.changeUser("gotest", password) }
 	if ok := changeUser("app-secret"); ok[0] != mysql.OK_HEADER {
 		t.Fatalf("change user: %q", ok)
 	}
@@ -456,24 +439,7 @@ func TestChangeUserSchema(t *testing.T) {
 	p := startProxy(t, strings.ReplaceAll(oneNode(""), `db = "gotest"`, `db = ""`))
 	r := dialRaw(t, p, "main") // logs in to gotest
 	r.query("SET @x = 1")
-	changeUser := func(schema string) []byte {
-		b := append([]byte{mysql.COM_CHANGE_USER}, "app\x00"...)
-		b = append(b, 0)
-		b = append(b, schema+"\x00"...)
-		b = append(b, 45, 0)
-		b = append(b, "mysql_native_password\x00"...)
-		r.send(b...)
-		sw := r.read()
-		if sw[0] != mysql.EOF_HEADER {
-			t.Fatalf("want auth switch, got %q", sw)
-		}
-		i := bytes.IndexByte(sw[1:], 0) + 2
-		salt := bytes.TrimRight(sw[i:], "\x00")
-		if err := r.io.WritePacketFlush(mysql.CalcPassword(salt, []byte("app-secret"))); err != nil {
-			t.Fatal(err)
-		}
-		return r.read()
-	}
+	changeUser := func(schema string) []byte { return r.changeUser(schema, "app-secret") }
 	for _, schema := range []string{"", "gotest", "", "mysql"} {
 		if ok := changeUser(schema); ok[0] != mysql.OK_HEADER {
 			t.Fatalf("change user to schema %q: %q", schema, ok)
@@ -488,4 +454,26 @@ func TestChangeUserSchema(t *testing.T) {
 			t.Fatalf("after change user to schema %q: row %q, want %q", schema, got[0], want)
 		}
 	}
+}
+
+// changeUser sends COM_CHANGE_USER for app into schema, answers the auth
+// switch with password and returns the final answer.
+func (r *rawConn) changeUser(schema, password string) []byte {
+	r.t.Helper()
+	b := append([]byte{mysql.COM_CHANGE_USER}, "app\x00"...)
+	b = append(b, 0) // empty auth response: the proxy switches with a fresh salt
+	b = append(b, schema+"\x00"...)
+	b = append(b, 45, 0) // utf8mb4_general_ci
+	b = append(b, "mysql_native_password\x00"...)
+	r.send(b...)
+	sw := r.read()
+	if sw[0] != mysql.EOF_HEADER {
+		r.t.Fatalf("want auth switch, got %q", sw)
+	}
+	i := bytes.IndexByte(sw[1:], 0) + 2
+	salt := bytes.TrimRight(sw[i:], "\x00")
+	if err := r.io.WritePacketFlush(mysql.CalcPassword(salt, []byte(password))); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.read()
 }
