@@ -31,7 +31,7 @@ test: deps lint
 	$(GO) test -tags $(TEST_TAGS) -count=1 -timeout 40m ./...
 	@mkdir -p $(BIN)
 	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE) -out $(BIN)/conformance.md
-	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE) -multiplex -out $(BIN)/conformance-multiplex.md
+	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE),conformance/known-differences-multiplex.txt -multiplex -out $(BIN)/conformance-multiplex.md
 
 # make test's conformance: every suite, mysqltest on its short list, strict.
 SHORT_CONFORMANCE := -mysqltest-list conformance/mysqltest-short.list -strict -known conformance/known-differences.txt

@@ -111,6 +111,7 @@ func (s *Session) execute(payload []byte, more bool) error {
 		s.audit(info, db, start, out, s.primary.conn.Endpoint.Name, "")
 		if err == nil {
 			s.observe(nil, info, out.ErrCode == 0)
+			s.afterExecute(info, out)
 		}
 		if err == nil && (info.SetsSQLMode || info.SetsCharset || info.ChangesState) {
 			return s.refreshReading(s.primary.conn)

@@ -28,6 +28,7 @@ const (
 	pinSQLPrepared  = "sql_prepared_statement"
 	pinManyPrepared = "too_many_prepared_statements"
 	pinManySets     = "too_many_sets"
+	pinPreparedSet  = "prepared_set"
 )
 
 // maxMuxSets bounds the SETs replayed on a borrowed connection; past it the
@@ -181,6 +182,29 @@ func (s *Session) afterStatement(l *leg, sql []byte, info *sqlinfo.Info, out wir
 	case info.Replay && out.ErrCode == 0:
 		s.rememberMuxSet(strings.TrimRight(string(sql), " \t\r\n;"), info.SetVar)
 		l.conn.Sets = m.sets
+	}
+}
+
+// afterExecute follows what an executed prepared statement did to its
+// connection's state, as afterStatement does for texts. A SET run with the
+// binary protocol cannot be replayed as text (its values are parameters):
+// the session pins instead, or its connection would go back to the pool
+// with the state and the session would lose it.
+func (s *Session) afterExecute(info *sqlinfo.Info, out wire.Outcome) {
+	if !s.env.Multiplex {
+		return
+	}
+	m := &s.mux
+	m.hold = m.hold || info.OneShot
+	switch {
+	case info.Pin == sqlinfo.PinLockTables:
+		m.lockTables = true
+	case info.Pin != "":
+		s.pin(info.Pin, nil)
+	case info.UnlocksTables && out.ErrCode == 0:
+		m.lockTables = false
+	case info.Replay || info.Kind == sqlinfo.KindSet:
+		s.pin(pinPreparedSet, nil)
 	}
 }
 

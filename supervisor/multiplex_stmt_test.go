@@ -136,3 +136,33 @@ func TestMultiplexPreparedStatementsMove(t *testing.T) {
 		t.Fatalf("%v connections dialled, pool_size 2", v)
 	}
 }
+
+// A SET run as a prepared statement (mysqltest --ps-protocol, drivers that
+// prepare everything) changes the connection's state with values the proxy
+// cannot replay as text: the session keeps its connection, so the state
+// neither leaks to another session nor is lost.
+func TestMultiplexPreparedSet(t *testing.T) {
+	p := muxProxy(t, 2)
+	db := p.db(t, "main", "")
+	a := pinnedConn(t, db) // pinnedConn's SET is replayable: A is not pinned by it
+	ctx := context.Background()
+	st, err := a.PrepareContext(ctx, "SET @v = ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ExecContext(ctx, 42); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if got := p.metricValue(t, "pisa_proxy_pinned_sessions", `reason="prepared_set"`); got != 1 {
+		t.Fatalf("sessions pinned by a prepared SET: %v, want 1", got)
+	}
+	for range 4 {
+		if got := queryString(t, db, "SELECT COALESCE(@v, 'unset')"); got != "unset" {
+			t.Fatalf("another session sees the prepared SET's variable: %q", got)
+		}
+	}
+	if got := queryString(t, a, "SELECT @v"); got != "42" {
+		t.Fatalf("the session lost its prepared SET: @v = %q", got)
+	}
+}

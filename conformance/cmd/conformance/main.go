@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -58,7 +59,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		workDir  = fs.String("workdir", "", "scratch directory (default: a new temporary directory)")
 		keep     = fs.Bool("keep", false, "keep the scratch directory (raw go test -json output, proxy logs)")
 		strict   = fs.Bool("strict", false, fmt.Sprintf("exit %d when some test passes directly and fails through the proxy", exitDifferences))
-		knownF   = fs.String("known", "", "with -strict: a file of known differences (\"package test\" per line) that do not fail the run")
+		knownF   = fs.String("known", "", "with -strict: files (comma-separated) of known differences (\"package test\" per line) that do not fail the run")
 		verbose  = fs.Bool("v", false, "debug logging")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -147,12 +148,15 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	known := map[string]bool{}
-	if *knownF != "" {
-		b, err := os.ReadFile(*knownF)
+	for _, f := range strings.Split(*knownF, ",") {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
 		if err != nil {
 			return 1, fmt.Errorf("known differences: %w", err)
 		}
-		known = conformance.ParseKnown(string(b))
+		maps.Copy(known, conformance.ParseKnown(string(b)))
 	}
 	unexpected, gone := rep.Unexpected(known)
 	for _, k := range gone {
