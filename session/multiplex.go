@@ -172,17 +172,26 @@ func (s *Session) afterStatement(l *leg, sql []byte, info *sqlinfo.Info, out wir
 	}
 	m := &s.mux
 	m.hold = m.hold || info.OneShot || sqlinfo.ContainsFold(sql, "SQL_CALC_FOUND_ROWS")
-	switch {
-	case info.Pin == sqlinfo.PinLockTables:
-		m.lockTables = true
-	case info.Pin != "":
-		s.pin(info.Pin, sql)
-	case info.UnlocksTables && out.ErrCode == 0:
-		m.lockTables = false
-	case info.Replay && out.ErrCode == 0:
+	if !s.followPins(sql, info, out) && info.Replay && out.ErrCode == 0 {
 		s.rememberMuxSet(strings.TrimRight(string(sql), " \t\r\n;"), info.SetVar)
 		l.conn.Sets = m.sets
 	}
+}
+
+// followPins follows the table locks and pins a statement takes or
+// releases, and says whether it did any.
+func (s *Session) followPins(sql []byte, info *sqlinfo.Info, out wire.Outcome) bool {
+	switch {
+	case info.Pin == sqlinfo.PinLockTables:
+		s.mux.lockTables = true
+	case info.Pin != "":
+		s.pin(info.Pin, sql)
+	case info.UnlocksTables && out.ErrCode == 0:
+		s.mux.lockTables = false
+	default:
+		return false
+	}
+	return true
 }
 
 // afterExecute follows what an executed prepared statement did to its
@@ -194,16 +203,8 @@ func (s *Session) afterExecute(info *sqlinfo.Info, out wire.Outcome) {
 	if !s.env.Multiplex {
 		return
 	}
-	m := &s.mux
-	m.hold = m.hold || info.OneShot
-	switch {
-	case info.Pin == sqlinfo.PinLockTables:
-		m.lockTables = true
-	case info.Pin != "":
-		s.pin(info.Pin, nil)
-	case info.UnlocksTables && out.ErrCode == 0:
-		m.lockTables = false
-	case info.Replay || info.Kind == sqlinfo.KindSet:
+	s.mux.hold = s.mux.hold || info.OneShot
+	if !s.followPins(nil, info, out) && (info.Replay || info.Kind == sqlinfo.KindSet) {
 		s.pin(pinPreparedSet, nil)
 	}
 }
