@@ -56,7 +56,15 @@ func (c *compressConn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
+// compressKeep is the buffer capacity a compressed connection keeps
+// between frames; larger ones (a big row or statement) are dropped once
+// used, so an idle session does not hold megabytes.
+const compressKeep = 64 << 10
+
 func (c *compressConn) readFrame() error {
+	if cap(c.inBuf) > compressKeep { // consumed: Read calls only when c.in is empty
+		c.inBuf, c.raw = nil, nil
+	}
 	var hdr [compressHeaderLen]byte
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
 		return err
@@ -149,6 +157,9 @@ func (c *compressConn) writeFrame(p []byte) error {
 	c.frame = append(c.frame, payload...)
 	c.seq++
 	_, err := c.Conn.Write(c.frame)
+	if cap(c.frame) > compressKeep {
+		c.frame, c.zout = nil, bytes.Buffer{}
+	}
 	return err
 }
 
