@@ -66,9 +66,12 @@ func mtrServerArgs(vardir string) []string {
 		// Its own temporary files away from the shared /tmp, where another
 		// program's clean-up made statements fail ("Error on delete of
 		// '/tmp/#sql-temptable-...'"), as in the runner's own layout.
-		"--tmpdir=" + filepath.Join(vardir, "mysqld.1", "tmp"),
+		"--tmpdir=" + mtrServerTmp(vardir),
 	}
 }
+
+// mtrServerTmp is the server's tmpdir, as in the runner's own layout.
+func mtrServerTmp(vardir string) string { return filepath.Join(vardir, "mysqld.1", "tmp") }
 
 // mtrServer is the MariaDB that MTR suites run against, set up as the
 // runner expects an --extern server: the datadir at vardir/mysqld.1/data,
@@ -92,7 +95,7 @@ func startMTRServer(ctx context.Context, cfg Config) (*mtrServer, error) {
 	if err := os.RemoveAll(vardir); err != nil {
 		return nil, fmt.Errorf("clearing %s: %w", vardir, err)
 	}
-	if err := os.MkdirAll(filepath.Join(vardir, "mysqld.1", "tmp"), 0o755); err != nil {
+	if err := os.MkdirAll(mtrServerTmp(vardir), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the server's tmpdir: %w", err)
 	}
 	srv, err := testenv.StartMariaDB(ctx, testenv.Options{
@@ -110,6 +113,12 @@ func startMTRServer(ctx context.Context, cfg Config) (*mtrServer, error) {
 	}
 	return m, nil
 }
+
+// What a reset compares with the server's state after setup.
+const (
+	schemasQuery  = "SELECT schema_name FROM information_schema.schemata"
+	accountsQuery = "SELECT CONCAT(QUOTE(user), '@', QUOTE(host)) FROM mysql.user"
+)
 
 func (m *mtrServer) setup(ctx context.Context) error {
 	// The runner writes its logs there and, with --extern, creates nothing
@@ -143,10 +152,10 @@ func (m *mtrServer) setup(ctx context.Context) error {
 		return fmt.Errorf("reading the MariaDB version: %w", err)
 	}
 	var err error
-	if m.dbs, err = m.list(ctx, "SELECT schema_name FROM information_schema.schemata"); err != nil {
+	if m.dbs, err = m.list(ctx, schemasQuery); err != nil {
 		return err
 	}
-	if m.users, err = m.list(ctx, "SELECT CONCAT(QUOTE(user), '@', QUOTE(host)) FROM mysql.user"); err != nil {
+	if m.users, err = m.list(ctx, accountsQuery); err != nil {
 		return err
 	}
 	m.globals, err = m.globalVars(ctx)
@@ -272,11 +281,11 @@ func (m *mtrServer) reset(ctx context.Context, target Target) error {
 			return fmt.Errorf("restarting MariaDB after a failed mysqltest test: %w", err)
 		}
 	}
-	dbs, err := m.list(ctx, "SELECT schema_name FROM information_schema.schemata")
+	dbs, err := m.list(ctx, schemasQuery)
 	if err != nil {
 		return err
 	}
-	users, err := m.list(ctx, "SELECT CONCAT(QUOTE(user), '@', QUOTE(host)) FROM mysql.user")
+	users, err := m.list(ctx, accountsQuery)
 	if err != nil {
 		return err
 	}

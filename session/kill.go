@@ -68,7 +68,7 @@ func (s *Session) killBackend(target *Session, be *backend.Conn, queryOnly bool)
 // handshake's), else the backend thread id CONNECTION_ID() answered with:
 // the session whose connection that is.
 func (s *Session) killTarget(id uint64) (*Session, *backend.Conn, *wire.SQLError) {
-	unknown := wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id))
+	unknown := unknownThread(id)
 	if id > math.MaxUint32 {
 		return nil, nil, unknown
 	}
@@ -220,11 +220,14 @@ func (s *Session) killStillMeant(k killStmt) *wire.SQLError {
 	if k.target == nil {
 		return k.refuse
 	}
-	if s.env.Registry.get(k.target.id) != k.target {
-		return wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", k.id))
-	}
-	if be := k.target.active.Load(); be == nil || be.ThreadID != k.thread || be.Endpoint != s.primary.conn.Endpoint {
-		return wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", k.id))
+	be := k.target.active.Load()
+	if s.env.Registry.get(k.target.id) != k.target || be == nil || be.ThreadID != k.thread || be.Endpoint != s.primary.conn.Endpoint {
+		return unknownThread(k.id)
 	}
 	return nil
+}
+
+// unknownThread is the server's answer to a KILL of an id it does not know.
+func unknownThread(id uint64) *wire.SQLError {
+	return wire.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id))
 }

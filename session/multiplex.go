@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -239,11 +238,7 @@ func (s *Session) alignSets(be *backend.Conn) error {
 		(len(be.Sets) == 0 || be.ClientFlags == flags && (s.hello.Collation == 0 || be.Collation == s.hello.Collation)) {
 		return nil
 	}
-	err := be.Reset()
-	if errors.Is(err, backend.ErrSchemaStuck) && s.db != "" {
-		return nil // align selects the session's schema next
-	}
-	return err
+	return s.resetConn(be)
 }
 
 // replaySets runs on be the session's SETs it has not run, in one round

@@ -121,13 +121,13 @@ type Session struct {
 	// then COM_SET_OPTION).
 	multiOff bool
 
-	buf   []byte
-	stats stmtStats
-	acl   aclCache
+	buf        []byte
+	stats      stmtStats
+	acl        aclCache
+	registered bool // in env.Registry, from just before the login's OK
 	// prepared describes the session's prepared statements by id;
 	// lastPrepared is the newest (MariaDB's id 0xFFFFFFFF); sqlPrepared
 	// the SQL-level ones by name.
-	registered   bool // in env.Registry, from just before the login's OK
 	prepared     map[uint32]*sqlinfo.Info
 	killStmts    map[uint32]killStmt // prepared KILLs (kill.go)
 	lastPrepared uint32

@@ -62,7 +62,7 @@ func (c *compressConn) Read(b []byte) (int, error) {
 const compressKeep = 64 << 10
 
 func (c *compressConn) readFrame() error {
-	if cap(c.inBuf) > compressKeep { // consumed: Read calls only when c.in is empty
+	if cap(c.inBuf) > compressKeep || cap(c.raw) > compressKeep { // consumed: Read calls only when c.in is empty
 		c.inBuf, c.raw = nil, nil
 	}
 	var hdr [compressHeaderLen]byte
@@ -77,8 +77,7 @@ func (c *compressConn) readFrame() error {
 		return noEOF(err)
 	}
 	if ulen == 0 {
-		c.inBuf = append(c.inBuf[:0], c.raw...)
-		c.in = c.inBuf
+		c.in = c.raw // stored: read as it came, until the next frame
 		return nil
 	}
 	if err := c.inflate(ulen); err != nil {
