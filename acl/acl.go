@@ -22,6 +22,9 @@ import (
 // new one, and sessions pick it up at their next statement.
 type Policy struct {
 	users map[string]*User
+	// open: users not named are let in unrestricted (auth passthrough,
+	// where the backend's accounts and grants decide who may do what).
+	open bool
 }
 
 // User is one application user and its compiled rules.
@@ -47,8 +50,12 @@ type rule struct {
 
 // New compiles the listener's own user (unrestricted) and its further
 // users. The config was validated; an invalid host is still reported.
-func New(owner, ownerPassword string, users []config.User) (*Policy, error) {
-	p := &Policy{users: map[string]*User{owner: {Name: owner, Password: ownerPassword}}}
+// open: users not named are unrestricted (auth passthrough).
+func New(owner, ownerPassword string, users []config.User, open bool) (*Policy, error) {
+	p := &Policy{users: map[string]*User{}, open: open}
+	if owner != "" {
+		p.users[owner] = &User{Name: owner, Password: ownerPassword}
+	}
 	for _, cu := range users {
 		u := &User{Name: cu.User, Password: cu.Password, readOnly: cu.ReadOnly}
 		for _, h := range cu.AllowedHosts {
@@ -122,12 +129,16 @@ func coversAll(ps []glob.Pattern) bool {
 	return false
 }
 
-// User returns the user called name, or nil.
+// User returns the user called name, or nil. In an open policy a user not
+// named is unrestricted.
 func (p *Policy) User(name string) *User {
 	if p == nil {
 		return nil
 	}
-	return p.users[name]
+	if u := p.users[name]; u != nil || !p.open {
+		return u
+	}
+	return &User{Name: name}
 }
 
 // Password is the authenticator's lookup.

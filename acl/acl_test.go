@@ -11,7 +11,7 @@ import (
 
 func policy(t *testing.T, users ...config.User) *Policy {
 	t.Helper()
-	p, err := New("root", "rootpw", users)
+	p, err := New("root", "rootpw", users, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func BenchmarkCheck(b *testing.B) {
 	p, _ := New("root", "", []config.User{{User: "app", Rules: []config.AccessRule{
 		{Action: "deny", Databases: []string{"shop"}, Tables: []string{"secret", "card_*"}},
 		{Action: "allow", Databases: []string{"shop", "shop_*"}, Tables: []string{"*"}, Operations: []string{"select", "insert", "update"}},
-	}}})
+	}}}, false)
 	u := p.User("app")
 	info := sqlinfo.Classify([]byte("SELECT * FROM orders o JOIN items i ON o.id = i.order_id WHERE o.id = 5"), "shop")
 	b.ReportAllocs()

@@ -306,3 +306,78 @@ func (c *Conn) QueryValue(sql string) (string, error) {
 		}
 	}
 }
+
+// DialUpstream opens a connection to ep for auth passthrough: it reads the
+// greeting and stops there, for a client to log in through it
+// (wire.Upstream.Login). Backend TLS is as for Dial, with the client's
+// credentials where the pool's would be. The connection phase must end by
+// deadline; Adopt clears it.
+func DialUpstream(ctx context.Context, ep *Endpoint, deadline time.Time) (*wire.Upstream, error) {
+	d := net.Dialer{Deadline: deadline}
+	if dt := time.Now().Add(ep.DialTimeout); ep.DialTimeout > 0 && dt.Before(deadline) {
+		d.Deadline = dt
+	}
+	raw, err := d.DialContext(ctx, "tcp", ep.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial backend %s (%s): %w", ep.Name, ep.Addr, err)
+	}
+	_ = raw.SetDeadline(deadline)
+	// Under TLS too, so that its read timeout applies once logged in.
+	up, err := greet(&wire.TimeoutConn{Conn: raw}, ep)
+	if err != nil {
+		_ = raw.Close()
+		return nil, fmt.Errorf("dial backend %s (%s): %w", ep.Name, ep.Addr, err)
+	}
+	return up, nil
+}
+
+// greet reads the server's greeting and decides TLS.
+func greet(conn net.Conn, ep *Endpoint) (*wire.Upstream, error) {
+	p := wire.NewPacketIO(conn, relayBufSize)
+	b, err := p.ReadPacket(nil, 4096)
+	if err != nil {
+		return nil, fmt.Errorf("read greeting: %w", err)
+	}
+	g, err := wire.ParseGreeting(b)
+	if err != nil {
+		return nil, err
+	}
+	up := &wire.Upstream{IO: p, Greeting: g, DB: ep.DB}
+	if ep.TLS != nil {
+		switch {
+		case g.Capabilities&mysql.CLIENT_SSL != 0:
+			up.TLS = ep.TLS
+		case !ep.TLSPreferred:
+			return nil, errors.New("the server does not support TLS, which this node requires")
+		}
+	}
+	return up, nil
+}
+
+// Adopt makes the connection a client logged in through (DialUpstream) a
+// Conn, with what the login gave its session. It is logged in as that
+// client: the session closes it at its end, it is never pooled.
+func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
+	nc := up.IO.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	tc := nc.(*wire.TimeoutConn)
+	_ = tc.SetDeadline(time.Time{})
+	tc.ReadTimeout = ep.ReadTimeout
+	db := hello.DB
+	if db == "" {
+		db = up.DB
+	}
+	return &Conn{
+		IO:                 up.IO,
+		ThreadID:           up.Greeting.ConnID,
+		ServerVersion:      up.Greeting.Version,
+		Endpoint:           ep,
+		DB:                 db,
+		Collation:          hello.Collation,
+		MultiStatementsOff: hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0,
+		raw:                tc.Conn,
+		lastUsed:           time.Now(),
+	}
+}

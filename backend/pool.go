@@ -92,6 +92,14 @@ func (p *Pool) inUse(d int32) {
 	p.mInUse.Add(float64(d))
 }
 
+// Adopted counts a connection to this node that a session holds outside
+// the pool (auth passthrough: logged in as the client), for
+// least-connections balancing and the in-use gauge; Disowned uncounts it.
+func (p *Pool) Adopted() { p.inUse(1) }
+
+// Disowned: see Adopted.
+func (p *Pool) Disowned() { p.inUse(-1) }
+
 // InUse is how many connections sessions hold (least-connections balancing).
 func (p *Pool) InUse() int64 { return int64(p.held.Load()) }
 

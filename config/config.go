@@ -40,6 +40,14 @@ const (
 	AuthCachingSHA2 = "caching_sha2_password"
 )
 
+// Auth modes of a listener: the proxy checks clients against its own users
+// (proxy), or the backend checks each client's own credentials
+// (passthrough).
+const (
+	AuthModeProxy       = "proxy"
+	AuthModePassthrough = "passthrough"
+)
+
 // Balance types and node roles.
 const (
 	BalanceRandom     = "random"
@@ -101,6 +109,11 @@ type Listener struct {
 	// statement, a transaction or state that cannot move (pins) needs it,
 	// so many client sessions share few backend connections.
 	Multiplex bool `toml:"multiplex,omitempty" json:"multiplex,omitempty"`
+	// AuthMode is proxy (the default: clients log in as the listener's
+	// users) or passthrough (clients log in as the backend's own accounts,
+	// checked by the backend; each session has a backend connection of its
+	// own, logged in as its client).
+	AuthMode string `toml:"auth_mode,omitempty" json:"auth_mode,omitempty"`
 	// AuthPlugin is the plugin announced to clients (mysql_native_password or caching_sha2_password).
 	AuthPlugin string `toml:"auth_plugin,omitempty" json:"auth_plugin,omitempty"`
 	// TLS for client connections.

@@ -194,3 +194,28 @@ nodes = ["n"]`)
 		t.Fatalf("balance_type = %q, want random", got)
 	}
 }
+
+// TestPassthroughConfig: with auth passthrough a listener needs no user,
+// and what cannot work with it (a password the proxy would check, pooled
+// or replica connections shared by clients) is refused by key.
+func TestPassthroughConfig(t *testing.T) {
+	noUser := strings.Replace(strings.Replace(pisanixTOML, `user = "catalogue_user"`, `auth_mode = "passthrough"`, 1), `password = "default_password"`, "", 1)
+	if _, err := ParseTOML([]byte(noUser), "pt.toml"); err != nil {
+		t.Fatalf("a passthrough listener without user: %v", err)
+	}
+	for edit, want := range map[string]string{
+		`password = "pw"`:                        `proxy.config[0] (catalogue).password: not used: with auth_mode = "passthrough" the backend checks`,
+		`multiplex = true`:                       `proxy.config[0] (catalogue).multiplex: not available with auth_mode = "passthrough"`,
+		`auth_plugin = "caching_sha2_password"`:  `proxy.config[0] (catalogue).auth_plugin: not used`,
+		`users = [{user = "u", password = "p"}]`: `proxy.config[0] (catalogue).users[0].password: not used`,
+	} {
+		src := strings.Replace(noUser, `auth_mode = "passthrough"`, "auth_mode = \"passthrough\"\n"+edit, 1)
+		if _, err := ParseTOML([]byte(src), "pt.toml"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", edit, err, want)
+		}
+	}
+	bad := strings.Replace(pisanixTOML, `user = "catalogue_user"`, "user = \"catalogue_user\"\nauth_mode = \"backend\"", 1)
+	if _, err := ParseTOML([]byte(bad), "pt.toml"); err == nil || !strings.Contains(err.Error(), `auth_mode: "backend" is not one of proxy, passthrough`) {
+		t.Errorf("unknown auth_mode: %v", err)
+	}
+}

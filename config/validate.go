@@ -38,7 +38,10 @@ func (l *Listener) applyDefaults() {
 	setDefault(&l.BackendType, DefaultBackendType)
 	setDefault(&l.PoolSize, DefaultPoolSize)
 	setDefault(&l.MaxConnections, DefaultMaxConnections)
-	setDefault(&l.AuthPlugin, DefaultAuthPlugin)
+	setDefault(&l.AuthMode, AuthModeProxy)
+	if l.AuthMode == AuthModeProxy {
+		setDefault(&l.AuthPlugin, DefaultAuthPlugin)
+	}
 	setDefault(&l.PoolAcquireTimeout, Duration(DefaultPoolAcquireTimeout))
 	setDefault(&l.DialTimeout, Duration(DefaultDialTimeout))
 	setDefault(&l.IdleCheckAfter, Duration(DefaultIdleCheckAfter))
@@ -174,7 +177,7 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 	if err := checkListenAddr(l.ListenAddr); err != nil {
 		add(key+".listen_addr", "%v", err)
 	}
-	if l.User == "" {
+	if l.User == "" && l.AuthMode != AuthModePassthrough {
 		add(key+".user", "required")
 	}
 	if l.BackendType != DefaultBackendType {
@@ -197,9 +200,7 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 	if l.MaxConnections < 1 {
 		add(key+".max_connections", "must be at least 1, got %d", l.MaxConnections)
 	}
-	if l.AuthPlugin != AuthNative && l.AuthPlugin != AuthCachingSHA2 {
-		add(key+".auth_plugin", "%q is not one of %s, %s", l.AuthPlugin, AuthNative, AuthCachingSHA2)
-	}
+	l.validateAuth(key, add)
 	if t := l.TLS; t != nil && (t.Cert == "") != (t.Key == "") {
 		add(key+".tls", "cert and key must be given together")
 	}
@@ -211,6 +212,40 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 	l.validateUsers(key, add)
 	if l.Audit != nil {
 		l.Audit.validate(key+".audit", add)
+	}
+}
+
+func (l *Listener) validateAuth(key string, add addFunc) {
+	switch l.AuthMode {
+	case AuthModeProxy:
+		if l.AuthPlugin != AuthNative && l.AuthPlugin != AuthCachingSHA2 {
+			add(key+".auth_plugin", "%q is not one of %s, %s", l.AuthPlugin, AuthNative, AuthCachingSHA2)
+		}
+		return
+	case AuthModePassthrough:
+	default:
+		add(key+".auth_mode", "%q is not one of %s, %s", l.AuthMode, AuthModeProxy, AuthModePassthrough)
+		return
+	}
+	// Passthrough: a session's backend connection is logged in as its
+	// client, whose password the proxy never learns.
+	why := "with auth_mode = \"passthrough\" the backend checks each client's own credentials"
+	if l.AuthPlugin != "" {
+		add(key+".auth_plugin", "not used: %s, with the plugin of the client's account", why)
+	}
+	if l.Password != "" {
+		add(key+".password", "not used: %s; remove it", why)
+	}
+	for i, u := range l.Users {
+		if u.Password != "" {
+			add(fmt.Sprintf("%s.users[%d].password", key, i), "not used: %s; keep the user's rules, remove the password", why)
+		}
+	}
+	if l.Multiplex {
+		add(key+".multiplex", "not available with auth_mode = \"passthrough\": a connection logged in as one client cannot serve another")
+	}
+	if l.ReadWriteSplitting != nil {
+		add(key+".read_write_splitting", "not available with auth_mode = \"passthrough\": the proxy cannot log in to a replica as the client")
 	}
 }
 

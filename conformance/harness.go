@@ -41,6 +41,8 @@ type Config struct {
 	TLS bool
 	// Multiplex turns the listener's multiplexing on.
 	Multiplex bool
+	// Passthrough gives the listener auth_mode = "passthrough".
+	Passthrough bool
 	// MTRTests are the mysqltest tests ("main.select") of MTR suites.
 	MTRTests []string
 	Log      *slog.Logger
@@ -165,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		if direct.User == "" {
 			direct.User, direct.Password = testenv.TestUser, testenv.TestPassword
 		}
-		pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, TLSCert: tlsCert, TLSKey: tlsKey, BackendCA: tlsCA, Multiplex: cfg.Multiplex}
+		pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, TLSCert: tlsCert, TLSKey: tlsKey, BackendCA: tlsCA, Multiplex: cfg.Multiplex, Passthrough: cfg.Passthrough}
 
 		goTest := func(ctx context.Context, target Target, o RunOptions) (*TestRun, error) {
 			return RunSuite(ctx, s, src, target, o)
@@ -205,7 +207,7 @@ func runMTRSuite(ctx context.Context, cfg Config, sr *SuiteReport, m *mtrServer,
 	}
 	// No default schema: mysqltest connects without one where a test asks
 	// so (connect ...,*NO-ONE*), and the session must then have none.
-	pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, Multiplex: cfg.Multiplex}
+	pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, Multiplex: cfg.Multiplex, Passthrough: cfg.Passthrough}
 	sr.Proxy = runProxied(ctx, s, bin, pcfg, cfg.WorkDir, opts, mtr)
 	return nil
 }

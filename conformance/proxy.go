@@ -41,6 +41,9 @@ type ProxyConfig struct {
 	BackendCA string
 	// Multiplex turns the listener's multiplexing on.
 	Multiplex bool
+	// Passthrough: the listener has auth_mode = "passthrough" (clients log
+	// in as the backend's accounts) and no user of its own.
+	Passthrough bool
 }
 
 // TOML renders the configuration in the pisa-proxy file format (see
@@ -49,7 +52,12 @@ func (c ProxyConfig) TOML() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[admin]\nhost = \"127.0.0.1\"\nport = %d\nlog_level = \"INFO\"\n\n", c.AdminPort)
 	fmt.Fprintf(&b, "[[proxy.config]]\nname = \"conformance\"\nlisten_addr = %q\n", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.ListenPort)))
-	fmt.Fprintf(&b, "user = %q\npassword = %q\ndb = %q\nbackend_type = \"mysql\"\npool_size = %d\n", c.Backend.User, c.Backend.Password, c.DB, c.PoolSize)
+	if c.Passthrough {
+		b.WriteString("auth_mode = \"passthrough\"\n")
+	} else {
+		fmt.Fprintf(&b, "user = %q\npassword = %q\n", c.Backend.User, c.Backend.Password)
+	}
+	fmt.Fprintf(&b, "db = %q\nbackend_type = \"mysql\"\npool_size = %d\n", c.DB, c.PoolSize)
 	if c.Multiplex {
 		b.WriteString("multiplex = true\n")
 	}

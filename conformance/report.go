@@ -87,7 +87,11 @@ func (r *Report) Markdown() string {
 	if r.Config.Multiplex {
 		mux = ", multiplex = true"
 	}
-	fmt.Fprintf(&b, "- pisa-proxy built from the working tree: one listener, user/password = the backend account, pool_size %d%s, other keys default\n", r.Config.PoolSize, mux)
+	users := "user/password = the backend account"
+	if r.Config.Passthrough {
+		users = "auth_mode = \"passthrough\" (clients log in as the backend's accounts)"
+	}
+	fmt.Fprintf(&b, "- pisa-proxy built from the working tree: one listener, %s, pool_size %d%s, other keys default\n", users, r.Config.PoolSize, mux)
 	fmt.Fprintf(&b, "- %s, %d CPUs; each run `go test -json -count=1 -p=1 -timeout=%s`\n\n", r.Go, r.CPUs, r.Config.SuiteTimeout)
 
 	b.WriteString("## Summary\n\n")

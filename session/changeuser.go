@@ -18,6 +18,9 @@ func (s *Session) changeUser(payload []byte) error {
 		_ = s.clientError(wire.NewError(mysql.ER_MALFORMED_PACKET, err.Error()))
 		return errQuit
 	}
+	if s.primary.own {
+		return s.changeUserOwn(payload, cu)
+	}
 	err = s.env.Auth.Authenticate(s.client, wire.Exchange{
 		User: cu.User, Host: s.host, Plugin: cu.Plugin, Response: cu.AuthResponse,
 		TLS: s.hello.TLS, SwitchSalt: true,
@@ -91,4 +94,47 @@ func (s *Session) resetConn(be *backend.Conn) error {
 		return nil
 	}
 	return err
+}
+
+// changeUserOwn forwards a COM_CHANGE_USER to the session's own backend
+// connection (auth passthrough) and relays its authentication: the backend
+// checks the new credentials and resets the session. The client computed
+// its answer with the scramble of its greeting, which was the backend's.
+// A refusal is relayed, and the backend decides what becomes of its
+// connection.
+func (s *Session) changeUserOwn(payload []byte, cu *wire.ChangeUser) error {
+	be := s.primary.conn
+	be.IO.Seq = 0
+	s.primary.dirty = true
+	if err := be.IO.WritePacketFlush(payload); err != nil {
+		return &wire.IOError{Side: wire.BackendSide, Err: err}
+	}
+	err := wire.RelayAuth(s.client, be.IO)
+	var sqlErr *wire.SQLError
+	if errors.As(err, &sqlErr) {
+		s.primary.dirty = false
+		return s.clientError(sqlErr)
+	}
+	if err != nil {
+		return err
+	}
+	s.primary.dirty = false
+	s.forgetState()
+	s.setUser(cu.User)
+	be.DB, s.db = cu.DB, cu.DB
+	if cu.Collation != 0 {
+		s.hello.Collation, be.Collation = cu.Collation, cu.Collation
+	}
+	be.Sets, be.LastInsertID = nil, 0
+	be.ForgetStmts()
+	s.stats.reset()
+	s.log = s.log.With("user", s.user)
+	if e := s.admit(cu.DB); e != nil {
+		_ = s.clientError(e)
+		return errQuit
+	}
+	if err := s.refreshReading(be); err != nil {
+		return err
+	}
+	return s.okToClient()
 }

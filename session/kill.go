@@ -60,6 +60,11 @@ func (s *Session) killBackend(target *Session, be *backend.Conn, queryOnly bool)
 	if be.Endpoint == s.primary.conn.Endpoint && target != s {
 		return s.primary.conn.Query(stmt)
 	}
+	if name := target.userName.Load(); s.primary.own && target != s && (name == nil || *name != s.user) {
+		// The pool's account would kill with its privileges, not the
+		// client's: only the backend can tell whether this client may.
+		return wire.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("pisa-proxy: thread %d of another user runs on another backend node; with auth passthrough it can only be killed from a session on that node", target.ID()))
+	}
 	return s.killVia(be.Endpoint.Name, target, stmt)
 }
 

@@ -23,12 +23,28 @@ type leg struct {
 	pool  *backend.Pool
 	conn  *backend.Conn
 	dirty bool // a command is in flight on conn: it cannot be reused
+	// own: conn is the session's own (auth passthrough: logged in as the
+	// client), counted by pool but never put in it.
+	own bool
 }
 
 // take acquires a connection from the balancer's pick, trying other nodes
 // when one cannot be reached (and telling the balancer, whose breaker then
 // takes the node out of new sessions' way).
 func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string]*backend.Pool) error {
+	return tryNodes(bal, pools, func(pool *backend.Pool) error {
+		c, err := pool.Acquire(ctx)
+		if err == nil {
+			l.bal, l.pool, l.conn, l.dirty = bal, pool, c, false
+		}
+		return err
+	})
+}
+
+// tryNodes runs try for the balancer's picks until one succeeds, at most
+// once per node. A node whose try fails is reported to the balancer,
+// unless its pool was only busy.
+func tryNodes(bal *strategy.Balancer, pools map[string]*backend.Pool, try func(*backend.Pool) error) error {
 	snap := bal.Current()
 	var lastErr error = errNoBackend
 	tried := map[int]bool{}
@@ -50,9 +66,8 @@ func (l *leg) take(ctx context.Context, bal *strategy.Balancer, pools map[string
 		if pool == nil {
 			continue // a reload is between publishing pools and targets
 		}
-		c, err := pool.Acquire(ctx)
+		err := try(pool)
 		if err == nil {
-			l.bal, l.pool, l.conn, l.dirty = bal, pool, c, false
 			return nil
 		}
 		if !busy(err) {
@@ -76,14 +91,23 @@ func (l *leg) failed(err error) {
 	}
 }
 
-// give returns the connection to its pool, or closes it when dirty.
+// give returns the connection to its pool, or closes it when dirty. The
+// session's own connection is closed, with a goodbye when clean.
 func (l *leg) give() {
-	if l.conn == nil {
+	switch {
+	case l.conn == nil:
 		return
-	}
-	if l.dirty {
+	case l.own:
+		l.pool.Disowned()
+		l.own = false
+		if l.dirty {
+			_ = l.conn.Close()
+		} else {
+			_ = l.conn.Quit()
+		}
+	case l.dirty:
 		l.pool.Discard(l.conn)
-	} else {
+	default:
 		l.pool.Release(l.conn)
 	}
 	l.conn, l.pool = nil, nil

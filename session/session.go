@@ -7,6 +7,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -63,6 +64,9 @@ type Env struct {
 	// Multiplex: between statements outside a transaction a session holds
 	// no backend connection (multiplex.go).
 	Multiplex bool
+	// Passthrough: clients log in as the backend's own accounts; each
+	// session has a backend connection of its own (passthrough.go).
+	Passthrough bool
 	// Fault is a test hook run for every COM_QUERY; nil in production.
 	Fault func(s *Session, sql []byte)
 }
@@ -245,24 +249,33 @@ func (s *Session) Run(ctx context.Context) (err error) {
 
 func (s *Session) login(ctx context.Context) error {
 	// A silent client cannot hold a max_connections slot.
-	_ = s.conn.SetDeadline(time.Now().Add(s.env.LoginTimeout))
+	deadline := time.Now().Add(s.env.LoginTimeout)
+	_ = s.conn.SetDeadline(deadline)
 	defer func() { _ = s.conn.SetDeadline(time.Time{}) }()
-	hello, err := wire.Accept(s.client, wire.ServerConfig{
-		Version: s.serverVersion(ctx), ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired,
-		Auth: s.env.Auth, RemoteHost: s.host,
-	})
-	if err != nil {
-		reason := "handshake"
-		var sqlErr *wire.SQLError
-		if errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR {
-			reason = "auth"
+	cfg := wire.ServerConfig{
+		ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired, Auth: s.env.Auth, RemoteHost: s.host,
+	}
+	var node *backend.Pool
+	if s.env.Passthrough {
+		var err error
+		if cfg.Upstream, node, err = s.upstream(ctx, deadline); err != nil {
+			return s.refuseLogin(err)
 		}
-		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
-		return fmt.Errorf("login: %w", err)
+		cfg.Version = cmp.Or(s.env.ServerVersion, cfg.Upstream.Greeting.Version)
+	} else {
+		cfg.Version = s.serverVersion(ctx)
+	}
+	hello, err := wire.Accept(s.client, cfg)
+	if err != nil {
+		return s.loginFailed(cfg.Upstream, err)
 	}
 	s.hello, s.db = hello, hello.DB
 	s.multiOff = hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0
 	s.setUser(hello.User)
+	if cfg.Upstream != nil {
+		// The session holds it from here, to close it on any failure.
+		s.adopt(cfg.Upstream, node)
+	}
 	if e := s.admit(hello.DB); e != nil {
 		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "access").Inc()
 		_ = s.client.WriteError(e)
@@ -271,7 +284,12 @@ func (s *Session) login(ctx context.Context) error {
 	if s.db == "" {
 		s.db = s.env.DefaultDB
 	}
-	if err := s.connectBackend(ctx); err != nil {
+	if cfg.Upstream != nil {
+		err = s.readyOwn()
+	} else {
+		err = s.connectBackend(ctx)
+	}
+	if err != nil {
 		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "backend").Inc()
 		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
 		return fmt.Errorf("login: %w", err)

@@ -111,5 +111,5 @@ func refuse(conn net.Conn, code uint16, msg string) {
 	defer conn.Close()
 	_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
 	p := wire.NewPacketIO(conn, 512)
-	_ = p.WritePacketFlush(append([]byte{mysql.ERR_HEADER, byte(code), byte(code >> 8)}, msg...))
+	_ = p.WritePacketFlush(wire.GreetingError(wire.NewError(code, msg)))
 }

@@ -53,13 +53,13 @@ func NewSalt() ([]byte, error) {
 }
 
 // InitialHandshake encodes a protocol v10 greeting.
-func InitialHandshake(version string, connID uint32, salt []byte, caps uint32, plugin string) []byte {
+func InitialHandshake(version string, connID uint32, salt []byte, caps uint32, collation uint8, plugin string) []byte {
 	b := make([]byte, 0, 128)
 	b = append(b, 10)
 	b = append(b, version...)
 	b = append(b, 0, byte(connID), byte(connID>>8), byte(connID>>16), byte(connID>>24))
 	b = append(b, salt[:8]...)
-	b = append(b, 0, byte(caps), byte(caps>>8), DefaultCollationID)
+	b = append(b, 0, byte(caps), byte(caps>>8), collation)
 	status := mysql.SERVER_STATUS_AUTOCOMMIT
 	b = append(b, byte(status), byte(status>>8), byte(caps>>16), byte(caps>>24))
 	b = append(b, byte(len(salt)+1))

@@ -55,3 +55,10 @@ func ParseError(payload []byte) *SQLError {
 	e.Message = string(rest)
 	return e
 }
+
+// GreetingError encodes e as sent in place of a greeting (a server
+// refusing a connection): the client has not said it speaks protocol 4.1
+// yet, so the packet carries no SQLSTATE.
+func GreetingError(e *SQLError) []byte {
+	return append([]byte{mysql.ERR_HEADER, byte(e.Code), byte(e.Code >> 8)}, e.Message...)
+}

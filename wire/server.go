@@ -16,6 +16,10 @@ type ServerConfig struct {
 	TLSRequired bool
 	Auth        *Authenticator
 	RemoteHost  string
+	// Upstream, when set, authenticates the client in Auth's place (auth
+	// passthrough): the greeting carries the backend's scramble, plugin
+	// and collation, and the backend decides.
+	Upstream *Upstream
 }
 
 // maxHandshake bounds the handshake response (attributes included).
@@ -27,16 +31,12 @@ const maxHandshake = 64 * 1024
 // the client as the answer to its login. A client that fails here gets an
 // ERR packet; the returned error says why.
 func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
-	salt, err := NewSalt()
+	salt, plugin, collation, caps, err := greeting(cfg)
 	if err != nil {
 		return nil, err
 	}
-	caps := uint32(ServerCapabilities)
-	if cfg.TLS != nil {
-		caps |= mysql.CLIENT_SSL
-	}
 	p.Seq = 0
-	if err := p.WritePacketFlush(InitialHandshake(cfg.Version, cfg.ConnID, salt, caps, cfg.Auth.Plugin)); err != nil {
+	if err := p.WritePacketFlush(InitialHandshake(cfg.Version, cfg.ConnID, salt, caps, collation, plugin)); err != nil {
 		return nil, fmt.Errorf("write greeting: %w", err)
 	}
 	resp, err := p.ReadPacket(nil, maxHandshake)
@@ -63,10 +63,14 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 		e := NewError(errSecureTransportRequired, "Connections using insecure transport are prohibited while --require_secure_transport=ON.")
 		return nil, reject(p, e, errors.New("client refused TLS"))
 	}
-	err = cfg.Auth.Authenticate(p, Exchange{
-		User: hello.User, Host: cfg.RemoteHost, Plugin: hello.Plugin,
-		Response: hello.AuthResponse, Salt: salt, TLS: usedTLS,
-	})
+	if cfg.Upstream != nil {
+		err = cfg.Upstream.Login(p, hello)
+	} else {
+		err = cfg.Auth.Authenticate(p, Exchange{
+			User: hello.User, Host: cfg.RemoteHost, Plugin: hello.Plugin,
+			Response: hello.AuthResponse, Salt: salt, TLS: usedTLS,
+		})
+	}
 	var sqlErr *SQLError
 	if errors.As(err, &sqlErr) {
 		return nil, reject(p, sqlErr, err)
@@ -75,6 +79,27 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 		return nil, err
 	}
 	return hello, nil
+}
+
+// greeting decides what the greeting offers: the proxy's own scramble and
+// the account plugin, or with an upstream the backend's, and of the
+// proxy's capabilities those the backend has too (compression and TLS are
+// the proxy's own, towards the client).
+func greeting(cfg ServerConfig) (salt []byte, plugin string, collation uint8, caps uint32, err error) {
+	caps = ServerCapabilities
+	if cfg.TLS != nil {
+		caps |= mysql.CLIENT_SSL
+	}
+	if u := cfg.Upstream; u != nil {
+		g := u.Greeting
+		plugin = g.Plugin
+		if plugin == "" {
+			plugin = PluginNative
+		}
+		return g.Salt, plugin, g.Collation, caps & (g.Capabilities | mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL), nil
+	}
+	salt, err = NewSalt()
+	return salt, cfg.Auth.Plugin, DefaultCollationID, caps, err
 }
 
 func reject(p *PacketIO, e *SQLError, cause error) error {

@@ -55,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		maxConns = fs.Int("max-connections", 151, "MariaDB max_connections (go-sql-driver's TestConcurrent opens this many)")
 		pool     = fs.Int("pool-size", 32, "pisa-proxy pool_size")
 		mux      = fs.Bool("multiplex", false, "the proxy listener multiplexes (multiplex = true)")
+		passthru = fs.Bool("passthrough", false, "the proxy listener has auth_mode = \"passthrough\"")
 		useTLS   = fs.Bool("tls", false, "MariaDB and the proxy listener offer TLS (testenv's generated certificate)")
 		workDir  = fs.String("workdir", "", "scratch directory (default: a new temporary directory)")
 		keep     = fs.Bool("keep", false, "keep the scratch directory (raw go test -json output, proxy logs)")
@@ -122,6 +123,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		PoolSize:       *pool,
 		TLS:            *useTLS,
 		Multiplex:      *mux,
+		Passthrough:    *passthru,
 		MTRTests:       mtrTests,
 		Log:            log,
 	})

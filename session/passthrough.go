@@ -1,0 +1,86 @@
+package session
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/backend"
+	"pisanix.io/pisanix/wire"
+)
+
+// Auth passthrough: the client logs in as one of the backend's own
+// accounts. The proxy dials the balancer's pick before greeting the client,
+// greets it with that backend's scramble and plugin, and relays the
+// authentication exchange (wire.Upstream), so the backend checks the
+// credentials and the proxy never learns a password. The connection is
+// then the session's own for its life: never pooled, closed at its end.
+
+// upstream dials a node for the client to log in through.
+func (s *Session) upstream(ctx context.Context, deadline time.Time) (*wire.Upstream, *backend.Pool, error) {
+	var up *wire.Upstream
+	var node *backend.Pool
+	err := tryNodes(s.env.Balancer, s.env.Live.Load().Pools, func(pool *backend.Pool) error {
+		u, err := backend.DialUpstream(ctx, pool.Endpoint(), deadline)
+		if err == nil {
+			up, node = u, pool
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	up.DB = cmp.Or(s.env.DefaultDB, up.DB)
+	return up, node, nil
+}
+
+// refuseLogin answers a client no backend could be dialled for, in place
+// of the greeting (as a server refusing a connection does).
+func (s *Session) refuseLogin(err error) error {
+	s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "backend").Inc()
+	s.client.Seq = 0
+	_ = s.client.WritePacketFlush(wire.GreetingError(toSQLError(err, s.env.Tenant)))
+	return fmt.Errorf("login: %w", err)
+}
+
+// loginFailed counts a failed connection phase; with passthrough it closes
+// the backend connection, and tells the client of a backend that failed
+// (a refusal by the backend was relayed already).
+func (s *Session) loginFailed(up *wire.Upstream, err error) error {
+	reason := "handshake"
+	var sqlErr *wire.SQLError
+	switch {
+	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR:
+		reason = "auth"
+	case up != nil && wire.FailedSide(err) == wire.BackendSide:
+		reason = "backend"
+		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
+	}
+	if up != nil {
+		_ = up.IO.Close()
+	}
+	s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
+	return fmt.Errorf("login: %w", err)
+}
+
+// adopt makes the connection the client logged in through the session's
+// primary. It already has what the client's login asked for: schema,
+// character set, capability flags.
+func (s *Session) adopt(up *wire.Upstream, node *backend.Pool) {
+	be := backend.Adopt(up, node.Endpoint(), s.hello)
+	be.ClientFlags = s.hello.Capabilities & clientFlagSettings
+	node.Adopted()
+	s.primary = leg{bal: s.env.Balancer, pool: node, conn: be, own: true}
+}
+
+// readyOwn finishes a passthrough login: the session's schema is the one
+// the backend gave, and the proxy reads the connection's settings.
+func (s *Session) readyOwn() error {
+	be := s.primary.conn
+	s.db = be.DB
+	s.active.Store(be)
+	return s.refreshReading(be)
+}

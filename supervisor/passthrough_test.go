@@ -1,0 +1,225 @@
+package supervisor_test
+
+import (
+	"bytes"
+	"database/sql"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/wire"
+)
+
+// passthroughTOML is a listener "main" with auth passthrough in front of
+// backendDB: no application users of its own.
+func passthroughTOML(extra string) string {
+	return fmt.Sprintf(`
+[[proxy.config]]
+name = "main"
+listen_addr = "127.0.0.1:0"
+db = "gotest"
+auth_mode = "passthrough"
+%s
+[proxy.config.simple_loadbalance]
+balance_type = "roundrobin"
+nodes = ["n1"]
+`, extra) + nodeTOML("n1", backendDB, "")
+}
+
+// backendUsers creates accounts on backendDB for the test (dropped at its
+// end): name -> "password plugin-clause".
+func backendUsers(t *testing.T, stmts ...string) {
+	t.Helper()
+	root := backendDB.RootDB()
+	for _, s := range stmts {
+		if _, err := root.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func dropUsers(t *testing.T, users ...string) {
+	t.Cleanup(func() {
+		for _, u := range users {
+			_, _ = backendDB.RootDB().Exec("DROP USER IF EXISTS " + u)
+		}
+	})
+}
+
+// TestAuthPassthrough: accounts created on the backend log in through the
+// proxy as they do directly, with the backend's own answers: the same
+// CURRENT_USER(), the same grants, the same refusals word for word, an
+// ed25519 account (the backend switches the client to its plugin), and
+// COM_CHANGE_USER answered with the scramble of the greeting, which was the
+// backend's.
+func TestAuthPassthrough(t *testing.T) {
+	dropUsers(t, "'pt_rw'@'%'", "'pt_ro'@'%'", "'pt_ed'@'%'")
+	backendUsers(t,
+		"CREATE USER 'pt_rw'@'%' IDENTIFIED BY 'rw-secret'",
+		"GRANT ALL ON gotest.* TO 'pt_rw'@'%'",
+		"CREATE USER 'pt_ro'@'%' IDENTIFIED BY 'ro-secret'",
+		"GRANT SELECT ON gotest.* TO 'pt_ro'@'%'",
+	)
+	if _, err := backendDB.RootDB().Exec("INSTALL SONAME 'auth_ed25519'"); err != nil && mysqlErr(err).Number != errPluginInstalled {
+		t.Fatal(err)
+	}
+	backendUsers(t,
+		"CREATE USER 'pt_ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed-secret')",
+		"GRANT SELECT ON gotest.* TO 'pt_ed'@'%'",
+	)
+	p := startProxy(t, passthroughTOML(""))
+	direct := func(user, pass string) string { return backendDB.DSN(user, pass, "gotest") }
+	proxied := func(user, pass string) string { return p.dsnUser("main", user, pass, "") }
+
+	for _, c := range []struct{ user, pass, query string }{
+		{"pt_rw", "rw-secret", "SELECT CURRENT_USER()"},
+		{"pt_ro", "ro-secret", "SELECT CURRENT_USER()"},
+		{"pt_ed", "ed-secret", "SELECT CONCAT(CURRENT_USER(), ' ', DATABASE())"},
+		{"pt_rw", "wrong", "SELECT 1"},
+		{"nobody", "x", "SELECT 1"},
+		{"pt_ro", "ro-secret", "CREATE TABLE pt_denied (id INT)"},
+	} {
+		want, wantErr := oneAnswer(direct(c.user, c.pass), c.query)
+		got, gotErr := oneAnswer(proxied(c.user, c.pass), c.query)
+		if got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("%s %q: through the proxy %q, %v; directly %q, %v", c.user, c.query, got, gotErr, want, wantErr)
+		}
+	}
+	if _, err := oneAnswer(proxied("pt_rw", "wrong"), "SELECT 1"); mysqlErr(err) == nil || mysqlErr(err).Number != mysql.ER_ACCESS_DENIED_ERROR {
+		t.Errorf("a wrong password: want 1045, got %v", err)
+	}
+
+	// COM_CHANGE_USER, relayed to the backend.
+	r := rawLogin(t, p.Addr("main").String(), "pt_rw", "rw-secret")
+	if got := r.value("SELECT CURRENT_USER()"); got != "pt_rw@%" {
+		t.Fatalf("logged in as %q", got)
+	}
+	if ok := r.changeUserTo("pt_ro", "ro-secret", "gotest"); ok[0] != mysql.OK_HEADER {
+		t.Fatalf("change user: %q", ok)
+	}
+	if got := r.value("SELECT CONCAT(CURRENT_USER(), ' ', DATABASE())"); got != "pt_ro@% gotest" {
+		t.Errorf("after change user: %q", got)
+	}
+	bad := r.changeUserTo("pt_rw", "wrong", "gotest")
+	if bad[0] != mysql.ERR_HEADER || wire.ParseError(bad).Code != mysql.ER_ACCESS_DENIED_ERROR {
+		t.Errorf("change user with a wrong password: %q", bad)
+	}
+}
+
+// errPluginInstalled is MariaDB's ER_PLUGIN_INSTALLED.
+const errPluginInstalled = 1968
+
+// oneAnswer logs in with dsn and runs query, returning its one value.
+func oneAnswer(dsn, query string) (string, error) {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var v sql.NullString
+	err = db.QueryRow(query).Scan(&v)
+	if err == sql.ErrNoRows {
+		err = nil // a statement without rows succeeded
+	}
+	return v.String, err
+}
+
+// rawClient is a client logged in by hand (wire's encoders), for
+// COM_CHANGE_USER answered with the greeting's scramble.
+type rawClient struct {
+	t    *testing.T
+	io   *wire.PacketIO
+	salt []byte
+}
+
+func rawLogin(t *testing.T, addr, user, password string) *rawClient {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := &rawClient{t: t, io: wire.NewPacketIO(c, 0)}
+	b := r.read()
+	g, err := wire.ParseGreeting(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.salt = g.Salt
+	caps := uint32(mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_PLUGIN_AUTH |
+		mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_TRANSACTIONS | mysql.CLIENT_CONNECT_WITH_DB)
+	hello := &wire.ClientHello{MaxPacket: 1 << 24, Collation: 45, User: user, DB: "gotest",
+		AuthResponse: mysql.CalcPassword(g.Salt, []byte(password)), Plugin: wire.PluginNative}
+	if err := r.io.WritePacketFlush(wire.HandshakeResponse(hello, caps)); err != nil {
+		t.Fatal(err)
+	}
+	if ok := r.read(); ok[0] != mysql.OK_HEADER {
+		t.Fatalf("login as %s: %q", user, ok)
+	}
+	return r
+}
+
+func (r *rawClient) read() []byte {
+	r.t.Helper()
+	b, err := r.io.ReadPacket(nil, 1<<24)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return b
+}
+
+// value runs a query that returns one value, as text.
+func (r *rawClient) value(query string) string {
+	r.t.Helper()
+	r.io.Seq = 0
+	if err := r.io.WritePacketFlush(append([]byte{mysql.COM_QUERY}, query...)); err != nil {
+		r.t.Fatal(err)
+	}
+	var rows [][]byte
+	for eofs := 0; eofs < 2; {
+		b := r.read()
+		switch {
+		case b[0] == mysql.ERR_HEADER:
+			r.t.Fatalf("%s: %v", query, wire.ParseError(b))
+		case b[0] == mysql.EOF_HEADER && len(b) < 9:
+			eofs++
+		case eofs == 1:
+			rows = append(rows, b)
+		}
+	}
+	if len(rows) != 1 {
+		r.t.Fatalf("%s: %d rows", query, len(rows))
+	}
+	n, sz, _ := wire.LenEncInt(rows[0])
+	return string(rows[0][sz : sz+int(n)])
+}
+
+// changeUserTo sends COM_CHANGE_USER answered with the login's scramble,
+// as clients do, answers an auth switch, and returns the final answer.
+func (r *rawClient) changeUserTo(user, password, schema string) []byte {
+	r.t.Helper()
+	resp := mysql.CalcPassword(r.salt, []byte(password))
+	b := append([]byte{mysql.COM_CHANGE_USER}, user+"\x00"...)
+	b = append(append(b, byte(len(resp))), resp...)
+	b = append(b, schema+"\x00"...)
+	b = append(b, 45, 0)
+	b = append(b, wire.PluginNative+"\x00"...)
+	r.io.Seq = 0
+	if err := r.io.WritePacketFlush(b); err != nil {
+		r.t.Fatal(err)
+	}
+	ans := r.read()
+	if ans[0] != mysql.EOF_HEADER {
+		return ans
+	}
+	// MariaDB switches to the plugin with a fresh scramble.
+	i := bytes.IndexByte(ans[1:], 0) + 2
+	salt := bytes.TrimRight(ans[i:], "\x00")
+	if err := r.io.WritePacketFlush(mysql.CalcPassword(salt, []byte(password))); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.read()
+}

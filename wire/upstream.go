@@ -1,0 +1,253 @@
+package wire
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// This file is the client side of a connection phase, for auth
+// passthrough: the proxy greets its client with a backend's own scramble
+// and plugin, hands the client's answers to the backend and the backend's
+// to the client, so that the backend checks the client's credentials and
+// the proxy never learns a password. go-mysql's client is not used here:
+// it authenticates with a password it knows, while this relays an exchange
+// between two other parties.
+
+// Greeting is a server's protocol v10 handshake.
+type Greeting struct {
+	Version      string
+	ConnID       uint32
+	Salt         []byte
+	Capabilities uint32
+	Collation    uint8
+	Status       uint16
+	Plugin       string
+}
+
+// ParseGreeting decodes a server's initial handshake. A server that refuses
+// the connection before greeting (too many connections, a blocked host)
+// sends an ERR packet instead: it is returned as an *SQLError.
+func ParseGreeting(b []byte) (*Greeting, error) {
+	if len(b) > 0 && b[0] == mysql.ERR_HEADER {
+		return nil, parseGreetingError(b)
+	}
+	if len(b) == 0 || b[0] != 10 {
+		return nil, errors.New("server greeting: not protocol version 10")
+	}
+	g := &Greeting{}
+	var pos int
+	var ok bool
+	if g.Version, pos, ok = nulString(b, 1); !ok || len(b) < pos+15 {
+		return nil, errors.New("server greeting: truncated")
+	}
+	g.ConnID = uint32(b[pos]) | uint32(b[pos+1])<<8 | uint32(b[pos+2])<<16 | uint32(b[pos+3])<<24
+	g.Salt = append([]byte(nil), b[pos+4:pos+12]...)
+	pos += 13 // the salt's first part and a filler byte
+	g.Capabilities = uint32(b[pos]) | uint32(b[pos+1])<<8
+	pos += 2
+	if pos+16 > len(b) {
+		return g, nil // a pre-4.1 server: no more fields
+	}
+	g.Collation = b[pos]
+	g.Status = uint16(b[pos+1]) | uint16(b[pos+2])<<8
+	g.Capabilities |= uint32(b[pos+3])<<16 | uint32(b[pos+4])<<24
+	saltLen := int(b[pos+5])
+	pos += 16 // the salt length and 10 reserved bytes (MariaDB's extended capabilities)
+	if g.Capabilities&mysql.CLIENT_SECURE_CONNECTION != 0 {
+		n := max(13, saltLen-8)
+		if pos+n > len(b) {
+			return nil, errors.New("server greeting: truncated scramble")
+		}
+		part := b[pos : pos+n]
+		if part[len(part)-1] == 0 {
+			part = part[:len(part)-1]
+		}
+		g.Salt = append(g.Salt, part...)
+		pos += n
+	}
+	if g.Capabilities&mysql.CLIENT_PLUGIN_AUTH != 0 && pos < len(b) {
+		if g.Plugin, _, ok = nulString(b, pos); !ok {
+			g.Plugin = string(b[pos:])
+		}
+	}
+	return g, nil
+}
+
+// parseGreetingError reads an ERR sent in place of a greeting: the client
+// has not said it speaks protocol 4.1, so there is no SQLSTATE.
+func parseGreetingError(b []byte) *SQLError {
+	if len(b) < 3 {
+		return NewError(mysql.ER_HANDSHAKE_ERROR, "Bad handshake")
+	}
+	code := uint16(b[1]) | uint16(b[2])<<8
+	if len(b) > 3 && b[3] == '#' {
+		return ParseError(b)
+	}
+	return NewError(code, string(b[3:]))
+}
+
+// SSLRequest encodes the short handshake response asking for TLS.
+func SSLRequest(caps, maxPacket uint32, collation uint8) []byte {
+	b := make([]byte, 32)
+	putUint32(b, caps|mysql.CLIENT_SSL)
+	putUint32(b[4:], maxPacket)
+	b[8] = collation
+	return b
+}
+
+// HandshakeResponse encodes h as a HandshakeResponse41 with capabilities
+// caps (which decide the layout, as for ParseHandshakeResponse).
+func HandshakeResponse(h *ClientHello, caps uint32) []byte {
+	b := make([]byte, 32, 64+len(h.User)+len(h.AuthResponse)+len(h.DB)+len(h.Plugin))
+	putUint32(b, caps)
+	putUint32(b[4:], h.MaxPacket)
+	b[8] = h.Collation
+	b = append(append(b, h.User...), 0)
+	switch {
+	case caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0:
+		b = mysql.AppendLengthEncodedInteger(b, uint64(len(h.AuthResponse)))
+		b = append(b, h.AuthResponse...)
+	case caps&mysql.CLIENT_SECURE_CONNECTION != 0:
+		b = append(append(b, byte(len(h.AuthResponse))), h.AuthResponse...)
+	default:
+		b = append(append(b, h.AuthResponse...), 0)
+	}
+	if caps&mysql.CLIENT_CONNECT_WITH_DB != 0 {
+		b = append(append(b, h.DB...), 0)
+	}
+	if caps&mysql.CLIENT_PLUGIN_AUTH != 0 {
+		b = append(append(b, h.Plugin...), 0)
+	}
+	if caps&mysql.CLIENT_CONNECT_ATTRS != 0 {
+		b = appendAttributes(b, h.Attributes)
+	}
+	return b
+}
+
+// appendAttributes encodes connection attributes, sorted by key so that
+// the same attributes always encode the same.
+func appendAttributes(b []byte, attrs map[string]string) []byte {
+	var kv []byte
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		kv = mysql.AppendLengthEncodedInteger(kv, uint64(len(k)))
+		kv = append(kv, k...)
+		kv = mysql.AppendLengthEncodedInteger(kv, uint64(len(attrs[k])))
+		kv = append(kv, attrs[k]...)
+	}
+	b = mysql.AppendLengthEncodedInteger(b, uint64(len(kv)))
+	return append(b, kv...)
+}
+
+func putUint32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+// Upstream is a backend connection in its connection phase: greeted, not
+// yet logged in.
+type Upstream struct {
+	IO       *PacketIO
+	Greeting *Greeting
+	// TLS, when set, is used towards the backend (which offered it).
+	TLS *tls.Config
+	// DB is the schema asked for when the client names none.
+	DB string
+}
+
+// upstreamCaps are the client capabilities passed on to a backend: the
+// ones that change packet layouts the relay reads are never offered to
+// clients, and compression and TLS belong to each side of the proxy.
+const upstreamCaps = ServerCapabilities &^ (mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL)
+
+// Login logs the client in at the backend: the client's handshake response
+// is sent on (after a TLS upgrade when configured) and the authentication
+// exchange relayed until the backend accepts (nil) or refuses (an
+// *SQLError, not yet sent to the client). The client's capabilities
+// decide the backend session's (CLIENT_FOUND_ROWS, CLIENT_INTERACTIVE,
+// multi-statements), as on a direct connection.
+func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
+	caps := hello.Capabilities & upstreamCaps & u.Greeting.Capabilities
+	h := *hello
+	if h.DB == "" && u.DB != "" {
+		h.DB = u.DB
+	}
+	if h.DB != "" {
+		caps |= mysql.CLIENT_CONNECT_WITH_DB
+	}
+	if u.TLS != nil {
+		if err := u.IO.WritePacketFlush(SSLRequest(caps, h.MaxPacket, h.Collation)); err != nil {
+			return &IOError{Side: BackendSide, Err: fmt.Errorf("ssl request: %w", err)}
+		}
+		if err := u.IO.upgradeClientTLS(u.TLS); err != nil {
+			return &IOError{Side: BackendSide, Err: err}
+		}
+		caps |= mysql.CLIENT_SSL
+	}
+	if err := u.IO.WritePacketFlush(HandshakeResponse(&h, caps)); err != nil {
+		return &IOError{Side: BackendSide, Err: fmt.Errorf("handshake response: %w", err)}
+	}
+	return RelayAuth(client, u.IO)
+}
+
+// upgradeClientTLS performs a client-side TLS handshake and switches I/O
+// onto it.
+func (p *PacketIO) upgradeClientTLS(cfg *tls.Config) error {
+	tc := tls.Client(p.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	p.conn = tc
+	p.r.Reset(tc)
+	p.w.Reset(tc)
+	return nil
+}
+
+// fastAuthOK is caching_sha2_password's "fast authentication succeeded":
+// the server's OK follows without an answer from the client.
+func fastAuthOK(p []byte) bool {
+	return len(p) == 2 && p[0] == mysql.MORE_DATE_HEADER && p[1] == mysql.CACHE_SHA2_FAST_AUTH
+}
+
+// RelayAuth relays an authentication exchange, begun by the client's
+// answer that was just sent to server, until the server's OK (nil) or ERR
+// (an *SQLError, not sent to the client). Every other packet from the
+// server (an auth switch, more data of the plugin) goes to the client,
+// whose answer goes back, with each side's own sequence numbers.
+//
+// Plugins whose server sends a packet that needs no answer, other than
+// caching_sha2's fast-auth success, cannot pass (GSSAPI's last token):
+// the relay would wait for the client until the login timeout.
+func RelayAuth(client, server *PacketIO) error {
+	for {
+		p, err := server.ReadPacket(nil, maxHandshake)
+		if err != nil {
+			return &IOError{Side: BackendSide, Err: fmt.Errorf("auth: %w", err)}
+		}
+		if len(p) == 0 {
+			return &IOError{Side: BackendSide, Err: errors.New("auth: empty packet")}
+		}
+		switch p[0] {
+		case mysql.OK_HEADER:
+			return nil
+		case mysql.ERR_HEADER:
+			return ParseError(p)
+		}
+		if err := client.WritePacketFlush(p); err != nil {
+			return &IOError{Side: ClientSide, Err: fmt.Errorf("auth: %w", err)}
+		}
+		if fastAuthOK(p) {
+			continue
+		}
+		resp, err := client.ReadPacket(nil, maxAuthPacket)
+		if err != nil {
+			return &IOError{Side: ClientSide, Err: fmt.Errorf("auth: %w", err)}
+		}
+		if err := server.WritePacketFlush(resp); err != nil {
+			return &IOError{Side: BackendSide, Err: fmt.Errorf("auth: %w", err)}
+		}
+	}
+}
