@@ -72,6 +72,9 @@ type Conn struct {
 	// Reset clears both.
 	Sets         []string
 	LastInsertID uint64
+	// Scramble is the greeting's, for a COM_CHANGE_USER answered with it
+	// (auth passthrough).
+	Scramble []byte
 	// Issued counts the commands the proxy sent on its own behalf.
 	Issued uint64
 	// stmts are prepared statements of multiplexing sessions (stmts.go);
@@ -373,6 +376,7 @@ func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
 		IO:                 up.IO,
 		ThreadID:           up.Greeting.ConnID,
 		ServerVersion:      up.Greeting.Version,
+		Scramble:           up.Greeting.Salt,
 		Endpoint:           ep,
 		DB:                 db,
 		Collation:          hello.Collation,

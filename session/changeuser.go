@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -109,7 +110,9 @@ func (s *Session) changeUserOwn(payload []byte, cu *wire.ChangeUser) error {
 	if err := be.IO.WritePacketFlush(payload); err != nil {
 		return &wire.IOError{Side: wire.BackendSide, Err: err}
 	}
-	err := wire.RelayAuth(s.client, be.IO)
+	_, serverTLS := be.IO.Conn().(*tls.Conn)
+	r := wire.AuthRelay{Client: s.client, Server: be.IO, ClientTLS: s.hello.TLS, ServerTLS: serverTLS, Salt: be.Scramble, Keys: s.env.Auth}
+	err := r.Run()
 	var sqlErr *wire.SQLError
 	if errors.As(err, &sqlErr) {
 		s.primary.dirty = false

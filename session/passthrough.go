@@ -34,6 +34,7 @@ func (s *Session) upstream(ctx context.Context, deadline time.Time) (*wire.Upstr
 		return nil, nil, err
 	}
 	up.DB = cmp.Or(s.env.DefaultDB, up.DB)
+	up.Keys = s.env.Auth
 	return up, node, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	gomysql "github.com/go-sql-driver/mysql"
+	"pisanix.io/pisanix/internal/testenv"
 	"pisanix.io/pisanix/wire"
 )
 
@@ -222,4 +224,72 @@ func (r *rawClient) changeUserTo(user, password, schema string) []byte {
 		r.t.Fatal(err)
 	}
 	return r.read()
+}
+
+// TestPassthroughCachingSHA2 logs in through the proxy to a MySQL 8 server
+// (played by go-mysql: MariaDB has no caching_sha2_password) with each
+// combination of TLS on the client's and the backend's side: a first login
+// goes through full authentication (the password in clear over TLS, else
+// RSA-encrypted), the next through the fast scramble. Where only one side
+// has TLS the proxy translates the full authentication.
+func TestPassthroughCachingSHA2(t *testing.T) {
+	accounts := map[string]string{"pool8": "pool-pw"}
+	for _, c := range []string{"plain_plain", "tls_plain", "plain_tls", "tls_tls"} {
+		accounts[c] = c + "-pw"
+	}
+	addr := testenv.MySQL8(t, accounts)
+	host, port, _ := net.SplitHostPort(addr)
+	for _, clientTLS := range []bool{false, true} {
+		for _, nodeTLS := range []bool{false, true} {
+			user := map[bool]string{false: "plain", true: "tls"}[clientTLS] + "_" + map[bool]string{false: "plain", true: "tls"}[nodeTLS]
+			t.Run(user, func(t *testing.T) {
+				nodeExtra := ""
+				if nodeTLS {
+					nodeExtra = `tls = "skip-verify"`
+				}
+				p := startProxy(t, fmt.Sprintf(`
+[[proxy.config]]
+name = "main"
+listen_addr = "127.0.0.1:0"
+auth_mode = "passthrough"
+[proxy.config.tls]
+auto_generate = true
+[proxy.config.simple_loadbalance]
+balance_type = "random"
+nodes = ["mysql8"]
+[[mysql.node]]
+name = "mysql8"
+user = "pool8"
+password = "pool-pw"
+host = %q
+port = %s
+%s
+`, host, port, nodeExtra))
+				params := ""
+				if clientTLS {
+					params = "tls=skip-verify"
+				}
+				dsn := func(pw string) string {
+					cfg := gomysql.NewConfig()
+					cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, pw, "tcp", p.Addr("main").String()
+					return cfg.FormatDSN() + "?" + params
+				}
+				for i, what := range []string{"full authentication", "fast authentication"} {
+					db, err := sql.Open("mysql", dsn(accounts[user]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := db.Ping(); err != nil {
+						t.Fatalf("login %d (%s): %v", i+1, what, err)
+					}
+					db.Close()
+				}
+				db, _ := sql.Open("mysql", dsn("wrong"))
+				defer db.Close()
+				if err := db.Ping(); mysqlErr(err) == nil || mysqlErr(err).Number != mysql.ER_ACCESS_DENIED_ERROR {
+					t.Fatalf("a wrong password: want 1045, got %v", err)
+				}
+			})
+		}
+	}
 }

@@ -155,11 +155,11 @@ func (a *Authenticator) fullAuthPassword(p *PacketIO, ex Exchange) ([]byte, erro
 	if ex.TLS {
 		return bytes.TrimRight(resp, "\x00"), nil
 	}
-	key, pemBytes, err := a.rsaKey()
-	if err != nil {
-		return nil, err
-	}
-	if len(resp) == 1 && resp[0] == 2 { // request_public_key
+	if len(resp) == 1 && resp[0] == requestPublicKey {
+		_, pemBytes, err := a.rsaKey()
+		if err != nil {
+			return nil, err
+		}
 		if err := p.WritePacketFlush(append([]byte{mysql.MORE_DATE_HEADER}, pemBytes...)); err != nil {
 			return nil, fmt.Errorf("send public key: %w", err)
 		}
@@ -167,12 +167,27 @@ func (a *Authenticator) fullAuthPassword(p *PacketIO, ex Exchange) ([]byte, erro
 			return nil, fmt.Errorf("full auth: %w", err)
 		}
 	}
-	plain, err := rsa.DecryptOAEP(sha1.New(), rand.Reader, key, resp, nil)
+	return a.decrypt(resp, ex.Salt)
+}
+
+// requestPublicKey is a client's request for the server's RSA key in
+// caching_sha2's full authentication.
+const requestPublicKey = 2
+
+// decrypt reads a password encrypted with the listener's RSA key (and
+// XORed with the scramble); one that does not decrypt is nil, which no
+// password matches.
+func (a *Authenticator) decrypt(enc, salt []byte) ([]byte, error) {
+	key, _, err := a.rsaKey()
 	if err != nil {
-		return nil, nil // undecryptable: treated as a wrong password
+		return nil, err
+	}
+	plain, err := rsa.DecryptOAEP(sha1.New(), rand.Reader, key, enc, nil)
+	if err != nil {
+		return nil, nil
 	}
 	for i := range plain {
-		plain[i] ^= ex.Salt[i%len(ex.Salt)]
+		plain[i] ^= salt[i%len(salt)]
 	}
 	return bytes.TrimRight(plain, "\x00"), nil
 }

@@ -1,7 +1,11 @@
 package wire
 
 import (
+	"bytes"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"maps"
@@ -156,6 +160,9 @@ type Upstream struct {
 	TLS *tls.Config
 	// DB is the schema asked for when the client names none.
 	DB string
+	// Keys lends its RSA key to a client without TLS in caching_sha2's
+	// full authentication when the backend connection has TLS (AuthRelay).
+	Keys *Authenticator
 }
 
 // upstreamCaps are the client capabilities passed on to a backend: the
@@ -190,7 +197,8 @@ func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 	if err := u.IO.WritePacketFlush(HandshakeResponse(&h, caps)); err != nil {
 		return &IOError{Side: BackendSide, Err: fmt.Errorf("handshake response: %w", err)}
 	}
-	return RelayAuth(client, u.IO)
+	r := AuthRelay{Client: client, Server: u.IO, ClientTLS: hello.TLS, ServerTLS: u.TLS != nil, Salt: u.Greeting.Salt, Keys: u.Keys}
+	return r.Run()
 }
 
 // upgradeClientTLS performs a client-side TLS handshake and switches I/O
@@ -212,18 +220,41 @@ func fastAuthOK(p []byte) bool {
 	return len(p) == 2 && p[0] == mysql.MORE_DATE_HEADER && p[1] == mysql.CACHE_SHA2_FAST_AUTH
 }
 
-// RelayAuth relays an authentication exchange, begun by the client's
-// answer that was just sent to server, until the server's OK (nil) or ERR
-// (an *SQLError, not sent to the client). Every other packet from the
-// server (an auth switch, more data of the plugin) goes to the client,
-// whose answer goes back, with each side's own sequence numbers.
+// fullAuth is caching_sha2_password's "perform full authentication": the
+// client sends its password, in clear over TLS, else RSA-encrypted.
+func fullAuth(p []byte) bool {
+	return len(p) == 2 && p[0] == mysql.MORE_DATE_HEADER && p[1] == mysql.CACHE_SHA2_FULL_AUTH
+}
+
+// AuthRelay relays an authentication exchange between a client and a
+// server, begun by the client's answer that was just sent to the server.
+// Every packet from the server other than its final OK or ERR (an auth
+// switch, more data of the plugin) goes to the client, whose answer goes
+// back, with each side's own sequence numbers.
+//
+// Where caching_sha2_password's full authentication meets a client and a
+// server connection of which only one is TLS, what the client sends is not
+// what the server expects (the password in clear on one side, encrypted
+// with the server's RSA key on the other): the relay translates, fetching
+// the server's key, or lending the client the listener's key (Keys).
 //
 // Plugins whose server sends a packet that needs no answer, other than
 // caching_sha2's fast-auth success, cannot pass (GSSAPI's last token):
 // the relay would wait for the client until the login timeout.
-func RelayAuth(client, server *PacketIO) error {
+type AuthRelay struct {
+	Client, Server       *PacketIO
+	ClientTLS, ServerTLS bool
+	// Salt is the scramble the client answers to: the greeting's, then an
+	// auth switch's.
+	Salt []byte
+	Keys *Authenticator
+}
+
+// Run relays until the server's OK (nil) or ERR (an *SQLError, not sent
+// to the client).
+func (r *AuthRelay) Run() error {
 	for {
-		p, err := server.ReadPacket(nil, maxHandshake)
+		p, err := r.Server.ReadPacket(nil, maxHandshake)
 		if err != nil {
 			return &IOError{Side: BackendSide, Err: fmt.Errorf("auth: %w", err)}
 		}
@@ -235,19 +266,84 @@ func RelayAuth(client, server *PacketIO) error {
 			return nil
 		case mysql.ERR_HEADER:
 			return ParseError(p)
+		case mysql.EOF_HEADER: // an auth switch: plugin name, then its scramble
+			if i := bytes.IndexByte(p, 0); i > 0 {
+				r.Salt = bytes.TrimRight(p[i+1:], "\x00")
+			}
 		}
-		if err := client.WritePacketFlush(p); err != nil {
+		if err := r.Client.WritePacketFlush(p); err != nil {
 			return &IOError{Side: ClientSide, Err: fmt.Errorf("auth: %w", err)}
 		}
 		if fastAuthOK(p) {
 			continue
 		}
-		resp, err := client.ReadPacket(nil, maxAuthPacket)
+		resp, err := r.Client.ReadPacket(nil, maxAuthPacket)
 		if err != nil {
 			return &IOError{Side: ClientSide, Err: fmt.Errorf("auth: %w", err)}
 		}
-		if err := server.WritePacketFlush(resp); err != nil {
+		if fullAuth(p) && r.ClientTLS != r.ServerTLS {
+			if resp, err = r.translate(resp); err != nil {
+				return err
+			}
+		}
+		if err := r.Server.WritePacketFlush(resp); err != nil {
 			return &IOError{Side: BackendSide, Err: fmt.Errorf("auth: %w", err)}
 		}
 	}
+}
+
+// translate turns the client's full-authentication answer into what the
+// server's side of the proxy expects.
+func (r *AuthRelay) translate(resp []byte) ([]byte, error) {
+	if r.ClientTLS { // the password in clear, for a server without TLS
+		return r.encryptForServer(bytes.TrimRight(resp, "\x00"))
+	}
+	// A client without TLS, for a server with TLS: it asks for a key (ours)
+	// and encrypts with it; the server takes the password in clear.
+	if len(resp) == 1 && resp[0] == requestPublicKey {
+		_, pemBytes, err := r.Keys.rsaKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Client.WritePacketFlush(append([]byte{mysql.MORE_DATE_HEADER}, pemBytes...)); err != nil {
+			return nil, &IOError{Side: ClientSide, Err: fmt.Errorf("auth: send public key: %w", err)}
+		}
+		if resp, err = r.Client.ReadPacket(nil, maxAuthPacket); err != nil {
+			return nil, &IOError{Side: ClientSide, Err: fmt.Errorf("auth: %w", err)}
+		}
+	}
+	plain, err := r.Keys.decrypt(resp, r.Salt)
+	if err != nil {
+		return nil, err
+	}
+	return append(plain, 0), nil
+}
+
+// encryptForServer asks the server for its RSA key and encrypts password
+// with it, as a client without TLS does.
+func (r *AuthRelay) encryptForServer(password []byte) ([]byte, error) {
+	if err := r.Server.WritePacketFlush([]byte{requestPublicKey}); err != nil {
+		return nil, &IOError{Side: BackendSide, Err: fmt.Errorf("auth: request public key: %w", err)}
+	}
+	p, err := r.Server.ReadPacket(nil, maxAuthPacket)
+	if err != nil {
+		return nil, &IOError{Side: BackendSide, Err: fmt.Errorf("auth: public key: %w", err)}
+	}
+	if len(p) > 0 && p[0] == mysql.ERR_HEADER {
+		return nil, ParseError(p)
+	}
+	block, _ := pem.Decode(bytes.TrimPrefix(p, []byte{mysql.MORE_DATE_HEADER}))
+	if block == nil {
+		return nil, &IOError{Side: BackendSide, Err: errors.New("auth: the server's public key is not PEM")}
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	pub, ok := key.(*rsa.PublicKey)
+	if err != nil || !ok {
+		return nil, &IOError{Side: BackendSide, Err: fmt.Errorf("auth: the server's public key: %v", err)}
+	}
+	enc, err := mysql.EncryptPassword(string(password), r.Salt, pub)
+	if err != nil {
+		return nil, fmt.Errorf("auth: encrypt password: %w", err)
+	}
+	return enc, nil
 }
