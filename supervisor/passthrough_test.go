@@ -2,9 +2,11 @@ package supervisor_test
 
 import (
 	"bytes"
+	"context"
 	"database/sql"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,5 +293,39 @@ port = %s
 				}
 			})
 		}
+	}
+}
+
+// TestPassthroughCLI compares the mariadb CLI directly and through a
+// passthrough listener on what depends on the login: column metadata with
+// MariaDB's extended type names (MARIADB_CLIENT_EXTENDED_METADATA, passed
+// on when both sides have it) and the account.
+func TestPassthroughCLI(t *testing.T) {
+	dropUsers(t, "'pt_cli'@'%'")
+	backendUsers(t,
+		"CREATE USER 'pt_cli'@'%' IDENTIFIED BY 'cli-secret'",
+		"GRANT ALL ON gotest.* TO 'pt_cli'@'%'",
+		"CREATE OR REPLACE TABLE gotest.pt_json (js JSON, u UUID, n INET6)",
+		"INSERT INTO gotest.pt_json VALUES ('{}', UUID(), '::1')",
+	)
+	t.Cleanup(func() { _, _ = backendDB.RootDB().Exec("DROP TABLE IF EXISTS gotest.pt_json") })
+	p := startProxy(t, passthroughTOML(""))
+	proxied := cliConn(p, "main", "")
+	proxied.User, proxied.Password = "pt_cli", "cli-secret"
+	direct := backendDB.CLIConn("pt_cli", "cli-secret", "gotest")
+	args := []string{"--column-type-info", "--table", "-e", "SELECT js, u, n, CURRENT_USER() FROM pt_json"}
+	want, err := testenv.RunCLI(context.Background(), direct, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(want, "(format=json)") {
+		t.Fatalf("the CLI shows no extended metadata directly:\n%s", want)
+	}
+	got, err := testenv.RunCLI(context.Background(), proxied, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("through the proxy:\n%s\ndirectly:\n%s", got, want)
 	}
 }

@@ -30,6 +30,9 @@ const DefaultCollationID = 45
 // ClientHello is what a client said in its handshake response.
 type ClientHello struct {
 	Capabilities uint32
+	// ExtCapabilities are MariaDB's extended capabilities (without
+	// CLIENT_MYSQL), in the response's last four reserved bytes.
+	ExtCapabilities uint32
 	MaxPacket    uint32
 	Collation    uint8
 	User         string
@@ -52,23 +55,34 @@ func NewSalt() ([]byte, error) {
 	return b, nil
 }
 
-// InitialHandshake encodes a protocol v10 greeting.
-func InitialHandshake(version string, connID uint32, salt []byte, caps uint32, collation uint8, plugin string) []byte {
+// Encode encodes a protocol v10 greeting. MariaDB's extended capabilities
+// go in the last four reserved bytes, which its clients read when
+// CLIENT_MYSQL (CLIENT_LONG_PASSWORD) is not offered.
+func (g *Greeting) Encode() []byte {
+	caps, salt := g.Capabilities, g.Salt
 	b := make([]byte, 0, 128)
 	b = append(b, 10)
-	b = append(b, version...)
-	b = append(b, 0, byte(connID), byte(connID>>8), byte(connID>>16), byte(connID>>24))
+	b = append(b, g.Version...)
+	b = append(b, 0, byte(g.ConnID), byte(g.ConnID>>8), byte(g.ConnID>>16), byte(g.ConnID>>24))
 	b = append(b, salt[:8]...)
-	b = append(b, 0, byte(caps), byte(caps>>8), collation)
-	status := mysql.SERVER_STATUS_AUTOCOMMIT
-	b = append(b, byte(status), byte(status>>8), byte(caps>>16), byte(caps>>24))
+	b = append(b, 0, byte(caps), byte(caps>>8), g.Collation)
+	b = append(b, byte(g.Status), byte(g.Status>>8), byte(caps>>16), byte(caps>>24))
 	b = append(b, byte(len(salt)+1))
 	b = append(b, make([]byte, 10)...)
+	putUint32(b[len(b)-4:], g.ExtCapabilities)
 	b = append(b, salt[8:]...)
 	b = append(b, 0)
-	b = append(b, plugin...)
+	b = append(b, g.Plugin...)
 	return append(b, 0)
 }
+
+// MariaDBExtendedMetadata is MARIADB_CLIENT_EXTENDED_METADATA in the
+// extended capabilities: column definitions carry a data type name
+// ("json", "uuid", ...). It changes nothing the relay reads, unlike the
+// other MariaDB extensions (progress reports arrive as ERR packets,
+// metadata caching drops column definitions, bulk execution is a command
+// of its own), which are never offered.
+const MariaDBExtendedMetadata = 1 << 3
 
 // errMalformed is returned for handshake packets that cannot be decoded.
 var errMalformed = errors.New("malformed handshake response")
@@ -94,6 +108,9 @@ func ParseHandshakeResponse(b []byte) (*ClientHello, error) {
 	}
 	if h.Capabilities&mysql.CLIENT_PROTOCOL_41 == 0 {
 		return nil, errors.New("client does not speak protocol 4.1")
+	}
+	if h.Capabilities&mysql.CLIENT_LONG_PASSWORD == 0 { // CLIENT_MYSQL unset: a MariaDB client
+		h.ExtCapabilities = uint32(b[28]) | uint32(b[29])<<8 | uint32(b[30])<<16 | uint32(b[31])<<24
 	}
 	pos := 32
 	var ok bool

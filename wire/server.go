@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -31,12 +32,13 @@ const maxHandshake = 64 * 1024
 // the client as the answer to its login. A client that fails here gets an
 // ERR packet; the returned error says why.
 func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
-	salt, plugin, collation, caps, err := greeting(cfg)
+	g, err := greeting(cfg)
 	if err != nil {
 		return nil, err
 	}
+	salt, caps := g.Salt, g.Capabilities
 	p.Seq = 0
-	if err := p.WritePacketFlush(InitialHandshake(cfg.Version, cfg.ConnID, salt, caps, collation, plugin)); err != nil {
+	if err := p.WritePacketFlush(g.Encode()); err != nil {
 		return nil, fmt.Errorf("write greeting: %w", err)
 	}
 	resp, err := p.ReadPacket(nil, maxHandshake)
@@ -59,6 +61,7 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 	}
 	hello.TLS = usedTLS
 	hello.Capabilities &= caps
+	hello.ExtCapabilities &= g.ExtCapabilities
 	if cfg.TLSRequired && !usedTLS {
 		e := NewError(errSecureTransportRequired, "Connections using insecure transport are prohibited while --require_secure_transport=ON.")
 		return nil, reject(p, e, errors.New("client refused TLS"))
@@ -84,22 +87,23 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 // greeting decides what the greeting offers: the proxy's own scramble and
 // the account plugin, or with an upstream the backend's, and of the
 // proxy's capabilities those the backend has too (compression and TLS are
-// the proxy's own, towards the client).
-func greeting(cfg ServerConfig) (salt []byte, plugin string, collation uint8, caps uint32, err error) {
-	caps = ServerCapabilities
+// the proxy's own, towards the client), with MariaDB's extended metadata.
+func greeting(cfg ServerConfig) (*Greeting, error) {
+	g := &Greeting{Version: cfg.Version, ConnID: cfg.ConnID, Capabilities: ServerCapabilities,
+		Collation: DefaultCollationID, Status: mysql.SERVER_STATUS_AUTOCOMMIT}
 	if cfg.TLS != nil {
-		caps |= mysql.CLIENT_SSL
+		g.Capabilities |= mysql.CLIENT_SSL
 	}
 	if u := cfg.Upstream; u != nil {
-		g := u.Greeting
-		plugin = g.Plugin
-		if plugin == "" {
-			plugin = PluginNative
-		}
-		return g.Salt, plugin, g.Collation, caps & (g.Capabilities | mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL), nil
+		b := u.Greeting
+		g.Salt, g.Plugin, g.Collation = b.Salt, cmp.Or(b.Plugin, PluginNative), b.Collation
+		g.Capabilities &= b.Capabilities | mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL
+		g.ExtCapabilities = b.ExtCapabilities & MariaDBExtendedMetadata
+		return g, nil
 	}
-	salt, err = NewSalt()
-	return salt, cfg.Auth.Plugin, DefaultCollationID, caps, err
+	salt, err := NewSalt()
+	g.Salt, g.Plugin = salt, cfg.Auth.Plugin
+	return g, err
 }
 
 func reject(p *PacketIO, e *SQLError, cause error) error {

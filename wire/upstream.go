@@ -28,9 +28,12 @@ type Greeting struct {
 	ConnID       uint32
 	Salt         []byte
 	Capabilities uint32
-	Collation    uint8
-	Status       uint16
-	Plugin       string
+	// ExtCapabilities: MariaDB's, when CLIENT_MYSQL (CLIENT_LONG_PASSWORD)
+	// is not in Capabilities.
+	ExtCapabilities uint32
+	Collation       uint8
+	Status          uint16
+	Plugin          string
 }
 
 // ParseGreeting decodes a server's initial handshake. A server that refuses
@@ -61,6 +64,9 @@ func ParseGreeting(b []byte) (*Greeting, error) {
 	g.Status = uint16(b[pos+1]) | uint16(b[pos+2])<<8
 	g.Capabilities |= uint32(b[pos+3])<<16 | uint32(b[pos+4])<<24
 	saltLen := int(b[pos+5])
+	if g.Capabilities&mysql.CLIENT_LONG_PASSWORD == 0 {
+		g.ExtCapabilities = uint32(b[pos+12]) | uint32(b[pos+13])<<8 | uint32(b[pos+14])<<16 | uint32(b[pos+15])<<24
+	}
 	pos += 16 // the salt length and 10 reserved bytes (MariaDB's extended capabilities)
 	if g.Capabilities&mysql.CLIENT_SECURE_CONNECTION != 0 {
 		n := max(13, saltLen-8)
@@ -111,6 +117,7 @@ func HandshakeResponse(h *ClientHello, caps uint32) []byte {
 	putUint32(b, caps)
 	putUint32(b[4:], h.MaxPacket)
 	b[8] = h.Collation
+	putUint32(b[28:], h.ExtCapabilities)
 	b = append(append(b, h.User...), 0)
 	switch {
 	case caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0:
@@ -179,6 +186,7 @@ const upstreamCaps = ServerCapabilities &^ (mysql.CLIENT_COMPRESS | mysql.CLIENT
 func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 	caps := hello.Capabilities & upstreamCaps & u.Greeting.Capabilities
 	h := *hello
+	h.ExtCapabilities &= u.Greeting.ExtCapabilities & MariaDBExtendedMetadata
 	if h.DB == "" && u.DB != "" {
 		h.DB = u.DB
 	}

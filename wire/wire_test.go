@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -217,5 +218,35 @@ func TestNativeLogin(t *testing.T) {
 		if err == nil || !bytes.Contains([]byte(err.Error()), []byte("1045")) {
 			t.Fatalf("want 1045, got %v", err)
 		}
+	}
+}
+
+// TestGreetingAndResponseRoundTrip: what the proxy encodes as a server
+// (greeting) and as a client (handshake response, for auth passthrough)
+// decodes to the same fields, MariaDB's extended capabilities included.
+func TestGreetingAndResponseRoundTrip(t *testing.T) {
+	salt, err := NewSalt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Greeting{Version: "10.11.19-MariaDB", ConnID: 1 << 30, Salt: salt,
+		Capabilities:    ServerCapabilities &^ mysql.CLIENT_LONG_PASSWORD,
+		ExtCapabilities: MariaDBExtendedMetadata, Collation: 45, Status: mysql.SERVER_STATUS_AUTOCOMMIT, Plugin: PluginNative}
+	back, err := ParseGreeting(g.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(*back) != fmt.Sprint(*g) {
+		t.Errorf("greeting:\n got %+v\nwant %+v", *back, *g)
+	}
+	h := &ClientHello{Capabilities: g.Capabilities | mysql.CLIENT_CONNECT_WITH_DB, ExtCapabilities: MariaDBExtendedMetadata,
+		MaxPacket: 1 << 24, Collation: 33, User: "app", AuthResponse: []byte("0123456789abcdefghij"), DB: "shop",
+		Plugin: PluginNative, Attributes: map[string]string{"_client_name": "libmariadb", "program_name": "mysql"}}
+	hb, err := ParseHandshakeResponse(HandshakeResponse(h, h.Capabilities))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(*hb) != fmt.Sprint(*h) {
+		t.Errorf("handshake response:\n got %+v\nwant %+v", *hb, *h)
 	}
 }
