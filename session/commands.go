@@ -221,21 +221,35 @@ func (s *Session) query(payload []byte, more bool) error {
 		s.env.Fault(s, sql)
 	}
 	info := s.classify(sql)
+	if p, ok := s.executedKill(&info); ok {
+		if more || info.Statements != 1 {
+			return s.refuseKill(more)
+		}
+		return s.killPrepared(p, sql)
+	}
 	var killed []*Session // sessions a KILL CONNECTION of this text ends
 	if len(info.Kills) > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
 		// Never forwarded as sent: the backend would take the proxy's id
 		// for one of its own threads.
-		if more || len(info.Kills) == 0 || info.PreparesKill() {
+		switch {
+		case more:
 			return s.refuseKill(more)
-		}
-		if info.Statements == 1 {
+		case info.PreparesKill() && info.Statements == 1:
+			// PREPARE of a KILL: the backend checks the text, and its
+			// EXECUTE runs here (executedKill).
+		case len(info.Kills) == 0 && info.Statements <= 1:
+			return s.killByExpression(sql)
+		case len(info.Kills) == 0 || info.PreparesKill():
+			return s.refuseKill(more)
+		case info.Statements == 1:
 			return s.kill(info.Kills[0].ID, info.Kills[0].Query)
+		default:
+			var e *wire.SQLError
+			if sql, killed, e = s.translateKills(sql, info.Kills); e != nil {
+				return s.clientError(e)
+			}
+			payload = append([]byte{mysql.COM_QUERY}, sql...)
 		}
-		var e *wire.SQLError
-		if sql, killed, e = s.translateKills(sql, info.Kills); e != nil {
-			return s.clientError(e)
-		}
-		payload = append([]byte{mysql.COM_QUERY}, sql...)
 	}
 	if d := s.checkStatement(sql, &info, more); d != nil {
 		return s.deny(d, more, &info)

@@ -78,6 +78,9 @@ type Prepared struct {
 	// Tables are its tables (for the audit log's filters).
 	Kinds  uint32
 	Tables []Table
+	// KillText is the text when it is a KILL (which the proxy runs itself
+	// at EXECUTE: the backend would take the proxy's id for its own).
+	KillText string
 }
 
 // walker collects accesses and flags from the statements of one text.
@@ -508,6 +511,10 @@ func (w *walker) planPrepare(s *ast.PrepareStmt) {
 	defer put()
 	text := executableComments(s.SQLText)
 	prep := Prepared{Name: strings.ToLower(s.Name)}
+	if FirstKeyword([]byte(text)) == KindKill {
+		// Also when the parser cannot read it (KILL ?, KILL (expr)).
+		prep.Kinds, prep.KillText = 1<<KindKill, text
+	}
 	if stmts, err := parse(p, text); err != nil {
 		prep.Unverifiable = true
 	} else {

@@ -8,6 +8,8 @@
 // that the statement path pays about 200 ns for a statement seen before.
 package sqlinfo
 
+import "bytes"
+
 // Kind is a statement's kind.
 type Kind uint8
 
@@ -150,27 +152,11 @@ func ParseKill(sql []byte) (id uint64, query bool, ok bool) {
 
 // parseKill is ParseKill that also returns where the id starts.
 func parseKill(sql []byte) (id uint64, query bool, at int, ok bool) {
-	i := skipSpaceAndComments(sql, 0)
-	word, i := nextWord(sql, i)
-	if !equalFold(word, "KILL") {
+	query, at, ok = killHead(sql)
+	if !ok {
 		return 0, false, 0, false
 	}
-	word, i = nextWord(sql, i)
-	for _, mod := range []string{"HARD", "SOFT"} {
-		if equalFold(word, mod) {
-			word, i = nextWord(sql, i)
-		}
-	}
-	switch {
-	case equalFold(word, "QUERY"):
-		query = true
-		word, i = nextWord(sql, i)
-	case equalFold(word, "CONNECTION"):
-		word, i = nextWord(sql, i)
-	}
-	if equalFold(word, "ID") {
-		word, i = nextWord(sql, i)
-	}
+	word, i := nextWord(sql, at)
 	at = i - len(word)
 	if len(word) == 0 || len(word) > 19 {
 		return 0, false, 0, false
@@ -189,6 +175,51 @@ func parseKill(sql []byte) (id uint64, query bool, at int, ok bool) {
 		return 0, false, 0, false
 	}
 	return id, query, at, true
+}
+
+// killHead reads KILL [HARD | SOFT] [QUERY [ID] | CONNECTION] and returns
+// where the target begins.
+func killHead(sql []byte) (query bool, at int, ok bool) {
+	word, i := nextWord(sql, 0)
+	if !equalFold(word, "KILL") {
+		return false, 0, false
+	}
+	peek := func() []byte { w, _ := nextWord(sql, i); return w }
+	advance := func() { _, i = nextWord(sql, i) }
+	for _, mod := range []string{"HARD", "SOFT"} {
+		if equalFold(peek(), mod) {
+			advance()
+		}
+	}
+	switch w := peek(); {
+	case equalFold(w, "QUERY"):
+		query = true
+		advance()
+	case equalFold(w, "CONNECTION"):
+		advance()
+	}
+	if equalFold(peek(), "ID") {
+		advance()
+	}
+	return query, skipSpaceAndComments(sql, i), true
+}
+
+// ParseKillExpr reads a KILL whose target is an expression, as MariaDB
+// allows (KILL (SELECT ...), KILL @id, KILL ?): the expression's text
+// without a final semicolon. KILL USER names no thread and is not one.
+func ParseKillExpr(sql []byte) (expr string, query bool, ok bool) {
+	query, at, ok := killHead(sql)
+	if !ok {
+		return "", false, false
+	}
+	if w, _ := nextWord(sql, at); equalFold(w, "USER") {
+		return "", false, false
+	}
+	rest := bytes.TrimRight(sql[at:], "; \t\r\n")
+	if len(rest) == 0 {
+		return "", false, false
+	}
+	return string(rest), query, true
 }
 
 func nextWord(s []byte, i int) ([]byte, int) {

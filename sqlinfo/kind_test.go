@@ -55,3 +55,23 @@ func BenchmarkFirstKeyword(b *testing.B) {
 		FirstKeyword(sql)
 	}
 }
+
+func TestParseKillExpr(t *testing.T) {
+	for sql, want := range map[string]struct {
+		expr  string
+		query bool
+		ok    bool
+	}{
+		"KILL (('x' IN (SELECT 1)) MOD 44)": {"(('x' IN (SELECT 1)) MOD 44)", false, true},
+		"kill soft query @id ;":             {"@id", true, true},
+		"KILL CONNECTION ?":                 {"?", false, true},
+		"KILL USER app":                     {"", false, false},
+		"KILL ":                             {"", false, false},
+		"SELECT 1":                          {"", false, false},
+	} {
+		expr, query, ok := ParseKillExpr([]byte(sql))
+		if expr != want.expr || query != want.query || ok != want.ok {
+			t.Errorf("%q: got %q %v %v, want %+v", sql, expr, query, ok, want)
+		}
+	}
+}

@@ -327,3 +327,51 @@ func sleepOn(t *testing.T, victim *client.Conn) <-chan error {
 	})
 	return done
 }
+
+// TestKillSQLPreparedAndExpression: KILL in SQL-level PREPARE/EXECUTE
+// (the id in the text, or a parameter USING a variable) and KILL of an
+// expression, which MariaDB evaluates; each runs for the proxy's id, and
+// an unknown one gets the server's 1094.
+func TestKillSQLPreparedAndExpression(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	killer := pinnedConn(t, p.db(t, "main", ""))
+	ctx := context.Background()
+	for _, c := range []struct {
+		name  string
+		setup []string
+		kill  string
+	}{
+		{"literal", []string{"PREPARE k FROM 'KILL QUERY %d'"}, "EXECUTE k"},
+		{"parameter", []string{"PREPARE k FROM 'KILL QUERY ?'", "SET @victim = %d"}, "EXECUTE k USING @victim"},
+		{"expression", []string{"SET @victim = %d"}, "KILL QUERY (SELECT @victim + 0)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			victim, err := client.Connect(p.Addr("main").String(), "app", "app-secret", "gotest")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer victim.Close()
+			for _, s := range c.setup {
+				mustExec(t, killer, strings.ReplaceAll(s, "%d", fmt.Sprint(victim.GetConnectionID())))
+			}
+			done := sleepOn(t, victim)
+			if _, err := killer.ExecContext(ctx, c.kill); err != nil {
+				t.Fatalf("%s: %v", c.kill, err)
+			}
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s did not interrupt the statement", c.kill)
+			}
+		})
+	}
+	for _, kill := range []string{"KILL (('x' IN (SELECT 1)) MOD 44)", "KILL 987654 + 1"} {
+		if _, err := killer.ExecContext(ctx, kill); mysqlErr(err) == nil || mysqlErr(err).Number != 1094 {
+			t.Errorf("%s: %v, want 1094", kill, err)
+		}
+	}
+	mustExec(t, killer, "PREPARE k FROM 'KILL 987655'")
+	if _, err := killer.ExecContext(ctx, "EXECUTE k"); mysqlErr(err) == nil || mysqlErr(err).Number != 1094 {
+		t.Errorf("EXECUTE of KILL of an unknown id: %v, want 1094", err)
+	}
+}
