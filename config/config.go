@@ -28,6 +28,8 @@ const (
 	DefaultAuthPlugin         = AuthNative
 	DefaultReadAfterWrite     = time.Second
 	DefaultLoginTimeout       = 10 * time.Second
+	DefaultMaxAllowedPacket   = 64 << 20
+	MaxMaxAllowedPacket       = 1 << 30
 	// DefaultClientIdleTimeout and DefaultClientWriteTimeout are MySQL's
 	// wait_timeout and net_write_timeout defaults.
 	DefaultClientIdleTimeout  = 8 * time.Hour
@@ -109,6 +111,10 @@ type Listener struct {
 	// statement, a transaction or state that cannot move (pins) needs it,
 	// so many client sessions share few backend connections.
 	Multiplex bool `toml:"multiplex,omitempty" json:"multiplex,omitempty"`
+	// MaxAllowedPacket bounds a client's command in bytes, as a server's
+	// max_allowed_packet: a bigger one gets error 1153 and the session
+	// closes. Default 64 MiB (MySQL 8's), at most 1 GiB.
+	MaxAllowedPacket int `toml:"max_allowed_packet,omitempty" json:"max_allowed_packet,omitempty"`
 	// AuthMode is proxy (the default: clients log in as the listener's
 	// users) or passthrough (clients log in as the backend's own accounts,
 	// checked by the backend; each session has a backend connection of its

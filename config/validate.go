@@ -39,6 +39,7 @@ func (l *Listener) applyDefaults() {
 	setDefault(&l.PoolSize, DefaultPoolSize)
 	setDefault(&l.MaxConnections, DefaultMaxConnections)
 	setDefault(&l.AuthMode, AuthModeProxy)
+	setDefault(&l.MaxAllowedPacket, DefaultMaxAllowedPacket)
 	if l.AuthMode == AuthModeProxy {
 		setDefault(&l.AuthPlugin, DefaultAuthPlugin)
 	}
@@ -196,6 +197,9 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 		if t.d < 0 {
 			add(key+"."+t.name, "must not be negative, got %s", t.d.D())
 		}
+	}
+	if l.MaxAllowedPacket < 1024 || l.MaxAllowedPacket > MaxMaxAllowedPacket {
+		add(key+".max_allowed_packet", "%d is outside 1024..%d bytes (as MySQL's)", l.MaxAllowedPacket, MaxMaxAllowedPacket)
 	}
 	if l.MaxConnections < 1 {
 		add(key+".max_connections", "must be at least 1, got %d", l.MaxConnections)

@@ -39,6 +39,9 @@ func (s *Session) loop(ctx context.Context) error {
 			}
 			_ = s.conn.SetReadDeadline(time.Time{}) // the rest of the command has no such bound
 		}
+		if errors.Is(err, wire.ErrPacketTooLarge) {
+			return s.packetTooLarge()
+		}
 		if err != nil {
 			return fmt.Errorf("read command: %w", err)
 		}
@@ -56,12 +59,33 @@ func (s *Session) loop(ctx context.Context) error {
 		switch {
 		case errors.Is(err, errQuit):
 			return nil
+		case errors.Is(err, wire.ErrPacketTooLarge):
+			return s.packetTooLarge()
 		case err != nil:
 			return s.fail(err)
 		}
 	}
 	return ctx.Err()
 }
+
+// packetTooLarge answers a command over max_allowed_packet with MariaDB's
+// 1153 and ends the session, as MariaDB does. Unlike MariaDB it first
+// reads the rest of the command (for at most rejectDrain), so that the
+// client reads the error rather than a reset connection. A backend
+// connection that got part of the command is dropped (its leg is dirty).
+func (s *Session) packetTooLarge() error {
+	s.log.Info("command over max_allowed_packet: session closed", "max_allowed_packet", s.env.MaxAllowedPacket)
+	e := wire.NewError(mysql.ER_NET_PACKET_TOO_LARGE, "Got a packet bigger than 'max_allowed_packet' bytes")
+	e.State = "08S01"
+	_ = s.conn.SetDeadline(time.Now().Add(rejectDrain))
+	if s.client.DiscardRejected() == nil {
+		_ = s.client.WriteError(e)
+	}
+	return nil
+}
+
+// rejectDrain bounds the reading of a command refused for its size.
+const rejectDrain = 5 * time.Second
 
 // errClientInteractionTimeout is MySQL 8's ER_CLIENT_INTERACTION_TIMEOUT.
 const errClientInteractionTimeout = 4031

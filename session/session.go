@@ -64,6 +64,8 @@ type Env struct {
 	// Multiplex: between statements outside a transaction a session holds
 	// no backend connection (multiplex.go).
 	Multiplex bool
+	// MaxAllowedPacket bounds a client's command (0: no bound).
+	MaxAllowedPacket int
 	// Passthrough: clients log in as the backend's own accounts; each
 	// session has a backend connection of its own (passthrough.go).
 	Passthrough bool
@@ -306,6 +308,7 @@ func (s *Session) login(ctx context.Context) error {
 			return fmt.Errorf("write auth ok: %w", err)
 		}
 	}
+	s.client.MaxPacket = s.env.MaxAllowedPacket
 	// Full buffers only for clients that logged in: a flood of connections
 	// that never authenticate costs loginBufSize each.
 	if err := s.client.Resize(0); err != nil {

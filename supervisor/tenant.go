@@ -239,7 +239,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Auth: t.authenticator(cfg.AuthPlugin), TLS: sp.tls, TLSRequired: cfg.TLS != nil && cfg.TLS.Required,
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name), Multiplex: cfg.Multiplex,
-		Passthrough: cfg.AuthMode == config.AuthModePassthrough,
+		Passthrough: cfg.AuthMode == config.AuthModePassthrough, MaxAllowedPacket: cfg.MaxAllowedPacket,
 	}
 	env.Fault = faultHook(t.sys, t)
 	oldAudit, err := a.syncAudit(cfg.Audit)

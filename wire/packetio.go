@@ -30,6 +30,14 @@ type PacketIO struct {
 	hdr  [4]byte
 	// Seq is the next sequence id this side writes with WritePacket.
 	Seq uint8
+	// MaxPacket bounds a logical packet ReadPart and ForwardRest take in
+	// (0: no bound), as a server's max_allowed_packet does; total is the
+	// size of the one being read so far.
+	MaxPacket int
+	total     int
+	// rejected is the unread rest of the physical packet that went over
+	// MaxPacket (for DiscardRejected).
+	rejected int
 }
 
 // NewPacketIO wraps conn with read and write buffers of bufSize bytes (0 = default).
@@ -118,12 +126,17 @@ func (p *PacketIO) ReadPacket(buf []byte, max int) ([]byte, error) {
 
 // ReadPart reads one physical packet into buf and reports whether the
 // logical packet continues in another physical packet.
+// A packet over MaxPacket is not read: ErrPacketTooLarge.
 func (p *PacketIO) ReadPart(buf []byte) (payload []byte, more bool, err error) {
 	n, seq, err := p.readHeader()
 	if err != nil {
 		return nil, false, err
 	}
 	p.Seq = seq + 1
+	if err := p.count(n, true); err != nil {
+		p.rejected = n
+		return nil, false, err
+	}
 	buf = grow(buf[:0], n)
 	if _, err := io.ReadFull(p.r, buf); err != nil {
 		return nil, false, err
@@ -140,6 +153,19 @@ func (p *PacketIO) readHeader() (n int, seq uint8, err error) {
 
 // ErrPacketTooLarge is returned for packets over the configured maximum.
 var ErrPacketTooLarge = errors.New("packet too large")
+
+// count adds a physical packet of n bytes to the logical packet being read
+// (a new one when first), against MaxPacket.
+func (p *PacketIO) count(n int, first bool) error {
+	if first {
+		p.total = 0
+	}
+	p.total += n
+	if p.MaxPacket > 0 && p.total > p.MaxPacket {
+		return ErrPacketTooLarge
+	}
+	return nil
+}
 
 func grow(b []byte, n int) []byte {
 	if cap(b)-len(b) >= n {
@@ -184,8 +210,20 @@ func (p *PacketIO) LastSeq() uint8 { return p.Seq - 1 }
 
 // ForwardRest copies the continuation packets of a logical packet whose
 // first part (of MaxPayload bytes) was already handled, from p to dst.
+// One that takes the logical packet over MaxPacket is not forwarded:
+// ErrPacketTooLarge.
 func (p *PacketIO) ForwardRest(dst *PacketIO, srcSide Side) error {
 	for {
+		hdr, err := p.r.Peek(4)
+		if err != nil {
+			return &IOError{srcSide, err}
+		}
+		if n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16; p.count(n, false) != nil {
+			p.Seq = hdr[3] + 1 // an answer follows the packet not read
+			p.rejected = n
+			_, _ = p.r.Discard(4)
+			return &IOError{srcSide, ErrPacketTooLarge}
+		}
 		_, n, err := forward(dst, p, srcSide)
 		if err != nil {
 			return err
@@ -194,6 +232,18 @@ func (p *PacketIO) ForwardRest(dst *PacketIO, srcSide Side) error {
 			return nil
 		}
 	}
+}
+
+// DiscardRejected skips the rest of a logical packet refused for
+// MaxPacket, so that an answer to it reaches the client instead of being
+// lost to the reset a close with unread data causes.
+func (p *PacketIO) DiscardRejected() error {
+	n := p.rejected
+	p.rejected = 0
+	if _, err := p.r.Discard(n); err != nil || n < MaxPayload {
+		return err
+	}
+	return p.DiscardRest()
 }
 
 // DiscardRest skips the continuation packets of a logical packet whose
