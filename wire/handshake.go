@@ -33,14 +33,14 @@ type ClientHello struct {
 	// ExtCapabilities are MariaDB's extended capabilities (without
 	// CLIENT_MYSQL), in the response's last four reserved bytes.
 	ExtCapabilities uint32
-	MaxPacket    uint32
-	Collation    uint8
-	User         string
-	AuthResponse []byte
-	DB           string
-	Plugin       string
-	Attributes   map[string]string
-	TLS          bool
+	MaxPacket       uint32
+	Collation       uint8
+	User            string
+	AuthResponse    []byte
+	DB              string
+	Plugin          string
+	Attributes      map[string]string
+	TLS             bool
 }
 
 // NewSalt returns a 20-byte scramble of printable bytes without NUL.
