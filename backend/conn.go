@@ -345,7 +345,7 @@ func greet(conn net.Conn, ep *Endpoint) (*wire.Upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	up := &wire.Upstream{IO: p, Greeting: g, DB: ep.DB}
+	up := &wire.Upstream{IO: p, Greeting: g}
 	if ep.TLS != nil {
 		switch {
 		case g.Capabilities&mysql.CLIENT_SSL != 0:
@@ -368,17 +368,13 @@ func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
 	tc := nc.(*wire.TimeoutConn)
 	_ = tc.SetDeadline(time.Time{})
 	tc.ReadTimeout = ep.ReadTimeout
-	db := hello.DB
-	if db == "" {
-		db = up.DB
-	}
 	return &Conn{
 		IO:                 up.IO,
 		ThreadID:           up.Greeting.ConnID,
 		ServerVersion:      up.Greeting.Version,
 		Scramble:           up.Greeting.Salt,
 		Endpoint:           ep,
-		DB:                 db,
+		DB:                 hello.DB,
 		Collation:          hello.Collation,
 		MultiStatementsOff: hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0,
 		raw:                tc.Conn,

@@ -78,10 +78,13 @@ func tryNodes(bal *strategy.Balancer, pools map[string]*backend.Pool, try func(*
 	return lastErr
 }
 
-// busy errors mean a full or replaced pool, not a sick node.
+// busy errors mean a full or replaced pool, or a server at its
+// max_connections (its 1040 goes to the client, as directly), not a sick
+// node: the breaker stays closed.
 func busy(err error) bool {
+	var full *wire.SQLError
 	return errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, backend.ErrPoolQueueFull) ||
-		errors.Is(err, backend.ErrPoolRetired)
+		errors.Is(err, backend.ErrPoolRetired) || errors.As(err, &full) && full.Code == mysql.ER_CON_COUNT_ERROR
 }
 
 // failed reports an I/O failure on the leg's node to its balancer.

@@ -33,7 +33,6 @@ func (s *Session) upstream(ctx context.Context, deadline time.Time) (*wire.Upstr
 	if err != nil {
 		return nil, nil, err
 	}
-	up.DB = cmp.Or(s.env.DefaultDB, up.DB)
 	up.Keys = s.env.Auth
 	return up, node, nil
 }
@@ -77,10 +76,24 @@ func (s *Session) adopt(up *wire.Upstream, node *backend.Pool) {
 	s.primary = leg{bal: s.env.Balancer, pool: node, conn: be, own: true}
 }
 
-// readyOwn finishes a passthrough login: the session's schema is the one
-// the backend gave, and the proxy reads the connection's settings.
+// readyOwn finishes a passthrough login. A client that named no schema is
+// given the listener's (or the node's) default when its account may use
+// it: asked for at login, a schema it may not use would refuse a login
+// the server itself accepts.
 func (s *Session) readyOwn() error {
 	be := s.primary.conn
+	if def := cmp.Or(s.env.DefaultDB, be.Endpoint.DB); be.DB == "" && def != "" {
+		err := be.Command(mysql.COM_INIT_DB, []byte(def))
+		var sqlErr *wire.SQLError
+		switch {
+		case err == nil:
+			be.DB = def
+		case errors.As(err, &sqlErr):
+			s.log.Debug("default schema not given", "db", def, "err", err)
+		default:
+			return err
+		}
+	}
 	s.db = be.DB
 	s.active.Store(be)
 	return s.refreshReading(be)

@@ -59,8 +59,9 @@ func dropUsers(t *testing.T, users ...string) {
 // COM_CHANGE_USER answered with the scramble of the greeting, which was the
 // backend's.
 func TestAuthPassthrough(t *testing.T) {
-	dropUsers(t, "'pt_rw'@'%'", "'pt_ro'@'%'", "'pt_ed'@'%'")
+	dropUsers(t, "'pt_rw'@'%'", "'pt_ro'@'%'", "'pt_ed'@'%'", "'pt_nodb'@'%'")
 	backendUsers(t,
+		"CREATE USER 'pt_nodb'@'%' IDENTIFIED BY 'nodb-secret'",
 		"CREATE USER 'pt_rw'@'%' IDENTIFIED BY 'rw-secret'",
 		"GRANT ALL ON gotest.* TO 'pt_rw'@'%'",
 		"CREATE USER 'pt_ro'@'%' IDENTIFIED BY 'ro-secret'",
@@ -93,6 +94,20 @@ func TestAuthPassthrough(t *testing.T) {
 	}
 	if _, err := oneAnswer(proxied("pt_rw", "wrong"), "SELECT 1"); mysqlErr(err) == nil || mysqlErr(err).Number != mysql.ER_ACCESS_DENIED_ERROR {
 		t.Errorf("a wrong password: want 1045, got %v", err)
+	}
+
+	// A client naming no schema gets the listener's db where its account
+	// may use it, and logs in without one where not, as it would directly.
+	noDB := func(user, pass string) string {
+		cfg := gomysql.NewConfig()
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, pass, "tcp", p.Addr("main").String()
+		return cfg.FormatDSN()
+	}
+	for user, want := range map[string]string{"pt_rw": "gotest", "pt_nodb": "-"} {
+		pass := map[string]string{"pt_rw": "rw-secret", "pt_nodb": "nodb-secret"}[user]
+		if got, err := oneAnswer(noDB(user, pass), "SELECT IFNULL(DATABASE(), '-')"); got != want || err != nil {
+			t.Errorf("%s without a schema: %q, %v; want %q", user, got, err, want)
+		}
 	}
 
 	// COM_CHANGE_USER, relayed to the backend.

@@ -165,8 +165,6 @@ type Upstream struct {
 	Greeting *Greeting
 	// TLS, when set, is used towards the backend (which offered it).
 	TLS *tls.Config
-	// DB is the schema asked for when the client names none.
-	DB string
 	// Keys lends its RSA key to a client without TLS in caching_sha2's
 	// full authentication when the backend connection has TLS (AuthRelay).
 	Keys *Authenticator
@@ -187,12 +185,6 @@ func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 	caps := hello.Capabilities & upstreamCaps & u.Greeting.Capabilities
 	h := *hello
 	h.ExtCapabilities &= u.Greeting.ExtCapabilities & MariaDBExtendedMetadata
-	if h.DB == "" && u.DB != "" {
-		h.DB = u.DB
-	}
-	if h.DB != "" {
-		caps |= mysql.CLIENT_CONNECT_WITH_DB
-	}
 	if u.TLS != nil {
 		if err := u.IO.WritePacketFlush(SSLRequest(caps, h.MaxPacket, h.Collation)); err != nil {
 			return &IOError{Side: BackendSide, Err: fmt.Errorf("ssl request: %w", err)}
