@@ -175,6 +175,7 @@ const (
 	ReasonReadOnly     = "read_only"
 	ReasonServer       = "server"
 	ReasonUnverifiable = "unverifiable"
+	ReasonThrottled    = "parse_budget"
 	ReasonRemoved      = "removed"
 )
 
@@ -331,6 +332,9 @@ func (d *Denial) SQLError(user, host string) *wire.SQLError {
 	case ReasonRemoved:
 		return wire.NewError(mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR, fmt.Sprintf(
 			"Access denied for user '%s'@'%s': the user is no longer configured", user, host))
+	case ReasonThrottled:
+		return wire.NewError(mysql.ER_USER_LIMIT_REACHED, fmt.Sprintf(
+			"User '%s' has exceeded the 'parse_budget' resource: pisa-proxy reads a limited amount of new statement text per second for a user with access rules; retry later", user))
 	}
 	switch {
 	case a.Op == sqlinfo.OpUse || (a.Name == "" && a.DB != ""):

@@ -29,6 +29,8 @@ const (
 	DefaultReadAfterWrite     = time.Second
 	DefaultLoginTimeout       = 10 * time.Second
 	DefaultMaxAllowedPacket   = 64 << 20
+	DefaultParseBudget        = 4 << 20
+	ParseBudgetBurst          = 1 << 20
 	MaxMaxAllowedPacket       = 1 << 30
 	// DefaultClientIdleTimeout and DefaultClientWriteTimeout are MySQL's
 	// wait_timeout and net_write_timeout defaults.
@@ -115,6 +117,13 @@ type Listener struct {
 	// max_allowed_packet: a bigger one gets error 1153 and the session
 	// closes. Default 64 MiB (MySQL 8's), at most 1 GiB.
 	MaxAllowedPacket int `toml:"max_allowed_packet,omitempty" json:"max_allowed_packet,omitempty"`
+	// ParseBudget bounds the bytes of new statement text (not in the
+	// classification cache, 1 KiB or longer) the parser reads per second
+	// for each user; past it, a statement is read lexically (routed to the
+	// primary, not checked: refused with 1226 for users with access
+	// rules). Default 4 MiB/s; bursts up to a second's worth, at most 1 MiB;
+	// 0 or less: no bound.
+	ParseBudget *int `toml:"parse_budget,omitempty" json:"parse_budget,omitempty"`
 	// AuthMode is proxy (the default: clients log in as the listener's
 	// users) or passthrough (clients log in as the backend's own accounts,
 	// checked by the backend; each session has a backend connection of its

@@ -40,6 +40,10 @@ func (l *Listener) applyDefaults() {
 	setDefault(&l.MaxConnections, DefaultMaxConnections)
 	setDefault(&l.AuthMode, AuthModeProxy)
 	setDefault(&l.MaxAllowedPacket, DefaultMaxAllowedPacket)
+	if l.ParseBudget == nil {
+		v := DefaultParseBudget
+		l.ParseBudget = &v
+	}
 	if l.AuthMode == AuthModeProxy {
 		setDefault(&l.AuthPlugin, DefaultAuthPlugin)
 	}

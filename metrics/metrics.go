@@ -50,6 +50,7 @@ type Proxy struct {
 
 	BreakerState     *prometheus.GaugeVec
 	ParseErrors      *prometheus.CounterVec
+	ParseThrottled   *prometheus.CounterVec
 	FusesOpen        *prometheus.GaugeVec
 	RWRouted         *prometheus.CounterVec
 	RWRuleHits       *prometheus.CounterVec
@@ -115,6 +116,7 @@ func New() *Proxy {
 		ConcurrencyQueue: gauge("concurrency_waiting", "Statements waiting for admission under concurrency_control rules.", "domain"),
 		FusesOpen:        gauge("statement_fuses_tripped", "Statement fingerprints whose fuse is open or half-open.", "domain"),
 		ParseErrors:      counter("sql_parse_errors_total", "Statements the SQL parser could not read (proxied anyway, to the primary).", "domain"),
+		ParseThrottled:   counter("sql_parse_throttled_total", "Statements not parsed because their user's parse budget was spent (read lexically; refused for users with access rules).", "domain"),
 		BreakerState:     gauge("backend_breaker_state", "Per backend node circuit breaker: 0 closed (healthy), 1 half-open (probing), 2 open (no new sessions).", "domain", "node"),
 		DiscoveryProbes:  counter("discovery_probes_total", "Read/write splitting discovery probes by node and result.", "domain", "node", "result"),
 		ReplicaLag:       gauge("replica_lag_seconds", "Replication lag of replicas seen by discovery.", "domain", "node"),
@@ -142,7 +144,7 @@ func New() *Proxy {
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing, m.LegacyProcessed, m.LegacyDuration, m.LegacyUnder,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.PinnedSessions, m.Borrows, m.BackendKills,
-		m.BreakerState, m.ParseErrors, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
+		m.BreakerState, m.ParseErrors, m.ParseThrottled, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
 		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 		m.ActorWait, m.ActorReceive, m.DeadLetters,
 	)

@@ -92,6 +92,9 @@ func (s *Session) checkStatement(sql []byte, info *sqlinfo.Info, more bool) *acl
 	if more {
 		return &acl.Denial{Reason: acl.ReasonUnverifiable}
 	}
+	if info.Throttled {
+		return &acl.Denial{Reason: acl.ReasonThrottled}
+	}
 	if s.acl.unread {
 		s.acl.unread = false
 		if err := s.refreshReading(s.primary.conn); err != nil {

@@ -326,13 +326,24 @@ func (s *Session) query(payload []byte, more bool) error {
 
 // classify describes a COM_QUERY or COM_STMT_PREPARE text.
 func (s *Session) classify(sql []byte) sqlinfo.Info {
-	info := s.env.SQL.ClassifyMode(sql, s.db, s.mode)
-	if info.Unverifiable && !info.ParseError && len(sql) > sqlinfo.MaxParsed && (s.env.Live.Load().Audit != nil || s.restricted()) {
+	var spend func(int) bool
+	if b := s.env.ParseBudget; b != nil {
+		spend = func(n int) bool { return b.Spend(s.user, n) }
+	}
+	info := s.env.SQL.ClassifyMode(sql, s.db, s.mode, spend)
+	if info.Unverifiable && !info.ParseError && !info.Throttled && len(sql) > sqlinfo.MaxParsed && (s.env.Live.Load().Audit != nil || s.restricted()) {
 		// A long text is parsed whole when its tables matter: for the audit
 		// log's filters, and for a user with rules, whose session state
 		// (database, mode, character set, prepared names) must follow what
 		// the text does, not only the check.
-		info = sqlinfo.ClassifyLong(sql, s.db, s.mode)
+		if spend == nil || spend(len(sql)) {
+			info = sqlinfo.ClassifyLong(sql, s.db, s.mode)
+		} else {
+			info.Throttled = true
+		}
+	}
+	if info.Throttled {
+		s.env.Metrics.ParseThrottled.WithLabelValues(s.env.Tenant).Inc()
 	}
 	if info.ParseError {
 		s.env.Metrics.ParseErrors.WithLabelValues(s.env.Tenant).Inc()

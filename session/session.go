@@ -55,7 +55,10 @@ type Env struct {
 	Live *atomic.Pointer[Live]
 	// SQL classifies statements (kind, read-only, tables) through a cache
 	// keyed by the literal-free text; shared by the tenant's sessions.
-	SQL      *sqlinfo.Cache
+	// ParseBudget bounds each user's parsing of texts the cache does not
+	// know (nil: no bound).
+	SQL         *sqlinfo.Cache
+	ParseBudget *sqlinfo.Budget
 	Registry *Registry
 	Metrics  *metrics.Proxy
 	// Fingerprints follows statement time and errors by fingerprint.

@@ -226,7 +226,7 @@ func TestAccessNoBackslashEscapes(t *testing.T) {
 	}
 	c := NewCache(64)
 	c.Classify(sql, "shop")
-	got := accessStrings(c.ClassifyMode(sql, "shop", NoBackslashEscapes).Access)
+	got := accessStrings(c.ClassifyMode(sql, "shop", NoBackslashEscapes, nil).Access)
 	if !slices.Equal(got, []string{"select shop.secret"}) {
 		t.Fatalf("NO_BACKSLASH_ESCAPES: %v", got)
 	}

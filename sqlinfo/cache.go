@@ -81,29 +81,44 @@ func NewCacheBudget(size int, budget int64) *Cache {
 // Bytes is the estimated memory of the entries held.
 func (c *Cache) Bytes() int64 { return c.bytes.Load() }
 
-// ClassifyMode is Classify for a session in SQL mode m. Texts read under
-// NO_BACKSLASH_ESCAPES skip the cache: its key is built by a scanner that
-// reads strings the default way.
-func (c *Cache) ClassifyMode(sql []byte, currentDB string, m Mode) Info {
-	if m != 0 {
+// ClassifyMode is Classify for a session in SQL mode m, parsing only
+// what spend allows (nil: everything): a text the cache does not know is
+// parsed when spend(len(sql)) says so, else it gets the lexical reading,
+// Throttled. Texts read under NO_BACKSLASH_ESCAPES skip the cache: its key
+// is built by a scanner that reads strings the default way.
+func (c *Cache) ClassifyMode(sql []byte, currentDB string, m Mode, spend func(int) bool) Info {
+	parse := func() Info {
+		if spend != nil && !spend(len(sql)) {
+			info := lexical(sql)
+			info.Throttled = true
+			return info
+		}
 		return ClassifyMode(sql, currentDB, m)
 	}
-	return c.Classify(sql, currentDB)
+	if m != 0 {
+		return parse()
+	}
+	return c.classify(sql, currentDB, parse)
 }
 
 // Classify is the package-level Classify behind the cache. A nil *Cache
 // classifies without caching.
 func (c *Cache) Classify(sql []byte, currentDB string) Info {
+	return c.classify(sql, currentDB, func() Info { return Classify(sql, currentDB) })
+}
+
+// classify looks sql up in the cache, parsing it (parse) when missing.
+func (c *Cache) classify(sql []byte, currentDB string, parse func() Info) Info {
 	if len(sql) > MaxParsed {
 		return lexical(sql)
 	}
 	if c == nil {
-		return Classify(sql, currentDB)
+		return parse()
 	}
 	var buf [512]byte
 	key, ok := cacheKey(buf[:0], sql, currentDB)
 	if !ok || len(key) > maxKeyLen {
-		return Classify(sql, currentDB)
+		return parse()
 	}
 	h := maphash.Bytes(c.seed, key)
 	if c.sameHash {
@@ -113,8 +128,8 @@ func (c *Cache) Classify(sql []byte, currentDB string) Info {
 	if e := set.find(h, key); e != nil {
 		return e.info
 	}
-	info := Classify(sql, currentDB)
-	if !info.noCache {
+	info := parse()
+	if !info.noCache && !info.Throttled {
 		e := &cacheEntry{hash: h, key: string(key), info: info}
 		e.size = e.estimate()
 		c.add(set, e)

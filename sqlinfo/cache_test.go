@@ -331,3 +331,36 @@ func TestCacheByteBudget(t *testing.T) {
 		t.Fatalf("after turnover: cache accounts %d bytes, holds %d, budget %d", b, heldBytes(c), budget)
 	}
 }
+
+// TestParseBudget: a user's allowance covers texts of new shapes up to its
+// burst, then they get the lexical reading (Throttled, not cached); texts
+// the cache knows, short texts and other users are not held back.
+func TestParseBudget(t *testing.T) {
+	b := NewBudget(1, 4096) // one byte a second: no refill within the test
+	c := NewCache(64)
+	long := func(i int) []byte {
+		return []byte(fmt.Sprintf("SELECT c%d FROM t WHERE note = '%s'", i, strings.Repeat("x", 2000)))
+	}
+	spend := func(user string) func(int) bool { return func(n int) bool { return b.Spend(user, n) } }
+	for i := range 2 {
+		if info := c.ClassifyMode(long(i), "shop", 0, spend("app")); info.Throttled || info.Unverifiable {
+			t.Fatalf("text %d within the burst: %+v", i, info)
+		}
+	}
+	info := c.ClassifyMode(long(2), "shop", 0, spend("app"))
+	if !info.Throttled || !info.Unverifiable || info.Kind != KindSelect {
+		t.Fatalf("past the burst: want the lexical reading, throttled; got %+v", info)
+	}
+	if info := c.ClassifyMode(long(0), "shop", 0, spend("app")); info.Throttled {
+		t.Errorf("a text the cache knows was throttled")
+	}
+	if info := c.ClassifyMode([]byte("SELECT c9 FROM t"), "shop", 0, spend("app")); info.Throttled {
+		t.Errorf("a short text was throttled")
+	}
+	if info := c.ClassifyMode(long(2), "shop", 0, spend("other")); info.Throttled {
+		t.Errorf("another user was throttled")
+	}
+	if NewBudget(0, 0).Spend("app", 1<<20) != true {
+		t.Errorf("a zero rate must mean no bound")
+	}
+}

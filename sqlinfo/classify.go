@@ -16,6 +16,9 @@ import (
 type Info struct {
 	// Kind is the kind of the first statement.
 	Kind Kind
+	// Throttled: the user's parse budget was spent, so the text got only
+	// the lexical reading (Unverifiable).
+	Throttled bool
 	// ReadOnly is true when every statement only reads data and may run on
 	// a replica: SELECT without locking or INTO, SHOW, EXPLAIN (without
 	// ANALYZE of a write). False for anything not understood.

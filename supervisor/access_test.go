@@ -1000,3 +1000,48 @@ operations = ["select"]
 		t.Errorf("binary protocol, after a checked statement: read acl_secret (%q, err %v)", v.String, err)
 	}
 }
+
+// TestParseBudget: each user may have only so many bytes of statement
+// text of new shapes parsed per second. Past it, a user with access rules
+// is refused (1226, the session goes on, shapes already read still run);
+// a user without rules still runs its statements, read lexically; other
+// users are not held back.
+func TestParseBudget(t *testing.T) {
+	p := startProxy(t, oneNode(`parse_budget = 4096
+[[proxy.config.users]]
+user = "reader"
+password = "reader-pw"
+read_only = true
+`))
+	reader := pinnedConn(t, openDB(t, p.dsnUser("main", "reader", "reader-pw", "")))
+	app := pinnedConn(t, p.db(t, "main", ""))
+	shape := func(i int) string { return fmt.Sprintf("SELECT '%s' AS c%d", strings.Repeat("x", 1500), i) }
+	ctx := context.Background()
+	for i := range 2 {
+		if _, err := reader.ExecContext(ctx, shape(i)); err != nil {
+			t.Fatalf("statement %d within the burst: %v", i, err)
+		}
+	}
+	_, err := reader.ExecContext(ctx, shape(2))
+	if me := mysqlErr(err); me == nil || me.Number != 1226 || !strings.Contains(me.Message, "parse_budget") {
+		t.Fatalf("past the budget: %v, want 1226", err)
+	}
+	if _, err := reader.ExecContext(ctx, shape(0)); err != nil {
+		t.Errorf("a shape already read, past the budget: %v", err)
+	}
+	throttled := func() float64 { return p.metricValue(t, "pisa_proxy_sql_parse_throttled_total", `domain="main"`) }
+	if n := throttled(); n != 1 {
+		t.Errorf("sql_parse_throttled_total = %v after the reader's refusal, want 1", n)
+	}
+	for i := 10; i < 14; i++ {
+		if _, err := app.ExecContext(ctx, shape(i)); err != nil {
+			t.Fatalf("a user without rules, statement %d: %v", i, err)
+		}
+		if n := throttled(); i < 12 && n != 1 {
+			t.Errorf("app's statement %d, within its own budget, was throttled", i)
+		}
+	}
+	if n := throttled(); n != 3 {
+		t.Errorf("sql_parse_throttled_total = %v, want 3 (reader's refusal, app's last two read lexically)", n)
+	}
+}

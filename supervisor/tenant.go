@@ -54,7 +54,11 @@ type tenant struct {
 	l    *listener
 	auth *wire.Authenticator // written by the tenant actor only
 	sql  *sqlinfo.Cache      // statement classification, kept across reloads
-	pid  atomic.Pointer[actor.PID]
+	// budget is each user's parse allowance, kept across reloads that do
+	// not change its rate (written by the tenant actor only).
+	budget     *sqlinfo.Budget
+	budgetRate int
+	pid        atomic.Pointer[actor.PID]
 	// live is what sessions read at each use (pools, router, plugins); the
 	// balancers' health checks use its pools too.
 	live atomic.Pointer[session.Live]
@@ -128,6 +132,19 @@ func (t *tenant) authenticator(plugin string) *wire.Authenticator {
 		}}
 	}
 	return t.auth
+}
+
+// parseBudget is the users' parse allowance at the configured rate in
+// bytes per second.
+func (t *tenant) parseBudget(configured *int) *sqlinfo.Budget {
+	rate := config.DefaultParseBudget
+	if configured != nil {
+		rate = *configured
+	}
+	if t.budget == nil && rate > 0 || rate != t.budgetRate {
+		t.budget, t.budgetRate = sqlinfo.NewBudget(rate, min(rate, config.ParseBudgetBurst)), rate
+	}
+	return t.budget
 }
 
 // reconfigure tells a tenant actor to apply its tenant's latest spec (hot reload).
@@ -240,6 +257,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name), Multiplex: cfg.Multiplex,
 		Passthrough: cfg.AuthMode == config.AuthModePassthrough, MaxAllowedPacket: cfg.MaxAllowedPacket,
+		ParseBudget: t.parseBudget(cfg.ParseBudget),
 	}
 	env.Fault = faultHook(t.sys, t)
 	oldAudit, err := a.syncAudit(cfg.Audit)
