@@ -161,6 +161,11 @@ func (c *Conn) alive() bool {
 	return c.IO.Buffered() == 0 && wire.Peek(c.raw) == wire.PeerQuiet
 }
 
+// PeerGone reports, from any goroutine, that the server closed the
+// connection or sent something unasked (an error before closing): for a
+// connection known idle, that it is gone. One non-blocking syscall.
+func (c *Conn) PeerGone() bool { return wire.Peek(c.raw) != wire.PeerQuiet }
+
 // isNoTLS recognises go-mysql's error for a server without TLS support.
 func isNoTLS(err error) bool {
 	return strings.Contains(err.Error(), "does not support TLS")

@@ -23,12 +23,17 @@ type goneSweep struct {
 
 // SweepClients runs one sweep (the root actor ticks it). Statements that
 // started since the previous sweep are left alone, so short statements
-// cost nothing but a counter.
+// cost nothing but a counter. Idle sessions whose backend connection the
+// server closed are closed too (sweepIdle).
 func (r *Registry) SweepClients() {
 	r.gone.mu.Lock()
 	defer r.gone.mu.Unlock()
 	next := make(map[*Session]uint32, len(r.gone.busy))
 	for _, s := range r.sessions() {
+		if s.phase.Load() == phaseIdle {
+			s.sweepIdle()
+			continue
+		}
 		if s.phase.Load() != phaseBusy || s.clientLost.Load() {
 			continue
 		}
@@ -41,6 +46,23 @@ func (r *Registry) SweepClients() {
 		next[s] = cmd
 	}
 	r.gone.busy = next
+}
+
+// sweepIdle closes an idle session whose backend connection the server
+// closed (its wait_timeout, a KILL, a restart): a direct client's
+// connection would be closed, and a driver that checks its idle
+// connections before use (go-sql-driver) then takes a new one instead of
+// failing its next statement. The command counter, read before the peek
+// and checked after, tells a reply to a command that started meanwhile
+// from a message sent unasked.
+func (s *Session) sweepIdle() {
+	cmd := s.commands.Load()
+	be := s.active.Load()
+	if be == nil || !be.PeerGone() || s.commands.Load() != cmd || !s.phase.CompareAndSwap(phaseIdle, phaseClosed) {
+		return
+	}
+	s.log.Info("the server closed the backend connection of an idle session (wait_timeout, KILL, restart): closing the client's, as the server would", "node", be.Endpoint.Name, "thread", be.ThreadID)
+	_ = s.conn.Close()
 }
 
 // clientGone KILLs the query of command cmd on its backend connection (on

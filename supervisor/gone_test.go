@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/internal/testenv"
 )
 
 // TestClientGoneKillsStatement: a client that disconnects while its
@@ -54,6 +58,36 @@ func TestClientGoneKillsStatement(t *testing.T) {
 			})
 			if got := queryString(t, db, "SELECT 7"); got != "7" {
 				t.Fatalf("after the kill a new session read %q", got)
+			}
+		})
+	}
+}
+
+// TestIdleBackendClosedClosesClient: when the server closes an idle
+// session's backend connection (here its own wait_timeout), the proxy
+// closes the client's, as the server would have closed a direct client's:
+// drivers that check idle connections before use then reconnect instead
+// of failing (go-sql-driver's TestStaleConnectionChecks). Dedicated and
+// passthrough sessions.
+func TestIdleBackendClosedClosesClient(t *testing.T) {
+	for name, toml := range map[string]string{"dedicated": oneNode(""), "passthrough": passthroughTOML("")} {
+		t.Run(name, func(t *testing.T) {
+			p := startProxy(t, toml)
+			user, pass := "app", "app-secret"
+			if name == "passthrough" {
+				user, pass = testenv.TestUser, testenv.TestPassword
+			}
+			r := dialRawAs(t, p, "main", user, pass)
+			if ok := r.query("SET SESSION wait_timeout = 1"); ok[0][0] != mysql.OK_HEADER {
+				t.Fatalf("SET: %q", ok[0])
+			}
+			_ = r.c.Conn.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			start := time.Now()
+			if _, err := r.io.ReadPacket(nil, 1<<20); !errors.Is(err, io.EOF) {
+				t.Fatalf("want the connection closed after the backend's wait_timeout, got %v", err)
+			}
+			if waited := time.Since(start); waited > 3*time.Second {
+				t.Errorf("closed after %v; the sweep should take at most a period past wait_timeout", waited)
 			}
 		})
 	}

@@ -292,8 +292,10 @@ type rootActor struct {
 
 // clientSweepEvery is the period of the sweep for clients gone during a
 // statement (session.Registry.SweepClients): such a statement is killed
-// one to two periods after its client left.
-const clientSweepEvery = time.Second
+// one to two periods after its client left; an idle session whose backend
+// connection the server closed is closed within a period. One
+// non-blocking syscall per session and period.
+const clientSweepEvery = 500 * time.Millisecond
 
 // sweepClients is the root actor's tick for that sweep.
 type sweepClients struct{}
