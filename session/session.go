@@ -59,8 +59,8 @@ type Env struct {
 	// know (nil: no bound).
 	SQL         *sqlinfo.Cache
 	ParseBudget *sqlinfo.Budget
-	Registry *Registry
-	Metrics  *metrics.Proxy
+	Registry    *Registry
+	Metrics     *metrics.Proxy
 	// Fingerprints follows statement time and errors by fingerprint.
 	Fingerprints *metrics.FingerprintTable
 	Log          *slog.Logger
