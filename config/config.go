@@ -28,7 +28,7 @@ const (
 	DefaultAuthPlugin         = AuthNative
 	DefaultReadAfterWrite     = time.Second
 	DefaultLoginTimeout       = 10 * time.Second
-	DefaultMaxAllowedPacket   = 64 << 20
+	DefaultMaxAllowedPacket   = 1 << 30
 	DefaultParseBudget        = 4 << 20
 	ParseBudgetBurst          = 1 << 20
 	MaxMaxAllowedPacket       = 1 << 30
@@ -115,7 +115,9 @@ type Listener struct {
 	Multiplex bool `toml:"multiplex,omitempty" json:"multiplex,omitempty"`
 	// MaxAllowedPacket bounds a client's command in bytes, as a server's
 	// max_allowed_packet: a bigger one gets error 1153 and the session
-	// closes. Default 64 MiB (MySQL 8's), at most 1 GiB.
+	// closes. Default and most 1 GiB (MySQL's largest: the proxy is never
+	// stricter than a server unless told to be; only one physical packet
+	// of at most 16 MiB is held at a time).
 	MaxAllowedPacket int `toml:"max_allowed_packet,omitempty" json:"max_allowed_packet,omitempty"`
 	// ParseBudget bounds the bytes of new statement text (not in the
 	// classification cache, 1 KiB or longer) the parser reads per second

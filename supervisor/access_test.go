@@ -505,13 +505,22 @@ func TestAccessSecondReviewBypasses(t *testing.T) {
 	wantDenied(t, spy, 1142, "UPDATE acl_secret_uk SET id = 5")
 	mustExec(t, spy, "INSERT INTO acl_secret_uk VALUES (9, 'x')") // writes without reading
 
-	// KILL inside prepared texts reached the backend with a proxy id.
+	// KILL inside prepared texts reached the backend with a proxy id. Its
+	// EXECUTE is the proxy's now, with ownership checked: the spy's is
+	// refused, the owner's KILL QUERY of the idle victim does nothing.
 	victim := pinnedConn(t, p.db(t, "main", ""))
 	thread := queryString(t, victim, "SELECT CONNECTION_ID()")
 	owner := pinnedConn(t, p.db(t, "main", "multiStatements=true"))
-	for _, c := range []*sql.Conn{spy, owner} {
-		wantErrorCode(t, c, 1235, "PREPARE k FROM 'KILL "+thread+"'")
+	for c, want := range map[*sql.Conn]uint16{spy: 1095, owner: 0} {
+		mustExec(t, c, "PREPARE k FROM 'KILL QUERY "+thread+"'")
+		if _, err := c.ExecContext(ctx, "EXECUTE k"); want != 0 {
+			wantErrorCode(t, c, want, "EXECUTE k")
+		} else if err != nil {
+			t.Errorf("the owner's EXECUTE of KILL QUERY: %v", err)
+		}
+		wantErrorCode(t, c, 1235, "EXECUTE k; DO 0")
 	}
+	assertAlive(t, victim)
 	// COM_STMT_PREPARE of KILL is translated like a text's, ownership
 	// checked: the spy's execution is refused, the owner's KILL QUERY of
 	// the idle victim does nothing.

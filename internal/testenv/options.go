@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -34,6 +35,11 @@ type Options struct {
 	// caller owns and removes (MariaDB's test runner wants it at
 	// vardir/mysqld.1/data: tests read files by paths relative to it).
 	Datadir string
+	// Netns, when set, is a network namespace (an open /proc/.../ns/net or
+	// netns handle) the server runs in, entered through nsenter; the
+	// caller keeps it open while the server runs. Its unix socket, which
+	// the namespace does not hide, still serves RootDB.
+	Netns *os.File
 	// Args are extra server options ("--name=value"), appended last so they
 	// override the defaults.
 	Args []string

@@ -40,6 +40,11 @@ type Process struct {
 // the child exits, not the process, so the fork happens on a goroutine that
 // keeps its OS thread locked until the child exits.
 func StartProcess(path string, args []string, logPath string) (*Process, error) {
+	return startProcess(path, args, logPath, nil)
+}
+
+// startProcess is StartProcess with files given to the child from fd 3 on.
+func startProcess(path string, args []string, logPath string, files []*os.File) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening log %s: %w", logPath, err)
@@ -55,6 +60,7 @@ func StartProcess(path string, args []string, logPath string) (*Process, error) 
 		cmd := exec.Command(path, args...)
 		cmd.Stdout = logFile
 		cmd.Stderr = logFile
+		cmd.ExtraFiles = files
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			started <- fmt.Errorf("starting %s: %w", path, err)

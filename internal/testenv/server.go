@@ -188,7 +188,13 @@ func (s *Server) args() []string {
 func (s *Server) startProcess(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.StartTimeout)
 	defer cancel()
-	proc, err := StartProcess(s.bins.mariadbd, s.args(), s.errLog)
+	path, args, files := s.bins.mariadbd, s.args(), []*os.File(nil)
+	if ns := s.opts.Netns; ns != nil {
+		// nsenter enters the namespace (fd 3 in the child) and executes the
+		// server in place: same process, so Pdeathsig still applies.
+		path, args, files = "nsenter", append([]string{"--net=/proc/self/fd/3", "--", path}, args...), []*os.File{ns}
+	}
+	proc, err := startProcess(path, args, s.errLog, files)
 	if err != nil {
 		return err
 	}
