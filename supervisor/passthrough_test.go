@@ -155,6 +155,12 @@ type rawClient struct {
 
 func rawLogin(t *testing.T, addr, user, password string) *rawClient {
 	t.Helper()
+	return rawLoginCaps(t, addr, user, password, 0)
+}
+
+// rawLoginCaps is rawLogin asking for capabilities extra too.
+func rawLoginCaps(t *testing.T, addr, user, password string, extra uint32) *rawClient {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -168,8 +174,8 @@ func rawLogin(t *testing.T, addr, user, password string) *rawClient {
 		t.Fatal(err)
 	}
 	r.salt = g.Salt
-	caps := uint32(mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_PLUGIN_AUTH |
-		mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_TRANSACTIONS | mysql.CLIENT_CONNECT_WITH_DB)
+	caps := uint32(mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_SECURE_CONNECTION|mysql.CLIENT_PLUGIN_AUTH|
+		mysql.CLIENT_LONG_PASSWORD|mysql.CLIENT_TRANSACTIONS|mysql.CLIENT_CONNECT_WITH_DB) | extra
 	hello := &wire.ClientHello{MaxPacket: 1 << 24, Collation: 45, User: user, DB: "gotest",
 		AuthResponse: mysql.CalcPassword(g.Salt, []byte(password)), Plugin: wire.PluginNative}
 	if err := r.io.WritePacketFlush(wire.HandshakeResponse(hello, caps)); err != nil {
@@ -214,6 +220,16 @@ func (r *rawClient) value(query string) string {
 	}
 	n, sz, _ := wire.LenEncInt(rows[0])
 	return string(rows[0][sz : sz+int(n)])
+}
+
+// exec sends a COM_QUERY that returns no rows and returns its answer.
+func (r *rawClient) exec(query string) []byte {
+	r.t.Helper()
+	r.io.Seq = 0
+	if err := r.io.WritePacketFlush(append([]byte{mysql.COM_QUERY}, query...)); err != nil {
+		r.t.Fatal(err)
+	}
+	return r.read()
 }
 
 // changeUserTo sends COM_CHANGE_USER answered with the login's scramble,
@@ -342,5 +358,23 @@ func TestPassthroughCLI(t *testing.T) {
 	}
 	if got != want {
 		t.Errorf("through the proxy:\n%s\ndirectly:\n%s", got, want)
+	}
+}
+
+// TestPassthroughSessionTrack: a client that asks for CLIENT_SESSION_TRACK
+// through a passthrough listener gets the server's session-state changes
+// in its OK packets, byte for byte as directly.
+func TestPassthroughSessionTrack(t *testing.T) {
+	p := startProxy(t, passthroughTOML(""))
+	direct := rawLoginCaps(t, backendDB.Addr(), testenv.TestUser, testenv.TestPassword, mysql.CLIENT_SESSION_TRACK)
+	proxied := rawLoginCaps(t, p.Addr("main").String(), testenv.TestUser, testenv.TestPassword, mysql.CLIENT_SESSION_TRACK)
+	for _, q := range []string{"SET SESSION autocommit = 0", "SET NAMES latin1", "USE mysql", "SET SESSION autocommit = 1"} {
+		want, got := direct.exec(q), proxied.exec(q)
+		if wire.StatusOf(want)&mysql.SERVER_SESSION_STATE_CHANGED == 0 {
+			t.Fatalf("%s: the server reported no state change directly: %q", q, want)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: through the proxy %q, directly %q", q, got, want)
+		}
 	}
 }

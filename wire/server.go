@@ -97,7 +97,7 @@ func greeting(cfg ServerConfig) (*Greeting, error) {
 	if u := cfg.Upstream; u != nil {
 		b := u.Greeting
 		g.Salt, g.Plugin, g.Collation = b.Salt, cmp.Or(b.Plugin, PluginNative), b.Collation
-		g.Capabilities &= b.Capabilities | mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL
+		g.Capabilities = (g.Capabilities | PassthroughCapabilities) & (b.Capabilities | mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL)
 		g.ExtCapabilities = b.ExtCapabilities & MariaDBExtendedMetadata
 		return g, nil
 	}

@@ -173,7 +173,17 @@ type Upstream struct {
 // upstreamCaps are the client capabilities passed on to a backend: the
 // ones that change packet layouts the relay reads are never offered to
 // clients, and compression and TLS belong to each side of the proxy.
-const upstreamCaps = ServerCapabilities &^ (mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL)
+// Session tracking is offered with passthrough only (PassthroughCapabilities).
+const upstreamCaps = (ServerCapabilities | PassthroughCapabilities) &^ (mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL)
+
+// PassthroughCapabilities are offered to a client, beside
+// ServerCapabilities, when the backend it logs in to through the proxy
+// offers them: CLIENT_SESSION_TRACK changes only what follows an OK's
+// status and warnings, which the relay passes on as they are, and the
+// session's connection is its own, so what the server reports about the
+// session is about the client's. (Pooled connections, shared by clients
+// that did and did not ask for it, cannot have it.)
+const PassthroughCapabilities = mysql.CLIENT_SESSION_TRACK
 
 // Login logs the client in at the backend: the client's handshake response
 // is sent on (after a TLS upgrade when configured) and the authentication
