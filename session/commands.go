@@ -245,6 +245,10 @@ func (s *Session) query(payload []byte, more bool) error {
 		s.env.Fault(s, sql)
 	}
 	info := s.classify(sql)
+	if info.Kind == sqlinfo.KindShow && sqlinfo.IsShowSessionStatus(sql) {
+		s.rows = s.statusRow
+		defer func() { s.rows = nil }()
+	}
 	if p, ok := s.executedKill(&info); ok {
 		if more || info.Statements != 1 {
 			return s.refuseKill(more)
@@ -503,7 +507,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	}
 	l.dirty = true
 	r := wire.Relay{Client: s.client, Backend: l.conn.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0,
-		StmtID: relayID,
+		StmtID: relayID, Rows: s.rows,
 		// COM_STMT_EXECUTE: id (4 bytes), then flags; the cursor types are
 		// the low 3 bits (MariaDB's 0x08 is not one).
 		Cursor: payload[0] == mysql.COM_STMT_EXECUTE && len(payload) > 5 && payload[5]&0x07 != 0}

@@ -129,6 +129,11 @@ type Session struct {
 	// multiOff: multi-statements are off for this client (its login flags,
 	// then COM_SET_OPTION).
 	multiOff bool
+	// tlsState is the client connection's TLS (nil without), for the
+	// answers about it (SHOW STATUS: see status.go); rows rewrites the rows
+	// of the current command's result, when set.
+	tlsState *tls.ConnectionState
+	rows     func([]byte) []byte
 
 	buf        []byte
 	stats      stmtStats
@@ -276,6 +281,10 @@ func (s *Session) login(ctx context.Context) error {
 	}
 	s.hello, s.db = hello, hello.DB
 	s.multiOff = hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0
+	if tc, ok := s.client.Conn().(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		s.tlsState = &cs
+	}
 	s.setUser(hello.User)
 	if cfg.Upstream != nil {
 		// The session holds it from here, to close it on any failure.

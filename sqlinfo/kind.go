@@ -271,3 +271,17 @@ func ParseUse(sql []byte) (string, bool) {
 	}
 	return string(word), true
 }
+
+// IsShowSessionStatus reports SHOW [SESSION | LOCAL] STATUS ...: the
+// statement whose answer describes the client's connection.
+func IsShowSessionStatus(sql []byte) bool {
+	word, i := nextWord(sql, 0)
+	if !equalFold(word, "SHOW") {
+		return false
+	}
+	word, i = nextWord(sql, i)
+	if equalFold(word, "SESSION") || equalFold(word, "LOCAL") {
+		word, _ = nextWord(sql, i)
+	}
+	return equalFold(word, "STATUS")
+}

@@ -75,3 +75,19 @@ func TestParseKillExpr(t *testing.T) {
 		}
 	}
 }
+
+func TestIsShowSessionStatus(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SHOW STATUS LIKE 'Ssl%'":    true,
+		"show session status":        true,
+		"/* x */ SHOW LOCAL STATUS":  true,
+		"SHOW GLOBAL STATUS":         false,
+		"SHOW VARIABLES LIKE 'Ssl%'": false,
+		"SHOW SLAVE STATUS":          false,
+		"SELECT 'SHOW STATUS'":       false,
+	} {
+		if got := IsShowSessionStatus([]byte(sql)); got != want {
+			t.Errorf("%q: %v, want %v", sql, got, want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -156,4 +157,45 @@ func firstDiff(a, b string) string {
 		}
 	}
 	return "(one is a prefix of the other)"
+}
+
+// TestStatusDescribesClientConnection: SHOW STATUS answers Ssl_version,
+// Ssl_cipher and Compression for the client's connection to the proxy (the
+// backend's describe the proxy's own): the mariadb CLI over TLS and
+// compression sees the cipher it negotiated itself, and a plain client
+// sees what it sees directly.
+func TestStatusDescribesClientConnection(t *testing.T) {
+	toml, files := tlsListener(t, "mysql_native_password", false)
+	p := startProxy(t, toml)
+	show := []string{"-N", "-B", "-e", "SHOW STATUS LIKE 'Ssl_version'; SHOW STATUS LIKE 'Ssl_cipher'; SHOW SESSION STATUS LIKE 'Compression'"}
+
+	plainWant, err := testenv.RunCLI(context.Background(), backendDB.CLIConn(testenv.TestUser, testenv.TestPassword, "gotest"), show...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainGot, err := testenv.RunCLI(context.Background(), cliConn(p, "main", ""), show...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plainGot != plainWant {
+		t.Errorf("a plain client through the proxy:\n%s\ndirectly:\n%s", plainGot, plainWant)
+	}
+
+	secure := cliConn(p, "main", files.CAFile)
+	got, err := testenv.RunCLI(context.Background(), secure, append([]string{"--compress"}, show...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := testenv.RunCLI(context.Background(), secure, "-e", "status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cipher := regexp.MustCompile(`Cipher in use is (\S+)`).FindStringSubmatch(status)
+	if cipher == nil {
+		t.Fatalf("the CLI's status shows no cipher:\n%s", status)
+	}
+	want := fmt.Sprintf("Ssl_version\tTLSv1.3\nSsl_cipher\t%s\nCompression\tON\n", cipher[1])
+	if got != want {
+		t.Errorf("a TLS and compressing client through the proxy:\n%s\nwant:\n%s", got, want)
+	}
 }

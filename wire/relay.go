@@ -100,6 +100,10 @@ type Relay struct {
 	// text-protocol results of a stored procedure that opened a cursor of
 	// its own (CALL p() with DECLARE ... CURSOR), whose rows do follow.
 	Cursor bool
+	// Rows, when set, rewrites each row of the response's result sets
+	// (read whole, then written): for the few statements whose answer the
+	// proxy corrects (SHOW STATUS about the client's connection).
+	Rows func(row []byte) []byte
 
 	lastSeq uint8 // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
@@ -199,6 +203,27 @@ func (r *Relay) fwd() (head []byte, n int, err error) {
 		head = first[:min(n, peekLen)]
 	}
 	return head, n, nil
+}
+
+// rewriteRow is fwd for a packet read whole and written through r.Rows
+// when it is a row, with the backend's sequence id.
+func (r *Relay) rewriteRow() (head []byte, n int, err error) {
+	p, err := r.Backend.ReadPacket(nil, MaxPayload*64)
+	if err != nil {
+		return nil, 0, &IOError{BackendSide, err}
+	}
+	n = len(p)
+	r.lastSeq = r.Backend.Seq - 1
+	out := p
+	if !isEOF(p, n) && (n == 0 || p[0] != mysql.ERR_HEADER) {
+		out = r.Rows(p)
+	}
+	r.Client.Seq = r.lastSeq - uint8(n/MaxPayload) // the first part's
+	if err := r.Client.WritePacket(out); err != nil {
+		return nil, 0, &IOError{ClientSide, err}
+	}
+	r.Forwarded++
+	return p[:min(n, peekLen)], n, nil
 }
 
 // Response relays one command's whole response and flushes the client.
@@ -302,8 +327,12 @@ func (r *Relay) resultSet(head []byte) (Outcome, error) {
 // untilEOF relays packets up to and including an EOF or ERR, counting
 // the packets before it as rows.
 func (r *Relay) untilEOF() (Outcome, error) {
+	fwd := r.fwd
+	if r.Rows != nil {
+		fwd = r.rewriteRow
+	}
 	for rows := uint64(0); ; rows++ {
-		head, n, err := r.fwd()
+		head, n, err := fwd()
 		if err != nil {
 			return Outcome{}, err
 		}
