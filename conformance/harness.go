@@ -137,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 		}
 		sr := &SuiteReport{Suite: s}
 		rep.Suites = append(rep.Suites, sr)
-		if s.MTR != nil {
+		if s.MTR != nil || s.ClientTest {
 			if mtrSrv == nil {
 				if mtrSrv, err = startMTRServer(ctx, cfg); err != nil {
 					sr.Err = err
@@ -150,7 +150,11 @@ func Run(ctx context.Context, cfg Config) (_ *Report, err error) {
 					}
 				}()
 			}
-			if err := runMTRSuite(ctx, cfg, sr, mtrSrv, bin); err != nil {
+			run := runMTRSuite
+			if s.ClientTest {
+				run = runClientTestSuite
+			}
+			if err := run(ctx, cfg, sr, mtrSrv, bin); err != nil {
 				return rep, err
 			}
 			continue

@@ -186,9 +186,7 @@ func (m *mtrServer) restoreGlobals(ctx context.Context, target Target) error {
 	if err != nil {
 		return err
 	}
-	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = target.User, target.Password, "tcp", target.Addr()
-	db, err := sql.Open("mysql", cfg.FormatDSN())
+	db, err := openTarget(target)
 	if err != nil {
 		return err
 	}
@@ -197,11 +195,32 @@ func (m *mtrServer) restoreGlobals(ctx context.Context, target Target) error {
 		if now[k] == v {
 			continue
 		}
-		val := "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
+		val := quoteString(v)
 		if _, err := strconv.ParseFloat(v, 64); err == nil {
 			val = v
 		}
 		_, _ = db.ExecContext(ctx, "SET GLOBAL "+k+" = "+val)
+	}
+	return nil
+}
+
+// openTarget opens a pool of connections to target as its user.
+func openTarget(target Target) (*sql.DB, error) {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = target.User, target.Password, "tcp", target.Addr()
+	return sql.Open("mysql", cfg.FormatDSN())
+}
+
+// execThrough runs stmt through target, so that a proxy there sees it as
+// a client's own (see restoreGlobals).
+func execThrough(ctx context.Context, target Target, stmt string) error {
+	db, err := openTarget(target)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, stmt); err != nil {
+		return fmt.Errorf("%.80s: %w", stmt, err)
 	}
 	return nil
 }

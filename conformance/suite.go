@@ -55,6 +55,9 @@ type Suite struct {
 	// MTR, when set, makes this a suite of MariaDB's mysqltest tests (the
 	// run's MTRTests) instead of a Go module's tests.
 	MTR *MTR
+	// ClientTest makes this the suite of mariadb-client-test's test
+	// functions (clienttest.go), on the mysqltest suites' server.
+	ClientTest bool
 }
 
 // goSQLDriverDB and goMySQLDB are the schemas the suites use.
@@ -113,6 +116,16 @@ func Suites() []Suite {
 		},
 		mtrSuite("mysqltest", false),
 		mtrSuite("mysqltest-ps", true),
+		{
+			Name:       "mariadb-client-test",
+			Module:     "mariadb-test (Debian)",
+			User:       "root",
+			ClientTest: true,
+			Notes: "every test function of `mariadb-client-test -T`, each in its own process (`--no-defaults --testcase --host --port " +
+				"--user=root --vardir`), on the mysqltest suites' server with main.mysql_client_test-master.opt's settings as globals " +
+				"(max_allowed_packet 32000000, proxy_protocol_networks *, the general log at vardir/log/master.log) and sql_mode ''; " +
+				"the server is reset after each failure; four tests first run the test whose tables they read",
+		},
 	}
 }
 

@@ -1,8 +1,8 @@
 // Command conformance runs real clients' own test suites (Go drivers',
-// MariaDB's mysqltest) against a
-// throwaway MariaDB, directly and then through pisa-proxy, and writes a
-// markdown report of the tests that pass directly but fail through the
-// proxy. See docs/conformance.md.
+// MariaDB's mysqltest and C API tests) against a throwaway MariaDB,
+// directly and then through pisa-proxy, and writes a markdown report of
+// the tests that pass directly but fail through the proxy. See
+// docs/conformance.md.
 //
 // Usage (from the module root):
 //
@@ -46,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fs := flag.NewFlagSet("conformance", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		suites   = fs.String("suites", "go-sql-driver,go-mysql,mysqltest,mysqltest-ps", "comma-separated suites to run")
+		suites   = fs.String("suites", "go-sql-driver,go-mysql,mysqltest,mysqltest-ps,mariadb-client-test", "comma-separated suites to run")
 		mtrList  = fs.String("mysqltest-list", "conformance/mysqltest.list", "the mysqltest tests of the mysqltest suites (relative to the module root)")
 		out      = fs.String("out", "", "write the markdown report to this file (default: standard output)")
 		goBin    = fs.String("go", "go", "the go command")
