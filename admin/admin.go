@@ -37,6 +37,9 @@ type Sources struct {
 	Healthy func() error
 	// Drain starts a graceful shutdown (POST /drain), as SIGTERM does.
 	Drain func()
+	// FlushHosts unblocks the client addresses blocked for failed logins
+	// (POST /flush-hosts, as MySQL's FLUSH HOSTS); it returns how many.
+	FlushHosts func() int
 	// Token, when set, lets a request from elsewhere than the loopback
 	// interface reach the private endpoints with "Authorization: Bearer
 	// <Token>".
@@ -74,6 +77,11 @@ func Handler(src Sources) http.Handler {
 			src.Drain()
 			w.WriteHeader(http.StatusAccepted)
 			_, _ = w.Write([]byte("draining\n"))
+		}))
+	}
+	if src.FlushHosts != nil {
+		mux.HandleFunc("POST /flush-hosts", private(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintf(w, "unblocked %d client addresses\n", src.FlushHosts())
 		}))
 	}
 	mux.HandleFunc("GET /config", private(jsonHandler(src.Config)))

@@ -14,8 +14,8 @@ func handler(token string, pprof bool) http.Handler {
 		Ready:    func() error { return nil },
 		Config:   func() any { return map[string]string{"listener": "main"} },
 		Sessions: func() any { return []any{} },
-		Drain:    func() {},
-		Token:    token, Pprof: pprof,
+		Drain:    func() {}, FlushHosts: func() int { return 0 },
+		Token: token, Pprof: pprof,
 	})
 }
 
@@ -56,6 +56,8 @@ func TestAdminAccess(t *testing.T) {
 		{"config from the pod network, token not as bearer", withToken, "GET", "/config", pod, "s3cret", 401},
 		{"config from the pod network with the token", withToken, "GET", "/config", pod, "Bearer s3cret", 200},
 		{"drain with the token", withToken, "POST", "/drain", pod, "Bearer s3cret", 202},
+		{"flush-hosts from the pod network without the token", withToken, "POST", "/flush-hosts", pod, "", 401},
+		{"flush-hosts from loopback", noToken, "POST", "/flush-hosts", local, "", 200},
 		{"pprof off by default", noToken, "GET", "/debug/pprof/", local, "", 404},
 		{"pprof on, from the pod network without the token", withToken, "GET", "/debug/pprof/", pod, "", 401},
 		{"pprof on, from loopback", withToken, "GET", "/debug/pprof/", local, "", 200},

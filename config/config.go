@@ -30,6 +30,7 @@ const (
 	DefaultLoginTimeout       = 10 * time.Second
 	DefaultMaxAllowedPacket   = 1 << 30
 	DefaultParseBudget        = 4 << 20
+	DefaultMaxConnectErrors   = 100
 	ParseBudgetBurst          = 1 << 20
 	MaxMaxAllowedPacket       = 1 << 30
 	// DefaultClientIdleTimeout and DefaultClientWriteTimeout are MySQL's
@@ -119,6 +120,11 @@ type Listener struct {
 	// stricter than a server unless told to be; only one physical packet
 	// of at most 16 MiB is held at a time).
 	MaxAllowedPacket int `toml:"max_allowed_packet,omitempty" json:"max_allowed_packet,omitempty"`
+	// MaxConnectErrors blocks a client address after this many failed
+	// logins in a row (refused credentials, malformed handshakes), as
+	// MySQL's max_connect_errors: it gets 1129 until a POST /flush-hosts
+	// to the admin API. Default 100 (MySQL's); 0 or less: no limit.
+	MaxConnectErrors *int `toml:"max_connect_errors,omitempty" json:"max_connect_errors,omitempty"`
 	// ParseBudget bounds the bytes of new statement text (not in the
 	// classification cache, 1 KiB or longer) the parser reads per second
 	// for each user; past it, a statement is read lexically (routed to the

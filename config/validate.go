@@ -44,6 +44,10 @@ func (l *Listener) applyDefaults() {
 		v := DefaultParseBudget
 		l.ParseBudget = &v
 	}
+	if l.MaxConnectErrors == nil {
+		v := DefaultMaxConnectErrors
+		l.MaxConnectErrors = &v
+	}
 	if l.AuthMode == AuthModeProxy {
 		setDefault(&l.AuthPlugin, DefaultAuthPlugin)
 	}

@@ -55,6 +55,9 @@ func (s *Session) loginFailed(up *wire.Upstream, err error) error {
 	switch {
 	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR:
 		reason = "auth"
+		s.env.Hosts.Failed(s.host)
+	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_HANDSHAKE_ERROR:
+		s.env.Hosts.Failed(s.host) // a malformed handshake, not a client that left
 	case up != nil && wire.FailedSide(err) == wire.BackendSide:
 		reason = "backend"
 		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))

@@ -69,6 +69,8 @@ type Env struct {
 	Multiplex bool
 	// MaxAllowedPacket bounds a client's command (0: no bound).
 	MaxAllowedPacket int
+	// Hosts blocks client addresses after failed logins (nil: never).
+	Hosts *HostGuard
 	// Passthrough: clients log in as the backend's own accounts; each
 	// session has a backend connection of its own (passthrough.go).
 	Passthrough bool
@@ -262,6 +264,11 @@ func (s *Session) login(ctx context.Context) error {
 	deadline := time.Now().Add(s.env.LoginTimeout)
 	_ = s.conn.SetDeadline(deadline)
 	defer func() { _ = s.conn.SetDeadline(time.Time{}) }()
+	if s.env.Hosts.Blocked(s.host) {
+		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "host_blocked").Inc()
+		_ = s.client.WritePacketFlush(wire.GreetingError(hostBlocked(s.host)))
+		return fmt.Errorf("login: host %s is blocked", s.host)
+	}
 	cfg := wire.ServerConfig{
 		ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired, Auth: s.env.Auth, RemoteHost: s.host,
 	}
@@ -308,6 +315,7 @@ func (s *Session) login(ctx context.Context) error {
 		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
 		return fmt.Errorf("login: %w", err)
 	}
+	s.env.Hosts.Succeeded(s.host)
 	// Registered before the client learns it is logged in: a KILL of its
 	// id sent right after must find it.
 	s.env.Registry.add(s)

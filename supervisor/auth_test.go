@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -103,4 +105,52 @@ func cliConn(p *proxy, name, ca string) testenv.CLIConn {
 	port := 0
 	fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port)
 	return testenv.CLIConn{Host: "127.0.0.1", Port: port, User: "app", Password: "app-secret", Database: "gotest", SSLCA: ca}
+}
+
+// TestFailedLoginsBlockHost: after max_connect_errors failed logins in a
+// row from one address, it gets MySQL's 1129 in place of the greeting (a
+// right password too), while another address logs in; an unknown user and
+// a wrong password are answered alike; the admin API's POST /flush-hosts
+// unblocks it.
+func TestFailedLoginsBlockHost(t *testing.T) {
+	p := startProxy(t, oneNode("max_connect_errors = 20\n"))
+	from := func(ip, user, pass string) error {
+		cfg := mysql.NewConfig()
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = user, pass, "dial-"+ip, p.Addr("main").String()
+		return ping(cfg.FormatDSN())
+	}
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		mysql.RegisterDialContext("dial-"+ip, func(ctx context.Context, addr string) (net.Conn, error) {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+			return d.DialContext(ctx, "tcp", addr)
+		})
+	}
+	unknown, wrong := from("127.0.0.1", "nobody", "x"), from("127.0.0.1", "app", "x")
+	if mysqlErr(unknown) == nil || mysqlErr(wrong) == nil ||
+		strings.Replace(mysqlErr(unknown).Message, "nobody", "app", 1) != mysqlErr(wrong).Message {
+		t.Errorf("an unknown user and a wrong password answered differently: %v / %v", unknown, wrong)
+	}
+	for i := 2; i < 1000; i++ {
+		err := from("127.0.0.1", "app", "wrong")
+		if me := mysqlErr(err); me != nil && me.Number == 1129 {
+			if i != 20 {
+				t.Errorf("blocked after %d failed logins, want 20", i)
+			}
+			break
+		}
+	}
+	if me := mysqlErr(from("127.0.0.1", "app", "app-secret")); me == nil || me.Number != 1129 || !strings.Contains(me.Message, "/flush-hosts") {
+		t.Fatalf("the right password from a blocked address: %v, want 1129", me)
+	}
+	if err := from("127.0.0.2", "app", "app-secret"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	resp, err := http.Post(p.admin.URL+"/flush-hosts", "", nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /flush-hosts: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if err := from("127.0.0.1", "app", "app-secret"); err != nil {
+		t.Fatalf("after /flush-hosts: %v", err)
+	}
 }

@@ -83,7 +83,8 @@ func startProxy(t *testing.T, toml string) *proxy {
 		t.Fatal(err)
 	}
 	h := admin.Handler(admin.Sources{Registry: m.Registry, Version: "test", Ready: p.Ready, Healthy: p.Healthy,
-		Config: func() any { return p.Config().Redacted() }, Sessions: func() any { return p.Registry.List() }})
+		Config: func() any { return p.Config().Redacted() }, Sessions: func() any { return p.Registry.List() },
+		FlushHosts: p.FlushHosts})
 	px := &proxy{Proxy: p, admin: httptest.NewServer(h), m: m}
 	t.Cleanup(func() {
 		px.admin.Close()

@@ -191,6 +191,16 @@ func (p *Proxy) Addr(name string) net.Addr {
 	return nil
 }
 
+// FlushHosts unblocks every listener's client addresses blocked for
+// failed logins; it returns how many were.
+func (p *Proxy) FlushHosts() int {
+	n := 0
+	for _, t := range p.state.Load().tenants {
+		n += t.hosts.Load().Flush()
+	}
+	return n
+}
+
 // Config is the configuration the proxy runs.
 func (p *Proxy) Config() *config.Config { return p.state.Load().cfg }
 

@@ -58,7 +58,10 @@ type tenant struct {
 	// not change its rate (written by the tenant actor only).
 	budget     *sqlinfo.Budget
 	budgetRate int
-	pid        atomic.Pointer[actor.PID]
+	// hosts blocks client addresses after failed logins, kept across
+	// reloads (written by the tenant actor only; Flush from the admin API).
+	hosts atomic.Pointer[session.HostGuard]
+	pid   atomic.Pointer[actor.PID]
 	// live is what sessions read at each use (pools, router, plugins); the
 	// balancers' health checks use its pools too.
 	live atomic.Pointer[session.Live]
@@ -132,6 +135,25 @@ func (t *tenant) authenticator(plugin string) *wire.Authenticator {
 		}}
 	}
 	return t.auth
+}
+
+// hostGuard is the listener's failed-login guard at the configured limit.
+func (t *tenant) hostGuard(configured *int) *session.HostGuard {
+	limit := config.DefaultMaxConnectErrors
+	if configured != nil {
+		limit = *configured
+	}
+	g := t.hosts.Load()
+	switch {
+	case limit <= 0:
+		g = nil
+	case g == nil:
+		g = session.NewHostGuard(limit)
+	default:
+		g.SetMax(limit)
+	}
+	t.hosts.Store(g)
+	return g
 }
 
 // parseBudget is the users' parse allowance at the configured rate in
@@ -257,7 +279,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Balancer: a.bal, ReplicaBalancer: a.replicas, Live: &t.live, SQL: t.sql, Registry: t.reg, Metrics: t.sys.Metrics, Log: t.log,
 		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name), Multiplex: cfg.Multiplex,
 		Passthrough: cfg.AuthMode == config.AuthModePassthrough, MaxAllowedPacket: cfg.MaxAllowedPacket,
-		ParseBudget: t.parseBudget(cfg.ParseBudget),
+		ParseBudget: t.parseBudget(cfg.ParseBudget), Hosts: t.hostGuard(cfg.MaxConnectErrors),
 	}
 	env.Fault = faultHook(t.sys, t)
 	oldAudit, err := a.syncAudit(cfg.Audit)

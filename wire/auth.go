@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -47,6 +48,10 @@ type Authenticator struct {
 	key     *rsa.PrivateKey
 	keyPEM  []byte
 	keyErr  error
+	// rsaSlots bounds concurrent RSA decryptions (a millisecond of CPU
+	// each, and anyone may ask for one): a flood of full authentications
+	// queues here instead of taking every core.
+	rsaSlots chan struct{}
 }
 
 // Exchange carries the state of one login.
@@ -182,7 +187,9 @@ func (a *Authenticator) decrypt(enc, salt []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.rsaSlots <- struct{}{}
 	plain, err := rsa.DecryptOAEP(sha1.New(), rand.Reader, key, enc, nil)
+	<-a.rsaSlots
 	if err != nil {
 		return nil, nil
 	}
@@ -194,6 +201,7 @@ func (a *Authenticator) decrypt(enc, salt []byte) ([]byte, error) {
 
 func (a *Authenticator) rsaKey() (*rsa.PrivateKey, []byte, error) {
 	a.keyOnce.Do(func() {
+		a.rsaSlots = make(chan struct{}, max(1, runtime.NumCPU()/2))
 		a.key, a.keyErr = rsa.GenerateKey(rand.Reader, 2048)
 		if a.keyErr != nil {
 			return

@@ -50,7 +50,13 @@ func newRuntime(a config.Admin, o overrides, stderr io.Writer) (*runtime, error)
 		Config:   func() any { return r.config() },
 		Sessions: func() any { return r.sessions() },
 		Drain:    func() { r.drainOnce.Do(func() { close(r.drain) }) },
-		Token:    a.Token, Pprof: a.Pprof,
+		FlushHosts: func() int {
+			if p := r.proxy.Load(); p != nil {
+				return p.FlushHosts()
+			}
+			return 0
+		},
+		Token: a.Token, Pprof: a.Pprof,
 		Healthy: func() error {
 			if p := r.proxy.Load(); p != nil {
 				return p.Healthy()
