@@ -75,6 +75,10 @@ type Conn struct {
 	// Scramble is the greeting's, for a COM_CHANGE_USER answered with it
 	// (auth passthrough).
 	Scramble []byte
+	// Status is the server status of the last OK or EOF the proxy read
+	// itself (its own commands, the login): whether a new session starts
+	// in autocommit mode, as the server's login OK would say.
+	Status uint16
 	// Issued counts the commands the proxy sent on its own behalf.
 	Issued uint64
 	// stmts are prepared statements of multiplexing sessions (stmts.go);
@@ -140,8 +144,13 @@ func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) 
 	if tc, ok := nc.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Time{})
 	}
+	status := uint16(0)
+	if cc.IsAutoCommit() {
+		status = mysql.SERVER_STATUS_AUTOCOMMIT
+	}
 	return &Conn{
 		IO:            wire.NewPacketIO(&wire.TimeoutConn{Conn: nc, ReadTimeout: ep.ReadTimeout}, relayBufSize),
+		Status:        status,
 		ThreadID:      cc.GetConnectionID(),
 		ServerVersion: cc.GetServerVersion(),
 		Endpoint:      ep,
@@ -209,7 +218,8 @@ func (c *Conn) Command(cmd byte, arg []byte) error {
 		case mysql.ERR_HEADER:
 			return wire.ParseError(resp)
 		case mysql.OK_HEADER, mysql.EOF_HEADER:
-			if wire.StatusOf(resp)&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+			c.Status = wire.StatusOf(resp)
+			if c.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
 				return nil
 			}
 		default:
@@ -378,6 +388,7 @@ func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
 		ThreadID:           up.Greeting.ConnID,
 		ServerVersion:      up.Greeting.Version,
 		Scramble:           up.Greeting.Salt,
+		Status:             up.Status,
 		Endpoint:           ep,
 		DB:                 hello.DB,
 		Collation:          hello.Collation,

@@ -66,6 +66,7 @@ func (s *Session) changeUser(payload []byte) error {
 	if err := s.refreshReading(s.primary.conn); err != nil {
 		return err
 	}
+	s.status = startStatus(s.primary.conn)
 	return s.okToClient()
 }
 
@@ -113,6 +114,7 @@ func (s *Session) changeUserOwn(payload []byte, cu *wire.ChangeUser) error {
 	_, serverTLS := be.IO.Conn().(*tls.Conn)
 	r := wire.AuthRelay{Client: s.client, Server: be.IO, ClientTLS: s.hello.TLS, ServerTLS: serverTLS, Salt: be.Scramble, Keys: s.env.Auth}
 	err := r.Run()
+	be.Status = r.Status
 	var sqlErr *wire.SQLError
 	if errors.As(err, &sqlErr) {
 		s.primary.dirty = false
@@ -139,5 +141,6 @@ func (s *Session) changeUserOwn(payload []byte, cu *wire.ChangeUser) error {
 	if err := s.refreshReading(be); err != nil {
 		return err
 	}
+	s.status = startStatus(be)
 	return s.okToClient()
 }

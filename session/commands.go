@@ -168,6 +168,12 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 		return s.resetStmt(payload, more)
 	case mysql.COM_PING, mysql.COM_STATISTICS, mysql.COM_DEBUG:
 		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
+	case mysql.COM_REFRESH: // mysql_refresh(): FLUSH by flags
+		if s.restricted() {
+			return s.clientError(wire.NewError(mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR,
+				"Access denied; you need (at least one of) the RELOAD privilege(s) for this operation (pisa-proxy access rules)"))
+		}
+		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
 	case mysql.COM_SET_OPTION:
 		return s.setOption(payload, more)
 	case mysql.COM_PROCESS_KILL:

@@ -171,7 +171,7 @@ func (s *Session) killVia(node string, target *Session, stmt string) error {
 }
 
 func (s *Session) okToClient() error {
-	if err := s.client.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
+	if err := s.client.WriteOK(s.status); err != nil {
 		return &wire.IOError{Side: wire.ClientSide, Err: err}
 	}
 	return nil

@@ -320,7 +320,9 @@ func (s *Session) login(ctx context.Context) error {
 	// id sent right after must find it.
 	s.env.Registry.add(s)
 	s.registered = true
-	if err := s.client.WriteOK(mysql.SERVER_STATUS_AUTOCOMMIT); err != nil {
+	s.status = startStatus(s.primary.conn)
+	s.setMode(s.status)
+	if err := s.client.WriteOK(s.status); err != nil {
 		return fmt.Errorf("write auth ok: %w", err)
 	}
 	if hello.Capabilities&mysql.CLIENT_COMPRESS != 0 {
@@ -337,6 +339,13 @@ func (s *Session) login(ctx context.Context) error {
 	s.log = s.log.With("user", s.user)
 	s.log.Debug("session started", "db", s.db, "backend", s.primary.conn.Endpoint.Name, "backend_thread", s.primary.conn.ThreadID)
 	return nil
+}
+
+// startStatus is the status a session starts with on be, as the server's
+// login or change-user OK says it: autocommit or not (its global
+// default), backslashes read or not (sql_mode).
+func startStatus(be *backend.Conn) uint16 {
+	return be.Status & (mysql.SERVER_STATUS_AUTOCOMMIT | mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED)
 }
 
 // fallbackVersion is announced when server_version is unset and no

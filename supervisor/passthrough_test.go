@@ -19,6 +19,11 @@ import (
 // passthroughTOML is a listener "main" with auth passthrough in front of
 // backendDB: no application users of its own.
 func passthroughTOML(extra string) string {
+	return passthroughListener(extra) + nodeTOML("n1", backendDB, "")
+}
+
+// passthroughListener is passthroughTOML's listener, for node "n1".
+func passthroughListener(extra string) string {
 	return fmt.Sprintf(`
 [[proxy.config]]
 name = "main"
@@ -29,7 +34,7 @@ auth_mode = "passthrough"
 [proxy.config.simple_loadbalance]
 balance_type = "roundrobin"
 nodes = ["n1"]
-`, extra) + nodeTOML("n1", backendDB, "")
+`, extra)
 }
 
 // backendUsers creates accounts on backendDB for the test (dropped at its
@@ -151,6 +156,8 @@ type rawClient struct {
 	t    *testing.T
 	io   *wire.PacketIO
 	salt []byte
+	// loginStatus is the server status of the login OK.
+	loginStatus uint16
 }
 
 func rawLogin(t *testing.T, addr, user, password string) *rawClient {
@@ -181,9 +188,11 @@ func rawLoginCaps(t *testing.T, addr, user, password string, extra uint32) *rawC
 	if err := r.io.WritePacketFlush(wire.HandshakeResponse(hello, caps)); err != nil {
 		t.Fatal(err)
 	}
-	if ok := r.read(); ok[0] != mysql.OK_HEADER {
+	ok := r.read()
+	if ok[0] != mysql.OK_HEADER {
 		t.Fatalf("login as %s: %q", user, ok)
 	}
+	r.loginStatus = wire.StatusOf(ok)
 	return r
 }
 
@@ -375,6 +384,37 @@ func TestPassthroughSessionTrack(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: through the proxy %q, directly %q", q, got, want)
+		}
+	}
+}
+
+// TestLoginStatusAndRefresh: the login OK says autocommit as the server's
+// would (off on a server started with autocommit=0), with and without
+// passthrough; COM_REFRESH (mysql_refresh) is answered by the server.
+func TestLoginStatusAndRefresh(t *testing.T) {
+	srv := testenv.MariaDB(t, testenv.WithArgs("--autocommit=0"))
+	direct := rawLogin(t, srv.Addr(), testenv.TestUser, testenv.TestPassword)
+	for name, listener := range map[string]string{
+		"proxy": listenerTOML("main", []string{"n1"}, ""), "passthrough": passthroughListener(""),
+	} {
+		p := startProxy(t, listener+nodeTOML("n1", srv, ""))
+		user, pass := "app", "app-secret"
+		if name == "passthrough" {
+			user, pass = testenv.TestUser, testenv.TestPassword
+		}
+		r := rawLogin(t, p.Addr("main").String(), user, pass)
+		if r.loginStatus != direct.loginStatus || r.loginStatus&mysql.SERVER_STATUS_AUTOCOMMIT != 0 {
+			t.Errorf("%s: login status %#x, directly %#x", name, r.loginStatus, direct.loginStatus)
+		}
+		if got := r.value("SELECT @@autocommit"); got != "0" {
+			t.Errorf("%s: @@autocommit = %s", name, got)
+		}
+		r.io.Seq = 0
+		if err := r.io.WritePacketFlush([]byte{mysql.COM_REFRESH, 0x04}); err != nil { // REFRESH_TABLES
+			t.Fatal(err)
+		}
+		if ok := r.read(); ok[0] != mysql.OK_HEADER {
+			t.Errorf("%s: COM_REFRESH: %q", name, ok)
 		}
 	}
 }

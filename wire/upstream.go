@@ -168,6 +168,8 @@ type Upstream struct {
 	// Keys lends its RSA key to a client without TLS in caching_sha2's
 	// full authentication when the backend connection has TLS (AuthRelay).
 	Keys *Authenticator
+	// Status is the server status of the backend's login OK.
+	Status uint16
 }
 
 // upstreamCaps are the client capabilities passed on to a backend: the
@@ -208,7 +210,9 @@ func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 		return &IOError{Side: BackendSide, Err: fmt.Errorf("handshake response: %w", err)}
 	}
 	r := AuthRelay{Client: client, Server: u.IO, ClientTLS: hello.TLS, ServerTLS: u.TLS != nil, Salt: u.Greeting.Salt, Keys: u.Keys}
-	return r.Run()
+	err := r.Run()
+	u.Status = r.Status
+	return err
 }
 
 // upgradeClientTLS performs a client-side TLS handshake and switches I/O
@@ -258,6 +262,8 @@ type AuthRelay struct {
 	// auth switch's.
 	Salt []byte
 	Keys *Authenticator
+	// Status is the server status of the final OK.
+	Status uint16
 }
 
 // Run relays until the server's OK (nil) or ERR (an *SQLError, not sent
@@ -273,6 +279,7 @@ func (r *AuthRelay) Run() error {
 		}
 		switch p[0] {
 		case mysql.OK_HEADER:
+			r.Status = StatusOf(p)
 			return nil
 		case mysql.ERR_HEADER:
 			return ParseError(p)
