@@ -185,6 +185,11 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 		return s.kill(uint64(id), false)
 	case mysql.COM_CHANGE_USER:
 		return s.changeUser(payload)
+	case wire.ComStmtBulkExecute:
+		if s.hello.ExtCapabilities&wire.MariaDBBulkOperations != 0 { // negotiated: passthrough
+			return s.execute(payload, more)
+		}
+		fallthrough
 	default:
 		if more {
 			if err := s.client.DiscardRest(); err != nil {

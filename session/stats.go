@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"pisanix.io/pisanix/backend"
 	"pisanix.io/pisanix/sqlinfo"
+	"pisanix.io/pisanix/wire"
 )
 
 // stmtStats caches this session's metric handles, so a statement costs two
@@ -145,6 +146,10 @@ func commandName(cmd byte) string {
 		return "COM_RESET_CONNECTION"
 	case mysql.COM_DEBUG:
 		return "COM_DEBUG"
+	case mysql.COM_REFRESH:
+		return "COM_REFRESH"
+	case wire.ComStmtBulkExecute:
+		return "COM_STMT_BULK_EXECUTE"
 	}
 	return "COM_OTHER"
 }

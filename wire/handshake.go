@@ -76,13 +76,28 @@ func (g *Greeting) Encode() []byte {
 	return append(b, 0)
 }
 
-// MariaDBExtendedMetadata is MARIADB_CLIENT_EXTENDED_METADATA in the
-// extended capabilities: column definitions carry a data type name
-// ("json", "uuid", ...). It changes nothing the relay reads, unlike the
-// other MariaDB extensions (progress reports arrive as ERR packets,
-// metadata caching drops column definitions, bulk execution is a command
-// of its own), which are never offered.
-const MariaDBExtendedMetadata = 1 << 3
+// MariaDB's extended capabilities (the bits above 32, shifted down).
+const (
+	// MariaDBProgress: progress reports during long statements, ERR
+	// packets with code 0xFFFF that the relay passes on (isProgress).
+	MariaDBProgress = 1 << 0
+	// MariaDBBulkOperations: COM_STMT_BULK_EXECUTE, relayed as
+	// COM_STMT_EXECUTE is.
+	MariaDBBulkOperations = 1 << 2
+	// MariaDBExtendedMetadata: column definitions carry a data type name
+	// ("json", "uuid", ...), which the relay does not read.
+	MariaDBExtendedMetadata = 1 << 3
+)
+
+// PassthroughExtCapabilities are the extended capabilities offered with
+// auth passthrough when the backend has them. Metadata caching is not:
+// it drops column definitions from results the relay reads. Pooled
+// connections have none (go-mysql's client cannot ask for them, and one
+// connection serves clients that did and did not).
+const PassthroughExtCapabilities = MariaDBProgress | MariaDBBulkOperations | MariaDBExtendedMetadata
+
+// ComStmtBulkExecute is MariaDB's COM_STMT_BULK_EXECUTE.
+const ComStmtBulkExecute = 0xfa
 
 // errMalformed is returned for handshake packets that cannot be decoded.
 var errMalformed = errors.New("malformed handshake response")

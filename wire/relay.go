@@ -272,6 +272,12 @@ func (r *Relay) results() (Outcome, error) {
 		if n == 0 {
 			return Outcome{}, &IOError{BackendSide, errors.New("empty response packet")}
 		}
+		if isProgress(head, n) {
+			if err := r.Client.Flush(); err != nil { // shown as it comes
+				return Outcome{}, &IOError{ClientSide, err}
+			}
+			continue
+		}
 		var out Outcome
 		switch head[0] {
 		case mysql.OK_HEADER, mysql.ERR_HEADER:
@@ -445,11 +451,23 @@ func (r *Relay) localInfile() (Outcome, error) {
 	if err := r.Backend.Flush(); err != nil {
 		return Outcome{}, &IOError{BackendSide, err}
 	}
-	head, n, err := r.fwd()
-	if err != nil {
-		return Outcome{}, err
+	for {
+		head, n, err := r.fwd()
+		if err != nil || !isProgress(head, n) {
+			return outcomeOf(head, n), err
+		}
+		if err := r.Client.Flush(); err != nil {
+			return Outcome{}, &IOError{ClientSide, err}
+		}
 	}
-	return outcomeOf(head, n), nil
+}
+
+// isProgress recognises MariaDB's progress report: an ERR packet with
+// error code 0xFFFF, sent during a long statement to clients that asked
+// for MARIADB_CLIENT_PROGRESS (with auth passthrough only); the response
+// follows it.
+func isProgress(head []byte, n int) bool {
+	return n >= 3 && head[0] == mysql.ERR_HEADER && head[1] == 0xff && head[2] == 0xff
 }
 
 func isEOF(head []byte, n int) bool {

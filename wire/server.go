@@ -98,7 +98,7 @@ func greeting(cfg ServerConfig) (*Greeting, error) {
 		b := u.Greeting
 		g.Salt, g.Plugin, g.Collation = b.Salt, cmp.Or(b.Plugin, PluginNative), b.Collation
 		g.Capabilities = (g.Capabilities | PassthroughCapabilities) & (b.Capabilities | mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL)
-		g.ExtCapabilities = b.ExtCapabilities & MariaDBExtendedMetadata
+		g.ExtCapabilities = b.ExtCapabilities & PassthroughExtCapabilities
 		return g, nil
 	}
 	salt, err := NewSalt()

@@ -196,7 +196,7 @@ const PassthroughCapabilities = mysql.CLIENT_SESSION_TRACK
 func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 	caps := hello.Capabilities & upstreamCaps & u.Greeting.Capabilities
 	h := *hello
-	h.ExtCapabilities &= u.Greeting.ExtCapabilities & MariaDBExtendedMetadata
+	h.ExtCapabilities &= u.Greeting.ExtCapabilities & PassthroughExtCapabilities
 	if u.TLS != nil {
 		if err := u.IO.WritePacketFlush(SSLRequest(caps, h.MaxPacket, h.Collation)); err != nil {
 			return &IOError{Side: BackendSide, Err: fmt.Errorf("ssl request: %w", err)}
