@@ -32,9 +32,11 @@ test: deps lint
 	@mkdir -p $(BIN)
 	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE) -out $(BIN)/conformance.md
 	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE),conformance/known-differences-multiplex.txt -multiplex -out $(BIN)/conformance-multiplex.md
+	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE_LIST) -strict -known conformance/known-differences-passthrough.txt -passthrough -out $(BIN)/conformance-passthrough.md
 
 # make test's conformance: every suite, mysqltest on its short list, strict.
-SHORT_CONFORMANCE := -mysqltest-list conformance/mysqltest-short.list -strict -known conformance/known-differences.txt
+SHORT_CONFORMANCE_LIST := -mysqltest-list conformance/mysqltest-short.list
+SHORT_CONFORMANCE := $(SHORT_CONFORMANCE_LIST) -strict -known conformance/known-differences.txt
 
 # go-sql-driver's and go-mysql's own test suites and MariaDB's mysqltest
 # (conformance/mysqltest.list, text and binary protocol) against throwaway

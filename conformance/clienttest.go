@@ -115,8 +115,7 @@ func runClientTestSuite(ctx context.Context, cfg Config, sr *SuiteReport, m *mtr
 		return err
 	}
 	// No default schema, as for mysqltest: the program asks for "test".
-	pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, Multiplex: cfg.Multiplex, Passthrough: cfg.Passthrough}
-	sr.Proxy = runProxied(ctx, s, bin, pcfg, cfg.WorkDir, opts, run)
+	sr.Proxy = runProxied(ctx, s, bin, mtrProxyConfig(cfg, direct), cfg.WorkDir, opts, run)
 	return m.reset(ctx, direct)
 }
 

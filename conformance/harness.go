@@ -211,8 +211,7 @@ func runMTRSuite(ctx context.Context, cfg Config, sr *SuiteReport, m *mtrServer,
 	}
 	// No default schema: mysqltest connects without one where a test asks
 	// so (connect ...,*NO-ONE*), and the session must then have none.
-	pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, Multiplex: cfg.Multiplex, Passthrough: cfg.Passthrough}
-	sr.Proxy = runProxied(ctx, s, bin, pcfg, cfg.WorkDir, opts, mtr)
+	sr.Proxy = runProxied(ctx, s, bin, mtrProxyConfig(cfg, direct), cfg.WorkDir, opts, mtr)
 	return nil
 }
 

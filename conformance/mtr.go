@@ -67,7 +67,28 @@ func mtrServerArgs(vardir string) []string {
 		// program's clean-up made statements fail ("Error on delete of
 		// '/tmp/#sql-temptable-...'"), as in the runner's own layout.
 		"--tmpdir=" + mtrServerTmp(vardir),
+		// The runner's certificates, as its servers always have them: with
+		// -tls its clients (mysqltest --ssl) use TLS and verify with its CA.
+		"--ssl-ca=" + mtrStdData("cacert.pem"),
+		"--ssl-cert=" + mtrStdData("server-cert.pem"),
+		"--ssl-key=" + mtrStdData("server-key.pem"),
 	}
+}
+
+// mtrStdData is a file of the runner's std_data directory.
+func mtrStdData(name string) string { return filepath.Join(MTRDir, "std_data", name) }
+
+// mtrProxyConfig is the proxy in front of the MTR server: with TLS, its
+// listener has the runner's server certificate (which the runner's clients
+// trust) and it uses TLS towards the server too, unverified: the
+// certificate names localhost in its CN only, which Go does not accept.
+func mtrProxyConfig(cfg Config, direct Target) ProxyConfig {
+	pcfg := ProxyConfig{Backend: direct, PoolSize: cfg.PoolSize, Multiplex: cfg.Multiplex, Passthrough: cfg.Passthrough}
+	if cfg.TLS {
+		pcfg.TLSCert, pcfg.TLSKey = mtrStdData("server-cert.pem"), mtrStdData("server-key.pem")
+		pcfg.BackendSkipVerify = true
+	}
+	return pcfg
 }
 
 // mtrServerTmp is the server's tmpdir, as in the runner's own layout.
@@ -84,6 +105,8 @@ type mtrServer struct {
 	// values it restores.
 	dbs, users []string
 	globals    map[string]string
+	// tls: the runner's clients use TLS (mysqltest --ssl).
+	tls bool
 }
 
 // startMTRServer starts the server for MTR suites.
@@ -107,7 +130,7 @@ func startMTRServer(ctx context.Context, cfg Config) (*mtrServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting MariaDB for mysqltest: %w", err)
 	}
-	m := &mtrServer{srv: srv, vardir: vardir}
+	m := &mtrServer{srv: srv, vardir: vardir, tls: cfg.TLS}
 	if err := m.setup(ctx); err != nil {
 		return nil, errors.Join(err, srv.Stop())
 	}
@@ -397,6 +420,9 @@ func mtrOnce(ctx context.Context, s Suite, tests []string, m *mtrServer, target 
 	}
 	if s.MTR.PS {
 		args = append(args, "--ps-protocol")
+	}
+	if m.tls {
+		args = append(args, "--ssl")
 	}
 	args = append(args, tests...)
 	// Each test has the runner's --testcase-timeout; the whole run is

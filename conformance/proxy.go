@@ -37,8 +37,10 @@ type ProxyConfig struct {
 	// TLSCert and TLSKey, when set, make the listener offer TLS.
 	TLSCert, TLSKey string
 	// BackendCA, when set, makes the proxy require TLS towards MariaDB and
-	// verify it against this CA.
-	BackendCA string
+	// verify it against this CA; BackendSkipVerify makes it use TLS
+	// without verifying.
+	BackendCA         string
+	BackendSkipVerify bool
 	// Multiplex turns the listener's multiplexing on.
 	Multiplex bool
 	// Passthrough: the listener has auth_mode = "passthrough" (clients log
@@ -67,8 +69,11 @@ func (c ProxyConfig) TOML() string {
 	b.WriteString("\n[proxy.config.simple_loadbalance]\nbalance_type = \"random\"\nnodes = [\"mariadb\"]\n")
 	fmt.Fprintf(&b, "\n[[mysql.node]]\nname = \"mariadb\"\ndb = %q\nuser = %q\npassword = %q\nhost = %q\nport = %d\n",
 		c.DB, c.Backend.User, c.Backend.Password, c.Backend.Host, c.Backend.Port)
-	if c.BackendCA != "" {
+	switch {
+	case c.BackendCA != "":
 		fmt.Fprintf(&b, "tls = \"required\"\ntls_ca = %q\n", c.BackendCA)
+	case c.BackendSkipVerify:
+		b.WriteString("tls = \"skip-verify\"\n")
 	}
 	return b.String()
 }
