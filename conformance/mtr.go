@@ -422,7 +422,11 @@ func mtrOnce(ctx context.Context, s Suite, tests []string, m *mtrServer, target 
 		args = append(args, "--ps-protocol")
 	}
 	if m.tls {
-		args = append(args, "--ssl")
+		// The runner's own --ssl is refused with --extern (it looks for a
+		// server variable "ssl" that SHOW VARIABLES has not); an --extern
+		// option goes to the [client] section of the my.cnf its clients
+		// read, mysqltest included.
+		args = append(args, "--extern", "ssl=1")
 	}
 	args = append(args, tests...)
 	// Each test has the runner's --testcase-timeout; the whole run is

@@ -87,14 +87,17 @@ const (
 	// MariaDBExtendedMetadata: column definitions carry a data type name
 	// ("json", "uuid", ...), which the relay does not read.
 	MariaDBExtendedMetadata = 1 << 3
+	// MariaDBCacheMetadata: a column count is followed by a "metadata
+	// follows" byte, and a prepared statement's execution may skip its
+	// column definitions (Relay.CacheMetadata).
+	MariaDBCacheMetadata = 1 << 4
 )
 
 // PassthroughExtCapabilities are the extended capabilities offered with
-// auth passthrough when the backend has them. Metadata caching is not:
-// it drops column definitions from results the relay reads. Pooled
-// connections have none (go-mysql's client cannot ask for them, and one
-// connection serves clients that did and did not).
-const PassthroughExtCapabilities = MariaDBProgress | MariaDBBulkOperations | MariaDBExtendedMetadata
+// auth passthrough when the backend has them. Pooled connections have
+// none (go-mysql's client cannot ask for them, and one connection serves
+// clients that did and did not).
+const PassthroughExtCapabilities = MariaDBProgress | MariaDBBulkOperations | MariaDBExtendedMetadata | MariaDBCacheMetadata
 
 // ComStmtBulkExecute is MariaDB's COM_STMT_BULK_EXECUTE.
 const ComStmtBulkExecute = 0xfa

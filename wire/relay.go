@@ -104,6 +104,10 @@ type Relay struct {
 	// (read whole, then written): for the few statements whose answer the
 	// proxy corrects (SHOW STATUS about the client's connection).
 	Rows func(row []byte) []byte
+	// CacheMetadata: the client and the backend negotiated MariaDB's
+	// metadata caching: a column count's next byte says whether column
+	// definitions follow.
+	CacheMetadata bool
 
 	lastSeq uint8 // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
@@ -306,9 +310,12 @@ func (r *Relay) results() (Outcome, error) {
 // resultSet relays the column definitions, EOF and rows of one result set
 // whose column-count packet was already forwarded.
 func (r *Relay) resultSet(head []byte) (Outcome, error) {
-	cols, _, ok := lenEncInt(head)
+	cols, sz, ok := lenEncInt(head)
 	if !ok {
 		return Outcome{}, &IOError{BackendSide, fmt.Errorf("bad column count packet %x", head)}
+	}
+	if r.CacheMetadata && len(head) > sz && head[sz] == 0 {
+		cols = 0 // the client has them: only the EOF follows
 	}
 	for i := uint64(0); i < cols; i++ {
 		if _, _, err := r.fwd(); err != nil {
