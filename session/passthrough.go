@@ -46,29 +46,6 @@ func (s *Session) refuseLogin(err error) error {
 	return fmt.Errorf("login: %w", err)
 }
 
-// loginFailed counts a failed connection phase; with passthrough it closes
-// the backend connection, and tells the client of a backend that failed
-// (a refusal by the backend was relayed already).
-func (s *Session) loginFailed(up *wire.Upstream, err error) error {
-	reason := "handshake"
-	var sqlErr *wire.SQLError
-	switch {
-	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR:
-		reason = "auth"
-		s.env.Hosts.Failed(s.host)
-	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_HANDSHAKE_ERROR:
-		s.env.Hosts.Failed(s.host) // a malformed handshake, not a client that left
-	case up != nil && wire.FailedSide(err) == wire.BackendSide:
-		reason = "backend"
-		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
-	}
-	if up != nil {
-		_ = up.IO.Close()
-	}
-	s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
-	return fmt.Errorf("login: %w", err)
-}
-
 // adopt makes the connection the client logged in through the session's
 // primary. It already has what the client's login asked for: schema,
 // character set, capability flags.

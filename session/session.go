@@ -341,6 +341,29 @@ func (s *Session) login(ctx context.Context) error {
 	return nil
 }
 
+// loginFailed counts a failed connection phase; with passthrough it closes
+// the backend connection, and tells the client of a backend that failed
+// (a refusal by the backend was relayed already).
+func (s *Session) loginFailed(up *wire.Upstream, err error) error {
+	reason := "handshake"
+	var sqlErr *wire.SQLError
+	switch {
+	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR:
+		reason = "auth"
+		s.env.Hosts.Failed(s.host)
+	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_HANDSHAKE_ERROR:
+		s.env.Hosts.Failed(s.host) // a malformed handshake, not a client that left
+	case up != nil && wire.FailedSide(err) == wire.BackendSide:
+		reason = "backend"
+		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
+	}
+	if up != nil {
+		_ = up.IO.Close()
+	}
+	s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
+	return fmt.Errorf("login: %w", err)
+}
+
 // startStatus is the status a session starts with on be, as the server's
 // login or change-user OK says it: autocommit or not (its global
 // default), backslashes read or not (sql_mode).
