@@ -46,6 +46,9 @@ type Endpoint struct {
 	ReadTimeout time.Duration
 	// FoundRows dials with CLIENT_FOUND_ROWS (affected rows = matched rows).
 	FoundRows bool
+	// ProxyProtocol: a connection logged in as a client (DialUpstream)
+	// opens with a PROXY protocol header naming the client.
+	ProxyProtocol bool
 }
 
 // Conn is one authenticated backend connection. It is used by one session
@@ -360,7 +363,7 @@ func greet(conn net.Conn, ep *Endpoint) (*wire.Upstream, error) {
 	if err != nil {
 		return nil, err
 	}
-	up := &wire.Upstream{IO: p, Greeting: g}
+	up := &wire.Upstream{IO: p, Greeting: g, ProxyHeader: ep.ProxyProtocol}
 	if ep.TLS != nil {
 		switch {
 		case g.Capabilities&mysql.CLIENT_SSL != 0:

@@ -120,6 +120,13 @@ type Listener struct {
 	// stricter than a server unless told to be; only one physical packet
 	// of at most 16 MiB is held at a time).
 	MaxAllowedPacket int `toml:"max_allowed_packet,omitempty" json:"max_allowed_packet,omitempty"`
+	// ProxyProtocolNetworks are the client networks (CIDRs or addresses,
+	// "*" for any) that may start with a PROXY protocol header (v1 or v2,
+	// as from HAProxy or a cloud load balancer): the address it names is
+	// then the client's, for access rules, failed-login blocking, logs and
+	// a passthrough node with proxy_protocol. As MariaDB's variable of the
+	// same name.
+	ProxyProtocolNetworks []string `toml:"proxy_protocol_networks,omitempty" json:"proxy_protocol_networks,omitempty"`
 	// MaxConnectErrors blocks a client address after this many failed
 	// logins in a row (refused credentials, malformed handshakes), as
 	// MySQL's max_connect_errors: it gets 1129 until a POST /flush-hosts
@@ -390,6 +397,11 @@ type Node struct {
 	TLS string `toml:"tls,omitempty" json:"tls,omitempty"`
 	// TLSCA is a PEM file with the CA that signed the backend's certificate.
 	TLSCA string `toml:"tls_ca,omitempty" json:"tls_ca,omitempty"`
+	// ProxyProtocol: connections logged in as a client (auth passthrough)
+	// open with a PROXY protocol v1 header naming the client's address, so
+	// that the server sees it (its proxy_protocol_networks must include
+	// the proxy's address).
+	ProxyProtocol bool `toml:"proxy_protocol,omitempty" json:"proxy_protocol,omitempty"`
 }
 
 // NodeGroup is `[[node_group.member]]` (sharding; accepted, not yet used).

@@ -206,6 +206,11 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 			add(key+"."+t.name, "must not be negative, got %s", t.d.D())
 		}
 	}
+	for i, n := range l.ProxyProtocolNetworks {
+		if _, err := ParseNetwork(n); err != nil {
+			add(fmt.Sprintf("%s.proxy_protocol_networks[%d]", key, i), "%v", err)
+		}
+	}
 	if l.MaxAllowedPacket < 1024 || l.MaxAllowedPacket > MaxMaxAllowedPacket {
 		add(key+".max_allowed_packet", "%d is outside 1024..%d bytes (as MySQL's)", l.MaxAllowedPacket, MaxMaxAllowedPacket)
 	}

@@ -115,7 +115,11 @@ func runClientTestSuite(ctx context.Context, cfg Config, sr *SuiteReport, m *mtr
 		return err
 	}
 	// No default schema, as for mysqltest: the program asks for "test".
-	sr.Proxy = runProxied(ctx, s, bin, mtrProxyConfig(cfg, direct), cfg.WorkDir, opts, run)
+	// The server trusts PROXY headers during this suite (its globals): the
+	// listener takes the test's and passes them on (with passthrough).
+	pcfg := mtrProxyConfig(cfg, direct)
+	pcfg.ProxyProtocol = true
+	sr.Proxy = runProxied(ctx, s, bin, pcfg, cfg.WorkDir, opts, run)
 	return m.reset(ctx, direct)
 }
 

@@ -46,6 +46,9 @@ type ProxyConfig struct {
 	// Passthrough: the listener has auth_mode = "passthrough" (clients log
 	// in as the backend's accounts) and no user of its own.
 	Passthrough bool
+	// ProxyProtocol: the listener takes PROXY protocol headers from any
+	// client, and the node gets one on passthrough connections.
+	ProxyProtocol bool
 }
 
 // TOML renders the configuration in the pisa-proxy file format (see
@@ -63,12 +66,18 @@ func (c ProxyConfig) TOML() string {
 	if c.Multiplex {
 		b.WriteString("multiplex = true\n")
 	}
+	if c.ProxyProtocol {
+		b.WriteString("proxy_protocol_networks = [\"*\"]\n")
+	}
 	if c.TLSCert != "" {
 		fmt.Fprintf(&b, "\n[proxy.config.tls]\ncert = %q\nkey = %q\n", c.TLSCert, c.TLSKey)
 	}
 	b.WriteString("\n[proxy.config.simple_loadbalance]\nbalance_type = \"random\"\nnodes = [\"mariadb\"]\n")
 	fmt.Fprintf(&b, "\n[[mysql.node]]\nname = \"mariadb\"\ndb = %q\nuser = %q\npassword = %q\nhost = %q\nport = %d\n",
 		c.DB, c.Backend.User, c.Backend.Password, c.Backend.Host, c.Backend.Port)
+	if c.ProxyProtocol {
+		b.WriteString("proxy_protocol = true\n")
+	}
 	switch {
 	case c.BackendCA != "":
 		fmt.Fprintf(&b, "tls = \"required\"\ntls_ca = %q\n", c.BackendCA)

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,9 @@ type Env struct {
 	MaxAllowedPacket int
 	// Hosts blocks client addresses after failed logins (nil: never).
 	Hosts *HostGuard
+	// ProxyNets are the client networks that may start with a PROXY
+	// protocol header naming the real client.
+	ProxyNets []netip.Prefix
 	// Passthrough: clients log in as the backend's own accounts; each
 	// session has a backend connection of its own (passthrough.go).
 	Passthrough bool
@@ -264,13 +268,17 @@ func (s *Session) login(ctx context.Context) error {
 	deadline := time.Now().Add(s.env.LoginTimeout)
 	_ = s.conn.SetDeadline(deadline)
 	defer func() { _ = s.conn.SetDeadline(time.Time{}) }()
-	if s.env.Hosts.Blocked(s.host) {
-		s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "host_blocked").Inc()
-		_ = s.client.WritePacketFlush(wire.GreetingError(hostBlocked(s.host)))
-		return fmt.Errorf("login: host %s is blocked", s.host)
-	}
 	cfg := wire.ServerConfig{
 		ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired, Auth: s.env.Auth, RemoteHost: s.host,
+		Failed: s.env.Hosts.Failed,
+	}
+	var proxied netip.AddrPort
+	if s.proxyTrusted() {
+		// The client is known only once its PROXY header is read.
+		cfg.ProxyHeader, cfg.Peer, cfg.Admit = true, &proxied, s.admitHost
+	} else if e := s.admitHost(s.host); e != nil {
+		_ = s.client.WritePacketFlush(wire.GreetingError(e)) // in place of the greeting, as MySQL
+		return fmt.Errorf("login: %w", e)
 	}
 	var node *backend.Pool
 	if s.env.Passthrough {
@@ -282,7 +290,14 @@ func (s *Session) login(ctx context.Context) error {
 	} else {
 		cfg.Version = s.serverVersion(ctx)
 	}
+	if cfg.Upstream != nil {
+		cfg.Upstream.Client, _ = netip.ParseAddrPort(s.remote)
+	}
 	hello, err := wire.Accept(s.client, cfg)
+	if proxied.IsValid() {
+		s.remote, s.host = proxied.String(), proxied.Addr().String()
+		s.log = s.log.With("proxied_client", s.remote)
+	}
 	if err != nil {
 		return s.loginFailed(cfg.Upstream, err)
 	}
@@ -349,10 +364,7 @@ func (s *Session) loginFailed(up *wire.Upstream, err error) error {
 	var sqlErr *wire.SQLError
 	switch {
 	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR:
-		reason = "auth"
-		s.env.Hosts.Failed(s.host)
-	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_HANDSHAKE_ERROR:
-		s.env.Hosts.Failed(s.host) // a malformed handshake, not a client that left
+		reason = "auth" // counted against the address by wire.Accept
 	case up != nil && wire.FailedSide(err) == wire.BackendSide:
 		reason = "backend"
 		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
@@ -362,6 +374,33 @@ func (s *Session) loginFailed(up *wire.Upstream, err error) error {
 	}
 	s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
 	return fmt.Errorf("login: %w", err)
+}
+
+// proxyTrusted reports whether the client connects from a network that
+// may send a PROXY protocol header.
+func (s *Session) proxyTrusted() bool {
+	if len(s.env.ProxyNets) == 0 {
+		return false
+	}
+	addr, err := netip.ParseAddr(s.host)
+	if err != nil {
+		return false
+	}
+	for _, n := range s.env.ProxyNets {
+		if n.Contains(addr.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// admitHost refuses an address blocked for failed logins.
+func (s *Session) admitHost(host string) *wire.SQLError {
+	if !s.env.Hosts.Blocked(host) {
+		return nil
+	}
+	s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, "host_blocked").Inc()
+	return hostBlocked(host)
 }
 
 // startStatus is the status a session starts with on be, as the server's

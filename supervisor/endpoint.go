@@ -15,6 +15,7 @@ func endpoint(n config.Node, l config.Listener) (*backend.Endpoint, error) {
 	ep := &backend.Endpoint{
 		Name: n.Name, Addr: n.Addr(), User: n.User, Password: n.Password, DB: n.DB,
 		DialTimeout: l.DialTimeout.D(), ReadTimeout: l.BackendReadTimeout.D(),
+		ProxyProtocol: n.ProxyProtocol,
 	}
 	switch n.TLS {
 	case "", "off":

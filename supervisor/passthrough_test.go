@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -416,5 +417,73 @@ func TestLoginStatusAndRefresh(t *testing.T) {
 		if ok := r.read(); ok[0] != mysql.OK_HEADER {
 			t.Errorf("%s: COM_REFRESH: %q", name, ok)
 		}
+	}
+}
+
+// TestProxyProtocol: a client behind a load balancer (a trusted network
+// sending a PROXY protocol header) is known by the address the header
+// names: for access rules' allowed_hosts and failed-login blocking, and,
+// through a passthrough node with proxy_protocol, for the backend's own
+// account matching (the server trusts the proxy's headers).
+func TestProxyProtocol(t *testing.T) {
+	dial := func(name string, header []byte) {
+		gomysql.RegisterDialContext(name, func(ctx context.Context, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+			if err == nil && header != nil {
+				_, err = c.Write(header)
+			}
+			return c, err
+		})
+	}
+	client := netip.MustParseAddrPort("192.0.2.7:40000")
+	dial("via-lb", wire.ProxyHeaderV1(client, netip.MustParseAddrPort("127.0.0.1:3306")))
+	dial("via-lb-v2-local", []byte("\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00"))
+	dsn := func(p *proxy, network, user, pass string) string {
+		cfg := gomysql.NewConfig()
+		cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, pass, network, p.Addr("main").String(), "gotest"
+		return cfg.FormatDSN()
+	}
+
+	p := startProxy(t, oneNode(`proxy_protocol_networks = ["127.0.0.0/8"]
+max_connect_errors = 3
+[[proxy.config.users]]
+user = "remote"
+password = "remote-pw"
+allowed_hosts = ["192.0.2.0/24"]
+`))
+	if err := ping(dsn(p, "via-lb", "remote", "remote-pw")); err != nil {
+		t.Errorf("a user allowed from the header's network: %v", err)
+	}
+	if err := ping(dsn(p, "tcp", "remote", "remote-pw")); mysqlErr(err) == nil || !strings.Contains(err.Error(), "'remote'@'127.0.0.1'") {
+		t.Errorf("the same user without a header (from 127.0.0.1): %v, want denied", err)
+	}
+	if err := ping(dsn(p, "via-lb-v2-local", "app", "app-secret")); err != nil {
+		t.Errorf("a v2 LOCAL header (a balancer's health check) keeps the connection's address: %v", err)
+	}
+	for range 3 {
+		_ = ping(dsn(p, "via-lb", "app", "wrong"))
+	}
+	if me := mysqlErr(ping(dsn(p, "via-lb", "app", "app-secret"))); me == nil || me.Number != 1129 || !strings.Contains(me.Message, "192.0.2.7") {
+		t.Errorf("the header's address after 3 failed logins: %v, want 1129 for 192.0.2.7", me)
+	}
+	if err := ping(dsn(p, "tcp", "app", "app-secret")); err != nil {
+		t.Errorf("the balancer's own address is not blocked: %v", err)
+	}
+
+	// Passthrough: the node gets a header naming the client.
+	srv := testenv.MariaDB(t, testenv.WithArgs("--proxy-protocol-networks=127.0.0.0/8"))
+	for _, s := range []string{
+		"CREATE USER 'lbuser'@'192.0.2.7' IDENTIFIED BY 'lb-pw'", "GRANT SELECT ON gotest.* TO 'lbuser'@'192.0.2.7'",
+	} {
+		if _, err := srv.RootDB().Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pt := startProxy(t, passthroughListener(`proxy_protocol_networks = ["127.0.0.1"]`)+nodeTOML("n1", srv, "proxy_protocol = true"))
+	if got, err := oneAnswer(dsn(pt, "via-lb", "lbuser", "lb-pw"), "SELECT USER()"); err != nil || got != "lbuser@192.0.2.7" {
+		t.Errorf("through passthrough with the client's header: %q, %v; want lbuser@192.0.2.7", got, err)
+	}
+	if got, err := oneAnswer(dsn(pt, "tcp", testenv.TestUser, testenv.TestPassword), "SELECT USER()"); err != nil || got != "gotest@localhost" && got != "gotest@127.0.0.1" {
+		t.Errorf("a direct client's own address reaches the server: %q, %v", got, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -135,6 +136,16 @@ func (t *tenant) authenticator(plugin string) *wire.Authenticator {
 		}}
 	}
 	return t.auth
+}
+
+// proxyNets are the listener's proxy_protocol_networks (validated).
+func proxyNets(entries []string) []netip.Prefix {
+	var nets []netip.Prefix
+	for _, e := range entries {
+		n, _ := config.ParseNetwork(e)
+		nets = append(nets, n...)
+	}
+	return nets
 }
 
 // hostGuard is the listener's failed-login guard at the configured limit.
@@ -280,6 +291,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 		Fingerprints: t.sys.Metrics.Fingerprints.Table(cfg.Name), Multiplex: cfg.Multiplex,
 		Passthrough: cfg.AuthMode == config.AuthModePassthrough, MaxAllowedPacket: cfg.MaxAllowedPacket,
 		ParseBudget: t.parseBudget(cfg.ParseBudget), Hosts: t.hostGuard(cfg.MaxConnectErrors),
+		ProxyNets: proxyNets(cfg.ProxyProtocolNetworks),
 	}
 	env.Fault = faultHook(t.sys, t)
 	oldAudit, err := a.syncAudit(cfg.Audit)

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
@@ -21,6 +22,19 @@ type ServerConfig struct {
 	// passthrough): the greeting carries the backend's scramble, plugin
 	// and collation, and the backend decides.
 	Upstream *Upstream
+	// ProxyHeader: the client connects from a trusted network and may
+	// start with a PROXY protocol header; the address it names is then the
+	// client's (RemoteHost, Peer, Upstream.Client).
+	ProxyHeader bool
+	// Peer, when set, receives the address a PROXY header named.
+	Peer *netip.AddrPort
+	// Admit, when set, checks the client's address (the PROXY header's
+	// when one came) before it authenticates; an error is its answer.
+	Admit func(host string) *SQLError
+	// Failed, when set, is told of a client address refused for its
+	// credentials or a malformed handshake, before the client is answered
+	// (so that its next attempt already finds it counted).
+	Failed func(host string)
 }
 
 // maxHandshake bounds the handshake response (attributes included).
@@ -41,9 +55,19 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 	if err := p.WritePacketFlush(g.Encode()); err != nil {
 		return nil, fmt.Errorf("write greeting: %w", err)
 	}
+	if err := proxyHeader(p, &cfg); err != nil {
+		return nil, err
+	}
 	resp, err := p.ReadPacket(nil, maxHandshake)
 	if err != nil {
 		return nil, fmt.Errorf("read handshake response: %w", err)
+	}
+	if cfg.Admit != nil {
+		// Answered after the client's response, which it writes before
+		// reading: an answer before that could be lost to a reset.
+		if e := cfg.Admit(cfg.RemoteHost); e != nil {
+			return nil, reject(p, e, e)
+		}
 	}
 	usedTLS := false
 	if IsSSLRequest(resp) && cfg.TLS != nil {
@@ -57,6 +81,7 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 	}
 	hello, err := ParseHandshakeResponse(resp)
 	if err != nil {
+		cfg.failed()
 		return nil, reject(p, NewError(mysql.ER_HANDSHAKE_ERROR, "Bad handshake"), err)
 	}
 	hello.TLS = usedTLS
@@ -76,12 +101,41 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 	}
 	var sqlErr *SQLError
 	if errors.As(err, &sqlErr) {
+		if sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR {
+			cfg.failed()
+		}
 		return nil, reject(p, sqlErr, err)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return hello, nil
+}
+
+// proxyHeader reads a trusted client's PROXY protocol header, if it sent
+// one, and makes its address the client's.
+func proxyHeader(p *PacketIO, cfg *ServerConfig) error {
+	if !cfg.ProxyHeader {
+		return nil
+	}
+	src, found, err := p.ReadProxyHeader()
+	switch {
+	case err != nil && found:
+		cfg.failed()
+		return reject(p, NewError(mysql.ER_HANDSHAKE_ERROR, "Bad handshake: malformed PROXY protocol header"), err)
+	case err != nil:
+		return fmt.Errorf("read handshake response: %w", err)
+	case !src.IsValid():
+		return nil // none, or one naming no client (a balancer's health check)
+	}
+	cfg.RemoteHost = src.Addr().String()
+	if cfg.Peer != nil {
+		*cfg.Peer = src
+	}
+	if cfg.Upstream != nil {
+		cfg.Upstream.Client = src
+	}
+	return nil
 }
 
 // greeting decides what the greeting offers: the proxy's own scramble and
@@ -104,6 +158,12 @@ func greeting(cfg ServerConfig) (*Greeting, error) {
 	salt, err := NewSalt()
 	g.Salt, g.Plugin = salt, cfg.Auth.Plugin
 	return g, err
+}
+
+func (cfg *ServerConfig) failed() {
+	if cfg.Failed != nil {
+		cfg.Failed(cfg.RemoteHost)
+	}
 }
 
 func reject(p *PacketIO, e *SQLError, cause error) error {

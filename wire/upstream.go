@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -170,6 +171,11 @@ type Upstream struct {
 	Keys *Authenticator
 	// Status is the server status of the backend's login OK.
 	Status uint16
+	// ProxyHeader: the login starts with a PROXY protocol v1 header naming
+	// Client (the client's address, or what its own PROXY header named)
+	// as the source of a connection to the backend's address.
+	ProxyHeader bool
+	Client      netip.AddrPort
 }
 
 // upstreamCaps are the client capabilities passed on to a backend: the
@@ -197,6 +203,12 @@ func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 	caps := hello.Capabilities & upstreamCaps & u.Greeting.Capabilities
 	h := *hello
 	h.ExtCapabilities &= u.Greeting.ExtCapabilities & PassthroughExtCapabilities
+	if u.ProxyHeader && u.Client.IsValid() {
+		dst, _ := netip.ParseAddrPort(u.IO.Conn().RemoteAddr().String())
+		if _, err := u.IO.w.Write(ProxyHeaderV1(u.Client, dst)); err != nil {
+			return &IOError{Side: BackendSide, Err: fmt.Errorf("proxy header: %w", err)}
+		}
+	}
 	if u.TLS != nil {
 		if err := u.IO.WritePacketFlush(SSLRequest(caps, h.MaxPacket, h.Collation)); err != nil {
 			return &IOError{Side: BackendSide, Err: fmt.Errorf("ssl request: %w", err)}
