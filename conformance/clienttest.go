@@ -43,8 +43,6 @@ func clientTestGlobals(vardir string) string {
 	return "SET GLOBAL " + strings.Join([]string{
 		// test_big_packet sends a 31 MB query (the server's limit is 16M).
 		"max_allowed_packet = 32000000",
-		// test_proxy_header connects with PROXY protocol headers.
-		"proxy_protocol_networks = '*'",
 		// test_bug17667 looks for its statements in the general log file,
 		// at the path master.opt gives it, and test_bug28386 in the
 		// mysql.general_log table; without them they pass untested.

@@ -67,6 +67,13 @@ func mtrServerArgs(vardir string) []string {
 		// program's clean-up made statements fail ("Error on delete of
 		// '/tmp/#sql-temptable-...'"), as in the runner's own layout.
 		"--tmpdir=" + mtrServerTmp(vardir),
+		// Trusted PROXY protocol headers from anywhere, as
+		// main.mysql_client_test-master.opt gives the runner's server
+		// (test_proxy_header), from the start: a proxy passing them on
+		// (a passthrough node with proxy_protocol) is trusted before and
+		// after each reset, which restores globals through it. A client
+		// without a header is unaffected.
+		"--proxy-protocol-networks=*",
 		// The runner's certificates, as its servers always have them: with
 		// -tls its clients (mysqltest --ssl) use TLS and verify with its CA.
 		"--ssl-ca=" + mtrStdData("cacert.pem"),
