@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,5 +322,223 @@ func TestQPSTicks(t *testing.T) {
 		if got := strings.Join(labels, " "); got != c.want {
 			t.Errorf("ticks up to %v: %s, want %s", c.hi, got, c.want)
 		}
+	}
+}
+
+func TestLatencyHistQuantile(t *testing.T) {
+	var h latencyHist
+	if h.quantile(0.99) != 0 {
+		t.Error("empty histogram has a p99")
+	}
+	for range 990 {
+		h.add(time.Millisecond)
+	}
+	for range 10 {
+		h.add(2 * time.Second)
+	}
+	// 1000 values: the 990th is 1 ms, the 991st 2 s.
+	if p := h.quantile(0.99); p < time.Millisecond || p > 1020*time.Microsecond {
+		t.Errorf("p99 %v, want 1 ms within 2%%", p)
+	}
+	if p := h.quantile(0.995); p < 2*time.Second || p > 2040*time.Millisecond {
+		t.Errorf("p99.5 %v, want 2 s within 2%%", p)
+	}
+	var m latencyHist
+	m.merge(&h)
+	m.merge(&latencyHist{})
+	if m.n != 1000 || m.quantile(0.99) != h.quantile(0.99) {
+		t.Errorf("merged: n %d, p99 %v", m.n, m.quantile(0.99))
+	}
+	if histBucket(0) != 0 || histBucket(time.Hour) != histBuckets-1 {
+		t.Error("bucket bounds not clamped")
+	}
+}
+
+func TestMinuteStatsMergeKeepsEarliestError(t *testing.T) {
+	now := time.Now()
+	a := minuteStats{statements: 5, errors: 1, firstErr: "later", firstErrAt: now.Add(time.Second)}
+	b := minuteStats{statements: 3, errors: 2, loginErrs: 1, firstErr: "earlier", firstErrAt: now}
+	a.merge(&b)
+	a.merge(&minuteStats{statements: 1})
+	if a.statements != 9 || a.errors != 3 || a.loginErrs != 1 || a.firstErr != "earlier" {
+		t.Errorf("merged %+v", a)
+	}
+}
+
+func TestShortErr(t *testing.T) {
+	got := shortErr(errors.New("Error 1158 (08S01): Lost connection | i/o timeout\nsecond line"), 24)
+	if got != "Error 1158 … i/o timeout" {
+		t.Errorf("got %q", got)
+	}
+	if got := shortErr(errors.New("short"), 24); got != "short" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestFaultForCyclesAndAlternatesNodes(t *testing.T) {
+	var kinds []faultKind
+	hit := map[faultKind][]int{}
+	for i := range 8 {
+		k, n := faultFor(i)
+		kinds = append(kinds, k)
+		hit[k] = append(hit[k], n)
+	}
+	want := []faultKind{faultKill, faultFreeze, faultReload, faultSlowClient, faultKill, faultFreeze, faultReload, faultSlowClient}
+	if !slices.Equal(kinds, want) {
+		t.Errorf("kinds %v", kinds)
+	}
+	// Both nodes within the first four minutes, and each fault's node
+	// alternates from one cycle to the next.
+	if !slices.Equal(hit[faultKill], []int{0, 1}) || !slices.Equal(hit[faultFreeze], []int{1, 0}) ||
+		!slices.Equal(hit[faultReload], []int{-1, -1}) {
+		t.Errorf("nodes %v", hit)
+	}
+}
+
+func TestSoakProxyConfigIsValidAndReloadsChange(t *testing.T) {
+	var prev string
+	for gen := range 3 {
+		text := soakProxyConfig(5591, 3306, [2]int{3307, 3308}, gen)
+		c, err := proxyconfig.ParseTOML([]byte(text), "soak.toml")
+		if err != nil {
+			t.Fatalf("generation %d: %v\n%s", gen, err, text)
+		}
+		l := c.Proxy.Config[0]
+		rules := 0
+		if l.Plugin != nil {
+			rules = len(l.Plugin.CircuitBreak)
+		}
+		wantPool, wantRules := 64, 0
+		if gen%2 == 1 {
+			wantPool, wantRules = 48, 1
+		}
+		if l.PoolSize != wantPool || rules != wantRules || l.SimpleLoadBalance.BalanceType != "roundrobin" ||
+			len(c.MySQL.Node) != 2 || l.BackendReadTimeout.D() != 2*time.Second || l.DialTimeout.D() != time.Second {
+			t.Errorf("generation %d: %+v", gen, l)
+		}
+		if text == prev {
+			t.Errorf("generation %d changes nothing", gen)
+		}
+		prev = text
+	}
+}
+
+func TestMetricValue(t *testing.T) {
+	text := `# HELP go_goroutines Number of goroutines.
+# TYPE go_goroutines gauge
+go_goroutines 42
+go_goroutines_extra 7
+pisa_proxy_config_reloads_total{result="error"} 1
+pisa_proxy_config_reloads_total{result="ok"} 3
+pisa_proxy_fingerprint_statements_total{digest="ab",fingerprint="SELECT v FROM kv"} 5
+pisa_proxy_backend_statements_killed_total{domain="soak",reason="client_gone"} 2
+`
+	for _, c := range []struct {
+		name, labels string
+		want         float64
+		ok           bool
+	}{
+		{"go_goroutines", "", 42, true},
+		{"pisa_proxy_config_reloads_total", `result="ok"`, 3, true},
+		{"pisa_proxy_config_reloads_total", "", 4, true},
+		{"pisa_proxy_fingerprint_statements_total", `digest="ab"`, 5, true},
+		{"pisa_proxy_backend_statements_killed_total", `reason="client_gone"`, 2, true},
+		{"pisa_proxy_backend_statements_killed_total", `reason="other"`, 0, false},
+		{"go_threads", "", 0, false},
+	} {
+		got, ok := metricValue(text, c.name, c.labels)
+		if got != c.want || ok != c.ok {
+			t.Errorf("%s{%s} = %v, %v; want %v, %v", c.name, c.labels, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func TestBackVerdict(t *testing.T) {
+	for _, c := range []struct {
+		start, end int64
+		want       string
+	}{
+		{100, 104, "yes"}, {100, 90, "yes"}, {100, 120, "**no** (+20%)"}, {10, 12, "yes"}, {-1, 5, "unknown"},
+	} {
+		if got := backVerdict(c.start, c.end, 0.05, 2); got != c.want {
+			t.Errorf("backVerdict(%d, %d) = %q, want %q", c.start, c.end, got, c.want)
+		}
+	}
+}
+
+func TestMinuteSamples(t *testing.T) {
+	samples := []soakSample{
+		{at: 10 * time.Second, rss: 30 << 20, goroutines: 50, fds: 40, backends: [2]int{8, 8}},
+		{at: 50 * time.Second, rss: 20 << 20, goroutines: 60, fds: 30, backends: [2]int{-1, 16}},
+		{at: 70 * time.Second, rss: 99 << 20, goroutines: 99, fds: 99},
+	}
+	last, peak, ok := minuteSamples(samples, 0)
+	if !ok || last.rss != 20<<20 || peak.rss != 30<<20 || peak.goroutines != 60 || peak.fds != 40 || last.backends != [2]int{-1, 16} {
+		t.Errorf("last %v, peak %v", last, peak)
+	}
+	if _, _, ok := minuteSamples(samples, 2); ok {
+		t.Error("minute 3 has samples")
+	}
+}
+
+func TestParseFlagsSoak(t *testing.T) {
+	cfg, err := parseFlags([]string{"--soak", "--soak-minutes", "4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.soak || cfg.soakMinutes != 4 || cfg.soakClients != defaultSoakClients {
+		t.Errorf("cfg %+v", cfg)
+	}
+	for _, bad := range [][]string{{"--soak", "--mem"}, {"--soak", "--scale"}, {"--soak", "--soak-minutes", "0"}, {"--soak-clients", "-1"}} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRenderSoak(t *testing.T) {
+	var h latencyHist
+	h.add(3 * time.Millisecond)
+	res := &soakResult{
+		idle:  soakSample{rss: 20 << 20, heap: 5 << 20, goroutines: 30, fds: 20, backends: [2]int{2, 2}},
+		start: soakSample{rss: 30 << 20, heap: 10 << 20, goroutines: 40, fds: 30, backends: [2]int{10, 10}},
+		end:   soakSample{rss: 31 << 20, heap: 21 << 19, goroutines: 80, fds: 30, backends: [2]int{9, -1}},
+		minutes: []soakMinute{
+			{fault: "kill node1: SIGKILL", stats: minuteStats{statements: 1000, errors: 8, loginErrs: 2, firstErr: "SELECT: Error 1158", hist: h}, zeroSecs: 1},
+			{fault: "freeze node2"},
+		},
+		samples:  []soakSample{{at: 55 * time.Second, rss: 32 << 20, heap: 12 << 20, goroutines: 45, fds: 33, backends: [2]int{8, 9}}},
+		proxyLog: "WARN something",
+	}
+	out := renderSoak(config{command: "go run ./bench/harness --soak", soakClients: 16}, environment{}, time.Now(), res)
+	for _, want := range []string{
+		"| 1 | kill node1: SIGKILL | 1000 | 8 (2) | SELECT: Error 1158 | 3.0 | 3 | 1 | 32.0 (32.0) | 12.0 (12.0) | 45 (45) | 33 (33) | 8 + 9 |",
+		"| 2 | freeze node2 | 0 | 0 (0) |  | 0.0 | 0 | 0 | – | – | – | – | – |",
+		"| heap in use MiB | 5.0 | 10.0 | 10.5 | +0.5 | yes |",
+		"| goroutines | 30 | 40 | 80 | +40 | **no** (+100%) |",
+		"| RSS MiB | 20.0 | 30.0 | 31.0 | +1.0 | yes |",
+		"| backend conns node2 | 2 | 10 | – | – |",
+		"| open fds less backend conns | 16 | 10 | – | – | unknown |",
+		"Total: 1000 statements, 8 errors (kill minutes 8, freeze minutes 0",
+		"WARN something",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestZeroSeconds(t *testing.T) {
+	l := &soakLoad{okPerSecond: make([]atomic.Int64, 120)}
+	for s := range 120 {
+		if s < 60 && s%10 != 0 || s >= 60 {
+			l.okPerSecond[s].Add(1)
+		}
+	}
+	if n := l.zeroSeconds(0, time.Minute); n != 6 {
+		t.Errorf("first minute: %d seconds without success, want 6", n)
+	}
+	if n := l.zeroSeconds(time.Minute, 3*time.Minute); n != 0 {
+		t.Errorf("past the counts: %d, want 0", n)
 	}
 }

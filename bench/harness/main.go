@@ -34,6 +34,12 @@
 // go-sql-driver/mysql and discarded row by row) and reports the growth of
 // that process's resident memory, sampled from /proc/<pid>/status.
 //
+// With --soak the harness runs pisa-proxy over two throwaway MariaDB nodes
+// under a steady load for --soak-minutes, with a fault every minute (kill,
+// freeze, reload, slow client), and reports errors, p99, RSS, goroutines,
+// fds and backend connections per minute, and whether the proxy's RSS,
+// goroutines and fds come back to their start values (see soak.go).
+//
 // Usage: bench/run.sh [flags] (make bench), or go run ./bench/harness [flags].
 package main
 
@@ -117,6 +123,8 @@ type config struct {
 	tiproxySrc                                string // pingcap/tiproxy checkout; "" leaves tiproxy unavailable
 	scale                                     bool
 	idleClients, activeClients, activeSeconds int
+	soak                                      bool
+	soakMinutes, soakClients                  int
 	command                                   string // the command line as the user typed it
 }
 
@@ -165,6 +173,10 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&cfg.idleClients, "idle-clients", defaultIdleClients, "idle client connections of the --scale check")
 	fs.IntVar(&cfg.activeClients, "active-clients", defaultActiveClients, "active client connections of the --scale check")
 	fs.IntVar(&cfg.activeSeconds, "active-seconds", defaultActiveSeconds, "seconds of point selects on every active client")
+	fs.BoolVar(&cfg.soak, "soak", false, "soak instead of sysbench: pisa-proxy over two MariaDB nodes under load, "+
+		"a fault every minute (kill, freeze, reload, slow client); errors, p99, RSS, goroutines and fds per minute")
+	fs.IntVar(&cfg.soakMinutes, "soak-minutes", defaultSoakMinutes, "minutes of the --soak (one fault each)")
+	fs.IntVar(&cfg.soakClients, "soak-clients", defaultSoakClients, "clients of the --soak load")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -173,8 +185,11 @@ func parseFlags(args []string) (config, error) {
 	}
 	explicitTargets := false
 	fs.Visit(func(f *flag.Flag) { explicitTargets = explicitTargets || f.Name == "targets" })
-	if cfg.mem && cfg.scale {
-		return config{}, errors.New("--mem and --scale are separate runs")
+	if cfg.mem && cfg.scale || cfg.soak && (cfg.mem || cfg.scale) {
+		return config{}, errors.New("--mem, --scale and --soak are separate runs")
+	}
+	if cfg.soakMinutes <= 0 || cfg.soakClients <= 0 {
+		return config{}, errors.New("--soak-minutes and --soak-clients must be positive")
 	}
 	switch {
 	case cfg.mem && !explicitTargets:

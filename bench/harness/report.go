@@ -47,17 +47,23 @@ func writeSection(path, begin, end, body string) error {
 	return nil
 }
 
-// header is the common preamble of both sections.
+// header is the common preamble of the sysbench, memory and scale sections.
 func header(b *strings.Builder, cfg config, env environment, started time.Time) {
-	fmt.Fprintf(b, "Command: `%s`  \n", cfg.command)
-	fmt.Fprintf(b, "Date: %s (took %s)  \n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
-	fmt.Fprintf(b, "Host: `%s`  \n", env.uname)
-	fmt.Fprintf(b, "CPU: %s  \n", env.cpu)
+	runLines(b, cfg, env, started)
 	fmt.Fprintf(b, "Versions: MariaDB %s; %s; %s; pisa-proxy %s", env.mariadb, env.haproxy, env.sysbench, env.proxy)
 	if env.tiproxy != "" {
 		fmt.Fprintf(b, "; TiProxy %s (built from source)", env.tiproxy)
 	}
 	b.WriteString("\n\n")
+}
+
+// runLines writes the command, date, host and CPU lines every section
+// starts with.
+func runLines(b *strings.Builder, cfg config, env environment, started time.Time) {
+	fmt.Fprintf(b, "Command: `%s`  \n", cfg.command)
+	fmt.Fprintf(b, "Date: %s (took %s)  \n", started.UTC().Format("2006-01-02 15:04 MST"), time.Since(started).Round(time.Second))
+	fmt.Fprintf(b, "Host: `%s`  \n", env.uname)
+	fmt.Fprintf(b, "CPU: %s  \n", env.cpu)
 }
 
 func renderBench(cfg config, env environment, started time.Time, targets []*target, results []result, plots []plotLink) string {

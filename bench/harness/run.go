@@ -20,14 +20,18 @@ import (
 // backendBufferPool is large enough to keep every sysbench table in memory.
 const backendBufferPool = "--innodb-buffer-pool-size=256M"
 
-// run starts the backend and the targets, then runs the cases or the memory
-// check, and writes the report.
+// run starts the backend and the targets, then runs the cases, the memory
+// check or the scale check, and writes the report; the soak sets up its own
+// backends and proxy (runSoak).
 func run(ctx context.Context, cfg config, log *slog.Logger) error {
 	env := collectEnv(ctx, cfg.proxyBin)
 	if cfg.tiproxySrc != "" && slices.Contains(cfg.targets, targetTiProxy) {
 		env.tiproxy = tiproxyVersion(ctx, cfg.tiproxySrc)
 	}
 	started := time.Now()
+	if cfg.soak {
+		return runSoak(ctx, cfg, env, started, log)
+	}
 
 	maxConns, haproxyMax := 500, 4096
 	if cfg.scale { // through HAProxy every client is a backend connection
