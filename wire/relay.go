@@ -186,9 +186,14 @@ func other(s Side) Side {
 // fwd forwards one logical packet from the backend, skipping over
 // continuation parts, and returns the head of its first part.
 func (r *Relay) fwd() (head []byte, n int, err error) {
-	if hdr, err := r.Backend.r.Peek(4); err == nil {
-		r.lastSeq = hdr[3]
+	// A failed peek must end here: bufio returns a read error once, and
+	// forward's own peek would start a new read, with a fresh deadline
+	// (a frozen node was noticed after twice backend_read_timeout).
+	hdr, err := r.Backend.r.Peek(4)
+	if err != nil {
+		return nil, 0, &IOError{BackendSide, err}
 	}
+	r.lastSeq = hdr[3]
 	head, n, err = forward(r.Client, r.Backend, BackendSide)
 	if err != nil {
 		return nil, 0, err
@@ -266,8 +271,14 @@ func (r *Relay) single() (Outcome, error) {
 func (r *Relay) results() (Outcome, error) {
 	var affected, rows, insertID uint64
 	for {
-		if !r.ClientLocalFiles && r.peekFirst() == mysql.LocalInFile_HEADER {
-			return r.declineLocalInfile()
+		if !r.ClientLocalFiles {
+			first, err := r.peekFirst()
+			if err != nil {
+				return Outcome{}, err
+			}
+			if first == mysql.LocalInFile_HEADER {
+				return r.declineLocalInfile()
+			}
 		}
 		head, n, err := r.fwd()
 		if err != nil {
@@ -404,13 +415,16 @@ func (r *Relay) rewriteStmtID() (uint32, bool) {
 }
 
 // peekFirst returns the first payload byte of the backend's next packet
-// (0 when it cannot be read yet; the forward that follows reports why).
-func (r *Relay) peekFirst() byte {
+// (0 for an empty one, which the forward that follows reports).
+func (r *Relay) peekFirst() (byte, error) {
 	b, err := r.Backend.r.Peek(5)
-	if err != nil || b[0]|b[1]|b[2] == 0 {
-		return 0
+	if err != nil {
+		return 0, &IOError{BackendSide, err}
 	}
-	return b[4]
+	if b[0]|b[1]|b[2] == 0 {
+		return 0, nil
+	}
+	return b[4], nil
 }
 
 // declineLocalInfile answers a LOCAL INFILE request for a client that never
