@@ -78,6 +78,9 @@ type Conn struct {
 	// Scramble is the greeting's, for a COM_CHANGE_USER answered with it
 	// (auth passthrough).
 	Scramble []byte
+	// PlaintextFallback: TLS was preferred and the server offered none
+	// (the pool logs and counts it).
+	PlaintextFallback bool
 	// Status is the server status of the last OK or EOF the proxy read
 	// itself (its own commands, the login): whether a new session starts
 	// in autocommit mode, as the server's login OK would say.
@@ -98,7 +101,9 @@ type Conn struct {
 func Dial(ctx context.Context, ep *Endpoint) (*Conn, error) {
 	c, err := dial(ctx, ep, ep.TLS)
 	if err != nil && ep.TLS != nil && ep.TLSPreferred && isNoTLS(err) {
-		c, err = dial(ctx, ep, nil)
+		if c, err = dial(ctx, ep, nil); err == nil {
+			c.PlaintextFallback = true
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("dial backend %s (%s): %w", ep.Name, ep.Addr, err)
@@ -370,6 +375,8 @@ func greet(conn net.Conn, ep *Endpoint) (*wire.Upstream, error) {
 			up.TLS = ep.TLS
 		case !ep.TLSPreferred:
 			return nil, errors.New("the server does not support TLS, which this node requires")
+		default:
+			up.PlaintextFallback = true
 		}
 	}
 	return up, nil

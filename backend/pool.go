@@ -59,6 +59,7 @@ type Pool struct {
 	mIdle, mInUse     prometheus.Gauge
 	mWaits, mTimeouts prometheus.Counter
 	mDials, mDialErrs prometheus.Counter
+	mPlaintext        prometheus.Counter
 	mWaitTime         prometheus.Observer
 }
 
@@ -74,7 +75,8 @@ func NewPool(sys *actors.System, parent actor.SpawnerContext, name string, cfg P
 		mIdle: m.PoolIdle.WithLabelValues(lv...), mInUse: m.PoolInUse.WithLabelValues(lv...),
 		mWaits: m.PoolWaits.WithLabelValues(lv...), mTimeouts: m.PoolTimeouts.WithLabelValues(lv...),
 		mDials: m.PoolDials.WithLabelValues(lv...), mDialErrs: m.PoolDialErrors.WithLabelValues(lv...),
-		mWaitTime: m.PoolWaitTime.WithLabelValues(lv...),
+		mPlaintext: m.TLSFallbacks.WithLabelValues(lv...),
+		mWaitTime:  m.PoolWaitTime.WithLabelValues(lv...),
 	}
 	props := sys.Props("pool", func() actor.Actor {
 		return &poolActor{p: p, log: sys.Log.With("tenant", cfg.Tenant, "node", cfg.Endpoint.Name)}
@@ -390,6 +392,10 @@ func (a *poolActor) dial() {
 func (a *poolActor) dialedConn(m *dialed) {
 	a.p.inflight.Add(-1)
 	a.p.mDials.Inc()
+	if m.err == nil && m.conn.PlaintextFallback {
+		a.p.mPlaintext.Inc()
+		a.log.Warn("backend offers no TLS: connection in plaintext (tls = \"preferred\")")
+	}
 	if m.err != nil {
 		a.p.open.Add(-1)
 		a.p.mDialErrs.Inc()

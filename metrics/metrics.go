@@ -44,6 +44,7 @@ type Proxy struct {
 	PoolTimeouts   *prometheus.CounterVec
 	PoolDials      *prometheus.CounterVec
 	PoolDialErrors *prometheus.CounterVec
+	TLSFallbacks   *prometheus.CounterVec
 	PinnedSessions *prometheus.GaugeVec
 	Borrows        *prometheus.CounterVec
 	BackendKills   *prometheus.CounterVec
@@ -104,6 +105,7 @@ func New() *Proxy {
 		PoolTimeouts:   counter("pool_timeouts_total", "Acquires that gave up waiting.", "domain", "node"),
 		PoolDials:      counter("pool_dials_total", "Backend connections dialled.", "domain", "node"),
 		PoolDialErrors: counter("pool_dial_errors_total", "Backend dials that failed.", "domain", "node"),
+		TLSFallbacks:   counter("backend_tls_fallbacks_total", "Backend connections made in plaintext because the node's tls = \"preferred\" and the server offered no TLS.", "domain", "node"),
 		PinnedSessions: gauge("pinned_sessions", "Multiplexing sessions holding their backend connection between statements, by reason (transaction, prepared_statement, temporary_table, lock_tables, named_lock, user_variable, ...).", "domain", "reason"),
 		Borrows:        counter("backend_borrows_total", "Backend connections a multiplexing session borrowed for a statement (or transaction), by whether its session state had to be given (aligned) or already matched (reused).", "domain", "state"),
 		BackendKills:   counter("backend_statements_killed_total", "Backend statements the proxy stopped with KILL QUERY, by reason (client_gone: the client disconnected while its statement ran).", "domain", "reason"),
@@ -143,7 +145,7 @@ func New() *Proxy {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing, m.LegacyProcessed, m.LegacyDuration, m.LegacyUnder,
 		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
-		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.PinnedSessions, m.Borrows, m.BackendKills,
+		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.TLSFallbacks, m.PinnedSessions, m.Borrows, m.BackendKills,
 		m.BreakerState, m.ParseErrors, m.ParseThrottled, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
 		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,
 		m.ActorWait, m.ActorReceive, m.DeadLetters,

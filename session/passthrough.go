@@ -33,6 +33,10 @@ func (s *Session) upstream(ctx context.Context, deadline time.Time) (*wire.Upstr
 	if err != nil {
 		return nil, nil, err
 	}
+	if up.PlaintextFallback {
+		s.env.Metrics.TLSFallbacks.WithLabelValues(s.env.Tenant, node.Endpoint().Name).Inc()
+		s.log.Warn("backend offers no TLS: connection in plaintext (tls = \"preferred\")", "node", node.Endpoint().Name)
+	}
 	up.Keys = s.env.Auth
 	return up, node, nil
 }

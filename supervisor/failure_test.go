@@ -377,3 +377,24 @@ func TestKillSQLPreparedAndExpression(t *testing.T) {
 		t.Errorf("EXECUTE of KILL of an unknown id: %v, want 1094", err)
 	}
 }
+
+// TestBackendTLSPreferredFallback: a node with tls = "preferred" whose
+// server offers no TLS is used in plaintext, and that is counted (and
+// logged), pooled and passthrough connections alike.
+func TestBackendTLSPreferredFallback(t *testing.T) {
+	for name, listener := range map[string]string{"pooled": listenerTOML("main", []string{"n1"}, ""), "passthrough": passthroughListener("")} {
+		t.Run(name, func(t *testing.T) {
+			p := startProxy(t, listener+nodeTOML("n1", backendDB, `tls = "preferred"`))
+			user, pass := "app", "app-secret"
+			if name == "passthrough" {
+				user, pass = testenv.TestUser, testenv.TestPassword
+			}
+			if err := ping(p.dsnUser("main", user, pass, "")); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the fallback counted", func() bool {
+				return p.metricValue(t, "pisa_proxy_backend_tls_fallbacks_total", `domain="main"`, `node="n1"`) >= 1
+			})
+		})
+	}
+}

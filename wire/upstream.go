@@ -164,8 +164,10 @@ func putUint32(b []byte, v uint32) {
 type Upstream struct {
 	IO       *PacketIO
 	Greeting *Greeting
-	// TLS, when set, is used towards the backend (which offered it).
-	TLS *tls.Config
+	// TLS, when set, is used towards the backend (which offered it);
+	// PlaintextFallback: TLS was preferred and the server offered none.
+	TLS               *tls.Config
+	PlaintextFallback bool
 	// Keys lends its RSA key to a client without TLS in caching_sha2's
 	// full authentication when the backend connection has TLS (AuthRelay).
 	Keys *Authenticator
