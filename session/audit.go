@@ -87,6 +87,12 @@ func (s *Session) execute(payload []byte, more bool) error {
 		kind = info.Kind
 	}
 	k, isKill := s.killStmts[id]
+	if isKill && k.expr != "" {
+		if more {
+			return s.refuseKill(more)
+		}
+		return s.killByExpression([]byte(k.expr))
+	}
 	if isKill {
 		if e := s.killStillMeant(k); e != nil {
 			return s.clientError(e)

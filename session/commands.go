@@ -373,11 +373,16 @@ func (s *Session) prepare(payload []byte, more bool) error {
 	info := s.classify(payload[1:])
 	var kill *killStmt
 	if len(info.Kills) > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
-		if more || s.muxStmts() || info.Statements != 1 || len(info.Kills) != 1 || info.PreparesKill() {
-			return s.refuseKill(more)
-		}
 		var e *wire.SQLError
-		if payload, kill, e = s.prepareKill(payload, info.Kills[0]); e != nil {
+		switch {
+		case more || s.muxStmts() || info.Statements > 1 || info.PreparesKill():
+			return s.refuseKill(more)
+		case len(info.Kills) == 1 && info.Statements == 1:
+			payload, kill, e = s.prepareKill(payload, info.Kills[0])
+		default:
+			payload, kill, e = s.prepareKillExpr(payload)
+		}
+		if e != nil {
 			return s.clientError(e)
 		}
 	}

@@ -187,6 +187,9 @@ type killStmt struct {
 	query  bool
 	id     uint64         // the id as the client wrote it
 	refuse *wire.SQLError // why it cannot run, for a nil target
+	// expr is the text of a KILL of an expression, run at each execution
+	// (killByExpression); the backend prepared a statement doing nothing.
+	expr string
 }
 
 // prepareKill rewrites a COM_STMT_PREPARE of one KILL with the target's
@@ -275,6 +278,18 @@ func threadID(v string) uint64 {
 		return 0
 	}
 	return uint64(math.Round(f))
+}
+
+// prepareKillExpr prepares a KILL of an expression (KILL (SELECT ...)):
+// the backend prepares a statement that does nothing, and each execution
+// evaluates the expression then (killByExpression). One with parameters is
+// refused: their values would have to be read from the execution.
+func (s *Session) prepareKillExpr(payload []byte) ([]byte, *killStmt, *wire.SQLError) {
+	expr, query, ok := sqlinfo.ParseKillExpr(payload[1:])
+	if !ok || strings.ContainsAny(expr, "?;") || s.restricted() {
+		return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: KILL must be sent as a statement of its own")
+	}
+	return append([]byte{payload[0]}, "DO 0"...), &killStmt{expr: string(payload[1:]), query: query}, nil
 }
 
 // executedKill returns the SQL-level prepared KILL an EXECUTE runs.

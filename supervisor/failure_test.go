@@ -372,6 +372,15 @@ func TestKillSQLPreparedAndExpression(t *testing.T) {
 			t.Errorf("%s: %v, want 1094", kill, err)
 		}
 	}
+	// Prepared with the binary protocol: the expression evaluated at each
+	// execution.
+	st, err := killer.PrepareContext(ctx, "KILL (('x' IN (SELECT 1)) MOD 44)")
+	if err != nil {
+		t.Fatalf("prepare KILL of an expression: %v", err)
+	}
+	if _, err := st.ExecContext(ctx); mysqlErr(err) == nil || mysqlErr(err).Number != 1094 {
+		t.Errorf("execute KILL of an expression: %v, want 1094", err)
+	}
 	mustExec(t, killer, "PREPARE k FROM 'KILL 987655'")
 	if _, err := killer.ExecContext(ctx, "EXECUTE k"); mysqlErr(err) == nil || mysqlErr(err).Number != 1094 {
 		t.Errorf("EXECUTE of KILL of an unknown id: %v, want 1094", err)
