@@ -361,6 +361,15 @@ func (r *Relay) untilEOF() (Outcome, error) {
 			return Outcome{}, err
 		}
 		if isEOF(head, n) || (n > 0 && head[0] == mysql.ERR_HEADER) {
+			if isProgress(head, n) {
+				// Between the metadata and the rows of a statement that
+				// sends its columns first and works after (REPAIR, CHECK).
+				rows--
+				if err := r.Client.Flush(); err != nil {
+					return Outcome{}, &IOError{ClientSide, err}
+				}
+				continue
+			}
 			out := outcomeOf(head, n)
 			out.Rows = rows
 			return out, nil

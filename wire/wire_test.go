@@ -118,6 +118,9 @@ func TestRelayResultSets(t *testing.T) {
 		"prepare":    {RespPrepare, [][]byte{{0, 7, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0}, col, col, eof(2), col, eof(2)}, 0, 0},
 		"statistics": {RespSingle, [][]byte{[]byte("Uptime: 5")}, 0, 0},
 		"fetch":      {RespRows, [][]byte{{0, 0, 1}, {0, 0, 2}, eof(0x82)}, 0x82, 0},
+		// MariaDB's progress reports (ERR 0xFFFF) before the response and,
+		// for REPAIR or CHECK TABLE, between its metadata and its rows.
+		"progress": {RespResult, [][]byte{progress(), {1}, col, eof(2), progress(), {1, 'x'}, progress(), eof(2)}, 2, 0},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -137,7 +140,12 @@ func TestRelayResultSets(t *testing.T) {
 
 // counts are the rows and affected rows of some relay cases ("rows": the
 // packet after a MaxPayload one is its continuation, not a row).
-var counts = map[string][2]uint64{"ok": {0, 1}, "rows": {3, 0}, "two results": {1, 2}, "fetch": {2, 0}}
+var counts = map[string][2]uint64{"ok": {0, 1}, "rows": {3, 0}, "two results": {1, 2}, "fetch": {2, 0}, "progress": {1, 0}}
+
+// progress is a MariaDB progress report: stage 1 of 2, 50%, "repair".
+func progress() []byte {
+	return append([]byte{0xff, 0xff, 0xff, 0x01, 1, 2, 0x20, 0xa1, 0x07, 0x00, 6}, "repair"...)
+}
 
 func FuzzParseHandshakeResponse(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0xff}, 40))
