@@ -10,7 +10,7 @@ import (
 // the client's: Ssl_version, Ssl_cipher and Compression answer for the
 // client's connection to the proxy, as on a direct connection.
 func (s *Session) statusRow(row []byte) []byte {
-	name, rest, ok := lenEncString(row)
+	name, rest, ok := wire.LenEncString(row)
 	if !ok {
 		return row
 	}
@@ -28,20 +28,11 @@ func (s *Session) statusRow(row []byte) []byte {
 	default:
 		return row
 	}
-	if _, after, ok := lenEncString(rest); !ok || len(after) != 0 {
+	if _, after, ok := wire.LenEncString(rest); !ok || len(after) != 0 {
 		return row // not a two-column row
 	}
 	out := make([]byte, 0, len(row)+len(value))
 	out = append(out, row[:len(row)-len(rest)]...)
 	out = mysql.AppendLengthEncodedInteger(out, uint64(len(value)))
 	return append(out, value...)
-}
-
-// lenEncString reads a length-encoded string at the start of b.
-func lenEncString(b []byte) (string, []byte, bool) {
-	n, sz, ok := wire.LenEncInt(b)
-	if !ok || uint64(len(b)-sz) < n {
-		return "", nil, false
-	}
-	return string(b[sz : sz+int(n)]), b[sz+int(n):], true
 }

@@ -160,6 +160,13 @@ func (a *Authenticator) fullAuthPassword(p *PacketIO, ex Exchange) ([]byte, erro
 	if ex.TLS {
 		return bytes.TrimRight(resp, "\x00"), nil
 	}
+	return a.decryptAnswer(p, resp, ex.Salt)
+}
+
+// decryptAnswer reads the password of a full authentication without TLS
+// from the client's answer resp: encrypted with the listener's key, which
+// the client may first ask for (then it is sent and the next answer read).
+func (a *Authenticator) decryptAnswer(p *PacketIO, resp, salt []byte) ([]byte, error) {
 	if len(resp) == 1 && resp[0] == requestPublicKey {
 		_, pemBytes, err := a.rsaKey()
 		if err != nil {
@@ -172,7 +179,7 @@ func (a *Authenticator) fullAuthPassword(p *PacketIO, ex Exchange) ([]byte, erro
 			return nil, fmt.Errorf("full auth: %w", err)
 		}
 	}
-	return a.decrypt(resp, ex.Salt)
+	return a.decrypt(resp, salt)
 }
 
 // requestPublicKey is a client's request for the server's RSA key in

@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -69,7 +70,7 @@ func (g *Greeting) Encode() []byte {
 	b = append(b, byte(g.Status), byte(g.Status>>8), byte(caps>>16), byte(caps>>24))
 	b = append(b, byte(len(salt)+1))
 	b = append(b, make([]byte, 10)...)
-	putUint32(b[len(b)-4:], g.ExtCapabilities)
+	binary.LittleEndian.PutUint32(b[len(b)-4:], g.ExtCapabilities)
 	b = append(b, salt[8:]...)
 	b = append(b, 0)
 	b = append(b, g.Plugin...)
@@ -185,11 +186,11 @@ func attributes(b []byte) (map[string]string, bool) {
 	b = b[sz : sz+int(total)]
 	attrs := map[string]string{}
 	for len(b) > 0 {
-		k, rest, ok := lenEncString(b)
+		k, rest, ok := LenEncString(b)
 		if !ok {
 			return nil, false
 		}
-		v, rest, ok := lenEncString(rest)
+		v, rest, ok := LenEncString(rest)
 		if !ok {
 			return nil, false
 		}
@@ -199,7 +200,9 @@ func attributes(b []byte) (map[string]string, bool) {
 	return attrs, true
 }
 
-func lenEncString(b []byte) (string, []byte, bool) {
+// LenEncString reads a length-encoded string at the start of b and returns
+// the rest.
+func LenEncString(b []byte) (string, []byte, bool) {
 	n, sz, ok := lenEncInt(b)
 	if !ok || uint64(len(b)-sz) < n {
 		return "", nil, false

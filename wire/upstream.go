@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -105,8 +106,8 @@ func parseGreetingError(b []byte) *SQLError {
 // SSLRequest encodes the short handshake response asking for TLS.
 func SSLRequest(caps, maxPacket uint32, collation uint8) []byte {
 	b := make([]byte, 32)
-	putUint32(b, caps|mysql.CLIENT_SSL)
-	putUint32(b[4:], maxPacket)
+	binary.LittleEndian.PutUint32(b, caps|mysql.CLIENT_SSL)
+	binary.LittleEndian.PutUint32(b[4:], maxPacket)
 	b[8] = collation
 	return b
 }
@@ -115,10 +116,10 @@ func SSLRequest(caps, maxPacket uint32, collation uint8) []byte {
 // caps (which decide the layout, as for ParseHandshakeResponse).
 func HandshakeResponse(h *ClientHello, caps uint32) []byte {
 	b := make([]byte, 32, 64+len(h.User)+len(h.AuthResponse)+len(h.DB)+len(h.Plugin))
-	putUint32(b, caps)
-	putUint32(b[4:], h.MaxPacket)
+	binary.LittleEndian.PutUint32(b, caps)
+	binary.LittleEndian.PutUint32(b[4:], h.MaxPacket)
 	b[8] = h.Collation
-	putUint32(b[28:], h.ExtCapabilities)
+	binary.LittleEndian.PutUint32(b[28:], h.ExtCapabilities)
 	b = append(append(b, h.User...), 0)
 	switch {
 	case caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0:
@@ -153,10 +154,6 @@ func appendAttributes(b []byte, attrs map[string]string) []byte {
 	}
 	b = mysql.AppendLengthEncodedInteger(b, uint64(len(kv)))
 	return append(b, kv...)
-}
-
-func putUint32(b []byte, v uint32) {
-	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
 }
 
 // Upstream is a backend connection in its connection phase: greeted, not
@@ -331,21 +328,9 @@ func (r *AuthRelay) translate(resp []byte) ([]byte, error) {
 	}
 	// A client without TLS, for a server with TLS: it asks for a key (ours)
 	// and encrypts with it; the server takes the password in clear.
-	if len(resp) == 1 && resp[0] == requestPublicKey {
-		_, pemBytes, err := r.Keys.rsaKey()
-		if err != nil {
-			return nil, err
-		}
-		if err := r.Client.WritePacketFlush(append([]byte{mysql.MORE_DATE_HEADER}, pemBytes...)); err != nil {
-			return nil, &IOError{Side: ClientSide, Err: fmt.Errorf("auth: send public key: %w", err)}
-		}
-		if resp, err = r.Client.ReadPacket(nil, maxAuthPacket); err != nil {
-			return nil, &IOError{Side: ClientSide, Err: fmt.Errorf("auth: %w", err)}
-		}
-	}
-	plain, err := r.Keys.decrypt(resp, r.Salt)
+	plain, err := r.Keys.decryptAnswer(r.Client, resp, r.Salt)
 	if err != nil {
-		return nil, err
+		return nil, &IOError{Side: ClientSide, Err: fmt.Errorf("auth: %w", err)}
 	}
 	return append(plain, 0), nil
 }
