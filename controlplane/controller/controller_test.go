@@ -27,6 +27,7 @@ import (
 	"pisanix.io/pisanix/controlplane/configclient"
 	"pisanix.io/pisanix/controlplane/configserver"
 	"pisanix.io/pisanix/controlplane/kubetest"
+	"pisanix.io/pisanix/controlplane/translate"
 )
 
 const timeout = 20 * time.Second
@@ -483,13 +484,23 @@ func TestSecretPasswords(t *testing.T) {
 			Audit: &v1alpha1.Audit{SampleRate: "0.5", Kinds: []v1alpha1.AuditKind{"insert", "ddl"}, Lossless: true},
 		}}},
 	}
-	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "app-creds", Namespace: ns}, StringData: map[string]string{"password": "app-secret"}}
-	for _, o := range []client.Object{ts, ep, sec, vdb} {
+	secret := func(ns, name, value string, optIn bool) *corev1.Secret {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: map[string]string{"password": value}}
+		if optIn {
+			s.Labels = map[string]string{translate.SecretOptInLabel: "true"}
+		}
+		if err := k8s.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, o := range []client.Object{ts, ep, vdb} {
 		if err := k8s.Create(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitSecretMissing := func(name string) {
+	secret(ns, "app-creds", "app-secret", true)
+	waitReason := func(reason, name string) {
 		t.Helper()
 		eventually(t, timeout, func() error {
 			v := &v1alpha1.VirtualDatabase{}
@@ -497,22 +508,32 @@ func TestSecretPasswords(t *testing.T) {
 				return err
 			}
 			c := meta.FindStatusCondition(v.Status.Conditions, v1alpha1.ConditionReady)
-			if c == nil || c.Reason != v1alpha1.ReasonSecretMissing || !strings.Contains(c.Message, name) {
+			if c == nil || c.Reason != reason || !strings.Contains(c.Message, name) {
 				return fmt.Errorf("Ready = %+v", c)
+			}
+			if strings.Contains(c.Message, "secret-") {
+				t.Fatalf("a secret value in the status: %s", c.Message)
 			}
 			return nil
 		})
 	}
 	// The service (and its users) come before the endpoints.
-	waitSecretMissing("users[0] (report).passwordSecretRef")
-	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "report-creds", Namespace: ns}, StringData: map[string]string{"password": "report-secret"}}); err != nil {
+	waitReason(v1alpha1.ReasonSecretMissing, "users[0] (report).passwordSecretRef")
+	// A Secret of another namespace, opted in there, is not reachable:
+	// references name Secrets of their own namespace only.
+	other := newNamespace(t, "secrets-other")
+	secret(other, "report-creds", "other-secret", true)
+	waitReason(v1alpha1.ReasonSecretMissing, ns+"/report-creds")
+	// A Secret without the opt-in label is not read.
+	report := secret(ns, "report-creds", "report-secret", false)
+	waitReason(v1alpha1.ReasonSecretNotAllowed, ns+"/report-creds is not labelled "+translate.SecretOptInLabel+"=true")
+	report.Labels = map[string]string{translate.SecretOptInLabel: "true"}
+	if err := k8s.Update(ctx, report); err != nil {
 		t.Fatal(err)
 	}
 	// Secrets are not watched: the reconciler retries a missing one (every second here).
-	waitSecretMissing("db-creds")
-	if err := k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db-creds", Namespace: ns}, StringData: map[string]string{"password": "db-secret"}}); err != nil {
-		t.Fatal(err)
-	}
+	waitReason(v1alpha1.ReasonSecretMissing, "db-creds")
+	secret(ns, "db-creds", "db-secret", true)
 	rate := 0.5
 	wantUsers := jsonOf(t, []config.User{{User: "report", Password: "report-secret", AllowedHosts: []string{"10.0.0.0/8"},
 		Rules: []config.AccessRule{{Action: "allow", Databases: []string{"shop"}, Operations: []string{"select"}}}}})

@@ -78,7 +78,7 @@ func (r *VirtualDatabaseReconciler) Reconcile(ctx context.Context, req reconcile
 		cond = readyCondition(vdb.Generation, prob.Reason, prob.Message)
 		vdb.Status.Endpoints, vdb.Status.ConfigVersion = 0, ""
 		r.Log.Info("virtual database not ready", "app", key.String(), "reason", prob.Reason, "message", prob.Message)
-		if prob.Reason == v1alpha1.ReasonSecretMissing {
+		if prob.Reason == v1alpha1.ReasonSecretMissing || prob.Reason == v1alpha1.ReasonSecretNotAllowed {
 			res.RequeueAfter = r.SecretRetry
 			if res.RequeueAfter <= 0 {
 				res.RequeueAfter = DefaultSecretRetry
@@ -165,6 +165,10 @@ func (r *VirtualDatabaseReconciler) inputs(ctx context.Context, vdb *v1alpha1.Vi
 			err = fmt.Errorf("secret %s/%s: %w", vdb.Namespace, name, err)
 			transient(err)
 			return "", err
+		}
+		if sec.Labels[translate.SecretOptInLabel] != "true" {
+			return "", fmt.Errorf("secret %s/%s is not labelled %s=true, which a Secret must carry to be read into a configuration: %w",
+				vdb.Namespace, name, translate.SecretOptInLabel, translate.ErrSecretNotAllowed)
 		}
 		v, ok := sec.Data[key]
 		if !ok {

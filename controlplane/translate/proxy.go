@@ -37,6 +37,16 @@ func problem(reason, format string, args ...any) *Problem {
 // or its key does not exist.
 var ErrSecretNotFound = errors.New("secret not found")
 
+// SecretOptInLabel must be on a Secret, set to "true", for a
+// passwordSecretRef to read it: without it, anyone allowed to create a
+// VirtualDatabase could read any Secret of the namespace back through the
+// served configuration.
+const SecretOptInLabel = "pisanix.io/credentials"
+
+// ErrSecretNotAllowed is returned (wrapped) by a SecretLookup when the
+// Secret lacks SecretOptInLabel.
+var ErrSecretNotAllowed = errors.New("secret not opted in")
+
 // SecretLookup returns the value of key in the Secret name (in the namespace
 // of the object being translated).
 type SecretLookup func(name, key string) (string, error)
@@ -417,6 +427,9 @@ func password(inline string, ref *v1alpha1.SecretKeyRef, secrets SecretLookup, f
 		return "", problem(v1alpha1.ReasonSecretMissing, "%s: Secret %q cannot be read", field, ref.Name)
 	}
 	v, err := secrets(ref.Name, key)
+	if errors.Is(err, ErrSecretNotAllowed) {
+		return "", problem(v1alpha1.ReasonSecretNotAllowed, "%s: %v", field, err)
+	}
 	if err != nil {
 		return "", problem(v1alpha1.ReasonSecretMissing, "%s: %v", field, err)
 	}

@@ -20,6 +20,7 @@ const (
 	ReasonStrategyMissing    = "StrategyMissing"
 	ReasonNoEndpointSelected = "NoEndpointSelected"
 	ReasonSecretMissing      = "SecretMissing"
+	ReasonSecretNotAllowed   = "SecretNotAllowed"
 	ReasonInvalidSelector    = "InvalidSelector"
 	ReasonInvalidRole        = "InvalidRole"
 	ReasonInvalidConfig      = "InvalidConfig"
