@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -14,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"pisanix.io/pisanix/credential"
 )
 
 // Plugin names.
@@ -34,15 +33,19 @@ const maxCachedUsers = 10000
 // caching_sha2_password behaves as in MySQL 8: a user's first login (or the
 // first after a password change) goes through full authentication, in
 // cleartext over TLS or with RSA key exchange otherwise; later logins use
-// the fast scramble.
+// the fast scramble, checked against SHA256(SHA256(password)) kept from
+// that full authentication. A configured hash (native or caching_sha2)
+// serves full authentication; mysql_native_password needs the clear
+// password or its native hash.
 type Authenticator struct {
 	// Plugin is the account plugin; clients answering with another are switched.
 	Plugin string
-	// Lookup returns the password of user.
+	// Lookup returns the password of user as configured: in clear text or
+	// one of the hash forms credential.Parse reads.
 	Lookup func(user string) (password string, ok bool)
 
 	mu    sync.Mutex
-	cache map[string][32]byte // user -> sha256(password) after a full auth
+	cache map[string]fastEntry // user -> caching_sha2 fast-auth key, after a full auth
 
 	keyOnce sync.Once
 	key     *rsa.PrivateKey
@@ -69,7 +72,7 @@ type Exchange struct {
 // bad credentials (ER_ACCESS_DENIED_ERROR, revealing nothing else) and other
 // errors for I/O or protocol failures.
 func (a *Authenticator) Authenticate(p *PacketIO, ex Exchange) error {
-	password, known := a.Lookup(ex.User)
+	pw, known := a.lookup(ex.User)
 	plugin := ex.Plugin
 	if plugin == "" {
 		plugin = PluginNative
@@ -95,9 +98,9 @@ func (a *Authenticator) Authenticate(p *PacketIO, ex Exchange) error {
 	var err error
 	switch plugin {
 	case PluginNative:
-		ok = known && checkNative(ex.Salt, ex.Response, password)
+		ok = known && pw.cred.CheckNative(ex.Salt, ex.Response)
 	case PluginCachingSHA2:
-		ok, err = a.cachingSHA2(p, ex, password, known)
+		ok, err = a.cachingSHA2(p, ex, pw, known)
 	}
 	if err != nil {
 		return err
@@ -117,21 +120,33 @@ func AccessDenied(user, host string, usingPassword bool) *SQLError {
 	return NewError(mysql.ER_ACCESS_DENIED_ERROR, fmt.Sprintf("Access denied for user '%s'@'%s' (using password: %s)", user, host, yes))
 }
 
-func checkNative(salt, resp []byte, password string) bool {
-	if password == "" {
-		return len(resp) == 0
-	}
-	want := mysql.CalcPassword(salt, []byte(password))
-	return subtle.ConstantTimeCompare(want, resp) == 1
+// storedPassword is a user's password as configured (identifying it in
+// the fast-auth cache) and as read.
+type storedPassword struct {
+	configured string
+	cred       credential.Credential
 }
 
-func (a *Authenticator) cachingSHA2(p *PacketIO, ex Exchange, password string, known bool) (bool, error) {
-	if len(ex.Response) == 0 {
-		return known && password == "", nil
+// lookup finds user's password; one that does not parse (config
+// validation refuses those) lets nobody in.
+func (a *Authenticator) lookup(user string) (storedPassword, bool) {
+	s, ok := a.Lookup(user)
+	if !ok {
+		return storedPassword{}, false
 	}
-	if a.cached(ex.User, password) {
-		want := mysql.CalcCachingSha2Password(ex.Salt, password)
-		if known && subtle.ConstantTimeCompare(want, ex.Response) == 1 {
+	c, err := credential.Parse(s)
+	if err != nil {
+		return storedPassword{}, false
+	}
+	return storedPassword{configured: s, cred: c}, true
+}
+
+func (a *Authenticator) cachingSHA2(p *PacketIO, ex Exchange, pw storedPassword, known bool) (bool, error) {
+	if len(ex.Response) == 0 {
+		return known && pw.cred.Empty(), nil
+	}
+	if key, ok := a.cached(ex.User, pw.configured); ok && known {
+		if key.CheckFast(ex.Salt, ex.Response) {
 			return true, p.WritePacketFlush([]byte{mysql.MORE_DATE_HEADER, mysql.CACHE_SHA2_FAST_AUTH})
 		}
 		return false, nil
@@ -143,9 +158,9 @@ func (a *Authenticator) cachingSHA2(p *PacketIO, ex Exchange, password string, k
 	if err != nil {
 		return false, err
 	}
-	ok := known && subtle.ConstantTimeCompare(plain, []byte(password)) == 1
+	ok := known && pw.cred.CheckClear(plain)
 	if ok {
-		a.remember(ex.User, password)
+		a.remember(ex.User, pw.configured, credential.NewFastKey(plain))
 	}
 	return ok, nil
 }
@@ -226,21 +241,28 @@ func (a *Authenticator) rsaKey() (*rsa.PrivateKey, []byte, error) {
 	return a.key, a.keyPEM, nil
 }
 
-func (a *Authenticator) cached(user, password string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	h, ok := a.cache[user]
-	return ok && h == sha256.Sum256([]byte(password))
+// fastEntry is a user's fast-auth key and the configured password it was
+// learnt under: a changed password needs a full authentication again.
+type fastEntry struct {
+	configured string
+	key        credential.FastKey
 }
 
-func (a *Authenticator) remember(user, password string) {
+func (a *Authenticator) cached(user, configured string) (credential.FastKey, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e, ok := a.cache[user]
+	return e.key, ok && e.configured == configured
+}
+
+func (a *Authenticator) remember(user, configured string, key credential.FastKey) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.cache == nil {
-		a.cache = map[string][32]byte{}
+		a.cache = map[string]fastEntry{}
 	}
 	if len(a.cache) >= maxCachedUsers {
 		clear(a.cache)
 	}
-	a.cache[user] = sha256.Sum256([]byte(password))
+	a.cache[user] = fastEntry{configured: configured, key: key}
 }
