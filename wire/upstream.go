@@ -323,6 +323,11 @@ func (r *AuthRelay) Run() error {
 // translate turns the client's full-authentication answer into what the
 // server's side of the proxy expects.
 func (r *AuthRelay) translate(resp []byte) ([]byte, error) {
+	if len(r.Salt) == 0 {
+		// An auth switch without a scramble: the password is XORed with
+		// it either way (an empty one divided by zero).
+		return nil, &IOError{Side: BackendSide, Err: errors.New("auth: full authentication without a scramble")}
+	}
 	if r.ClientTLS { // the password in clear, for a server without TLS
 		return r.encryptForServer(bytes.TrimRight(resp, "\x00"))
 	}
