@@ -93,10 +93,20 @@ type Proxy struct {
 // credentials applications log in with, and how statements reach backends.
 // Each listener is its own tenant (crash isolation boundary).
 type Listener struct {
-	Name          string `toml:"name" json:"name"`
-	ListenAddr    string `toml:"listen_addr" json:"listen_addr"`
-	User          string `toml:"user" json:"user"`
-	Password      string `toml:"password" json:"password"`
+	Name       string `toml:"name" json:"name"`
+	ListenAddr string `toml:"listen_addr" json:"listen_addr"`
+	User       string `toml:"user" json:"user"`
+	// Password is what applications log in with: in clear text, as
+	// mysql_native_password's hash ("*" and 40 hex digits, as in
+	// mysql.user) or as caching_sha2_password's ($A$005$..., or 0x and
+	// the hex of it as SELECT HEX(authentication_string) shows it); see
+	// package credential.
+	Password string `toml:"password" json:"password"`
+	// PasswordFile and PasswordEnv give Password from a file (read at
+	// load and at each reload; one trailing newline dropped) or an
+	// environment variable, in any of its forms; at most one of the three.
+	PasswordFile  string `toml:"password_file,omitempty" json:"password_file,omitempty"`
+	PasswordEnv   string `toml:"password_env,omitempty" json:"password_env,omitempty"`
 	DB            string `toml:"db" json:"db"`
 	BackendType   string `toml:"backend_type" json:"backend_type"`
 	PoolSize      int    `toml:"pool_size" json:"pool_size"`
@@ -192,8 +202,11 @@ const (
 
 // User is one `[[proxy.config.users]]` application user.
 type User struct {
-	User     string `toml:"user" json:"user"`
-	Password string `toml:"password" json:"password"`
+	User string `toml:"user" json:"user"`
+	// Password, PasswordFile and PasswordEnv: as the listener's.
+	Password     string `toml:"password" json:"password"`
+	PasswordFile string `toml:"password_file,omitempty" json:"password_file,omitempty"`
+	PasswordEnv  string `toml:"password_env,omitempty" json:"password_env,omitempty"`
 	// ReadOnly users may only read (SELECT, SHOW, EXPLAIN).
 	ReadOnly bool `toml:"read_only,omitempty" json:"read_only,omitempty"`
 	// AllowedHosts are client addresses or CIDR blocks the user may log in
@@ -313,6 +326,8 @@ type RWDiscovery struct {
 	Type                           string `toml:"type" json:"type"`
 	User                           string `toml:"user" json:"user"`
 	Password                       string `toml:"password" json:"password"`
+	PasswordFile                   string `toml:"password_file,omitempty" json:"password_file,omitempty"` // as a node's
+	PasswordEnv                    string `toml:"password_env,omitempty" json:"password_env,omitempty"`
 	MonitorPeriod                  int    `toml:"monitor_period,omitempty" json:"monitor_period,omitempty"`
 	ConnectPeriod                  int    `toml:"connect_period,omitempty" json:"connect_period,omitempty"`
 	ConnectTimeout                 int    `toml:"connect_timeout,omitempty" json:"connect_timeout,omitempty"`
@@ -384,14 +399,20 @@ type MySQL struct {
 
 // Node is one real backend and the credentials the proxy uses for it.
 type Node struct {
-	Name     string `toml:"name" json:"name"`
-	DB       string `toml:"db" json:"db"`
-	User     string `toml:"user" json:"user"`
-	Password string `toml:"password" json:"password"`
-	Host     string `toml:"host" json:"host"`
-	Port     int    `toml:"port" json:"port"`
-	Weight   int    `toml:"weight" json:"weight"`
-	Role     string `toml:"role" json:"role"`
+	Name string `toml:"name" json:"name"`
+	DB   string `toml:"db" json:"db"`
+	User string `toml:"user" json:"user"`
+	// Password is in clear text (the proxy logs in with it); PasswordFile
+	// and PasswordEnv give it from a file (read at load and at each
+	// reload; one trailing newline dropped) or an environment variable;
+	// at most one of the three.
+	Password     string `toml:"password" json:"password"`
+	PasswordFile string `toml:"password_file,omitempty" json:"password_file,omitempty"`
+	PasswordEnv  string `toml:"password_env,omitempty" json:"password_env,omitempty"`
+	Host         string `toml:"host" json:"host"`
+	Port         int    `toml:"port" json:"port"`
+	Weight       int    `toml:"weight" json:"weight"`
+	Role         string `toml:"role" json:"role"`
 
 	// TLS towards this backend: "" or "off", "preferred", "required", "skip-verify".
 	TLS string `toml:"tls,omitempty" json:"tls,omitempty"`

@@ -44,7 +44,7 @@ func ParseJSON(data []byte, name string) (*Config, error) {
 
 func finish(c *Config, name string) (*Config, error) {
 	c.ApplyDefaults()
-	if err := c.Validate(); err != nil {
+	if err := errors.Join(c.resolvePasswords(), c.Validate()); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return c, nil
@@ -71,30 +71,35 @@ func describeTOMLError(err error) string {
 	return err.Error()
 }
 
-// Redacted returns a deep-enough copy with every password replaced, for
-// logging and the admin /config endpoint.
+// Redacted returns a deep-enough copy with every password (clear or
+// hashed) replaced, for logging and the admin /config endpoint. A password
+// read from a file or environment variable is left empty: its
+// password_file or password_env says where it comes from.
 func (c *Config) Redacted() *Config {
 	out := *c
 	out.Admin.Token = redact(out.Admin.Token)
 	out.Proxy.Config = append([]Listener(nil), c.Proxy.Config...)
 	for i := range out.Proxy.Config {
 		l := &out.Proxy.Config[i]
-		l.Password = redact(l.Password)
+		redactPassword(&l.Password, l.PasswordFile, l.PasswordEnv)
 		l.Users = append([]User(nil), l.Users...)
 		for j := range l.Users {
-			l.Users[j].Password = redact(l.Users[j].Password)
+			u := &l.Users[j]
+			redactPassword(&u.Password, u.PasswordFile, u.PasswordEnv)
 		}
 		if l.ReadWriteSplitting != nil && l.ReadWriteSplitting.Dynamic != nil {
 			rw := *l.ReadWriteSplitting
 			dyn := *rw.Dynamic
-			dyn.Discovery.Password = redact(dyn.Discovery.Password)
+			d := &dyn.Discovery
+			redactPassword(&d.Password, d.PasswordFile, d.PasswordEnv)
 			rw.Dynamic = &dyn
 			l.ReadWriteSplitting = &rw
 		}
 	}
 	out.MySQL.Node = append([]Node(nil), c.MySQL.Node...)
 	for i := range out.MySQL.Node {
-		out.MySQL.Node[i].Password = redact(out.MySQL.Node[i].Password)
+		n := &out.MySQL.Node[i]
+		redactPassword(&n.Password, n.PasswordFile, n.PasswordEnv)
 	}
 	return &out
 }

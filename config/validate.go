@@ -116,10 +116,7 @@ func (c *Config) Validate() error {
 	auditPaths := map[string]string{}
 	for i := range c.Proxy.Config {
 		l := &c.Proxy.Config[i]
-		key := fmt.Sprintf("proxy.config[%d]", i)
-		if l.Name != "" {
-			key = fmt.Sprintf("proxy.config[%d] (%s)", i, l.Name)
-		}
+		key := listenerKey(i, l.Name)
 		l.validate(key, nodes, add)
 		if l.Name != "" {
 			if names[l.Name] {
@@ -144,6 +141,14 @@ func (c *Config) Validate() error {
 }
 
 type addFunc func(key, format string, args ...any)
+
+// listenerKey names the i-th listener in errors.
+func listenerKey(i int, name string) string {
+	if name == "" {
+		return fmt.Sprintf("proxy.config[%d]", i)
+	}
+	return fmt.Sprintf("proxy.config[%d] (%s)", i, name)
+}
 
 func (c *Config) validateNodes(add addFunc) map[string]bool {
 	nodes := map[string]bool{}
@@ -238,6 +243,10 @@ func (l *Listener) validateAuth(key string, add addFunc) {
 		if l.AuthPlugin != AuthNative && l.AuthPlugin != AuthCachingSHA2 {
 			add(key+".auth_plugin", "%q is not one of %s, %s", l.AuthPlugin, AuthNative, AuthCachingSHA2)
 		}
+		validatePassword(givenKey(key+".password", l.PasswordFile, l.PasswordEnv), l.Password, l.AuthPlugin, add)
+		for i, u := range l.Users {
+			validatePassword(givenKey(fmt.Sprintf("%s.users[%d].password", key, i), u.PasswordFile, u.PasswordEnv), u.Password, l.AuthPlugin, add)
+		}
 		return
 	case AuthModePassthrough:
 	default:
@@ -250,12 +259,12 @@ func (l *Listener) validateAuth(key string, add addFunc) {
 	if l.AuthPlugin != "" {
 		add(key+".auth_plugin", "not used: %s, with the plugin of the client's account", why)
 	}
-	if l.Password != "" {
-		add(key+".password", "not used: %s; remove it", why)
+	if l.Password != "" || l.PasswordFile != "" || l.PasswordEnv != "" {
+		add(givenKey(key+".password", l.PasswordFile, l.PasswordEnv), "not used: %s; remove it", why)
 	}
 	for i, u := range l.Users {
-		if u.Password != "" {
-			add(fmt.Sprintf("%s.users[%d].password", key, i), "not used: %s; keep the user's rules, remove the password", why)
+		if u.Password != "" || u.PasswordFile != "" || u.PasswordEnv != "" {
+			add(givenKey(fmt.Sprintf("%s.users[%d].password", key, i), u.PasswordFile, u.PasswordEnv), "not used: %s; keep the user's rules, remove the password", why)
 		}
 	}
 	if l.Multiplex {

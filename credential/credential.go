@@ -150,7 +150,7 @@ func checkSHA2Hash(h []byte) error {
 	}
 	for _, b := range digest {
 		if strings.IndexByte(cryptAlphabet, b) < 0 {
-			return fmt.Errorf("%s has a digest with %q, not a SHA-crypt base-64 character", what, b)
+			return fmt.Errorf("%s has a digest with a character outside SHA-crypt's base-64 alphabet", what)
 		}
 	}
 	return nil

@@ -120,7 +120,7 @@ func TestParseMalformedCachingSHA2Hash(t *testing.T) {
 		{"$A$0G5$" + good[7:], "three hex digits"},
 		{"$A$005x" + good[7:], "then $"},
 		{"$A$005$" + "$" + good[8:], "salt with $"},
-		{good[:69] + "$", "not a SHA-crypt base-64 character"},
+		{good[:69] + "$", "outside SHA-crypt's base-64 alphabet"},
 	} {
 		if _, err := Parse(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Parse(%q): want %q, got %v", tc.in, tc.want, err)
