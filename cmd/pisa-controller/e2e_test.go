@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
+	"pisanix.io/pisanix/controlplane/configserver"
 	"pisanix.io/pisanix/controlplane/kubetest"
 	"pisanix.io/pisanix/internal/testenv"
 )
@@ -108,8 +109,14 @@ func TestEndToEndSidecar(t *testing.T) {
 
 	admin := freePort(t)
 	_, adminPort, _ := strings.Cut(admin, ":")
+	// What the webhook gives an injected sidecar: the controller's CA and
+	// a token bound to its pod.
+	pod := c.workload(t, ns, "shop", "shop-6b7c8-z9x8c", "shop")
+	creds := c.credentials(t, c.token(t, ns, "shop", pod, configserver.DefaultAudience))
 	proxy := exec.Command(bin, "sidecar")
 	proxy.Env = append(os.Environ(),
+		"PISA_CONTROLLER_CA="+string(creds.CA), "PISA_CONTROLLER_TOKEN_FILE="+creds.TokenFile,
+		"PISA_CONTROLLER_SERVICE=pisa-controller", "PISA_CONTROLLER_NAMESPACE=pisa-system",
 		"PISA_CONTROLLER_HOST="+c.configAddr, "PISA_DEPLOYED_NAMESPACE="+ns, "PISA_DEPLOYED_NAME=shop",
 		"PISA_PROXY_ADMIN_LISTEN_HOST=127.0.0.1", "PISA_PROXY_ADMIN_LISTEN_PORT="+adminPort)
 	logs := &syncBuffer{}

@@ -24,6 +24,7 @@ import (
 
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
 	"pisanix.io/pisanix/controlplane/configclient"
+	"pisanix.io/pisanix/controlplane/configserver"
 	"pisanix.io/pisanix/controlplane/controller"
 	"pisanix.io/pisanix/controlplane/kubetest"
 )
@@ -76,6 +77,7 @@ func poll(t *testing.T, timeout time.Duration, f func() error) {
 // cluster is a real API server with deploy/ applied and the controller's
 // run() going as its ServiceAccount, holding only the RBAC of deploy/rbac.
 type cluster struct {
+	env        *envtest.Environment
 	admin      client.Client
 	configAddr string
 	done       chan error
@@ -142,7 +144,7 @@ func startController(t *testing.T) *cluster {
 	}
 	t.Setenv("KUBECONFIG", kcPath)
 
-	c := &cluster{admin: admin, configAddr: freePort(t), done: make(chan error, 1)}
+	c := &cluster{env: te, admin: admin, configAddr: freePort(t), done: make(chan error, 1)}
 	_, whPort, _ := net.SplitHostPort(freePort(t))
 	f, err := parseFlags([]string{
 		"--config-addr=" + c.configAddr, "--health-addr=0", "--metrics-addr=0",
@@ -185,11 +187,16 @@ func TestRunWithDeployRBAC(t *testing.T) {
 	root, _ := kubetest.RepoRoot()
 	applyFile(t, admin, filepath.Join(root, "deploy", "examples", "socks-shop.yaml"))
 	want, _ := json.Marshal(kubetest.SocksShopExpected())
+	pod := c.workload(t, "default", "catalogue", "catalogue-7d4b9-x2x9z", "catalogue")
+	hc, err := c.credentials(t, c.token(t, "default", "catalogue", pod, configserver.DefaultAudience)).HTTPClient()
+	if err != nil {
+		t.Fatal(err)
+	}
 	poll(t, 30*time.Second, func() error {
 		if err := c.running(); err != nil {
 			return err
 		}
-		cfg, _, err := configclient.Fetch(ctx, "http://"+c.configAddr, "default", "catalogue")
+		cfg, _, err := configclient.Fetch(ctx, "https://"+c.configAddr, "default", "catalogue", configclient.WithHTTPClient(hc))
 		if err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sidecar", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
-	var host, service, cns, ns, app string
+	var host, service, cns, ns, app, caPEM, caFile, tokenFile string
 	// Each flag also under Pisa-Proxy's own name, kept for its users.
 	for _, f := range []struct {
 		v          *string
@@ -34,9 +34,14 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 		{&cns, [2]string{"controller-namespace", "pisa-controller-namespace"}, "PISA_CONTROLLER_NAMESPACE", "controller namespace"},
 		{&ns, [2]string{"namespace", "pisa-deployed-namespace"}, "PISA_DEPLOYED_NAMESPACE", "this pod's namespace"},
 		{&app, [2]string{"name", "pisa-deployed-name"}, "PISA_DEPLOYED_NAME", "this app's name = its VirtualDatabase"},
+		{&caPEM, [2]string{"controller-ca"}, "PISA_CONTROLLER_CA", "PEM of the CA that signs the controller's certificate (then https is the default)"},
+		{&caFile, [2]string{"controller-ca-file"}, "PISA_CONTROLLER_CA_FILE", "file with that CA, instead of --controller-ca"},
+		{&tokenFile, [2]string{"controller-token-file"}, "PISA_CONTROLLER_TOKEN_FILE", "projected ServiceAccount token sent to the controller (default " + configclient.DefaultTokenFile + " when it exists)"},
 	} {
 		for _, name := range f.names {
-			fs.StringVar(f.v, name, os.Getenv(f.env), f.usage+" (env "+f.env+")")
+			if name != "" {
+				fs.StringVar(f.v, name, os.Getenv(f.env), f.usage+" (env "+f.env+")")
+			}
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -48,7 +53,15 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 	if ns == "" || app == "" {
 		return errors.New("sidecar: PISA_DEPLOYED_NAMESPACE and PISA_DEPLOYED_NAME (or --namespace and --name) are required")
 	}
-	base, err := configclient.BaseURL(host, service, cns)
+	creds, err := credentials(caPEM, caFile, tokenFile, service, cns)
+	if err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	base, err := configclient.BaseURL(host, service, cns, len(creds.CA) > 0)
+	if err != nil {
+		return fmt.Errorf("sidecar: %w", err)
+	}
+	httpc, err := creds.HTTPClient()
 	if err != nil {
 		return fmt.Errorf("sidecar: %w", err)
 	}
@@ -66,7 +79,7 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 			if err := r.apply(cfg); err != nil {
 				r.log.Error("controller config not applied; keeping the running config", "err", err)
 			}
-		}, configclient.WithLogger(r.log), configclient.WithErrorHandler(func(err error) {
+		}, configclient.WithLogger(r.log), configclient.WithHTTPClient(httpc), configclient.WithErrorHandler(func(err error) {
 			if r.proxy.Load() == nil {
 				m := fmt.Sprintf("%s: %v", msg, err)
 				r.waiting.Store(&m)
@@ -77,4 +90,35 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 		}
 	}()
 	return r.wait(ctx)
+}
+
+// credentials gathers how the sidecar proves itself to the controller and
+// checks it: the CA (PEM or file), the token file (the default path only
+// when mounted, so a proxy outside Kubernetes still runs against a
+// controller with --config-auth=none), and the certificate name to expect,
+// the controller Service's, whatever address is dialled.
+func credentials(caPEM, caFile, tokenFile, service, ns string) (configclient.Credentials, error) {
+	var c configclient.Credentials
+	switch {
+	case caPEM != "" && caFile != "":
+		return c, errors.New("give the controller CA as PEM or as a file, not both")
+	case caFile != "":
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return c, fmt.Errorf("controller CA: %w", err)
+		}
+		c.CA = pem
+	case caPEM != "":
+		c.CA = []byte(caPEM)
+	}
+	c.TokenFile = tokenFile
+	if c.TokenFile == "" {
+		if _, err := os.Stat(configclient.DefaultTokenFile); err == nil {
+			c.TokenFile = configclient.DefaultTokenFile
+		}
+	}
+	if len(c.CA) > 0 && service != "" && ns != "" {
+		c.ServerName = service + "." + ns + ".svc"
+	}
+	return c, nil
 }

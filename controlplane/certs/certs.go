@@ -46,8 +46,11 @@ type Bootstrap struct {
 	SecretName        string
 	ServiceName       string
 	WebhookConfigName string // MutatingWebhookConfiguration to fill caBundle in
-	CertDir           string
-	Log               *slog.Logger
+	// CAConfigMap, when set, is a ConfigMap (in Namespace) given the CA
+	// under ca.crt, for pisa-daemon to verify the config server with.
+	CAConfigMap string
+	CertDir     string
+	Log         *slog.Logger
 }
 
 // Bundle is a CA and a serving pair, PEM.
@@ -66,7 +69,38 @@ func (b *Bootstrap) Ensure(ctx context.Context) (*Bundle, error) {
 	if err := b.PatchCABundle(ctx, bundle.CA); err != nil {
 		return nil, err
 	}
+	if err := b.publishCA(ctx, bundle.CA); err != nil {
+		return nil, err
+	}
 	return bundle, nil
+}
+
+// publishCA writes the CA (public) to CAConfigMap.
+func (b *Bootstrap) publishCA(ctx context.Context, ca []byte) error {
+	if b.CAConfigMap == "" {
+		return nil
+	}
+	cm := &corev1.ConfigMap{}
+	key := client.ObjectKey{Namespace: b.Namespace, Name: b.CAConfigMap}
+	err := b.Client.Get(ctx, key, cm)
+	switch {
+	case apierrors.IsNotFound(err):
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: b.Namespace, Name: b.CAConfigMap},
+			Data: map[string]string{CAKey: string(ca)}}
+		if err := b.Client.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create CA ConfigMap %s: %w", key, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("get CA ConfigMap %s: %w", key, err)
+	case cm.Data[CAKey] == string(ca):
+		return nil
+	}
+	cm.Data = map[string]string{CAKey: string(ca)}
+	if err := b.Client.Update(ctx, cm); err != nil {
+		return fmt.Errorf("update CA ConfigMap %s: %w", key, err)
+	}
+	return nil
 }
 
 // DNSNames the serving certificate covers.

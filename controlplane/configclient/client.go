@@ -50,7 +50,8 @@ func (e *NotReadyError) Error() string {
 // BaseURL builds the controller's base URL from the sidecar settings: host
 // (PISA_CONTROLLER_HOST, "host:port" or a URL) wins; otherwise
 // service.namespace:8080 (PISA_CONTROLLER_SERVICE, PISA_CONTROLLER_NAMESPACE).
-func BaseURL(host, service, namespace string) (string, error) {
+// Without a scheme, it is https when secure, else http.
+func BaseURL(host, service, namespace string, secure bool) (string, error) {
 	if host == "" {
 		if service == "" || namespace == "" {
 			return "", errors.New("controller address: set the controller host, or both its service and namespace")
@@ -58,7 +59,11 @@ func BaseURL(host, service, namespace string) (string, error) {
 		host = net.JoinHostPort(service+"."+namespace, strconv.Itoa(DefaultPort))
 	}
 	if !strings.Contains(host, "://") {
-		host = "http://" + host
+		if secure {
+			host = "https://" + host
+		} else {
+			host = "http://" + host
+		}
 	}
 	u, err := url.Parse(host)
 	if err != nil || u.Host == "" {

@@ -213,14 +213,16 @@ func TestWatchControllerUnreachableAtStart(t *testing.T) {
 func TestBaseURL(t *testing.T) {
 	for _, tt := range []struct {
 		host, svc, ns, want string
-		wantErr             bool
+		secure, wantErr     bool
 	}{
-		{"", "pisa-controller", "pisa-system", "http://pisa-controller.pisa-system:8080", false},
-		{"10.0.0.1:8080", "x", "y", "http://10.0.0.1:8080", false},
-		{"https://ctl.example/", "", "", "https://ctl.example", false},
-		{"", "", "pisa-system", "", true},
+		{"", "pisa-controller", "pisa-system", "http://pisa-controller.pisa-system:8080", false, false},
+		{"", "pisa-controller", "pisa-system", "https://pisa-controller.pisa-system:8080", true, false},
+		{"10.0.0.1:8080", "x", "y", "http://10.0.0.1:8080", false, false},
+		{"https://ctl.example/", "", "", "https://ctl.example", false, false},
+		{"http://ctl.example/", "", "", "http://ctl.example", true, false},
+		{"", "", "pisa-system", "", false, true},
 	} {
-		got, err := configclient.BaseURL(tt.host, tt.svc, tt.ns)
+		got, err := configclient.BaseURL(tt.host, tt.svc, tt.ns, tt.secure)
 		if (err != nil) != tt.wantErr || got != tt.want {
 			t.Errorf("BaseURL(%q,%q,%q) = %q, %v; want %q (err %v)", tt.host, tt.svc, tt.ns, got, err, tt.want, tt.wantErr)
 		}

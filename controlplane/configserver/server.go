@@ -2,6 +2,7 @@ package configserver
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,10 +36,17 @@ func DaemonPath() string { return PathPrefix + "/daemonconfigs" }
 // HandlerOption tunes Handler.
 type HandlerOption func(*handlerOptions)
 
-type handlerOptions struct{ metrics *Metrics }
+type handlerOptions struct {
+	metrics *Metrics
+	auth    *Auth
+}
 
 // WithMetrics counts requests and watchers in m.
 func WithMetrics(m *Metrics) HandlerOption { return func(o *handlerOptions) { o.metrics = m } }
+
+// WithAuth makes every configuration request prove who it is (see Auth);
+// without it the configurations are served to anyone who asks.
+func WithAuth(a *Auth) HandlerOption { return func(o *handlerOptions) { o.auth = a } }
 
 // Handler serves the store. A nil log discards.
 func Handler(s *Store, log *slog.Logger, opts ...HandlerOption) http.Handler {
@@ -53,10 +61,22 @@ func Handler(s *Store, log *slog.Logger, opts ...HandlerOption) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(proxyPattern, func(w http.ResponseWriter, r *http.Request) {
 		k := Key{Namespace: r.PathValue("ns"), App: r.PathValue("app")}
+		if o.auth != nil {
+			if d := o.auth.proxy(r, k); d != nil {
+				refuse(w, r, d, log.With("app", k.String()), m, "proxy")
+				return
+			}
+		}
 		serve(w, r, s, s.proxyGetter(k), log.With("app", k.String()), m, "proxy",
 			fmt.Sprintf("no VirtualDatabase %q in namespace %q", k.App, k.Namespace))
 	})
 	mux.HandleFunc(daemonPattern, func(w http.ResponseWriter, r *http.Request) {
+		if o.auth != nil {
+			if d := o.auth.daemon(r); d != nil {
+				refuse(w, r, d, log.With("config", "daemon"), m, "daemon")
+				return
+			}
+		}
 		serve(w, r, s, s.daemonGetter, log.With("config", "daemon"), m, "daemon", "")
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
@@ -120,6 +140,18 @@ func serve(w http.ResponseWriter, r *http.Request, s *Store, get func() *entry, 
 	_, _ = w.Write(e.body)
 }
 
+// refuse answers 401, 403 or 503 with the reason, and logs it: a refused
+// proxy is a misconfiguration (or an attack) the operator should see.
+func refuse(w http.ResponseWriter, r *http.Request, d *denied, log *slog.Logger, m *Metrics, kind string) {
+	m.answered(kind, d.status)
+	reason := http.StatusText(d.status)
+	if d.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pisa-controller"`)
+	}
+	log.Warn("configuration request refused", "status", d.status, "remote", r.RemoteAddr, "reason", d.msg)
+	writeJSON(w, d.status, "", NotReady{Reason: strings.ReplaceAll(reason, " ", ""), Message: d.msg})
+}
+
 func version(e *entry) string {
 	if e == nil {
 		return ""
@@ -155,6 +187,10 @@ type Server struct {
 	Log   *slog.Logger
 	// Metrics, optional.
 	Metrics *Metrics
+	// Auth, when set, makes every request prove who it is.
+	Auth *Auth
+	// TLS, when set, serves HTTPS (its GetCertificate may rotate the pair).
+	TLS *tls.Config
 	// Listener, when set, is used instead of listening on Addr (tests).
 	Listener net.Listener
 }
@@ -173,14 +209,24 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	srv := &http.Server{
-		Handler:           Handler(s.Store, log, WithMetrics(s.Metrics)),
+		Handler:           Handler(s.Store, log, WithMetrics(s.Metrics), WithAuth(s.Auth)),
+		TLSConfig:         s.TLS,
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      MaxWatch + 30*time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// TLS handshake failures (a client speaking plain http, a scanner)
+		// go to our log, not to stderr.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("config server listening", "addr", ln.Addr().String())
+	go func() {
+		if s.TLS != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
+	log.Info("config server listening", "addr", ln.Addr().String(), "tls", s.TLS != nil, "authenticated", s.Auth != nil)
 	select {
 	case err := <-errc:
 		return fmt.Errorf("config server: %w", err)

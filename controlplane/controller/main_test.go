@@ -45,7 +45,8 @@ var (
 	testLog    *slog.Logger
 )
 
-var injectParams = webhook.Params{Image: "pisanix/pisa-proxy:test", ControllerService: "pisa-controller", ControllerNamespace: "pisa-system"}
+var injectParams = webhook.Params{Image: "pisanix/pisa-proxy:test", ControllerService: "pisa-controller", ControllerNamespace: "pisa-system",
+	ControllerCA: []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"), TokenAudience: "pisa-controller"}
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 

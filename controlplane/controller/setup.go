@@ -29,6 +29,7 @@ import (
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,verbs=get;patch,resourceNames=pisa-controller
 // +kubebuilder:rbac:groups="",namespace=pisa-system,resources=secrets,verbs=create;update
+// +kubebuilder:rbac:groups="",namespace=pisa-system,resources=configmaps,verbs=get;create;update
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=pisa-system,resources=leases,verbs=get;create;update
 
 // NewScheme returns a scheme with the Kubernetes built-in types and ours.

@@ -19,6 +19,7 @@ import (
 
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
 	"pisanix.io/pisanix/controlplane/certs"
+	"pisanix.io/pisanix/controlplane/configclient"
 	"pisanix.io/pisanix/controlplane/webhook"
 )
 
@@ -82,6 +83,27 @@ func TestWebhookInjects(t *testing.T) {
 	}
 	if env[webhook.EnvDeployedName] != "catalogue" || env[webhook.EnvDeployedNamespace] != ns || env[webhook.EnvControllerService] != "pisa-controller" {
 		t.Fatalf("sidecar env = %v", env)
+	}
+	if env[webhook.EnvControllerCA] != string(injectParams.ControllerCA) {
+		t.Fatalf("sidecar has no controller CA: %v", env)
+	}
+	// The controller token: projected for its audience, mounted where the
+	// sidecar reads it, and accepted by the API server's validation.
+	var tokenVol *corev1.Volume
+	for i := range got.Spec.Volumes {
+		if got.Spec.Volumes[i].Name == webhook.TokenVolume {
+			tokenVol = &got.Spec.Volumes[i]
+		}
+	}
+	if tokenVol == nil || tokenVol.Projected == nil || tokenVol.Projected.Sources[0].ServiceAccountToken.Audience != "pisa-controller" {
+		t.Fatalf("no projected controller token volume: %+v", got.Spec.Volumes)
+	}
+	mounted := false
+	for _, m := range c.VolumeMounts {
+		mounted = mounted || m.Name == webhook.TokenVolume && filepath.Join(m.MountPath, "token") == configclient.DefaultTokenFile && m.ReadOnly
+	}
+	if !mounted {
+		t.Fatalf("token not mounted at %s: %+v", configclient.DefaultTokenFile, c.VolumeMounts)
 	}
 	if c.Image != injectParams.Image || len(c.Args) != 1 || c.Args[0] != "sidecar" {
 		t.Fatalf("sidecar image %q args %v", c.Image, c.Args)

@@ -31,6 +31,12 @@ const (
 	// go there (path = "/var/log/pisa/audit.log").
 	LogVolume = "pisa-proxy-log"
 	LogDir    = "/var/log/pisa"
+	// TokenVolume is the projected ServiceAccount token the sidecar shows
+	// the controller, mounted at TokenDir (configclient.DefaultTokenFile).
+	TokenVolume = "pisa-controller-token"
+	TokenDir    = "/var/run/secrets/pisanix.io"
+	// tokenTTL is the token's lifetime; the kubelet renews it at 80%.
+	tokenTTL = 3600
 )
 
 // logSizeLimit bounds the log emptyDir (the audit log rotates well below it
@@ -47,6 +53,7 @@ const (
 	EnvAdminHost           = "PISA_PROXY_ADMIN_LISTEN_HOST"
 	EnvAdminPort           = "PISA_PROXY_ADMIN_LISTEN_PORT"
 	EnvAdminLogLevel       = "PISA_PROXY_ADMIN_LOG_LEVEL"
+	EnvControllerCA        = "PISA_CONTROLLER_CA"
 )
 
 // Params configure the injected container; they come from the controller's flags.
@@ -57,8 +64,14 @@ type Params struct {
 	ControllerNamespace string
 	// ControllerHost, when set, is passed as PISA_CONTROLLER_HOST.
 	ControllerHost string
-	AdminPort      int32
-	LogLevel       string
+	// ControllerCA (PEM), when set, is passed as PISA_CONTROLLER_CA: the
+	// sidecar then speaks https to the controller and verifies it.
+	ControllerCA []byte
+	// TokenAudience, when set, mounts a projected ServiceAccount token for
+	// that audience, which the sidecar shows the controller.
+	TokenAudience string
+	AdminPort     int32
+	LogLevel      string
 	// MySQLPorts the proxy listens on (the VirtualDatabase's service ports);
 	// default 3306.
 	MySQLPorts []int32
@@ -185,6 +198,9 @@ func Inject(pod *corev1.Pod, p Params) (bool, error) {
 	if p.ControllerHost != "" {
 		env = append(env, corev1.EnvVar{Name: EnvControllerHost, Value: p.ControllerHost})
 	}
+	if len(p.ControllerCA) > 0 {
+		env = append(env, corev1.EnvVar{Name: EnvControllerCA, Value: string(p.ControllerCA)})
+	}
 	env = append(env,
 		corev1.EnvVar{Name: EnvDeployedNamespace, Value: pod.Namespace},
 		corev1.EnvVar{Name: EnvDeployedName, Value: app},
@@ -251,11 +267,35 @@ func Inject(pod *corev1.Pod, p Params) (bool, error) {
 	}
 	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: LogVolume,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: &logSizeLimit}}})
+	if p.TokenAudience != "" {
+		mountToken(pod, Sidecar(pod), p.TokenAudience)
+	}
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[InjectedAnnotation] = app
 	return true, nil
+}
+
+// mountToken gives the sidecar a ServiceAccount token bound to its pod and
+// to audience, so that the controller can tell which workload asks for a
+// configuration (and the token is worth nothing to the API server itself).
+// It is mounted whatever the pod's automountServiceAccountToken says: the
+// application's containers do not see it.
+func mountToken(pod *corev1.Pod, c *corev1.Container, audience string) {
+	// A projected token needs a named account; the API server's
+	// ServiceAccount admission names "default" anyway, and usually has by
+	// the time a webhook runs.
+	if pod.Spec.ServiceAccountName == "" {
+		pod.Spec.ServiceAccountName = "default"
+	}
+	pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: TokenVolume,
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: audience, ExpirationSeconds: ptr(int64(tokenTTL)), Path: "token",
+			}}},
+		}}})
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: TokenVolume, MountPath: TokenDir, ReadOnly: true})
 }
 
 func ptr[T any](v T) *T { return &v }
