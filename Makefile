@@ -12,9 +12,13 @@ all: build
 # The version the binaries print (pisa-proxy --version) and the bench
 # harness records: the commit, "-dirty" when the tree has changes.
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The full commit, stamped beside the version (GOFLAGS=-buildvcs=false
+# keeps Go from recording it) and put in the images' labels.
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 deps:
 	./scripts/deps.sh

@@ -36,7 +36,12 @@ import (
 	"pisanix.io/pisanix/controlplane/configserver"
 	"pisanix.io/pisanix/controlplane/controller"
 	"pisanix.io/pisanix/controlplane/webhook"
+	"pisanix.io/pisanix/internal/buildinfo"
 )
+
+// version and commit are set at build time with
+// -ldflags "-X main.version=... -X main.commit=..." (make build, make images).
+var version, commit = "dev", ""
 
 type flags struct {
 	configAddr, healthAddr, metricsAddr string
@@ -53,6 +58,7 @@ type flags struct {
 	classicSidecar                      bool
 	leaderElect                         bool
 	logLevel                            string
+	version                             bool
 
 	// skipNameValidation lets tests run the controllers twice in one process.
 	skipNameValidation bool
@@ -87,6 +93,7 @@ func parseFlags(args []string) (flags, error) {
 	fs.BoolVar(&f.classicSidecar, "classic-sidecar", false, "inject the proxy as a plain container (Kubernetes before 1.29) instead of a native sidecar")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader for status writes (every replica still serves configs)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -134,6 +141,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pisa-controller:", err)
 		os.Exit(2)
+	}
+	if f.version {
+		fmt.Println(buildinfo.Describe(version, commit))
+		return
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {

@@ -15,8 +15,13 @@ import (
 	"syscall"
 	"time"
 
+	"pisanix.io/pisanix/internal/buildinfo"
 	"pisanix.io/pisanix/qosd"
 )
+
+// version and commit are set at build time with
+// -ldflags "-X main.version=... -X main.commit=..." (make build, make images).
+var version, commit = "dev", ""
 
 const usageText = `pisa-daemon shapes applications' database traffic on this node.
 
@@ -46,6 +51,7 @@ type flags struct {
 	resync     time.Duration
 	keepOnExit bool
 	logLevel   string
+	version    bool
 }
 
 func parseFlags(args []string) (flags, error) {
@@ -63,11 +69,15 @@ func parseFlags(args []string) (flags, error) {
 	fs.DurationVar(&f.resync, "resync", qosd.DefaultResync, "how often to re-apply the config (repairs drift, re-resolves host names)")
 	fs.BoolVar(&f.keepOnExit, "keep-on-exit", false, "leave qdiscs, classes and the classifier in place at shutdown (the next daemon adopts them)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if f.version {
+		return f, nil
 	}
 	if f.configFile == "" && f.controller == "" {
 		f.controller = controllerFromEnv()
@@ -109,6 +119,10 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pisa-daemon:", err)
 		os.Exit(2)
+	}
+	if f.version {
+		fmt.Println(buildinfo.Describe(version, commit))
+		return
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {

@@ -17,8 +17,9 @@ import (
 	"pisanix.io/pisanix/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with
+// -ldflags "-X main.version=... -X main.commit=..." (make build, make images).
+var version, commit = "dev", ""
 
 const usage = `pisa-proxy: a MySQL-protocol proxy (Pisanix-Go data plane)
 
@@ -90,7 +91,7 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	if *showVersion {
-		fmt.Fprintln(stderr, buildinfo.Describe(version))
+		fmt.Fprintln(stderr, buildinfo.Describe(version, commit))
 		return nil
 	}
 	var err error
@@ -118,7 +119,7 @@ func run(args []string, stderr io.Writer) error {
 	case "sidecar":
 		return runSidecar(fs.Args()[1:], o, stderr)
 	case "version":
-		fmt.Fprintln(stderr, buildinfo.Describe(version))
+		fmt.Fprintln(stderr, buildinfo.Describe(version, commit))
 		return nil
 	case "":
 		fs.Usage()

@@ -1,23 +1,30 @@
-// Package buildinfo describes the running binary: the version given at
-// link time and the commit Go stamped into it (go build records the VCS
-// revision when it builds inside a git checkout).
+// Package buildinfo describes the running binary: the version and commit
+// given at link time (-ldflags "-X main.version=... -X main.commit=...",
+// as make build and make images do), else the commit Go stamped into it
+// (go build records the VCS revision when it builds inside a git checkout
+// without -buildvcs=false).
 package buildinfo
 
 import (
 	"runtime/debug"
 )
 
-// Describe returns version, followed by the commit the binary was built
-// from when Go recorded one, e.g. "dev (commit 48282d4, modified)".
-func Describe(version string) string {
+// Describe returns version followed by the commit the binary was built
+// from, e.g. "f72e468 (commit f72e4681a2b3...)". commit is the one stamped
+// at link time; when it is empty the revision Go recorded is used, e.g.
+// "dev (commit 48282d4, modified)", and without either version alone.
+func Describe(version, commit string) string {
+	if commit != "" {
+		return version + " (commit " + commit + ")"
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return version
 	}
-	return version + commit(info.Settings)
+	return version + vcsCommit(info.Settings)
 }
 
-func commit(settings []debug.BuildSetting) string {
+func vcsCommit(settings []debug.BuildSetting) string {
 	var rev string
 	modified := false
 	for _, s := range settings {
