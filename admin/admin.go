@@ -71,7 +71,7 @@ func Handler(src Sources) http.Handler {
 	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, src.Version)
 	})
-	private := func(h http.HandlerFunc) http.HandlerFunc { return guard(src.Token, h) }
+	private := func(h http.HandlerFunc) http.HandlerFunc { return Guard(src.Token, "admin.token", h) }
 	if src.Drain != nil {
 		mux.HandleFunc("POST /drain", private(func(w http.ResponseWriter, _ *http.Request) {
 			src.Drain()
@@ -96,9 +96,11 @@ func Handler(src Sources) http.Handler {
 	return mux
 }
 
-// guard serves h to requests from the loopback interface, or bearing
-// token when one is set; others get 401 (token set) or 403.
-func guard(token string, h http.HandlerFunc) http.HandlerFunc {
+// Guard serves h to requests from the loopback interface, or bearing
+// token when one is set; others get 401 (token set) or 403. setting names
+// where the token is set, for the message. pisa-daemon's admin port uses
+// it too.
+func Guard(token, setting string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if fromLoopback(r) || token != "" && bearer(r, token) {
 			h(w, r)
@@ -106,10 +108,10 @@ func guard(token string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		if token != "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="pisa-proxy admin"`)
-			http.Error(w, r.URL.Path+": a bearer token (admin.token) is required from this address", http.StatusUnauthorized)
+			http.Error(w, r.URL.Path+": a bearer token ("+setting+") is required from this address", http.StatusUnauthorized)
 			return
 		}
-		http.Error(w, r.URL.Path+": served only on the loopback interface (set admin.token to allow other addresses)", http.StatusForbidden)
+		http.Error(w, r.URL.Path+": served only on the loopback interface (set "+setting+" to allow other addresses)", http.StatusForbidden)
 	}
 }
 

@@ -8,15 +8,19 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"pisanix.io/pisanix/admin"
 )
 
 // adminHandler serves the daemon's admin endpoints:
 //
 //	/healthz  200 when the reconcile actor answers and the classifier is loaded
 //	/readyz   200 when the current daemon config is applied
-//	/status   the Status as JSON
+//	/status   the Status as JSON (the node's applications, interfaces and
+//	          rates): only from the loopback interface or with token, as the
+//	          daemon runs on the host network
 //	/metrics  Prometheus metrics
-func adminHandler(root *actor.RootContext, pid *actor.PID, reg *prometheus.Registry) http.Handler {
+func adminHandler(root *actor.RootContext, pid *actor.PID, reg *prometheus.Registry, token string) http.Handler {
 	status := func() (Status, bool) {
 		res, err := root.RequestFuture(pid, statusRequest{}, 2*time.Second).Result()
 		s, ok := res.(Status)
@@ -45,7 +49,7 @@ func adminHandler(root *actor.RootContext, pid *actor.PID, reg *prometheus.Regis
 			_, _ = w.Write([]byte("ok\n"))
 		}
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /status", admin.Guard(token, "--admin-token", func(w http.ResponseWriter, _ *http.Request) {
 		s, ok := status()
 		if !ok {
 			http.Error(w, "reconcile actor not answering", http.StatusServiceUnavailable)
@@ -53,7 +57,7 @@ func adminHandler(root *actor.RootContext, pid *actor.PID, reg *prometheus.Regis
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(s)
-	})
+	}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	return mux
 }

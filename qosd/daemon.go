@@ -29,6 +29,9 @@ type Options struct {
 	// unless AdminListener is set.
 	AdminAddr     string
 	AdminListener net.Listener
+	// AdminToken lets requests from other addresses than loopback read
+	// /status (Authorization: Bearer); /metrics and the probes need none.
+	AdminToken string
 	// Netlink selects the network namespace to shape in; nil is the
 	// daemon's own.
 	Netlink *netlink.Handle
@@ -89,7 +92,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	reg.MustRegister(newClassCollector(o.Log, system.Root, pid))
 
-	srv := &http.Server{Handler: adminHandler(system.Root, pid, reg), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: adminHandler(system.Root, pid, reg, o.AdminToken), ReadHeaderTimeout: 5 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() {
 		defer func() {

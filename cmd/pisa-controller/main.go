@@ -7,12 +7,14 @@ package main
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -59,6 +62,10 @@ type flags struct {
 	leaderElect                         bool
 	logLevel                            string
 	version                             bool
+	configAuth, configAudience          string
+	configTLS                           bool
+	daemonServiceAccount                string
+	caConfigMap                         string
 
 	// skipNameValidation lets tests run the controllers twice in one process.
 	skipNameValidation bool
@@ -94,6 +101,11 @@ func parseFlags(args []string) (flags, error) {
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "elect a leader for status writes (every replica still serves configs)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.StringVar(&f.configAuth, "config-auth", "token", "who may read configurations: `token` (a proxy shows its pod's projected ServiceAccount token and gets only its own application's; pisa-daemon shows its ServiceAccount's) or none (anyone who reaches --config-addr reads every configuration, passwords included)")
+	fs.StringVar(&f.configAudience, "config-token-audience", configserver.DefaultAudience, "`audience` the tokens must be minted for")
+	fs.BoolVar(&f.configTLS, "config-tls", true, "serve configurations over TLS with the webhook's certificate (its CA is handed to injected sidecars and published in --ca-configmap)")
+	fs.StringVar(&f.daemonServiceAccount, "daemon-service-account", "pisa-daemon", "ServiceAccount `name` (in --namespace) of pisa-daemon")
+	fs.StringVar(&f.caConfigMap, "ca-configmap", "pisa-controller-ca", "ConfigMap `name` (in --namespace) the controller's CA is published in, for pisa-daemon; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -102,6 +114,9 @@ func parseFlags(args []string) (flags, error) {
 	}
 	if f.proxyImage == "" {
 		return f, errors.New("--proxy-image is required")
+	}
+	if f.configAuth != "token" && f.configAuth != "none" {
+		return f, fmt.Errorf("--config-auth=%q: want token or none", f.configAuth)
 	}
 	return f, nil
 }
@@ -176,23 +191,34 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 		return fmt.Errorf("kubernetes client config: %w", err)
 	}
 
+	// An uncached client: it works before the manager's cache starts.
+	direct, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
 	// Webhook TLS before the webhook server starts.
 	var ca []byte
 	boot := &certs.Bootstrap{
 		Namespace: f.namespace, SecretName: f.webhookCertSecret, ServiceName: f.controllerService,
 		WebhookConfigName: f.webhookConfigName, CertDir: f.webhookCertDir, Log: log.With("component", "certs"),
+		CAConfigMap: f.caConfigMap,
 	}
 	if f.webhookCertSecret != "" {
-		direct, err := client.New(cfg, client.Options{Scheme: scheme})
-		if err != nil {
-			return fmt.Errorf("kubernetes client: %w", err)
-		}
 		boot.Client = direct
 		bundle, err := boot.Ensure(ctx)
 		if err != nil {
 			return fmt.Errorf("webhook certificates: %w", err)
 		}
 		ca = bundle.CA
+	} else if f.configTLS {
+		// Certificates from elsewhere (cert-manager): their CA, when there.
+		if ca, err = os.ReadFile(filepath.Join(f.webhookCertDir, certs.CAKey)); err != nil {
+			return fmt.Errorf("--config-tls needs the CA the sidecars verify the controller with: %w", err)
+		}
+	}
+	channel, err := f.channel(ca)
+	if err != nil {
+		return err
 	}
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -217,7 +243,22 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := mgr.Add(&configserver.Server{Addr: f.configAddr, Store: store, Metrics: cm, Log: log.With("component", "configserver")}); err != nil {
+	srv := &configserver.Server{Addr: f.configAddr, Store: store, Metrics: cm, Log: log.With("component", "configserver"), TLS: channel.tls}
+	if f.configAuth == "token" {
+		srv.Auth = &configserver.Auth{
+			Reviewer:        controller.TokenReviewer{Client: direct, Audience: f.configAudience},
+			PodApp:          controller.PodApp(mgr.GetAPIReader()),
+			DaemonNamespace: f.namespace, DaemonServiceAccount: f.daemonServiceAccount,
+		}
+	} else {
+		log.Warn("--config-auth=none: every configuration, passwords included, is served to anyone who reaches the config address")
+	}
+	if channel.watcher != nil {
+		if err := mgr.Add(channel.watcher); err != nil {
+			return fmt.Errorf("add certificate watcher: %w", err)
+		}
+	}
+	if err := mgr.Add(srv); err != nil {
 		return fmt.Errorf("add config server: %w", err)
 	}
 	mgr.GetWebhookServer().Register(webhook.Path, &admission.Webhook{Handler: &webhook.Handler{
@@ -227,6 +268,8 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 			ControllerService:   f.controllerService,
 			ControllerNamespace: f.namespace,
 			ControllerHost:      f.controllerHost,
+			ControllerCA:        channel.ca,
+			TokenAudience:       channel.audience,
 			LogLevel:            f.proxyLogLevel,
 			Resources:           res,
 			ClassicSidecar:      f.classicSidecar,
@@ -253,4 +296,29 @@ func run(ctx context.Context, f flags, log *slog.Logger) error {
 		return fmt.Errorf("manager: %w", err)
 	}
 	return nil
+}
+
+// channel is how the config server is secured.
+type channel struct {
+	tls      *tls.Config
+	watcher  *certwatcher.CertWatcher // reloads the pair when it is renewed
+	ca       []byte                   // handed to sidecars; nil without TLS
+	audience string                   // of the sidecars' tokens; "" without auth
+}
+
+func (f flags) channel(ca []byte) (channel, error) {
+	var c channel
+	if f.configAuth == "token" {
+		c.audience = f.configAudience
+	}
+	if !f.configTLS {
+		return c, nil
+	}
+	w, err := certwatcher.New(filepath.Join(f.webhookCertDir, certs.CertKey), filepath.Join(f.webhookCertDir, certs.PrivKeyKey))
+	if err != nil {
+		return c, fmt.Errorf("config server certificate: %w", err)
+	}
+	c.watcher, c.ca = w, ca
+	c.tls = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: w.GetCertificate}
+	return c, nil
 }

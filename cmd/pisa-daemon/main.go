@@ -9,12 +9,14 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"pisanix.io/pisanix/controlplane/configclient"
 	"pisanix.io/pisanix/internal/buildinfo"
 	"pisanix.io/pisanix/qosd"
 )
@@ -52,6 +54,9 @@ type flags struct {
 	keepOnExit bool
 	logLevel   string
 	version    bool
+	caFile     string
+	tokenFile  string
+	adminToken string
 }
 
 func parseFlags(args []string) (flags, error) {
@@ -69,7 +74,10 @@ func parseFlags(args []string) (flags, error) {
 	fs.DurationVar(&f.resync, "resync", qosd.DefaultResync, "how often to re-apply the config (repairs drift, re-resolves host names)")
 	fs.BoolVar(&f.keepOnExit, "keep-on-exit", false, "leave qdiscs, classes and the classifier in place at shutdown (the next daemon adopts them)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
+	fs.StringVar(&f.adminToken, "admin-token", os.Getenv("PISA_DAEMON_ADMIN_TOKEN"), "bearer `token` that lets other addresses than loopback read /status (env PISA_DAEMON_ADMIN_TOKEN)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.StringVar(&f.caFile, "controller-ca-file", os.Getenv("PISA_CONTROLLER_CA_FILE"), "`file` with the CA that signs the controller's certificate (env PISA_CONTROLLER_CA_FILE)")
+	fs.StringVar(&f.tokenFile, "controller-token-file", os.Getenv("PISA_CONTROLLER_TOKEN_FILE"), "projected ServiceAccount token `file` shown to the controller (env PISA_CONTROLLER_TOKEN_FILE; default "+configclient.DefaultTokenFile+" when it exists)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -131,17 +139,40 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	var src qosd.Source = qosd.ControllerSource{BaseURL: f.controller, Interval: f.interval}
-	if f.configFile != "" {
-		src = qosd.FileSource{Path: f.configFile, Interval: f.interval}
+	var src qosd.Source = qosd.FileSource{Path: f.configFile, Interval: f.interval}
+	if f.configFile == "" {
+		hc, err := f.credentials()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "pisa-daemon:", err)
+			os.Exit(2)
+		}
+		src = qosd.ControllerSource{BaseURL: f.controller, Interval: f.interval, Client: hc}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err = qosd.Run(ctx, qosd.Options{
-		Log: log, Source: src, AdminAddr: f.admin, Resync: f.resync, KeepOnExit: f.keepOnExit,
+		Log: log, Source: src, AdminAddr: f.admin, AdminToken: f.adminToken, Resync: f.resync, KeepOnExit: f.keepOnExit,
 	})
 	if err != nil {
 		log.Error("pisa-daemon stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// credentials: the daemon's ServiceAccount token and the controller's CA.
+func (f flags) credentials() (*http.Client, error) {
+	c := configclient.Credentials{TokenFile: f.tokenFile}
+	if c.TokenFile == "" {
+		if _, err := os.Stat(configclient.DefaultTokenFile); err == nil {
+			c.TokenFile = configclient.DefaultTokenFile
+		}
+	}
+	if f.caFile != "" {
+		pem, err := os.ReadFile(f.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--controller-ca-file: %w", err)
+		}
+		c.CA = pem
+	}
+	return c.HTTPClient()
 }
