@@ -103,13 +103,11 @@ func parseGreetingError(b []byte) *SQLError {
 	return NewError(code, string(b[3:]))
 }
 
-// SSLRequest encodes the short handshake response asking for TLS.
-func SSLRequest(caps, maxPacket uint32, collation uint8) []byte {
-	b := make([]byte, 32)
-	binary.LittleEndian.PutUint32(b, caps|mysql.CLIENT_SSL)
-	binary.LittleEndian.PutUint32(b[4:], maxPacket)
-	b[8] = collation
-	return b
+// SSLRequest encodes the short handshake response asking for TLS: the
+// first 32 bytes of h's, MariaDB's extended capabilities included (MariaDB
+// takes them from this packet, not from the full response after TLS).
+func SSLRequest(h *ClientHello, caps uint32) []byte {
+	return HandshakeResponse(h, caps|mysql.CLIENT_SSL)[:32]
 }
 
 // HandshakeResponse encodes h as a HandshakeResponse41 with capabilities
@@ -209,7 +207,7 @@ func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 		}
 	}
 	if u.TLS != nil {
-		if err := u.IO.WritePacketFlush(SSLRequest(caps, h.MaxPacket, h.Collation)); err != nil {
+		if err := u.IO.WritePacketFlush(SSLRequest(&h, caps)); err != nil {
 			return &IOError{Side: BackendSide, Err: fmt.Errorf("ssl request: %w", err)}
 		}
 		if err := u.IO.upgradeClientTLS(u.TLS); err != nil {
