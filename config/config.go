@@ -53,6 +53,24 @@ const (
 	AuthModePassthrough = "passthrough"
 )
 
+// TLS modes towards a backend node (Node.TLS), as MySQL's --ssl-mode.
+const (
+	NodeTLSOff = "off"
+	// NodeTLSPreferred verifies as verify-full when the server offers
+	// TLS, and connects in plaintext when it offers none.
+	NodeTLSPreferred = "preferred"
+	// NodeTLSRequired is verify-full (kept under its older name).
+	NodeTLSRequired = "required"
+	// NodeTLSVerifyCA verifies the certificate chain against tls_ca (or
+	// the system's roots) but not the host name.
+	NodeTLSVerifyCA = "verify-ca"
+	// NodeTLSVerifyFull verifies the chain and that the certificate names
+	// the node's host.
+	NodeTLSVerifyFull = "verify-full"
+	// NodeTLSSkipVerify encrypts without verifying anything.
+	NodeTLSSkipVerify = "skip-verify"
+)
+
 // Balance types and node roles.
 const (
 	BalanceRandom     = "random"
@@ -414,9 +432,10 @@ type Node struct {
 	Weight       int    `toml:"weight" json:"weight"`
 	Role         string `toml:"role" json:"role"`
 
-	// TLS towards this backend: "" or "off", "preferred", "required", "skip-verify".
+	// TLS towards this backend: one of the NodeTLS modes ("" is off).
 	TLS string `toml:"tls,omitempty" json:"tls,omitempty"`
-	// TLSCA is a PEM file with the CA that signed the backend's certificate.
+	// TLSCA is a PEM file with the CA that signed the backend's
+	// certificate; without it the system's roots are used.
 	TLSCA string `toml:"tls_ca,omitempty" json:"tls_ca,omitempty"`
 	// ProxyProtocol: connections logged in as a client (auth passthrough)
 	// open with a PROXY protocol v1 header naming the client's address, so

@@ -219,3 +219,17 @@ func TestPassthroughConfig(t *testing.T) {
 		t.Errorf("unknown auth_mode: %v", err)
 	}
 }
+
+func TestNodeTLSModes(t *testing.T) {
+	for _, mode := range []string{"off", "preferred", "required", "verify-ca", "verify-full", "skip-verify"} {
+		src := strings.Replace(pisanixTOML, `port = 3308`, "port = 3308\ntls = \""+mode+"\"", 1)
+		if _, err := ParseTOML([]byte(src), "pisa.toml"); err != nil {
+			t.Errorf("%s: %v", mode, err)
+		}
+	}
+	src := strings.Replace(pisanixTOML, `port = 3308`, "port = 3308\ntls = \"verify-identity\"", 1)
+	if _, err := ParseTOML([]byte(src), "pisa.toml"); err == nil || !strings.Contains(err.Error(),
+		`mysql.node[1].tls: "verify-identity" is not one of off, preferred, required, verify-ca, verify-full, skip-verify`) {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -176,9 +176,9 @@ func (c *Config) validateNodes(add addFunc) map[string]bool {
 			add(key+".role", "%q is not one of read, readwrite", n.Role)
 		}
 		switch n.TLS {
-		case "", "off", "preferred", "required", "skip-verify":
+		case "", NodeTLSOff, NodeTLSPreferred, NodeTLSRequired, NodeTLSVerifyCA, NodeTLSVerifyFull, NodeTLSSkipVerify:
 		default:
-			add(key+".tls", "%q is not one of off, preferred, required, skip-verify", n.TLS)
+			add(key+".tls", "%q is not one of off, preferred, required, verify-ca, verify-full, skip-verify", n.TLS)
 		}
 	}
 	return nodes

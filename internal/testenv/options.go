@@ -22,6 +22,9 @@ type Options struct {
 	// localhost) and starts the server with ssl-ca/ssl-cert/ssl-key. TLS is
 	// offered, not required; see [Server.TLSConfig] and [Server.TLSFiles].
 	TLS bool
+	// TLSHosts are the addresses and names the server certificate is for
+	// (with TLS); empty means 127.0.0.1, ::1 and localhost.
+	TLSHosts []string
 	// Replication enables the binary log for GTID replication: a server_id
 	// unique among running instances, log_bin, binlog_format=ROW,
 	// log_slave_updates and gtid_strict_mode.
@@ -55,6 +58,12 @@ func WithMaxConnections(n int) Option { return func(o *Options) { o.MaxConnectio
 
 // WithTLS starts the server with a generated CA and server certificate.
 func WithTLS() Option { return func(o *Options) { o.TLS = true } }
+
+// WithTLSHosts starts the server with TLS and a certificate for hosts
+// only, such as a name the tests do not connect by.
+func WithTLSHosts(hosts ...string) Option {
+	return func(o *Options) { o.TLS, o.TLSHosts = true, hosts }
+}
 
 // WithReplication enables the binary log and a unique server_id so the
 // instance can be a primary or a replica.

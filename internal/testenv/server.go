@@ -105,7 +105,11 @@ func StartMariaDB(ctx context.Context, opts Options) (*Server, error) {
 		return fail(fmt.Errorf("copying template datadir: %w", err))
 	}
 	if opts.TLS {
-		files, err := WriteTLSFiles(filepath.Join(dir, "tls"), "127.0.0.1", "::1", "localhost")
+		hosts := opts.TLSHosts
+		if len(hosts) == 0 {
+			hosts = []string{"127.0.0.1", "::1", "localhost"}
+		}
+		files, err := WriteTLSFiles(filepath.Join(dir, "tls"), hosts...)
 		if err != nil {
 			return fail(err)
 		}
