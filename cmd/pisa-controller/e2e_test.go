@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"io"
+	"net/http"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +24,7 @@ import (
 
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
 	"pisanix.io/pisanix/controlplane/configserver"
+	"pisanix.io/pisanix/controlplane/translate"
 	"pisanix.io/pisanix/controlplane/kubetest"
 	"pisanix.io/pisanix/internal/testenv"
 )
@@ -76,6 +80,21 @@ func TestEndToEndSidecar(t *testing.T) {
 	if err := c.admin.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
+	// Distinctive passwords, to look for where they must not be: the
+	// backend account's from a Secret, the application's inline and then
+	// from a Secret.
+	const backendPW, firstPW, secondPW = "be-pw-6a1f0c", "app-pw-3f9c1e", "app-pw-8d2e47"
+	if err := db.Exec(ctx, "CREATE USER mesh IDENTIFIED BY '"+backendPW+"'", "GRANT ALL ON "+testenv.TestDB+".* TO mesh"); err != nil {
+		t.Fatal(err)
+	}
+	for name, pw := range map[string]string{"backend": backendPW, "app": secondPW} {
+		if err := c.admin.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{translate.SecretOptInLabel: "true"}},
+			StringData: map[string]string{"password": pw},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	listen := freePort(t)
 	host, port, _ := strings.Cut(listen, ":")
 	p, _ := strconv.Atoi(port)
@@ -84,7 +103,7 @@ func TestEndToEndSidecar(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
 		Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.Service{{
 			Name: "mysql", TrafficStrategy: "shop",
-			DatabaseMySQL: &v1alpha1.DatabaseMySQL{Host: host, Port: int32(p), User: "app", Password: "first", DB: testenv.TestDB},
+			DatabaseMySQL: &v1alpha1.DatabaseMySQL{Host: host, Port: int32(p), User: "app", Password: firstPW, DB: testenv.TestDB},
 		}}},
 	}
 	objs := []client.Object{
@@ -96,7 +115,7 @@ func TestEndToEndSidecar(t *testing.T) {
 		&v1alpha1.DatabaseEndpoint{
 			ObjectMeta: metav1.ObjectMeta{Name: "mariadb", Namespace: ns, Labels: sel},
 			Spec: v1alpha1.DatabaseEndpointSpec{Database: v1alpha1.Database{MySQL: &v1alpha1.MySQLEndpoint{
-				Host: db.Host(), Port: int32(db.Port()), User: testenv.TestUser, Password: testenv.TestPassword, DB: testenv.TestDB,
+				Host: db.Host(), Port: int32(db.Port()), User: "mesh", PasswordSecretRef: &v1alpha1.SecretKeyRef{Name: "backend"}, DB: testenv.TestDB,
 			}}},
 		},
 		vdb,
@@ -140,7 +159,7 @@ func TestEndToEndSidecar(t *testing.T) {
 		}
 	})
 
-	poll(t, 60*time.Second, func() error { return login(listen, "app", "first", testenv.TestDB) })
+	poll(t, 60*time.Second, func() error { return login(listen, "app", firstPW, testenv.TestDB) })
 
 	// Change the password the application logs in with: measure API write -> applied.
 	changed := time.Now()
@@ -148,12 +167,13 @@ func TestEndToEndSidecar(t *testing.T) {
 		if err := c.admin.Get(ctx, client.ObjectKeyFromObject(vdb), vdb); err != nil {
 			return err
 		}
-		vdb.Spec.Services[0].DatabaseMySQL.Password = "second"
+		vdb.Spec.Services[0].DatabaseMySQL.Password = ""
+		vdb.Spec.Services[0].DatabaseMySQL.PasswordSecretRef = &v1alpha1.SecretKeyRef{Name: "app"}
 		return c.admin.Update(ctx, vdb)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 10*time.Second, func() error { return login(listen, "app", "second", testenv.TestDB) })
+	poll(t, 10*time.Second, func() error { return login(listen, "app", secondPW, testenv.TestDB) })
 	d := time.Since(changed)
 	t.Logf("VirtualDatabase change applied in the pisa-proxy sidecar after %v", d.Round(time.Millisecond))
 	if d > 2*time.Second {
@@ -175,7 +195,66 @@ func TestEndToEndSidecar(t *testing.T) {
 		}
 		return nil
 	})
-	if err := login(listen, "app", "second", testenv.TestDB); err != nil {
+	if err := login(listen, "app", secondPW, testenv.TestDB); err != nil {
 		t.Fatalf("proxy dropped its configuration when the controller had none to give: %v", err)
 	}
+
+	// No password in the statuses, the events, either program's log or
+	// the proxy's /config.
+	_, cfgPage := httpGet(t, "http://"+admin+"/config")
+	var statuses, events strings.Builder
+	for _, list := range []client.ObjectList{&v1alpha1.VirtualDatabaseList{}, &v1alpha1.TrafficStrategyList{}, &v1alpha1.DatabaseEndpointList{}, &corev1.EventList{}} {
+		if err := c.admin.List(ctx, list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(list)
+		if _, ok := list.(*corev1.EventList); ok {
+			events.Write(b)
+			continue
+		}
+		statuses.Write(statusOnly(t, b))
+	}
+	for where, text := range map[string]string{
+		"statuses": statuses.String(), "events": events.String(), "controller log": c.logs.String(),
+		"proxy log": logs.String(), "proxy /config": cfgPage,
+	} {
+		if text == "" {
+			t.Errorf("%s: nothing to look at", where)
+		}
+		for _, pw := range []string{backendPW, firstPW, secondPW} {
+			if strings.Contains(text, pw) {
+				t.Errorf("%s carries a password (%s)", where, pw)
+			}
+		}
+	}
+}
+
+// statusOnly keeps the status of each item of a list encoded as JSON (the
+// spec holds inline passwords by design).
+func statusOnly(t *testing.T, list []byte) []byte {
+	t.Helper()
+	var l struct {
+		Items []struct {
+			Status json.RawMessage `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal(list, &l); err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	for _, it := range l.Items {
+		out = append(out, it.Status...)
+	}
+	return out
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

@@ -78,6 +78,7 @@ func poll(t *testing.T, timeout time.Duration, f func() error) {
 // run() going as its ServiceAccount, holding only the RBAC of deploy/rbac.
 type cluster struct {
 	env        *envtest.Environment
+	logs       *syncBuffer // the controller's, at debug level
 	admin      client.Client
 	configAddr string
 	done       chan error
@@ -144,7 +145,7 @@ func startController(t *testing.T) *cluster {
 	}
 	t.Setenv("KUBECONFIG", kcPath)
 
-	c := &cluster{env: te, admin: admin, configAddr: freePort(t), done: make(chan error, 1)}
+	c := &cluster{env: te, logs: &syncBuffer{}, admin: admin, configAddr: freePort(t), done: make(chan error, 1)}
 	_, whPort, _ := net.SplitHostPort(freePort(t))
 	f, err := parseFlags([]string{
 		"--config-addr=" + c.configAddr, "--health-addr=0", "--metrics-addr=0",
@@ -156,7 +157,8 @@ func startController(t *testing.T) *cluster {
 	}
 	f.skipNameValidation = true // several tests run the controller in this process
 	runCtx, cancel := context.WithCancel(context.Background())
-	go func() { c.done <- run(runCtx, f, slog.New(slog.DiscardHandler)) }()
+	log := slog.New(slog.NewJSONHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	go func() { c.done <- run(runCtx, f, log) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-c.done; err != nil {
