@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,8 +24,8 @@ import (
 
 	"pisanix.io/pisanix/controlplane/api/v1alpha1"
 	"pisanix.io/pisanix/controlplane/configserver"
-	"pisanix.io/pisanix/controlplane/translate"
 	"pisanix.io/pisanix/controlplane/kubetest"
+	"pisanix.io/pisanix/controlplane/translate"
 	"pisanix.io/pisanix/internal/testenv"
 )
 
