@@ -108,7 +108,7 @@ func (s *Session) execute(payload []byte, more bool) error {
 		k.target.Close() // as MySQL closes a killed connection's socket
 	}
 	if st != nil && err == nil {
-		s.followCursor(st, payload[5]&0x07 != 0 && out.ErrCode == 0 && out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0)
+		s.followCursor(st, len(payload) > 5 && payload[5]&0x07 != 0 && out.ErrCode == 0 && out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0)
 	}
 	if info != nil {
 		if err != nil {
