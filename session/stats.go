@@ -1,6 +1,7 @@
 package session
 
 import (
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -52,8 +53,11 @@ func (st *stmtStats) handles(s *Session, l *leg, cmd byte, kind sqlinfo.Kind) *s
 	m := s.env.Metrics
 	typ := commandName(cmd)
 	server := l.conn.Endpoint.Addr
+	// The client names user and schema: any bytes, and a label value that
+	// is not UTF-8 makes WithLabelValues panic.
+	user, db := strings.ToValidUTF8(s.user, "\uFFFD"), strings.ToValidUTF8(s.db, "\uFFFD")
 	lv := func(result string) []string {
-		return []string{s.env.Tenant, s.user, s.db, typ, kind.String(), result, server}
+		return []string{s.env.Tenant, user, db, typ, kind.String(), result, server}
 	}
 	h := &stmtHandles{
 		ok:         m.SQLProcessed.WithLabelValues(lv("ok")...),
