@@ -5,7 +5,7 @@ BIN       := bin
 TEST_TAGS := faultinject
 export PISANIX_CACHE := $(CACHE)
 
-.PHONY: all build run test deps lint vet unit generate bench clean conformance
+.PHONY: all build run test deps lint vet unit generate bench clean conformance images
 
 all: build
 
@@ -19,6 +19,19 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+# One OCI image per program (pisa-proxy, pisa-controller, pisa-daemon) in
+# $(BIN)/images/<name>.tar (an OCI archive: podman load -i, docker load -i,
+# ctr images import), from static binaries (CGO_ENABLED=0, -trimpath, the
+# same version and commit stamp) on an empty base with CA certificates and
+# /etc/passwd; no base image is pulled. See internal/imagebuild.
+IMAGE_TAG    ?= latest
+IMAGE_REPO   ?= pisanix
+IMAGE_SOURCE ?= $(or $(shell git config --get remote.origin.url 2>/dev/null),https://pisanix.io/pisanix)
+images:
+	$(GO) run ./internal/imagebuild/cmd/imagebuild -out $(BIN)/images -repo $(IMAGE_REPO) -tag $(IMAGE_TAG) \
+		-version $(VERSION) -commit $(COMMIT) -source $(IMAGE_SOURCE) \
+		-created $(or $(shell git log -1 --format=%cI 2>/dev/null),1970-01-01T00:00:00Z)
 
 deps:
 	./scripts/deps.sh

@@ -14,6 +14,10 @@ command -v mariadb >/dev/null 2>&1 || need_pkgs+=(mariadb-client)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v tc >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# A container engine for the image tests (internal/imagebuild): podman, run
+# with runc (crun, podman's default, refuses hosts with hybrid cgroups).
+command -v podman >/dev/null 2>&1 || need_pkgs+=(podman)
+command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "deps: installing ${need_pkgs[*]}" >&2
   # A new machine's package lists can be months old: installing from them
@@ -25,6 +29,14 @@ fi
 if [ ! -x "$BIN/staticcheck" ]; then
   echo "deps: building staticcheck into $BIN" >&2
   GOBIN=$BIN go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+fi
+
+# helm for the chart's tests (charts/), built from its Go module; the
+# version is pinned here and in charts/helm_test.go.
+HELM_VERSION=v4.3.2
+if [ "$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null)" != "$HELM_VERSION" ]; then
+  echo "deps: building helm $HELM_VERSION into $BIN (several minutes, once)" >&2
+  GOBIN=$BIN go install -ldflags "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 fi
 
 # A real kube-apiserver and etcd for envtest, built from Go modules once
