@@ -51,10 +51,12 @@ type Authenticator struct {
 	key     *rsa.PrivateKey
 	keyPEM  []byte
 	keyErr  error
-	// rsaSlots bounds concurrent RSA decryptions (a millisecond of CPU
-	// each, and anyone may ask for one): a flood of full authentications
+	// slots bounds the CPU-heavy steps of full authentications running at
+	// once (RSA decryptions, SHA-256-crypt of a caching_sha2 hash: a
+	// millisecond or two each, and anyone may ask for one): a flood
 	// queues here instead of taking every core.
-	rsaSlots chan struct{}
+	slotsOnce sync.Once
+	slots     chan struct{}
 }
 
 // Exchange carries the state of one login.
@@ -158,7 +160,7 @@ func (a *Authenticator) cachingSHA2(p *PacketIO, ex Exchange, pw storedPassword,
 	if err != nil {
 		return false, err
 	}
-	ok := known && pw.cred.CheckClear(plain)
+	ok := known && a.checkClear(pw.cred, plain)
 	if ok {
 		a.remember(ex.User, pw.configured, credential.NewFastKey(plain))
 	}
@@ -209,9 +211,8 @@ func (a *Authenticator) decrypt(enc, salt []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.rsaSlots <- struct{}{}
-	plain, err := rsa.DecryptOAEP(sha1.New(), rand.Reader, key, enc, nil)
-	<-a.rsaSlots
+	var plain []byte
+	a.heavy(func() { plain, err = rsa.DecryptOAEP(sha1.New(), rand.Reader, key, enc, nil) })
 	if err != nil {
 		return nil, nil
 	}
@@ -223,7 +224,6 @@ func (a *Authenticator) decrypt(enc, salt []byte) ([]byte, error) {
 
 func (a *Authenticator) rsaKey() (*rsa.PrivateKey, []byte, error) {
 	a.keyOnce.Do(func() {
-		a.rsaSlots = make(chan struct{}, max(1, runtime.NumCPU()/2))
 		a.key, a.keyErr = rsa.GenerateKey(rand.Reader, 2048)
 		if a.keyErr != nil {
 			return
@@ -239,6 +239,26 @@ func (a *Authenticator) rsaKey() (*rsa.PrivateKey, []byte, error) {
 		return nil, nil, fmt.Errorf("rsa key: %w", a.keyErr)
 	}
 	return a.key, a.keyPEM, nil
+}
+
+// checkClear checks a full authentication's clear password; against a
+// caching_sha2 hash (thousands of SHA-256 rounds) it takes a slot.
+func (a *Authenticator) checkClear(c credential.Credential, plain []byte) bool {
+	if c.Kind() != credential.CachingSHA2Hash {
+		return c.CheckClear(plain)
+	}
+	var ok bool
+	a.heavy(func() { ok = c.CheckClear(plain) })
+	return ok
+}
+
+// heavy runs f, a CPU-heavy step of a full authentication, in one of the
+// slots: at most half the CPUs are at such work at once.
+func (a *Authenticator) heavy(f func()) {
+	a.slotsOnce.Do(func() { a.slots = make(chan struct{}, max(1, runtime.NumCPU()/2)) })
+	a.slots <- struct{}{}
+	defer func() { <-a.slots }()
+	f()
 }
 
 // fastEntry is a user's fast-auth key and the configured password it was
