@@ -119,7 +119,8 @@ func TestDaemonWithController(t *testing.T) {
 	if v, _ := strconv.ParseFloat(m[1], 64); v != 200_000 {
 		t.Errorf("payload counter = %s, want 200000", m[1])
 	}
-	for _, want := range []string{`pisa_daemon_qos_rate_bits{app="catalogue"`, `pisa_daemon_reconcile_total{result="ok"}`, "go_goroutines"} {
+	for _, want := range []string{`pisa_daemon_qos_rate_bits{app="catalogue"`, `pisa_daemon_qos_drops_total{app="catalogue"`,
+		`pisa_daemon_qos_overlimits_total{app="catalogue"`, `pisa_daemon_reconcile_total{result="ok"}`, "go_goroutines"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -47,7 +47,7 @@ type classCollector struct {
 	pid     *actor.PID
 	timeout time.Duration
 
-	packets, bytes, payload, rate, ceil *prometheus.Desc
+	packets, bytes, payload, drops, overlimits, rate, ceil *prometheus.Desc
 }
 
 var classLabels = []string{"app", "service", "interface", "classid"}
@@ -59,13 +59,16 @@ func newClassCollector(log *slog.Logger, root *actor.RootContext, pid *actor.PID
 		packets: d("pisa_daemon_qos_packets_total", "Packets the classifier put into the class (GSO packets count once)."),
 		bytes:   d("pisa_daemon_qos_bytes_total", "Bytes on the wire the classifier put into the class (L2, what HTB shapes)."),
 		payload: d("pisa_daemon_qos_payload_bytes_total", "TCP/UDP payload bytes the classifier put into the class (retransmissions included)."),
-		rate:    d("pisa_daemon_qos_rate_bits", "The class's claimed rate, bits per second."),
-		ceil:    d("pisa_daemon_qos_ceil_bits", "The class's ceiling, bits per second."),
+		drops:   d("pisa_daemon_qos_drops_total", "Packets the class's queue dropped (HTB class statistics; a counter of the kernel's, reset when the class is re-created)."),
+		overlimits: d("pisa_daemon_qos_overlimits_total",
+			"Times a packet of the class found it over its rate and had to wait (HTB class statistics)."),
+		rate: d("pisa_daemon_qos_rate_bits", "The class's claimed rate, bits per second."),
+		ceil: d("pisa_daemon_qos_ceil_bits", "The class's ceiling, bits per second."),
 	}
 }
 
 func (c *classCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.payload, c.rate, c.ceil} {
+	for _, d := range []*prometheus.Desc{c.packets, c.bytes, c.payload, c.drops, c.overlimits, c.rate, c.ceil} {
 		ch <- d
 	}
 }
@@ -86,9 +89,29 @@ func (c *classCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(k.Packets), lv...)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(k.Bytes), lv...)
 		ch <- prometheus.MustNewConstMetric(c.payload, prometheus.CounterValue, float64(k.PayloadBytes), lv...)
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(k.Drops), lv...)
+		ch <- prometheus.MustNewConstMetric(c.overlimits, prometheus.CounterValue, float64(k.Overlimits), lv...)
 		ch <- prometheus.MustNewConstMetric(c.rate, prometheus.GaugeValue, float64(k.Rate), lv...)
 		ch <- prometheus.MustNewConstMetric(c.ceil, prometheus.GaugeValue, float64(k.Ceil), lv...)
 	}
+}
+
+// MetricDescs describes every metric pisa-daemon exports on /metrics
+// besides the Go and process collectors' (for checks of dashboards and
+// alerts against what the daemon really exports).
+func MetricDescs() []*prometheus.Desc {
+	reg := prometheus.NewRegistry()
+	m := newDaemonMetrics(reg)
+	ch := make(chan *prometheus.Desc, 64)
+	for _, c := range []prometheus.Collector{m.reconciles, m.reconcileSeconds, m.sourceErrors, m.restarts, newClassCollector(nil, nil, nil)} {
+		c.Describe(ch)
+	}
+	close(ch)
+	var descs []*prometheus.Desc
+	for d := range ch {
+		descs = append(descs, d)
+	}
+	return descs
 }
 
 // newRegistry returns the daemon's registry with Go and process collectors.

@@ -43,12 +43,15 @@ type ClassInfo struct {
 	Rate, Ceil           config.Rate
 }
 
-// ClassCounters are a class's counters as the classifier counted them.
+// ClassCounters are a class's counters as the classifier counted them,
+// and the HTB class's own queue statistics.
 type ClassCounters struct {
 	ClassInfo
 	Packets      uint64
 	Bytes        uint64 // L2 bytes, what HTB shapes
 	PayloadBytes uint64 // TCP/UDP payload bytes
+	Drops        uint64 // packets the class's queue dropped (HTB's class stats)
+	Overlimits   uint64 // times the class was over its rate and the packet waited
 }
 
 // NewReconciler loads the classifier into the kernel. nl selects the
@@ -262,7 +265,39 @@ func (r *Reconciler) syncRules(p *plan) error {
 	return nil
 }
 
-// Counters reads every class's counters, summed over CPUs.
+// classStats fills the drops and overlimits of cs from the HTB classes'
+// statistics, one class listing per interface.
+func (r *Reconciler) classStats(cs []ClassCounters) error {
+	byDevice := map[string]map[uint32]*netlink.ClassStatistics{}
+	for i := range cs {
+		c := &cs[i]
+		stats, ok := byDevice[c.Device]
+		if !ok {
+			stats = map[uint32]*netlink.ClassStatistics{}
+			link, err := r.nl.LinkByName(c.Device)
+			if err != nil {
+				return fmt.Errorf("class statistics of %s: %w", c.Device, err)
+			}
+			classes, err := r.nl.ClassList(link, rootHandle)
+			if err != nil {
+				return fmt.Errorf("class statistics of %s: %w", c.Device, err)
+			}
+			for _, cl := range classes {
+				if a := cl.Attrs(); a.Statistics != nil {
+					stats[a.Handle] = a.Statistics
+				}
+			}
+			byDevice[c.Device] = stats
+		}
+		if st := stats[c.ClassID]; st != nil && st.Queue != nil {
+			c.Drops, c.Overlimits = uint64(st.Queue.Drops), uint64(st.Queue.Overlimits)
+		}
+	}
+	return nil
+}
+
+// Counters reads every class's counters, summed over CPUs, with its HTB
+// class's drops and overlimits.
 func (r *Reconciler) Counters() ([]ClassCounters, error) {
 	out := make([]ClassCounters, 0, len(r.classes))
 	var per []bpf.QosClassCounters
@@ -277,6 +312,9 @@ func (r *Reconciler) Counters() ([]ClassCounters, error) {
 			c.PayloadBytes += p.PayloadBytes
 		}
 		out = append(out, c)
+	}
+	if err := r.classStats(out); err != nil {
+		return nil, err
 	}
 	slices.SortFunc(out, func(a, b ClassCounters) int {
 		return cmp.Or(cmp.Compare(a.Device, b.Device), cmp.Compare(a.App, b.App), cmp.Compare(a.Service, b.Service))

@@ -148,6 +148,13 @@ func TestShapingInNetns(t *testing.T) {
 	if c.App != "catalogue" || c.Service != "catalogue-db" || c.Device != tn.devA {
 		t.Errorf("counter labels = %+v", c.ClassInfo)
 	}
+	// Sending faster than the claim, the class was over its rate: HTB
+	// counted it (drops too, when its queue overflowed: logged only, as TCP
+	// backs off before that).
+	t.Logf("class statistics: %d overlimits, %d drops", c.Overlimits, c.Drops)
+	if c.Overlimits == 0 {
+		t.Errorf("HTB class statistics: no overlimits after shaping a faster sender to the claim")
+	}
 
 	// With spare capacity a class borrows up to its ceil: rate 5mbit, ceil 10mbit.
 	ceilCfg := claimConfig(tn.devA, "5mbit", dbPort)
