@@ -46,6 +46,8 @@ lint: vet
 # Every test, with real MariaDB servers, a real kube-apiserver and network namespaces.
 test: deps lint
 	$(GO) test -tags $(TEST_TAGS) -count=1 -timeout 40m ./...
+	FUZZTIME=3s GO=$(GO) TAGS=$(TEST_TAGS) ./scripts/fuzz.sh
+	$(GO) test -tags $(TEST_TAGS) -race -count=1 -timeout 20m $(RACE_SKIP) $(RACE_PKGS)
 	@mkdir -p $(BIN)
 	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE) -out $(BIN)/conformance.md
 	$(GO) run ./conformance/cmd/conformance -go $(GO) $(SHORT_CONFORMANCE),conformance/known-differences-multiplex.txt -multiplex -out $(BIN)/conformance-multiplex.md
@@ -54,6 +56,20 @@ test: deps lint
 # make test's conformance: every suite, mysqltest on its short list, strict.
 SHORT_CONFORMANCE_LIST := -mysqltest-list conformance/mysqltest-short.list
 SHORT_CONFORMANCE := $(SHORT_CONFORMANCE_LIST) -strict -known conformance/known-differences.txt
+
+# make test's -race run: the data path. TestParseBudget counts on its
+# statements running faster than the parse budget refills, which the race
+# detector's slowdown breaks.
+RACE_PKGS := ./wire ./session ./backend ./sqlinfo ./strategy ./actors ./supervisor
+RACE_SKIP := -skip '^TestParseBudget$$'
+
+# Every fuzz target (func FuzzXxx, found by scripts/fuzz.sh with go test
+# -list), FUZZTIME each, one after the other; make test runs them 3s each.
+# Crashing inputs land in the package's testdata/fuzz/. See docs/security.md.
+.PHONY: fuzz
+FUZZTIME ?= 10m
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) TAGS=$(TEST_TAGS) ./scripts/fuzz.sh
 
 # go-sql-driver's and go-mysql's own test suites and MariaDB's mysqltest
 # (conformance/mysqltest.list, text and binary protocol) against throwaway
