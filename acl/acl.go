@@ -57,7 +57,7 @@ func New(owner, ownerPassword string, users []config.User, open bool) (*Policy, 
 		p.users[owner] = &User{Name: owner, Password: ownerPassword}
 	}
 	for _, cu := range users {
-		u := &User{Name: cu.User, Password: cu.Password, readOnly: cu.ReadOnly}
+		u := &User{Name: cu.User, Password: cu.ResolvedPassword(), readOnly: cu.ReadOnly}
 		for _, h := range cu.AllowedHosts {
 			pr, err := config.ParseHost(h)
 			if err != nil {

@@ -120,11 +120,13 @@ type Listener struct {
 	// the hex of it as SELECT HEX(authentication_string) shows it); see
 	// package credential.
 	Password string `toml:"password" json:"password"`
-	// PasswordFile and PasswordEnv give Password from a file (read at
+	// PasswordFile and PasswordEnv give the password from a file (read at
 	// load and at each reload; one trailing newline dropped) or an
 	// environment variable, in any of its forms; at most one of the three.
+	// ResolvedPassword is the one in effect.
 	PasswordFile  string `toml:"password_file,omitempty" json:"password_file,omitempty"`
 	PasswordEnv   string `toml:"password_env,omitempty" json:"password_env,omitempty"`
+	passwordRead  string // from PasswordFile or PasswordEnv, at load
 	DB            string `toml:"db" json:"db"`
 	BackendType   string `toml:"backend_type" json:"backend_type"`
 	PoolSize      int    `toml:"pool_size" json:"pool_size"`
@@ -225,6 +227,7 @@ type User struct {
 	Password     string `toml:"password" json:"password"`
 	PasswordFile string `toml:"password_file,omitempty" json:"password_file,omitempty"`
 	PasswordEnv  string `toml:"password_env,omitempty" json:"password_env,omitempty"`
+	passwordRead string // from PasswordFile or PasswordEnv, at load
 	// ReadOnly users may only read (SELECT, SHOW, EXPLAIN).
 	ReadOnly bool `toml:"read_only,omitempty" json:"read_only,omitempty"`
 	// AllowedHosts are client addresses or CIDR blocks the user may log in
@@ -346,6 +349,7 @@ type RWDiscovery struct {
 	Password                       string `toml:"password" json:"password"`
 	PasswordFile                   string `toml:"password_file,omitempty" json:"password_file,omitempty"` // as a node's
 	PasswordEnv                    string `toml:"password_env,omitempty" json:"password_env,omitempty"`
+	passwordRead                   string // from PasswordFile or PasswordEnv, at load
 	MonitorPeriod                  int    `toml:"monitor_period,omitempty" json:"monitor_period,omitempty"`
 	ConnectPeriod                  int    `toml:"connect_period,omitempty" json:"connect_period,omitempty"`
 	ConnectTimeout                 int    `toml:"connect_timeout,omitempty" json:"connect_timeout,omitempty"`
@@ -423,10 +427,11 @@ type Node struct {
 	// Password is in clear text (the proxy logs in with it); PasswordFile
 	// and PasswordEnv give it from a file (read at load and at each
 	// reload; one trailing newline dropped) or an environment variable;
-	// at most one of the three.
+	// at most one of the three. ResolvedPassword is the one in effect.
 	Password     string `toml:"password" json:"password"`
 	PasswordFile string `toml:"password_file,omitempty" json:"password_file,omitempty"`
 	PasswordEnv  string `toml:"password_env,omitempty" json:"password_env,omitempty"`
+	passwordRead string // from PasswordFile or PasswordEnv, at load
 	Host         string `toml:"host" json:"host"`
 	Port         int    `toml:"port" json:"port"`
 	Weight       int    `toml:"weight" json:"weight"`
@@ -469,4 +474,27 @@ func (c *Config) NodeByName(name string) (Node, bool) {
 // Addr is the node's dial address.
 func (n Node) Addr() string {
 	return joinHostPort(n.Host, n.Port)
+}
+
+// ResolvedPassword is the listener's password in effect: the one read
+// from password_file or password_env at load when either was given, else
+// password.
+func (l *Listener) ResolvedPassword() string { return resolved(l.passwordRead, l.Password) }
+
+// ResolvedPassword is the user's password in effect (see Listener's).
+func (u User) ResolvedPassword() string { return resolved(u.passwordRead, u.Password) }
+
+// ResolvedPassword is the node's password in effect (see Listener's).
+func (n Node) ResolvedPassword() string { return resolved(n.passwordRead, n.Password) }
+
+// ResolvedPassword is the monitor account's password in effect (see Listener's).
+func (d RWDiscovery) ResolvedPassword() string { return resolved(d.passwordRead, d.Password) }
+
+// resolved is the password read from a file or variable (never empty:
+// empty ones are refused) when there is one, else the configured one.
+func resolved(read, configured string) string {
+	if read != "" {
+		return read
+	}
+	return configured
 }

@@ -72,26 +72,26 @@ func describeTOMLError(err error) string {
 }
 
 // Redacted returns a deep-enough copy with every password (clear or
-// hashed) replaced, for logging and the admin /config endpoint. A password
-// read from a file or environment variable is left empty: its
-// password_file or password_env says where it comes from.
+// hashed) replaced, for logging and the admin /config endpoint; of one
+// read from a file or environment variable only its password_file or
+// password_env remains.
 func (c *Config) Redacted() *Config {
 	out := *c
 	out.Admin.Token = redact(out.Admin.Token)
 	out.Proxy.Config = append([]Listener(nil), c.Proxy.Config...)
 	for i := range out.Proxy.Config {
 		l := &out.Proxy.Config[i]
-		redactPassword(&l.Password, l.PasswordFile, l.PasswordEnv)
+		redactPassword(&l.Password, &l.passwordRead)
 		l.Users = append([]User(nil), l.Users...)
 		for j := range l.Users {
 			u := &l.Users[j]
-			redactPassword(&u.Password, u.PasswordFile, u.PasswordEnv)
+			redactPassword(&u.Password, &u.passwordRead)
 		}
 		if l.ReadWriteSplitting != nil && l.ReadWriteSplitting.Dynamic != nil {
 			rw := *l.ReadWriteSplitting
 			dyn := *rw.Dynamic
 			d := &dyn.Discovery
-			redactPassword(&d.Password, d.PasswordFile, d.PasswordEnv)
+			redactPassword(&d.Password, &d.passwordRead)
 			rw.Dynamic = &dyn
 			l.ReadWriteSplitting = &rw
 		}
@@ -99,7 +99,7 @@ func (c *Config) Redacted() *Config {
 	out.MySQL.Node = append([]Node(nil), c.MySQL.Node...)
 	for i := range out.MySQL.Node {
 		n := &out.MySQL.Node[i]
-		redactPassword(&n.Password, n.PasswordFile, n.PasswordEnv)
+		redactPassword(&n.Password, &n.passwordRead)
 	}
 	return &out
 }

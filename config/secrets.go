@@ -17,9 +17,10 @@ const maxPasswordFile = 64 << 10
 // inline, from a file or from an environment variable.
 type passwordKeys struct {
 	key      string // the password's key, as config errors name it
-	password *string
+	password string
 	file     string
 	env      string
+	read     *string // where a password from file or env goes
 }
 
 // passwords lists every password key of the config.
@@ -28,25 +29,26 @@ func (c *Config) passwords() []passwordKeys {
 	for i := range c.Proxy.Config {
 		l := &c.Proxy.Config[i]
 		key := listenerKey(i, l.Name)
-		ps = append(ps, passwordKeys{key + ".password", &l.Password, l.PasswordFile, l.PasswordEnv})
+		ps = append(ps, passwordKeys{key + ".password", l.Password, l.PasswordFile, l.PasswordEnv, &l.passwordRead})
 		for j := range l.Users {
 			u := &l.Users[j]
-			ps = append(ps, passwordKeys{fmt.Sprintf("%s.users[%d].password", key, j), &u.Password, u.PasswordFile, u.PasswordEnv})
+			ps = append(ps, passwordKeys{fmt.Sprintf("%s.users[%d].password", key, j), u.Password, u.PasswordFile, u.PasswordEnv, &u.passwordRead})
 		}
 		if rw := l.ReadWriteSplitting; rw != nil && rw.Dynamic != nil {
 			d := &rw.Dynamic.Discovery
-			ps = append(ps, passwordKeys{key + ".read_write_splitting.dynamic.discovery.password", &d.Password, d.PasswordFile, d.PasswordEnv})
+			ps = append(ps, passwordKeys{key + ".read_write_splitting.dynamic.discovery.password", d.Password, d.PasswordFile, d.PasswordEnv, &d.passwordRead})
 		}
 	}
 	for i := range c.MySQL.Node {
 		n := &c.MySQL.Node[i]
-		ps = append(ps, passwordKeys{fmt.Sprintf("mysql.node[%d].password", i), &n.Password, n.PasswordFile, n.PasswordEnv})
+		ps = append(ps, passwordKeys{fmt.Sprintf("mysql.node[%d].password", i), n.Password, n.PasswordFile, n.PasswordEnv, &n.passwordRead})
 	}
 	return ps
 }
 
 // resolvePasswords reads each password given by file or environment
-// variable into its password key; it reports every key it could not fill.
+// variable (see ResolvedPassword); it reports every key it could not read.
+// The keys stay as configured, so the config's JSON form loads again.
 func (c *Config) resolvePasswords() error {
 	var errs []error
 	for _, p := range c.passwords() {
@@ -59,7 +61,7 @@ func (c *Config) resolvePasswords() error {
 
 func (p passwordKeys) resolve() error {
 	var given []string
-	for _, k := range []struct{ name, v string }{{"password", *p.password}, {"password_file", p.file}, {"password_env", p.env}} {
+	for _, k := range []struct{ name, v string }{{"password", p.password}, {"password_file", p.file}, {"password_env", p.env}} {
 		if k.v != "" {
 			given = append(given, k.name)
 		}
@@ -86,7 +88,7 @@ func (p passwordKeys) resolve() error {
 	default:
 		return nil
 	}
-	*p.password = v
+	*p.read = v
 	return nil
 }
 
@@ -140,12 +142,8 @@ func givenKey(key, file, env string) string {
 	return key
 }
 
-// redactPassword hides a password; one from a file or variable is left
-// out, as password_file or password_env says where it comes from.
-func redactPassword(password *string, file, env string) {
-	if file != "" || env != "" {
-		*password = ""
-		return
-	}
-	*password = redact(*password)
+// redactPassword hides a password and forgets one read from a file or
+// variable (password_file or password_env says where it comes from).
+func redactPassword(password, read *string) {
+	*password, *read = redact(*password), ""
 }

@@ -44,29 +44,39 @@ password_file = "` + writeFile(t, "crlf\r\n") + `"
 		t.Fatal(err)
 	}
 	l, n := c.Proxy.Config[0], c.MySQL.Node[0]
-	if l.Password != "from-file" || n.Password != "from-env" || l.Users[0].Password != "crlf" {
-		t.Fatalf("listener %q, node %q, user %q", l.Password, n.Password, l.Users[0].Password)
+	if l.ResolvedPassword() != "from-file" || n.ResolvedPassword() != "from-env" || l.Users[0].ResolvedPassword() != "crlf" {
+		t.Fatalf("listener %q, node %q, user %q", l.ResolvedPassword(), n.ResolvedPassword(), l.Users[0].ResolvedPassword())
+	}
+	// The keys stay as given: the config's JSON form loads again (and
+	// reads the file and variable again).
+	data, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseJSON(data, "round-trip.json")
+	if err != nil || back.Proxy.Config[0].ResolvedPassword() != "from-file" || back.MySQL.Node[0].ResolvedPassword() != "from-env" {
+		t.Fatalf("JSON form: %v\n%s", err, data)
 	}
 	// Redacted: where the password comes from, never what it is.
 	r := c.Redacted()
-	if rl, rn := r.Proxy.Config[0], r.MySQL.Node[0]; rl.Password != "" || rl.PasswordFile != listenerFile ||
-		rn.Password != "" || rn.PasswordEnv != "PISA_TEST_NODE_PASSWORD" || rl.Users[0].Password != "" {
+	if rl, rn := r.Proxy.Config[0], r.MySQL.Node[0]; rl.ResolvedPassword() != "" || rl.PasswordFile != listenerFile ||
+		rn.ResolvedPassword() != "" || rn.PasswordEnv != "PISA_TEST_NODE_PASSWORD" || rl.Users[0].ResolvedPassword() != "" {
 		t.Fatalf("redacted: listener %+v, node %+v", rl, rn)
 	}
 	// A reload reads the file again.
 	if err := os.WriteFile(listenerFile, []byte("changed"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if c, err = ParseTOML([]byte(src), "pisa.toml"); err != nil || c.Proxy.Config[0].Password != "changed" {
+	if c, err = ParseTOML([]byte(src), "pisa.toml"); err != nil || c.Proxy.Config[0].ResolvedPassword() != "changed" {
 		t.Fatalf("after the file changed: %v", err)
 	}
 	// The controller's JSON takes the same keys.
-	data, _ := json.Marshal(map[string]any{
+	data, _ = json.Marshal(map[string]any{
 		"proxy": map[string]any{"config": []any{map[string]any{"name": "j", "listen_addr": "127.0.0.1:0", "user": "u", "password_env": "PISA_TEST_NODE_PASSWORD",
 			"simple_loadbalance": map[string]any{"nodes": []string{"n"}}}}},
 		"mysql": map[string]any{"node": []any{map[string]any{"name": "n", "user": "u", "password_file": listenerFile}}},
 	})
-	if c, err = ParseJSON(data, "served"); err != nil || c.Proxy.Config[0].Password != "from-env" || c.MySQL.Node[0].Password != "changed" {
+	if c, err = ParseJSON(data, "served"); err != nil || c.Proxy.Config[0].ResolvedPassword() != "from-env" || c.MySQL.Node[0].ResolvedPassword() != "changed" {
 		t.Fatalf("JSON: %v", err)
 	}
 }
@@ -130,5 +140,18 @@ func TestPassthroughRefusesPasswordSources(t *testing.T) {
 	src := strings.Replace(withPasswords(`password_env = "HOME"`, `password = "secret"`), `user = "catalogue_user"`, `auth_mode = "passthrough"`, 1)
 	if _, err := ParseTOML([]byte(src), "pt.toml"); err == nil || !strings.Contains(err.Error(), `proxy.config[0] (catalogue).password_env: not used`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDiscoveryPasswordFromEnv(t *testing.T) {
+	t.Setenv("PISA_TEST_MONITOR_PASSWORD", "monitor-secret")
+	l := parseListener(t, `[proxy.config.read_write_splitting.dynamic]
+default_target = "readwrite"
+[proxy.config.read_write_splitting.dynamic.discovery]
+type = "mha"
+user = "monitor"
+password_env = "PISA_TEST_MONITOR_PASSWORD"`)
+	if got := l.ReadWriteSplitting.Dynamic.Discovery.ResolvedPassword(); got != "monitor-secret" {
+		t.Fatalf("discovery password %q", got)
 	}
 }

@@ -243,9 +243,9 @@ func (l *Listener) validateAuth(key string, add addFunc) {
 		if l.AuthPlugin != AuthNative && l.AuthPlugin != AuthCachingSHA2 {
 			add(key+".auth_plugin", "%q is not one of %s, %s", l.AuthPlugin, AuthNative, AuthCachingSHA2)
 		}
-		validatePassword(givenKey(key+".password", l.PasswordFile, l.PasswordEnv), l.Password, l.AuthPlugin, add)
+		validatePassword(givenKey(key+".password", l.PasswordFile, l.PasswordEnv), l.ResolvedPassword(), l.AuthPlugin, add)
 		for i, u := range l.Users {
-			validatePassword(givenKey(fmt.Sprintf("%s.users[%d].password", key, i), u.PasswordFile, u.PasswordEnv), u.Password, l.AuthPlugin, add)
+			validatePassword(givenKey(fmt.Sprintf("%s.users[%d].password", key, i), u.PasswordFile, u.PasswordEnv), u.ResolvedPassword(), l.AuthPlugin, add)
 		}
 		return
 	case AuthModePassthrough:

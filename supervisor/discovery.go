@@ -49,7 +49,7 @@ func discoveryConfig(tenant string, d config.RWDiscovery, nodes []config.Node) s
 		addrs[n.Name] = n.Addr()
 	}
 	cfg.Probe = func(ctx context.Context, node string) (strategy.NodeStatus, error) {
-		return probeNode(ctx, addrs[node], d.User, d.Password)
+		return probeNode(ctx, addrs[node], d.User, d.ResolvedPassword())
 	}
 	return cfg
 }

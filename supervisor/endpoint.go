@@ -14,7 +14,7 @@ import (
 // endpoint turns a [[mysql.node]] into a dialable backend endpoint.
 func endpoint(n config.Node, l config.Listener) (*backend.Endpoint, error) {
 	ep := &backend.Endpoint{
-		Name: n.Name, Addr: n.Addr(), User: n.User, Password: n.Password, DB: n.DB,
+		Name: n.Name, Addr: n.Addr(), User: n.User, Password: n.ResolvedPassword(), DB: n.DB,
 		DialTimeout: l.DialTimeout.D(), ReadTimeout: l.BackendReadTimeout.D(),
 		ProxyProtocol: n.ProxyProtocol,
 	}

@@ -255,7 +255,7 @@ func (a *tenantActor) apply(ctx actor.Context, sp spec) error {
 	if err := applyFault(cfg); err != nil {
 		return err
 	}
-	users, err := acl.New(cfg.User, cfg.Password, cfg.Users, cfg.AuthMode == config.AuthModePassthrough)
+	users, err := acl.New(cfg.User, cfg.ResolvedPassword(), cfg.Users, cfg.AuthMode == config.AuthModePassthrough)
 	if err != nil {
 		return err
 	}
