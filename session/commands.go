@@ -20,6 +20,9 @@ var errQuit = errors.New("client quit")
 // bigBuffer: a read buffer grown past this is dropped after the command.
 const bigBuffer = 1 << 20
 
+// refreshHosts is COM_REFRESH's REFRESH_HOSTS flag.
+const refreshHosts = 0x08
+
 func (s *Session) loop(ctx context.Context) error {
 	for ctx.Err() == nil {
 		s.release()
@@ -173,6 +176,10 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 			return s.clientError(wire.NewError(mysql.ER_SPECIFIC_ACCESS_DENIED_ERROR,
 				"Access denied; you need (at least one of) the RELOAD privilege(s) for this operation (pisa-proxy access rules)"))
 		}
+		if len(payload) > 1 && payload[1]&refreshHosts != 0 { // mariadb-admin flush-hosts
+			s.settled = s.flushHosts
+			defer func() { s.settled = nil }()
+		}
 		return s.relay(payload, more, wire.RespSingle, sqlinfo.KindOther)
 	case mysql.COM_SET_OPTION:
 		return s.setOption(payload, more)
@@ -259,6 +266,10 @@ func (s *Session) query(payload []byte, more bool) error {
 	if info.Kind == sqlinfo.KindShow && sqlinfo.IsShowSessionStatus(sql) {
 		s.rows = s.statusRow
 		defer func() { s.rows = nil }()
+	}
+	if info.FlushesHosts {
+		s.settled = s.flushHosts
+		defer func() { s.settled = nil }()
 	}
 	if p, ok := s.executedKill(&info); ok {
 		if more || info.Statements != 1 {
@@ -523,7 +534,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	}
 	l.dirty = true
 	r := wire.Relay{Client: s.client, Backend: l.conn.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0,
-		StmtID: relayID, Rows: s.rows, CacheMetadata: s.hello.ExtCapabilities&wire.MariaDBCacheMetadata != 0,
+		StmtID: relayID, Rows: s.rows, Settled: s.settled, CacheMetadata: s.hello.ExtCapabilities&wire.MariaDBCacheMetadata != 0,
 		// COM_STMT_EXECUTE: id (4 bytes), then flags; the cursor types are
 		// the low 3 bits (MariaDB's 0x08 is not one).
 		Cursor: payload[0] == mysql.COM_STMT_EXECUTE && len(payload) > 5 && payload[5]&0x07 != 0}

@@ -104,6 +104,15 @@ func (g *HostGuard) Flush() int {
 	return n
 }
 
+// flushHosts unblocks every address once the server has done FLUSH HOSTS
+// (a relay's Settled): the proxy's blocks are the server's, as a client
+// sees them.
+func (s *Session) flushHosts(o wire.Outcome) {
+	if o.ErrCode == 0 {
+		s.env.Hosts.Flush()
+	}
+}
+
 // hostBlocked is MySQL's 1129, naming how to unblock through the proxy.
 func hostBlocked(host string) *wire.SQLError {
 	return wire.NewError(mysql.ER_HOST_IS_BLOCKED, fmt.Sprintf(

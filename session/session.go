@@ -140,6 +140,8 @@ type Session struct {
 	// of the current command's result, when set.
 	tlsState *tls.ConnectionState
 	rows     func([]byte) []byte
+	// settled, when set, is the current command's wire.Relay.Settled.
+	settled func(wire.Outcome)
 
 	buf        []byte
 	stats      stmtStats
@@ -272,7 +274,7 @@ func (s *Session) login(ctx context.Context) error {
 		ConnID: s.id, TLS: s.env.TLS, TLSRequired: s.env.TLSRequired, Auth: s.env.Auth, RemoteHost: s.host,
 		Failed: s.env.Hosts.Failed,
 	}
-	var proxied netip.AddrPort
+	var proxied wire.ProxySource
 	if s.proxyTrusted() {
 		// The client is known only once its PROXY header is read.
 		cfg.ProxyHeader, cfg.Peer, cfg.Admit = true, &proxied, s.admitHost
@@ -294,8 +296,12 @@ func (s *Session) login(ctx context.Context) error {
 		cfg.Upstream.Client, _ = netip.ParseAddrPort(s.remote)
 	}
 	hello, err := wire.Accept(s.client, cfg)
-	if proxied.IsValid() {
-		s.remote, s.host = proxied.String(), proxied.Addr().String()
+	switch {
+	case proxied.Local:
+		s.remote, s.host = "localhost", "localhost"
+		s.log = s.log.With("proxied_client", s.remote)
+	case proxied.Addr.IsValid():
+		s.remote, s.host = proxied.Addr.String(), proxied.Addr.Addr().String()
 		s.log = s.log.With("proxied_client", s.remote)
 	}
 	if err != nil {
@@ -370,7 +376,7 @@ func (s *Session) loginFailed(up *wire.Upstream, err error) error {
 		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
 	}
 	if up != nil {
-		_ = up.IO.Close()
+		up.Abandon()
 	}
 	s.env.Metrics.ConnRejected.WithLabelValues(s.env.Tenant, reason).Inc()
 	return fmt.Errorf("login: %w", err)

@@ -93,6 +93,7 @@ type walker struct {
 	session      bool
 	setsMode     bool
 	setsGlobal   bool
+	flushesHosts bool
 	setsCharset  bool
 	prepares     []Prepared
 	// literalDecides: a literal (which the cache key replaces) changed the

@@ -64,6 +64,9 @@ type Info struct {
 	// SetsGlobal: the text assigns a global variable (SET GLOBAL), whose
 	// new value sessions opened afterwards must see.
 	SetsGlobal bool
+	// FlushesHosts: FLUSH HOSTS, which on success unblocks the addresses
+	// the proxy blocked too (as it does on the server).
+	FlushesHosts bool
 	// Statements is the number of statements in the text (0 on ParseError).
 	Statements int
 	// Fingerprint is the text normalized by the TiDB digester: literals
@@ -313,6 +316,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	info.Unverifiable = w.unverifiable
 	info.SetsSQLMode = w.setsMode
 	info.SetsGlobal = w.setsGlobal
+	info.FlushesHosts = w.flushesHosts
 	info.SetsCharset = w.setsCharset
 	info.Prepares = w.prepares
 	for _, p := range w.prepares {

@@ -57,6 +57,7 @@ func (w *walker) multiplexNode(n ast.Node) {
 		if n.ReadLock {
 			w.pinFor(PinLockTables)
 		}
+		w.flushesHosts = w.flushesHosts || n.Tp == ast.FlushHosts
 	case *ast.CallStmt:
 		w.pinFor(PinCall)
 	case *ast.CreateTableStmt:

@@ -153,4 +153,25 @@ func TestFailedLoginsBlockHost(t *testing.T) {
 	if err := from("127.0.0.1", "app", "app-secret"); err != nil {
 		t.Fatalf("after /flush-hosts: %v", err)
 	}
+	// FLUSH HOSTS through the proxy unblocks at the proxy too, as it does
+	// on the server (mariadb-admin flush-hosts sends COM_REFRESH).
+	for i := 0; i < 20; i++ {
+		_ = from("127.0.0.1", "app", "wrong")
+	}
+	if me := mysqlErr(from("127.0.0.1", "app", "app-secret")); me == nil || me.Number != 1129 {
+		t.Fatalf("not blocked again: %v", me)
+	}
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = "app", "app-secret", "dial-127.0.0.2", p.Addr("main").String()
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("FLUSH HOSTS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := from("127.0.0.1", "app", "app-secret"); err != nil {
+		t.Fatalf("after FLUSH HOSTS: %v", err)
+	}
 }

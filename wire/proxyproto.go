@@ -26,18 +26,27 @@ const maxProxyV1 = 107
 // errProxyHeader: a header that does not parse.
 var errProxyHeader = errors.New("malformed PROXY protocol header")
 
+// ProxySource is the client a PROXY header names.
+type ProxySource struct {
+	// Addr is its address; invalid when the header names none (v1
+	// UNKNOWN, v2 LOCAL: a health check of the balancer's).
+	Addr netip.AddrPort
+	// Local: a unix-socket client (v2 AF_UNIX), which MariaDB takes for
+	// localhost.
+	Local bool
+}
+
 // ReadProxyHeader reads a PROXY protocol header at the start of what the
 // client sent, if there is one (found false and nothing read otherwise).
-// src is the client address the header names, invalid for a header that
-// names none (v1 UNKNOWN, v2 LOCAL: a health check of the balancer's).
-func (p *PacketIO) ReadProxyHeader() (src netip.AddrPort, found bool, err error) {
+func (p *PacketIO) ReadProxyHeader() (src ProxySource, found bool, err error) {
 	head, err := p.r.Peek(6)
 	if err != nil {
 		return src, false, err
 	}
 	switch {
 	case string(head) == "PROXY ":
-		return p.readProxyV1()
+		a, found, err := p.readProxyV1()
+		return ProxySource{Addr: a}, found, err
 	case bytes.HasPrefix(proxyV2Sig, head):
 		return p.readProxyV2()
 	}
@@ -77,38 +86,56 @@ func parseProxyV1(line string) (netip.AddrPort, bool, error) {
 	return netip.AddrPortFrom(addr, uint16(port)), true, nil
 }
 
-func (p *PacketIO) readProxyV2() (netip.AddrPort, bool, error) {
+func (p *PacketIO) readProxyV2() (ProxySource, bool, error) {
+	var none ProxySource
 	hdr, err := p.r.Peek(16)
 	if err != nil {
-		return netip.AddrPort{}, true, err
+		return none, true, err
 	}
 	if !bytes.Equal(hdr[:12], proxyV2Sig) || hdr[12]>>4 != 2 {
-		return netip.AddrPort{}, true, fmt.Errorf("%w: v2 signature or version", errProxyHeader)
+		return none, true, fmt.Errorf("%w: v2 signature or version", errProxyHeader)
 	}
 	cmd, fam, n := hdr[12]&0x0f, hdr[13], int(binary.BigEndian.Uint16(hdr[14:16]))
 	buf := make([]byte, 16+n)
 	if _, err := io.ReadFull(p.r, buf); err != nil {
-		return netip.AddrPort{}, true, err
+		return none, true, err
 	}
 	body := buf[16:]
 	if cmd == 0 { // LOCAL
-		return netip.AddrPort{}, true, nil
+		return none, true, nil
 	}
 	switch fam >> 4 {
 	case 1: // AF_INET
 		if len(body) >= 12 {
 			a := netip.AddrFrom4([4]byte(body[:4]))
-			return netip.AddrPortFrom(a, binary.BigEndian.Uint16(body[8:10])), true, nil
+			return ProxySource{Addr: netip.AddrPortFrom(a, binary.BigEndian.Uint16(body[8:10]))}, true, nil
 		}
 	case 2: // AF_INET6
 		if len(body) >= 36 {
 			a := netip.AddrFrom16([16]byte(body[:16])).Unmap()
-			return netip.AddrPortFrom(a, binary.BigEndian.Uint16(body[32:34])), true, nil
+			return ProxySource{Addr: netip.AddrPortFrom(a, binary.BigEndian.Uint16(body[32:34]))}, true, nil
 		}
-	default: // AF_UNSPEC, AF_UNIX: no address to take
-		return netip.AddrPort{}, true, nil
+	case 3: // AF_UNIX
+		if len(body) >= 2*unixPathLen {
+			return ProxySource{Local: true}, true, nil
+		}
+	default: // AF_UNSPEC: no address to take
+		return none, true, nil
 	}
-	return netip.AddrPort{}, true, fmt.Errorf("%w: v2 address block too short", errProxyHeader)
+	return none, true, fmt.Errorf("%w: v2 address block too short", errProxyHeader)
+}
+
+// unixPathLen is the size of each of a v2 AF_UNIX block's two paths.
+const unixPathLen = 108
+
+// ProxyHeaderV2Unix encodes a version 2 header naming a unix-socket
+// client, the only way to tell a server that a client is local.
+func ProxyHeaderV2Unix() []byte {
+	h := make([]byte, 16+2*unixPathLen)
+	copy(h, proxyV2Sig)
+	h[12], h[13] = 0x21, 0x31 // version 2, PROXY; AF_UNIX, STREAM
+	binary.BigEndian.PutUint16(h[14:16], 2*unixPathLen)
+	return h
 }
 
 // ProxyHeaderV1 encodes a version 1 header naming src as the client of a

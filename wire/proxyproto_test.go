@@ -34,6 +34,7 @@ func TestProxyHeader(t *testing.T) {
 		{"v2 tcp4", v2(1, 0x11, v4body), "192.0.2.1:12345", true, false},
 		{"v2 tcp6", v2(1, 0x21, v6body), "[2001:db8::1]:12345", true, false},
 		{"v2 local", v2(0, 0x00, nil), "", true, false},
+		{"v2 unix", ProxyHeaderV2Unix(), "", true, false},
 		{"v2 short", v2(1, 0x11, v4body[:5]), "", true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -49,8 +50,8 @@ func TestProxyHeader(t *testing.T) {
 			if c.bad {
 				return
 			}
-			if got := ""; src.IsValid() {
-				got = src.String()
+			if got := ""; src.Addr.IsValid() {
+				got = src.Addr.String()
 				if got != c.src {
 					t.Errorf("source %s, want %s", got, c.src)
 				}

@@ -104,6 +104,11 @@ type Relay struct {
 	// (read whole, then written): for the few statements whose answer the
 	// proxy corrects (SHOW STATUS about the client's connection).
 	Rows func(row []byte) []byte
+	// Settled, when set, is told the outcome before the response reaches
+	// the client, so that what the proxy does on a statement's success is
+	// done when the client learns of it. The response is held back until
+	// it is whole: for short answers (FLUSH HOSTS).
+	Settled func(Outcome)
 	// CacheMetadata: the client and the backend negotiated MariaDB's
 	// metadata caching: a column count's next byte says whether column
 	// definitions follow.
@@ -121,6 +126,12 @@ const peekLen = 24
 // its payload length and up to peekLen leading payload bytes, valid until
 // the next read from src.
 func forward(dst, src *PacketIO, srcSide Side) (head []byte, n int, err error) {
+	return forwardPacket(dst, src, srcSide, true)
+}
+
+// forwardPacket is forward; with flushIdle false it leaves dst unflushed
+// even when src has nothing more buffered.
+func forwardPacket(dst, src *PacketIO, srcSide Side, flushIdle bool) (head []byte, n int, err error) {
 	hdr, err := src.r.Peek(4)
 	if err != nil {
 		return nil, 0, &IOError{srcSide, err}
@@ -149,7 +160,7 @@ func forward(dst, src *PacketIO, srcSide Side) (head []byte, n int, err error) {
 			return nil, 0, err
 		}
 	}
-	if src.r.Buffered() == 0 {
+	if flushIdle && src.r.Buffered() == 0 {
 		// About to block on src: let dst see what it has so far.
 		if err := dst.w.Flush(); err != nil {
 			return nil, 0, &IOError{other(srcSide), err}
@@ -194,7 +205,8 @@ func (r *Relay) fwd() (head []byte, n int, err error) {
 		return nil, 0, &IOError{BackendSide, err}
 	}
 	r.lastSeq = hdr[3]
-	head, n, err = forward(r.Client, r.Backend, BackendSide)
+	// With Settled the answer is held back until it is whole (Response).
+	head, n, err = forwardPacket(r.Client, r.Backend, BackendSide, r.Settled == nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -253,6 +265,9 @@ func (r *Relay) Response(kind ResponseKind) (Outcome, error) {
 	}
 	if err != nil {
 		return out, err
+	}
+	if r.Settled != nil {
+		r.Settled(out)
 	}
 	if err := r.Client.Flush(); err != nil {
 		return out, &IOError{ClientSide, err}

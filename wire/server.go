@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
@@ -26,8 +25,8 @@ type ServerConfig struct {
 	// start with a PROXY protocol header; the address it names is then the
 	// client's (RemoteHost, Peer, Upstream.Client).
 	ProxyHeader bool
-	// Peer, when set, receives the address a PROXY header named.
-	Peer *netip.AddrPort
+	// Peer, when set, receives the client a PROXY header named.
+	Peer *ProxySource
 	// Admit, when set, checks the client's address (the PROXY header's
 	// when one came) before it authenticates; an error is its answer.
 	Admit func(host string) *SQLError
@@ -60,6 +59,12 @@ func Accept(p *PacketIO, cfg ServerConfig) (*ClientHello, error) {
 	}
 	resp, err := p.ReadPacket(nil, maxHandshake)
 	if err != nil {
+		if cfg.Peer != nil && cfg.Peer.Addr.IsValid() {
+			// A client a PROXY header named that leaves without
+			// logging in is a connection error of its address, as on
+			// MariaDB; a balancer's health check names no client.
+			cfg.failed()
+		}
 		return nil, fmt.Errorf("read handshake response: %w", err)
 	}
 	if cfg.Admit != nil {
@@ -122,18 +127,22 @@ func proxyHeader(p *PacketIO, cfg *ServerConfig) error {
 	switch {
 	case err != nil && found:
 		cfg.failed()
-		return reject(p, NewError(mysql.ER_HANDSHAKE_ERROR, "Bad handshake: malformed PROXY protocol header"), err)
+		// MariaDB's answer, word for word: clients test for it.
+		return reject(p, NewError(mysql.ER_UNKNOWN_ERROR, "Failed to parse proxy header"), err)
 	case err != nil:
 		return fmt.Errorf("read handshake response: %w", err)
-	case !src.IsValid():
+	case src.Local:
+		cfg.RemoteHost = "localhost"
+	case src.Addr.IsValid():
+		cfg.RemoteHost = src.Addr.Addr().String()
+	default:
 		return nil // none, or one naming no client (a balancer's health check)
 	}
-	cfg.RemoteHost = src.Addr().String()
 	if cfg.Peer != nil {
 		*cfg.Peer = src
 	}
 	if cfg.Upstream != nil {
-		cfg.Upstream.Client = src
+		cfg.Upstream.Client, cfg.Upstream.ClientLocal = src.Addr, src.Local
 	}
 	return nil
 }

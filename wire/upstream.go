@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
@@ -173,6 +174,9 @@ type Upstream struct {
 	// as the source of a connection to the backend's address.
 	ProxyHeader bool
 	Client      netip.AddrPort
+	ClientLocal bool // the client is on a unix socket (its PROXY header said so)
+	// started: Login began, so the server has heard from the client.
+	started bool
 }
 
 // upstreamCaps are the client capabilities passed on to a backend: the
@@ -197,17 +201,29 @@ const PassthroughCapabilities = mysql.CLIENT_SESSION_TRACK
 // decide the backend session's (CLIENT_FOUND_ROWS, CLIENT_INTERACTIVE,
 // multi-statements), as on a direct connection.
 func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
+	u.started = true
 	caps := hello.Capabilities & upstreamCaps & u.Greeting.Capabilities
 	h := *hello
 	h.ExtCapabilities &= u.Greeting.ExtCapabilities & PassthroughExtCapabilities
-	if u.ProxyHeader && u.Client.IsValid() {
-		dst, _ := netip.ParseAddrPort(u.IO.Conn().RemoteAddr().String())
-		if _, err := u.IO.w.Write(ProxyHeaderV1(u.Client, dst)); err != nil {
-			return &IOError{Side: BackendSide, Err: fmt.Errorf("proxy header: %w", err)}
+	if err := u.respond(&h, caps); err != nil {
+		return err
+	}
+	r := AuthRelay{Client: client, Server: u.IO, ClientTLS: hello.TLS, ServerTLS: u.TLS != nil, Salt: u.Greeting.Salt, Keys: u.Keys}
+	err := r.Run()
+	u.Status = r.Status
+	return err
+}
+
+// respond sends the handshake response h, after the PROXY header and the
+// TLS upgrade when they are due.
+func (u *Upstream) respond(h *ClientHello, caps uint32) error {
+	if u.ProxyHeader {
+		if err := u.writeProxyHeader(); err != nil {
+			return err
 		}
 	}
 	if u.TLS != nil {
-		if err := u.IO.WritePacketFlush(SSLRequest(&h, caps)); err != nil {
+		if err := u.IO.WritePacketFlush(SSLRequest(h, caps)); err != nil {
 			return &IOError{Side: BackendSide, Err: fmt.Errorf("ssl request: %w", err)}
 		}
 		if err := u.IO.upgradeClientTLS(u.TLS); err != nil {
@@ -215,13 +231,69 @@ func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 		}
 		caps |= mysql.CLIENT_SSL
 	}
-	if err := u.IO.WritePacketFlush(HandshakeResponse(&h, caps)); err != nil {
+	if err := u.IO.WritePacketFlush(HandshakeResponse(h, caps)); err != nil {
 		return &IOError{Side: BackendSide, Err: fmt.Errorf("handshake response: %w", err)}
 	}
-	r := AuthRelay{Client: client, Server: u.IO, ClientTLS: hello.TLS, ServerTLS: u.TLS != nil, Salt: u.Greeting.Salt, Keys: u.Keys}
-	err := r.Run()
-	u.Status = r.Status
-	return err
+	return nil
+}
+
+// writeProxyHeader names the client to the server (buffered).
+func (u *Upstream) writeProxyHeader() error {
+	if !u.Client.IsValid() && !u.ClientLocal {
+		return nil
+	}
+	hdr := ProxyHeaderV2Unix()
+	if !u.ClientLocal {
+		dst, _ := netip.ParseAddrPort(u.IO.Conn().RemoteAddr().String())
+		hdr = ProxyHeaderV1(u.Client, dst)
+	}
+	if _, err := u.IO.w.Write(hdr); err != nil {
+		return &IOError{Side: BackendSide, Err: fmt.Errorf("proxy header: %w", err)}
+	}
+	return nil
+}
+
+// abandonTimeout bounds what Abandon spends on the server.
+const abandonTimeout = time.Second
+
+// abandonedUser is the account Abandon logs in as; no server has it.
+const abandonedUser = "pisa-proxy:abandoned-login"
+
+// Abandon closes a backend connection whose client left, or failed, before
+// it logged in. Closed bare, it would be a handshake error of the proxy's
+// own address on the server, which blocks that address after
+// max_connect_errors of them, and with it every client of the proxy (a
+// balancer's TCP health checks get there within the hour). With a PROXY
+// header the server is told the client's address and counts the error
+// against it, as without the proxy. Without one the proxy finishes the
+// login as an account no server has: a failed authentication, which the
+// server does not count as a connection error.
+func (u *Upstream) Abandon() {
+	defer u.IO.Close()
+	if u.started {
+		return
+	}
+	_ = u.IO.Conn().SetDeadline(time.Now().Add(abandonTimeout))
+	if u.ProxyHeader && (u.Client.IsValid() || u.ClientLocal) {
+		if u.writeProxyHeader() == nil {
+			_ = u.IO.Flush()
+		}
+		return
+	}
+	salt, _ := NewSalt() // any 20 bytes: no password matches them
+	h := &ClientHello{User: abandonedUser, Plugin: PluginNative, AuthResponse: salt, Collation: DefaultCollationID, MaxPacket: 1 << 24}
+	if u.respond(h, upstreamCaps&u.Greeting.Capabilities&^mysql.CLIENT_CONNECT_WITH_DB) != nil {
+		return
+	}
+	for range 3 { // an auth switch or two, then the refusal
+		p, err := u.IO.ReadPacket(nil, 1<<16)
+		if err != nil || len(p) == 0 || p[0] != mysql.EOF_HEADER {
+			return
+		}
+		if u.IO.WritePacketFlush(salt) != nil {
+			return
+		}
+	}
 }
 
 // upgradeClientTLS performs a client-side TLS handshake and switches I/O
