@@ -92,18 +92,58 @@ func (s *System) Props(kind string, producer actor.Producer, opts ...actor.Props
 
 // Strategy is a one-for-one supervisor strategy applying directive to a
 // failed child (restarts limited to maxRetries within a window, then stop)
-// and counting each failure by kind and directive.
+// and counting each failure by kind and by what was done to the child.
 func (s *System) Strategy(directive actor.Directive, maxRetries int, within time.Duration) actor.SupervisorStrategy {
-	return actor.NewOneForOneStrategy(maxRetries, within, func(reason any) actor.Directive {
-		kind := "unknown"
-		if f, ok := reason.(*Failure); ok {
-			kind = f.Kind
-			s.Log.Warn("actor failed", "kind", f.Kind, "reason", fmt.Sprint(f.Reason), "directive", directive.String())
-			s.Log.Debug("actor failure stack", "kind", f.Kind, "stack", string(f.Stack))
-		}
-		s.Metrics.ActorRestarts.WithLabelValues(kind, directive.String()).Inc()
-		return directive
-	})
+	return &strategy{sys: s, directive: directive, maxRetries: maxRetries, within: within}
+}
+
+// strategy is protoactor's one-for-one strategy restated, so that what is
+// counted and logged is what it does: a restart past the limit is a stop
+// (protoactor's own strategy tells its decider "restart" either way).
+type strategy struct {
+	sys        *System
+	directive  actor.Directive
+	maxRetries int
+	within     time.Duration
+}
+
+// HandleFailure implements actor.SupervisorStrategy.
+func (st *strategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
+	d := st.directive
+	if d == actor.RestartDirective && st.exhausted(rs) {
+		d = actor.StopDirective
+	}
+	kind := "unknown"
+	if f, ok := reason.(*Failure); ok {
+		kind = f.Kind
+		st.sys.Log.Warn("actor failed", "kind", f.Kind, "reason", fmt.Sprint(f.Reason), "directive", d.String())
+		st.sys.Log.Debug("actor failure stack", "kind", f.Kind, "stack", string(f.Stack))
+	}
+	st.sys.Metrics.ActorRestarts.WithLabelValues(kind, d.String()).Inc()
+	switch d {
+	case actor.ResumeDirective:
+		sup.ResumeChildren(child)
+	case actor.RestartDirective:
+		sup.RestartChildren(child)
+	case actor.StopDirective:
+		sup.StopChildren(child)
+	case actor.EscalateDirective:
+		sup.EscalateFailure(reason, message)
+	}
+}
+
+// exhausted records a failure and reports whether the child failed more
+// than maxRetries times within the window.
+func (st *strategy) exhausted(rs *actor.RestartStatistics) bool {
+	if st.maxRetries == 0 {
+		return true
+	}
+	rs.Fail()
+	if rs.NumberOfFailures(st.within) > st.maxRetries {
+		rs.Reset()
+		return true
+	}
+	return false
 }
 
 func receiveMiddleware(kind string, processed interface{ Inc() }) actor.ReceiverMiddleware {

@@ -202,3 +202,40 @@ func TestMailboxWaitReceiveAndDeadLetters(t *testing.T) {
 		t.Errorf("dead letters of actors.tick: %v, want 1", n)
 	}
 }
+
+// A child that keeps failing is restarted up to the limit and then
+// stopped, and the counts say so (protoactor's own strategy reports
+// "restart" for the stop too).
+func TestRestartsPastTheLimitCountAsStop(t *testing.T) {
+	sys := newTestSystem(t)
+	started := make(chan struct{}, 8)
+	spawned := make(chan *actor.PID, 1)
+	sys.Root.Spawn(sys.Props("parent", func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			if _, ok := ctx.Message().(*actor.Started); ok {
+				spawned <- ctx.Spawn(sys.Props("child", func() actor.Actor { return &fragile{started: started} }))
+			}
+		})
+	}, actor.WithSupervisor(sys.Strategy(actor.RestartDirective, 2, time.Minute))))
+	child := <-spawned
+	<-started
+	restarts := sys.Metrics.ActorRestarts.WithLabelValues("child", "RestartDirective")
+	stops := sys.Metrics.ActorRestarts.WithLabelValues("child", "StopDirective")
+	for i := range 3 {
+		sys.Root.Send(child, boom{})
+		if i < 2 {
+			select {
+			case <-started:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("failure %d: not restarted", i+1)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(stops) != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling a counter, no event to await
+	}
+	if r, s := testutil.ToFloat64(restarts), testutil.ToFloat64(stops); r != 2 || s != 1 {
+		t.Fatalf("counted %v restarts and %v stops; want 2 and 1", r, s)
+	}
+}
