@@ -102,6 +102,12 @@ func (s *Session) execute(payload []byte, more bool) error {
 	if done {
 		return err
 	}
+	if info != nil && info.ReadsLastInsertID && s.env.Multiplex {
+		// The INSERT may have run on another of the pool's connections.
+		if err := s.alignLastInsertID(s.primary.conn); err != nil {
+			return err
+		}
+	}
 	start, db := time.Now(), s.db
 	out, err := s.exchange(&s.primary, payload, more, wire.RespResult, kind)
 	if isKill && err == nil && out.ErrCode == 0 && !k.query {

@@ -136,6 +136,15 @@ func TestMultiplexPerConnectionState(t *testing.T) {
 	if got := queryString(t, a, "SELECT LAST_INSERT_ID()"); got != fmt.Sprint(id) {
 		t.Fatalf("LAST_INSERT_ID() = %s after other sessions' inserts; this session inserted %d", got, id)
 	}
+	// The same through the binary protocol, whose statement is prepared
+	// on whichever connection the execution borrows.
+	for range 4 {
+		busy()
+		var got int64
+		if err := a.QueryRowContext(ctx, "SELECT LAST_INSERT_ID() + ?", 0).Scan(&got); err != nil || got != id {
+			t.Fatalf("prepared LAST_INSERT_ID() = %d (%v) after other sessions' inserts; this session inserted %d", got, err, id)
+		}
+	}
 
 	// A statement with warnings keeps its connection for SHOW WARNINGS.
 	if _, err := a.ExecContext(ctx, "SELECT 1/0"); err != nil {
