@@ -87,9 +87,12 @@ func (s *Session) execute(payload []byte, more bool) error {
 		kind = info.Kind
 	}
 	k, isKill := s.killStmts[id]
-	if isKill && k.expr != "" {
+	if isKill && (k.expr != "" || k.native) {
 		if more {
 			return s.refuseKill(more)
+		}
+		if k.native {
+			return s.kill(k.id, k.query)
 		}
 		return s.killByExpression([]byte(k.expr))
 	}

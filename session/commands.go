@@ -386,9 +386,13 @@ func (s *Session) prepare(payload []byte, more bool) error {
 	if len(info.Kills) > 0 || info.Kind == sqlinfo.KindKill || info.PreparesKill() {
 		var e *wire.SQLError
 		switch {
-		case more || s.muxStmts() || info.Statements > 1 || info.PreparesKill():
+		case more || info.Statements > 1 || info.PreparesKill():
 			return s.refuseKill(more)
-		case len(info.Kills) == 1 && info.Statements == 1:
+		case len(info.Kills) == 1 && s.muxStmts():
+			// The statement lives on whichever connection an execution
+			// borrows: the proxy runs the KILL itself at each one.
+			payload, kill = append([]byte{payload[0]}, "DO 0"...), &killStmt{id: info.Kills[0].ID, query: info.Kills[0].Query, native: true}
+		case len(info.Kills) == 1:
 			payload, kill, e = s.prepareKill(payload, info.Kills[0])
 		default:
 			payload, kill, e = s.prepareKillExpr(payload)
@@ -406,24 +410,19 @@ func (s *Session) prepare(payload []byte, more bool) error {
 		}
 	}
 	if s.muxStmts() {
-		return s.prepareMux(payload, more, &info)
+		return s.prepareMux(payload, more, &info, kill)
 	}
 	out, err := s.exchange(&s.primary, payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
 	if err == nil && out.ErrCode == 0 {
 		s.remember(out.StmtID, &info)
-		if kill != nil {
-			if s.killStmts == nil {
-				s.killStmts = map[uint32]killStmt{}
-			}
-			s.killStmts[out.StmtID] = *kill
-		}
+		s.rememberKill(out.StmtID, kill)
 	}
 	return err
 }
 
 // prepareMux prepares a statement under an id of the proxy's
 // (multiplexing, see stmts.go).
-func (s *Session) prepareMux(payload []byte, more bool, info *sqlinfo.Info) error {
+func (s *Session) prepareMux(payload []byte, more bool, info *sqlinfo.Info, kill *killStmt) error {
 	var e *wire.SQLError
 	switch {
 	case more:
@@ -445,8 +444,20 @@ func (s *Session) prepareMux(payload []byte, more bool, info *sqlinfo.Info) erro
 	if err == nil && out.ErrCode == 0 {
 		s.preparedMux(id, string(payload[1:]), out, s.primary.conn)
 		s.remember(id, info)
+		s.rememberKill(id, kill)
 	}
 	return err
+}
+
+// rememberKill notes that statement id is a prepared KILL.
+func (s *Session) rememberKill(id uint32, kill *killStmt) {
+	if kill == nil {
+		return
+	}
+	if s.killStmts == nil {
+		s.killStmts = map[uint32]killStmt{}
+	}
+	s.killStmts[id] = *kill
 }
 
 // refuseKill answers a KILL the proxy cannot translate: prepared, or

@@ -190,6 +190,10 @@ type killStmt struct {
 	// expr is the text of a KILL of an expression, run at each execution
 	// (killByExpression); the backend prepared a statement doing nothing.
 	expr string
+	// native: the proxy runs KILL id at each execution, as a text KILL
+	// (a multiplexing session's statement has no one connection to
+	// translate the id for); the backend prepared a statement doing nothing.
+	native bool
 }
 
 // prepareKill rewrites a COM_STMT_PREPARE of one KILL with the target's

@@ -257,7 +257,15 @@ func TestKillByConnectionID(t *testing.T) {
 // backend thread and runs while that thread is still the target's; an
 // unknown id is prepared as the server prepares it and fails when run.
 func TestKillPrepared(t *testing.T) {
-	p := startProxy(t, oneNode(""))
+	// With multiplexing the killer's statements live on borrowed
+	// connections: the proxy runs the KILL itself at each execution.
+	for name, extra := range map[string]string{"own connection": "", "multiplexing": "multiplex = true"} {
+		t.Run(name, func(t *testing.T) { testKillPrepared(t, extra) })
+	}
+}
+
+func testKillPrepared(t *testing.T, extra string) {
+	p := startProxy(t, oneNode(extra))
 	victim, err := client.Connect(p.Addr("main").String(), "app", "app-secret", "gotest")
 	if err != nil {
 		t.Fatal(err)
