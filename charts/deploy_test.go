@@ -184,10 +184,12 @@ func TestChartMatchesDeploy(t *testing.T) {
 						t.Errorf("%s container %s: %s differs:\ndeploy/: %s\nchart:   %s", what, name, k, jsonString(dm[k]), jsonString(cm[k]))
 					}
 				}
-				dcap, _, _ := unstructured.NestedFieldCopy(dm, "securityContext", "capabilities")
-				ccap, _, _ := unstructured.NestedFieldCopy(cm, "securityContext", "capabilities")
-				if !reflect.DeepEqual(dcap, ccap) {
-					t.Errorf("%s container %s: capabilities differ: deploy/ %v, chart %v", what, name, dcap, ccap)
+				for _, k := range []string{"capabilities", "seccompProfile", "runAsNonRoot", "allowPrivilegeEscalation", "readOnlyRootFilesystem"} {
+					dv, _, _ := unstructured.NestedFieldCopy(dm, "securityContext", k)
+					cv, _, _ := unstructured.NestedFieldCopy(cm, "securityContext", k)
+					if !reflect.DeepEqual(dv, cv) {
+						t.Errorf("%s container %s: securityContext.%s differs: deploy/ %v, chart %v", what, name, k, dv, cv)
+					}
 				}
 			}
 		case "Service":
