@@ -6,16 +6,19 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"pisanix.io/pisanix/internal/testenv"
@@ -206,6 +209,7 @@ func testInEngine(t *testing.T, images map[string]Result, s Stamp) {
 		})
 	}
 	t.Run("pisa-proxy/mariadb", func(t *testing.T) { proxyServesQuery(t, p, names["pisa-proxy"]) })
+	t.Run("pisa-daemon/shaping", func(t *testing.T) { daemonShapes(t, p, names["pisa-daemon"]) })
 }
 
 // proxyServesQuery starts the proxy image (its default user) on the host
@@ -326,4 +330,130 @@ func processUID(t *testing.T, pid int) int {
 	}
 	t.Fatalf("no Uid in /proc/%d/status", pid)
 	return -1
+}
+
+// daemonShapes runs the daemon image as its DaemonSet does (its default
+// user, root, with only NET_ADMIN, BPF and PERFMON, seccomp unconfined) in a
+// network namespace of the test's with a veth pair: it loads its BPF
+// classifier, puts the claim's HTB qdisc on the interface, exports the
+// class on /metrics, and removes its state when stopped.
+func daemonShapes(t *testing.T, p podman, image string) {
+	if _, err := exec.LookPath("tc"); err != nil {
+		t.Skip("tc (iproute2) is not installed")
+	}
+	ns := fmt.Sprintf("pisa-img-%d", os.Getpid())
+	ip := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("ip", args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	ip("netns", "add", ns)
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	ip("-n", ns, "link", "set", "lo", "up")
+	ip("-n", ns, "link", "add", "qa0", "type", "veth", "peer", "name", "qb0")
+	ip("-n", ns, "link", "set", "qa0", "up")
+	ip("-n", ns, "link", "set", "qb0", "up")
+	tcQdiscs := func() string {
+		out, _ := exec.Command("ip", "netns", "exec", ns, "tc", "qdisc", "show", "dev", "qa0").CombinedOutput()
+		return string(out)
+	}
+
+	cfg := filepath.Join(t.TempDir(), "daemon.json")
+	if err := os.WriteFile(cfg, []byte(`{"app": [{"name": "shop", "service": [{"name": "db", "qos_group": {"rate": "10mbit"}, "interfaces": ["qa0"], "ports": [3306]}]}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("pisa-daemon-test-%d", os.Getpid())
+	args := append([]string{"run", "-d", "--name", name, "--network", "ns:/run/netns/" + ns,
+		"--cap-drop", "ALL", "--cap-add", "NET_ADMIN,BPF,PERFMON", "--security-opt", "seccomp=unconfined"}, p.runArgs...)
+	args = append(args, "-v", cfg+":/etc/pisa/daemon.json:ro", image, "-c", "/etc/pisa/daemon.json", "--admin", "127.0.0.1:5592")
+	if out, err := p.run(t.Context(), args...); err != nil {
+		t.Fatalf("podman run: %v\n%s", err, out)
+	}
+	removed := false
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if t.Failed() {
+			out, _ := p.run(ctx, "logs", name)
+			t.Logf("daemon container log:\n%s", out)
+		}
+		if !removed {
+			_, _ = p.run(ctx, "rm", "-f", "-t", "5", name)
+		}
+	})
+
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(tcQdiscs(), "qdisc htb 5049: root") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no HTB 5049: on qa0 after 30 s; qdiscs:\n%s", tcQdiscs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	body, err := getInNetns(ns, "http://127.0.0.1:5592/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`pisa_daemon_qos_rate_bits{app="shop"`, `pisa_daemon_reconcile_total{result="ok"}`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("daemon /metrics lacks %s", want)
+		}
+	}
+	// SIGTERM: the daemon removes what it added.
+	if out, err := p.run(t.Context(), "stop", "-t", "20", name); err != nil {
+		t.Fatalf("podman stop: %v\n%s", err, out)
+	}
+	if q := tcQdiscs(); strings.Contains(q, "5049:") || strings.Contains(q, "clsact") {
+		t.Errorf("after the daemon stopped, qa0 still has its qdiscs:\n%s", q)
+	}
+	if out, err := p.run(t.Context(), "rm", name); err != nil {
+		t.Errorf("podman rm: %v\n%s", err, out)
+	}
+	removed = true
+}
+
+// getInNetns fetches url from inside the named network namespace: the
+// connection's socket is made there, on a thread switched into it.
+func getInNetns(ns, url string) (string, error) {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		type result struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+			target, err := netns.GetFromName(ns)
+			if err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			defer target.Close()
+			if err := netns.Set(target); err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			ch <- result{c, err}
+		}()
+		r := <-ch
+		return r.c, r.err
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dial}}
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", fmt.Errorf("GET %s in netns %s: %w", url, ns, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", fmt.Errorf("GET %s in netns %s: %w", url, ns, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s in netns %s: %s", url, ns, resp.Status)
+	}
+	return string(b), nil
 }
