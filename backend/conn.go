@@ -95,6 +95,8 @@ type Conn struct {
 	raw      net.Conn // the TCP connection under TLS, for alive
 	lastUsed time.Time
 	globals  uint64 // the pool's Globals count when this connection was last reset
+	// connGlobals: the pool's ConnGlobals count when it was dialled.
+	connGlobals uint64
 }
 
 // Dial connects and authenticates to ep within its dial timeout.

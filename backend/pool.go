@@ -33,6 +33,11 @@ type PoolConfig struct {
 	// connection reset before the latest is reset again when acquired.
 	// Nil: never.
 	Globals *atomic.Uint64
+	// ConnGlobals counts changes through the proxy to the globals a
+	// connection takes when it is opened only (max_allowed_packet,
+	// net_buffer_length); a connection opened before the latest is closed
+	// when acquired, not reused. Nil: never.
+	ConnGlobals *atomic.Uint64
 }
 
 // Pool is the session-side handle of one node's pool actor. Idle
@@ -199,6 +204,10 @@ func (p *Pool) wait(ctx context.Context) (*Conn, error) {
 // new connection would, and the reset proves the connection alive as a
 // ping would.
 func (p *Pool) usable(c *Conn) bool {
+	if c.connGlobals != load(p.cfg.ConnGlobals) {
+		p.discard(c) // a reset would keep its max_allowed_packet
+		return false
+	}
 	gen := p.globals()
 	idle := time.Since(c.lastUsed)
 	if idle > staleCheckAfter && !c.alive() {
@@ -216,11 +225,13 @@ func (p *Pool) usable(c *Conn) bool {
 	return true
 }
 
-func (p *Pool) globals() uint64 {
-	if p.cfg.Globals == nil {
+func (p *Pool) globals() uint64 { return load(p.cfg.Globals) }
+
+func load(n *atomic.Uint64) uint64 {
+	if n == nil {
 		return 0
 	}
-	return p.cfg.Globals.Load()
+	return n.Load()
 }
 
 // staleCheckAfter: a connection idle longer than this is checked for a
@@ -375,11 +386,12 @@ func (a *poolActor) dial() {
 	a.p.open.Add(1)
 	a.p.inflight.Add(1)
 	ep := a.p.cfg.Endpoint
-	gen := a.p.globals() // a connection dialled now sees the globals as of now
+	// A connection dialled now sees the globals as of now.
+	gen, connGen := a.p.globals(), load(a.p.cfg.ConnGlobals)
 	a.p.sys.Go(a.self, "pool", func() {
 		c, err := Dial(context.Background(), ep)
 		if err == nil {
-			c.globals = gen
+			c.globals, c.connGlobals = gen, connGen
 		}
 		if err == nil && a.p.retired.Load() {
 			_ = c.Quit() // the pool stopped while dialling

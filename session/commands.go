@@ -342,6 +342,9 @@ func (s *Session) query(payload []byte, more bool) error {
 	if out.ErrCode == 0 && info.SetsGlobal {
 		s.env.Registry.Globals().Add(1)
 	}
+	if out.ErrCode == 0 && info.SetsConnGlobal {
+		s.env.Registry.ConnGlobals().Add(1)
+	}
 	if out.ErrCode == 0 {
 		for _, t := range killed {
 			t.Close() // as MySQL closes a killed connection's socket

@@ -19,6 +19,10 @@ type Registry struct {
 	// backend connections reset before that are reset again when taken, so
 	// a new session sees the new values as a new connection would.
 	globals atomic.Uint64
+	// connGlobals counts SET GLOBAL of what only a new connection takes
+	// (max_allowed_packet, net_buffer_length): pooled connections opened
+	// before that are closed when taken, not reset.
+	connGlobals atomic.Uint64
 	// draining: Drain was called; sessions registering later drain too.
 	draining atomic.Bool
 	gone     goneSweep
@@ -26,6 +30,10 @@ type Registry struct {
 
 // Globals is the process-wide count of global-variable changes, for pools.
 func (r *Registry) Globals() *atomic.Uint64 { return &r.globals }
+
+// ConnGlobals is the process-wide count of changes to the globals only a
+// new connection takes, for pools.
+func (r *Registry) ConnGlobals() *atomic.Uint64 { return &r.connGlobals }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {

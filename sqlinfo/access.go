@@ -93,9 +93,11 @@ type walker struct {
 	session      bool
 	setsMode     bool
 	setsGlobal   bool
-	flushesHosts bool
-	setsCharset  bool
-	prepares     []Prepared
+	// setsConnGlobal: see Info.SetsConnGlobal.
+	setsConnGlobal bool
+	flushesHosts   bool
+	setsCharset    bool
+	prepares       []Prepared
 	// literalDecides: a literal (which the cache key replaces) changed the
 	// answer, so the Info must not be cached.
 	literalDecides bool
@@ -575,6 +577,8 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 		w.session = w.session || !n.IsSystem
 		w.setsMode = w.setsMode || n.IsSystem && strings.EqualFold(n.Name, "sql_mode")
 		w.setsGlobal = w.setsGlobal || n.IsGlobal
+		w.setsConnGlobal = w.setsConnGlobal || n.IsGlobal &&
+			(strings.EqualFold(n.Name, "max_allowed_packet") || strings.EqualFold(n.Name, "net_buffer_length"))
 		w.setsCharset = w.setsCharset || n.Name == ast.SetNames || n.Name == ast.SetCharset ||
 			strings.EqualFold(n.Name, "character_set_client")
 	case *ast.FuncCallExpr:

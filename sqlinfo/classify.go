@@ -64,6 +64,10 @@ type Info struct {
 	// SetsGlobal: the text assigns a global variable (SET GLOBAL), whose
 	// new value sessions opened afterwards must see.
 	SetsGlobal bool
+	// SetsConnGlobal: the text assigns a global a connection takes when it
+	// is opened only (max_allowed_packet, net_buffer_length): a reset
+	// (COM_RESET_CONNECTION) keeps the old value.
+	SetsConnGlobal bool
 	// FlushesHosts: FLUSH HOSTS, which on success unblocks the addresses
 	// the proxy blocked too (as it does on the server).
 	FlushesHosts bool
@@ -316,6 +320,7 @@ func describe(info *Info, stmts []ast.StmtNode, currentDB string, m Mode) {
 	info.Unverifiable = w.unverifiable
 	info.SetsSQLMode = w.setsMode
 	info.SetsGlobal = w.setsGlobal
+	info.SetsConnGlobal = w.setsConnGlobal
 	info.FlushesHosts = w.flushesHosts
 	info.SetsCharset = w.setsCharset
 	info.Prepares = w.prepares

@@ -133,7 +133,7 @@ func describeSet(info *Info, stmt ast.StmtNode, w *walker) {
 		info.OneShot = true
 	case session == 0 && !oneShot:
 		// SET GLOBAL only: no state of this session.
-	case global > 0 || oneShot || w.volatile || len(info.Access) > 0 || info.Unverifiable:
+	case global > 0 || oneShot || w.volatile || savesSystemVariable(st) || len(info.Access) > 0 || info.Unverifiable:
 		info.Pin = PinSet
 	default:
 		info.Replay = true
@@ -142,6 +142,36 @@ func describeSet(info *Info, stmt ast.StmtNode, w *walker) {
 		}
 	}
 }
+
+// savesSystemVariable: a user variable is given a value read from a
+// @@variable (SET @save = @@max_allowed_packet). Replayed on another
+// connection, opened at another time under other globals, it could read
+// another value. (A system variable set from its own value, as Rails's
+// SET sql_mode = CONCAT(@@sql_mode, ...), replays from the same start.)
+func savesSystemVariable(st *ast.SetStmt) bool {
+	for _, v := range st.Variables {
+		if !v.IsSystem && v.Value != nil {
+			var f sysVarFinder
+			v.Value.Accept(&f)
+			if f.found {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sysVarFinder looks for a @@variable in an expression.
+type sysVarFinder struct{ found bool }
+
+func (f *sysVarFinder) Enter(n ast.Node) (ast.Node, bool) {
+	if v, ok := n.(*ast.VariableExpr); ok && v.IsSystem {
+		f.found = true
+	}
+	return n, f.found
+}
+
+func (f *sysVarFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
 
 // constantValue: a SET value that is a literal, a keyword (ON, DEFAULT) or
 // a negated literal: the same on any connection, and reading no variable.

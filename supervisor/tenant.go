@@ -532,7 +532,7 @@ func (a *tenantActor) pool(ctx actor.Context, cfg config.Listener, n config.Node
 	a.gen++
 	pool, err := backend.NewPool(a.t.sys, ctx, fmt.Sprintf("pool-%s-%d", n.Name, a.gen), backend.PoolConfig{
 		Tenant: cfg.Name, Endpoint: ep, Size: cfg.PoolSize, MinIdle: minIdle,
-		AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(), Globals: a.t.reg.Globals(),
+		AcquireTimeout: cfg.PoolAcquireTimeout.D(), IdleCheckAfter: cfg.IdleCheckAfter.D(), Globals: a.t.reg.Globals(), ConnGlobals: a.t.reg.ConnGlobals(),
 		MaxWaiters: key.maxWaiters,
 	})
 	if err != nil {
