@@ -36,6 +36,7 @@ type Proxy struct {
 	ConnAccepted *prometheus.CounterVec
 	ConnRejected *prometheus.CounterVec
 	SessionPanic *prometheus.CounterVec
+	SQLErrors    *prometheus.CounterVec
 
 	PoolIdle       *prometheus.GaugeVec
 	PoolInUse      *prometheus.GaugeVec
@@ -95,6 +96,7 @@ func New() *Proxy {
 		ConnAccepted: counter("connections_accepted_total", "Client connections accepted.", "domain"),
 		ConnRejected: counter("connections_rejected_total", "Client connections rejected, by reason (max_connections, auth, handshake, backend).", "domain", "reason"),
 		SessionPanic: counter("session_panics_total", "Sessions ended by a panic (the rest of the process kept serving).", "domain"),
+		SQLErrors:    counter("sql_errors_total", "Error packets sent to clients, by listener, MySQL error code and origin: backend (the server's, relayed) or proxy (the proxy's own answer).", "domain", "code", "origin"),
 		PoolIdle:     gauge("pool_idle_connections", "Idle backend connections.", "domain", "node"),
 		PoolInUse:    gauge("pool_in_use_connections", "Backend connections held by sessions.", "domain", "node"),
 		PoolWaits:    counter("pool_waits_total", "Acquires that had to wait for a connection.", "domain", "node"),
@@ -144,7 +146,7 @@ func New() *Proxy {
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.SQLProcessed, m.SQLDuration, m.SQLUnderProcessing, m.LegacyProcessed, m.LegacyDuration, m.LegacyUnder,
-		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic,
+		m.ConnCurrent, m.ConnAccepted, m.ConnRejected, m.SessionPanic, m.SQLErrors,
 		m.PoolIdle, m.PoolInUse, m.PoolWaits, m.PoolWaitTime, m.PoolTimeouts, m.PoolDials, m.PoolDialErrors, m.TLSFallbacks, m.PinnedSessions, m.Borrows, m.BackendKills,
 		m.BreakerState, m.ParseErrors, m.ParseThrottled, m.FusesOpen, m.RWRouted, m.RWRuleHits, m.ConcurrencyWait, m.ConcurrencyQueue, m.DiscoveryProbes, m.ReplicaLag, m.ConfigReloads, m.PluginRejections, m.AccessDenied, m.Fingerprints,
 		m.AuditQueued, m.AuditWritten, m.AuditDropped, m.AuditErrors, m.ActorRestarts, m.ActorMailbox, m.ActorMessages,

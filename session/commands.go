@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -224,10 +225,17 @@ func (s *Session) borrowFailed(err error, more bool) error {
 
 // clientError answers the current command with e; the session goes on.
 func (s *Session) clientError(e *wire.SQLError) error {
+	s.countError(e.Code, "proxy")
 	if err := s.client.WriteError(e); err != nil {
 		return &wire.IOError{Side: wire.ClientSide, Err: err}
 	}
 	return nil
+}
+
+// countError counts an error packet sent to the client (off the success
+// path: the label lookup costs a map access).
+func (s *Session) countError(code uint16, origin string) {
+	s.env.Metrics.SQLErrors.WithLabelValues(s.env.Tenant, strconv.Itoa(int(code)), origin).Inc()
 }
 
 // admitTries bounds how often a statement is admitted again after reloads
@@ -563,6 +571,9 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	}
 	l.dirty = false
 	h.record(out.ErrCode == 0, time.Since(start))
+	if out.ErrCode != 0 {
+		s.countError(out.ErrCode, "backend")
+	}
 	if l == &s.primary {
 		s.observeStatus(l.conn, out, kind)
 	}

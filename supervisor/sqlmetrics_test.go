@@ -30,3 +30,24 @@ func TestFingerprintMetrics(t *testing.T) {
 		t.Errorf("sql_processed_total has no kind label: %v", p.metric(t, "sql_processed_total"))
 	}
 }
+
+// Error packets are counted by code and origin: the server's, relayed, and
+// the proxy's own.
+func TestErrorsByCode(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	db := p.db(t, "main", "")
+	for range 2 {
+		if me := mysqlErr(execErr(db, "SELECT 1 FROM errcode_no_such_table")); me == nil || me.Number != 1146 {
+			t.Fatalf("want the server's 1146, got %v", me)
+		}
+	}
+	// A KILL of an id the proxy does not know: its own 1094 (the id is
+	// the proxy's, never sent to the server).
+	if me := mysqlErr(execErr(db, "KILL 987654")); me == nil || me.Number != 1094 {
+		t.Fatalf("want the proxy's 1094, got %v", me)
+	}
+	waitFor(t, 5*time.Second, "errors by code", func() bool {
+		return len(p.metric(t, `pisa_proxy_sql_errors_total{code="1146",domain="main",origin="backend"} 2`)) == 1 &&
+			len(p.metric(t, `pisa_proxy_sql_errors_total{code="1094",domain="main",origin="proxy"} 1`)) == 1
+	})
+}
