@@ -5,6 +5,7 @@
 package config
 
 import (
+	"slices"
 	"time"
 )
 
@@ -14,7 +15,7 @@ const (
 	DefaultAdminPort          = 5591
 	DefaultLogLevel           = "INFO"
 	DefaultListenAddr         = "0.0.0.0:3306"
-	DefaultBackendType        = "mysql"
+	DefaultBackendType        = BackendMySQL
 	DefaultPoolSize           = 64
 	MaxPoolSize               = 255
 	DefaultNodeHost           = "127.0.0.1"
@@ -71,6 +72,14 @@ const (
 	NodeTLSSkipVerify = "skip-verify"
 )
 
+// Backend types (a listener's backend_type): MySQL-protocol servers from
+// [[mysql.node]], or ShardingSphere-Proxy instances from
+// [[shardingsphere_proxy.node]] (they speak the MySQL protocol too).
+const (
+	BackendMySQL               = "mysql"
+	BackendShardingSphereProxy = "shardingsphere-proxy"
+)
+
 // Balance types and node roles.
 const (
 	BalanceRandom     = "random"
@@ -86,12 +95,28 @@ type Config struct {
 	Proxy     Proxy      `toml:"proxy" json:"proxy"`
 	MySQL     MySQL      `toml:"mysql" json:"mysql"`
 	NodeGroup *NodeGroup `toml:"node_group,omitempty" json:"node_group,omitempty"`
+	// ShardingSphereProxy is `[[shardingsphere_proxy.node]]`: the backends
+	// of listeners with backend_type = "shardingsphere-proxy", with the keys
+	// of a [[mysql.node]]. Node names are unique across both lists.
+	ShardingSphereProxy *MySQL `toml:"shardingsphere_proxy,omitempty" json:"shardingsphere_proxy,omitempty"`
+	// Version is Pisa-Proxy's top-level key, which it overwrote with its
+	// own build's version at start; accepted and not used (the admin
+	// /version endpoint reports the running binary).
+	Version string `toml:"version,omitempty" json:"version,omitempty"`
+
+	// notes are what loading an older form changed (ParseJSON's readings
+	// of an earlier pisa-controller's JSON); see Warnings.
+	notes []string
 }
 
 // Admin is the HTTP admin endpoint: metrics, health, pprof.
 type Admin struct {
-	Host     string `toml:"host" json:"host"`
-	Port     int    `toml:"port" json:"port"`
+	Host string `toml:"host" json:"host"`
+	// Port is a number; Pisa-Proxy v0.1.0 wrote it as a string ("8081"),
+	// which is read too.
+	Port Port `toml:"port" json:"port"`
+	// LogLevel: DEBUG, INFO, WARN (or WARNING), ERROR, or Pisa-Proxy's TRACE
+	// (as DEBUG, the most verbose level here); any case.
 	LogLevel string `toml:"log_level" json:"log_level"`
 	// Token lets requests from other addresses than the loopback reach
 	// /config, /sessions, /drain and /debug/pprof ("Authorization: Bearer
@@ -111,6 +136,8 @@ type Proxy struct {
 // credentials applications log in with, and how statements reach backends.
 // Each listener is its own tenant (crash isolation boundary).
 type Listener struct {
+	// Name identifies the listener (metrics' domain label, logs, reloads).
+	// Unset, it is the listen address (see DefaultName).
 	Name       string `toml:"name" json:"name"`
 	ListenAddr string `toml:"listen_addr" json:"listen_addr"`
 	User       string `toml:"user" json:"user"`
@@ -124,13 +151,26 @@ type Listener struct {
 	// load and at each reload; one trailing newline dropped) or an
 	// environment variable, in any of its forms; at most one of the three.
 	// ResolvedPassword is the one in effect.
-	PasswordFile  string `toml:"password_file,omitempty" json:"password_file,omitempty"`
-	PasswordEnv   string `toml:"password_env,omitempty" json:"password_env,omitempty"`
-	passwordRead  string // from PasswordFile or PasswordEnv, at load
-	DB            string `toml:"db" json:"db"`
+	PasswordFile string `toml:"password_file,omitempty" json:"password_file,omitempty"`
+	PasswordEnv  string `toml:"password_env,omitempty" json:"password_env,omitempty"`
+	passwordRead string // from PasswordFile or PasswordEnv, at load
+	DB           string `toml:"db" json:"db"`
+	// BackendType is "mysql" (the default: nodes from [[mysql.node]]) or
+	// "shardingsphere-proxy" (nodes from [[shardingsphere_proxy.node]]).
 	BackendType   string `toml:"backend_type" json:"backend_type"`
 	PoolSize      int    `toml:"pool_size" json:"pool_size"`
 	ServerVersion string `toml:"server_version" json:"server_version"`
+	// LegacyServerVersion is server_version as pisa-controller v0.1.1
+	// served it ("serverVersion", JSON only); moved to ServerVersion at
+	// load when that is unset.
+	LegacyServerVersion string `toml:"-" json:"serverVersion,omitempty"`
+	// Strategy is Pisa-Proxy's key (default "simple_balance"), which it
+	// never read; accepted and not used.
+	Strategy string `toml:"strategy,omitempty" json:"strategy,omitempty"`
+	// Sharding is `[[proxy.config.sharding]]`, Pisa-Proxy v0.3's data
+	// sharding rules: read and checked, but refused at load, data
+	// sharding not being supported yet (see ShardingRule).
+	Sharding []ShardingRule `toml:"sharding,omitempty" json:"sharding,omitempty"`
 
 	SimpleLoadBalance  *SimpleLoadBalance  `toml:"simple_loadbalance,omitempty" json:"simple_loadbalance,omitempty"`
 	ReadWriteSplitting *ReadWriteSplitting `toml:"read_write_splitting,omitempty" json:"read_write_splitting,omitempty"`
@@ -332,15 +372,27 @@ const (
 	RWRuleGeneric = "generic"
 )
 
-// RWRule sends statements matching Regex (every movable one for a generic
-// rule without regex) to Target (read by default for a generic rule).
+// RWRule decides where a read that may leave the primary goes. A regex
+// rule sends reads matching Regex to Target. A generic rule without regex
+// (Pisa-Proxy's, which names neither regex nor target) classifies by
+// statement kind: it sends every movable SELECT to Target (read unless
+// set) and lets other statements fall through; generic rules are tried
+// after every regex rule, as Pisa-Proxy did. A generic rule with regex is
+// a regex rule.
 type RWRule struct {
 	Name          string   `toml:"name" json:"name"`
 	Type          string   `toml:"type" json:"type"`
 	Regex         []string `toml:"regex" json:"regex"`
 	Target        string   `toml:"target" json:"target"`
 	AlgorithmName string   `toml:"algorithm_name" json:"algorithm_name"`
+	// NodeGroupName names [[node_group.member]]s, which Pisa-Proxy used
+	// only to route sharded statements; accepted and checked, not used
+	// (data sharding is not supported yet).
+	NodeGroupName []string `toml:"node_group_name,omitempty" json:"node_group_name,omitempty"`
 }
+
+// IsGenericAll reports a generic rule without regex (by statement kind).
+func (r RWRule) IsGenericAll() bool { return r.Type == RWRuleGeneric && len(r.Regex) == 0 }
 
 // RWDiscovery is the MHA monitor (Pisa-Proxy keys; periods in milliseconds).
 type RWDiscovery struct {
@@ -393,7 +445,7 @@ type RateLimit struct {
 // fingerprint equals that of a Fingerprint sample: the statement with its
 // literals removed, so `SELECT * FROM t WHERE id = 1` covers every id.
 type CircuitBreak struct {
-	Regex           []string `toml:"regex,omitempty" json:"regex,omitempty"`
+	Regex           Patterns `toml:"regex,omitempty" json:"regex,omitempty"`
 	CaseInsensitive bool     `toml:"case_insensitive,omitempty" json:"case_insensitive,omitempty"`
 	Fingerprint     []string `toml:"fingerprint,omitempty" json:"fingerprint,omitempty"`
 }
@@ -409,7 +461,7 @@ type Fuse struct {
 // ConcurrencyControl bounds in-flight statements matching Regex. Duration is
 // in seconds, as in Pisa-Proxy.
 type ConcurrencyControl struct {
-	Regex          []string `toml:"regex" json:"regex"`
+	Regex          Patterns `toml:"regex" json:"regex"`
 	MaxConcurrency int      `toml:"max_concurrency" json:"max_concurrency"`
 	Duration       int      `toml:"duration" json:"duration"`
 }
@@ -449,7 +501,9 @@ type Node struct {
 	ProxyProtocol bool `toml:"proxy_protocol,omitempty" json:"proxy_protocol,omitempty"`
 }
 
-// NodeGroup is `[[node_group.member]]` (sharding; accepted, not yet used).
+// NodeGroup is `[[node_group.member]]`: primaries with their replicas, which
+// Pisa-Proxy used to route sharded statements (rule.node_group_name);
+// accepted and checked, not used (data sharding is not supported yet).
 type NodeGroup struct {
 	Member []NodeGroupMember `toml:"member" json:"member"`
 }
@@ -461,14 +515,76 @@ type NodeGroupMember struct {
 	Reads     []string `toml:"reads" json:"reads"`
 }
 
-// NodeByName returns the node called name.
+// NodeByName returns the node called name, from [[mysql.node]] or
+// [[shardingsphere_proxy.node]].
 func (c *Config) NodeByName(name string) (Node, bool) {
-	for _, n := range c.MySQL.Node {
+	for _, n := range slices.Concat(c.MySQL.Node, c.shardingSphereNodes()) {
 		if n.Name == name {
 			return n, true
 		}
 	}
 	return Node{}, false
+}
+
+// BackendNodes are the nodes a listener's backend_type draws from:
+// [[shardingsphere_proxy.node]] for "shardingsphere-proxy", else
+// [[mysql.node]].
+func (c *Config) BackendNodes(l *Listener) []Node {
+	if l.BackendType == BackendShardingSphereProxy {
+		return c.shardingSphereNodes()
+	}
+	return c.MySQL.Node
+}
+
+// Primaries are the nodes a listener sends what must go to a primary: its
+// simple_loadbalance nodes; with read_write_splitting (as Pisa-Proxy, which
+// then ignored simple_loadbalance) the role = "readwrite" nodes of its
+// backend list, or, when none has that role, its role = "read" nodes, which
+// then take the writes too (Pisa-Proxy's example-config.toml has only a
+// read node).
+func (c *Config) Primaries(l *Listener) []Node {
+	if l.ReadWriteSplitting == nil {
+		if l.SimpleLoadBalance == nil {
+			return nil
+		}
+		out := make([]Node, 0, len(l.SimpleLoadBalance.Nodes))
+		for _, name := range l.SimpleLoadBalance.Nodes {
+			if n, ok := c.NodeByName(name); ok {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	if p := nodesWithRole(c.BackendNodes(l), RoleReadWrite); len(p) > 0 {
+		return p
+	}
+	return c.Replicas(l)
+}
+
+// Replicas are, with read_write_splitting, the role = "read" nodes of the
+// listener's backend list; none without it.
+func (c *Config) Replicas(l *Listener) []Node {
+	if l.ReadWriteSplitting == nil {
+		return nil
+	}
+	return nodesWithRole(c.BackendNodes(l), RoleRead)
+}
+
+func nodesWithRole(nodes []Node, role string) []Node {
+	var out []Node
+	for _, n := range nodes {
+		if n.Role == role {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *Config) shardingSphereNodes() []Node {
+	if c.ShardingSphereProxy == nil {
+		return nil
+	}
+	return c.ShardingSphereProxy.Node
 }
 
 // Addr is the node's dial address.

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -37,11 +38,15 @@ func checkParsed(t *testing.T, c *Config, err error) {
 	_ = c.Redacted()
 }
 
-// tomlSeeds are the committed example configs and the test's own.
+// tomlSeeds are the committed example configs, Pisanix's own and the
+// test's.
 func tomlSeeds(f *testing.F) [][]byte {
 	seeds := [][]byte{[]byte(pisanixTOML)}
-	if b, err := os.ReadFile("../etc/config.toml"); err == nil {
-		seeds = append(seeds, b)
+	files, _ := filepath.Glob("testdata/pisanix/*/*.toml")
+	for _, name := range append(files, "../etc/config.toml") {
+		if b, err := os.ReadFile(name); err == nil {
+			seeds = append(seeds, b)
+		}
 	}
 	return seeds
 }
@@ -71,6 +76,12 @@ func FuzzParseJSON(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"proxy":{"config":[{"name":"a","login_timeout":5}]}}`))
+	files, _ := filepath.Glob("testdata/pisanix-controller/*.json")
+	for _, name := range files {
+		if b, err := os.ReadFile(name); err == nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseJSON(data, "fuzz.json")
 		checkParsed(t, c, err)

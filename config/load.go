@@ -23,23 +23,43 @@ func Load(path string) (*Config, error) {
 // ParseTOML decodes TOML strictly (unknown keys are errors), applies defaults
 // and validates. name is used in error messages (usually the file path).
 func ParseTOML(data []byte, name string) (*Config, error) {
+	c, err := decodeTOML(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", name, err)
+	}
+	return finish(c, name)
+}
+
+// decodeTOML only decodes; errors name the key and position.
+func decodeTOML(data []byte) (*Config, error) {
 	var c Config
 	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, describeTOMLError(err))
+		return nil, errors.New(describeTOMLError(err))
 	}
-	return finish(&c, name)
+	return &c, nil
 }
 
-// ParseJSON decodes the controller-served JSON form of the same model.
+// ParseJSON decodes the controller-served JSON form of the same model,
+// including the forms earlier pisa-controllers served (see Warnings).
 func ParseJSON(data []byte, name string) (*Config, error) {
+	c, err := decodeJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return finish(c, name)
+}
+
+// decodeJSON decodes and reads the earlier controllers' forms.
+func decodeJSON(data []byte) (*Config, error) {
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, err
 	}
-	return finish(&c, name)
+	c.readLegacyJSON()
+	return &c, nil
 }
 
 func finish(c *Config, name string) (*Config, error) {
@@ -63,10 +83,15 @@ func describeTOMLError(err error) string {
 	var de *toml.DecodeError
 	if errors.As(err, &de) {
 		row, col := de.Position()
-		if k := de.Key(); len(k) > 0 {
-			return fmt.Sprintf("key %q (line %d, column %d): %s", strings.Join(k, "."), row, col, de.Error())
+		hint := ""
+		if strings.Contains(de.Error(), "already exists") {
+			// Pisa-Proxy's guide repeats [proxy] before each [[proxy.config]].
+			hint = " (TOML allows a table header once: remove the repeated one)"
 		}
-		return fmt.Sprintf("line %d, column %d: %s", row, col, de.Error())
+		if k := de.Key(); len(k) > 0 {
+			return fmt.Sprintf("key %q (line %d, column %d): %s%s", strings.Join(k, "."), row, col, de.Error(), hint)
+		}
+		return fmt.Sprintf("line %d, column %d: %s%s", row, col, de.Error(), hint)
 	}
 	return err.Error()
 }
@@ -96,12 +121,20 @@ func (c *Config) Redacted() *Config {
 			l.ReadWriteSplitting = &rw
 		}
 	}
-	out.MySQL.Node = append([]Node(nil), c.MySQL.Node...)
-	for i := range out.MySQL.Node {
-		n := &out.MySQL.Node[i]
-		redactPassword(&n.Password, &n.passwordRead)
+	out.MySQL.Node = redactNodes(c.MySQL.Node)
+	if c.ShardingSphereProxy != nil {
+		out.ShardingSphereProxy = &MySQL{Node: redactNodes(c.ShardingSphereProxy.Node)}
 	}
 	return &out
+}
+
+func redactNodes(nodes []Node) []Node {
+	out := append([]Node(nil), nodes...)
+	for i := range out {
+		n := &out[i]
+		redactPassword(&n.Password, &n.passwordRead)
+	}
+	return out
 }
 
 func redact(s string) string {

@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -131,7 +132,7 @@ func (s QoSService) Devices(g DaemonGlobal) []string {
 	}
 	var out []string
 	for _, d := range []string{g.EgressDevice, g.BridgeDevice} {
-		if d != "" {
+		if d != "" && !slices.Contains(out, d) { // Pisa-Daemon's example names eth0 twice
 			out = append(out, d)
 		}
 	}

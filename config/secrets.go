@@ -43,6 +43,10 @@ func (c *Config) passwords() []passwordKeys {
 		n := &c.MySQL.Node[i]
 		ps = append(ps, passwordKeys{fmt.Sprintf("mysql.node[%d].password", i), n.Password, n.PasswordFile, n.PasswordEnv, &n.passwordRead})
 	}
+	for i, nodes := 0, c.shardingSphereNodes(); i < len(nodes); i++ {
+		n := &nodes[i]
+		ps = append(ps, passwordKeys{fmt.Sprintf("shardingsphere_proxy.node[%d].password", i), n.Password, n.PasswordFile, n.PasswordEnv, &n.passwordRead})
+	}
 	return ps
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"regexp"
 	"strconv"
@@ -24,17 +25,22 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Proxy.Config {
 		c.Proxy.Config[i].applyDefaults()
 	}
-	for i := range c.MySQL.Node {
-		n := &c.MySQL.Node[i]
-		setDefault(&n.Host, DefaultNodeHost)
-		setDefault(&n.Port, DefaultNodePort)
-		setDefault(&n.Weight, DefaultNodeWeight)
-		setDefault(&n.Role, RoleReadWrite)
+	c.defaultNames()
+	for _, nodes := range [][]Node{c.MySQL.Node, c.shardingSphereNodes()} {
+		for i := range nodes {
+			n := &nodes[i]
+			setDefault(&n.Host, DefaultNodeHost)
+			setDefault(&n.Port, DefaultNodePort)
+			setDefault(&n.Weight, DefaultNodeWeight)
+			setDefault(&n.Role, RoleReadWrite)
+		}
 	}
 }
 
 func (l *Listener) applyDefaults() {
 	setDefault(&l.ListenAddr, DefaultListenAddr)
+	setDefault(&l.ServerVersion, l.LegacyServerVersion)
+	l.LegacyServerVersion = ""
 	setDefault(&l.BackendType, DefaultBackendType)
 	setDefault(&l.PoolSize, DefaultPoolSize)
 	setDefault(&l.MaxConnections, DefaultMaxConnections)
@@ -75,11 +81,18 @@ func (l *Listener) applyDefaults() {
 			genericTargets(rw.Dynamic.Rules)
 		}
 	}
+	for i := range l.Sharding {
+		for _, s := range []*ShardingStrategy{l.Sharding[i].TableStrategy, l.Sharding[i].DatabaseStrategy, l.Sharding[i].DatabaseTableStrategy} {
+			if s != nil {
+				s.applyDefaults()
+			}
+		}
+	}
 }
 
 // genericTargets gives generic rules without a target Pisa-Proxy's: a
-// generic rule classifies by statement kind, sending the reads it may move
-// to the replicas.
+// generic rule classifies by statement kind, sending the SELECTs it may
+// move to the replicas.
 func genericTargets(rules []RWRule) {
 	for i := range rules {
 		if rules[i].Type == RWRuleGeneric {
@@ -105,9 +118,10 @@ func (c *Config) Validate() error {
 		add("admin.port", "%d is not a TCP port", c.Admin.Port)
 	}
 	if !validLogLevel(c.Admin.LogLevel) {
-		add("admin.log_level", "%q is not one of DEBUG, INFO, WARN, ERROR", c.Admin.LogLevel)
+		add("admin.log_level", "%q is not one of TRACE, DEBUG, INFO, WARN, ERROR", c.Admin.LogLevel)
 	}
 	nodes := c.validateNodes(add)
+	c.validateNodeGroup(nodes, add)
 	if len(c.Proxy.Config) == 0 {
 		add("proxy.config", "no [[proxy.config]] listener is defined")
 	}
@@ -117,7 +131,9 @@ func (c *Config) Validate() error {
 	for i := range c.Proxy.Config {
 		l := &c.Proxy.Config[i]
 		key := listenerKey(i, l.Name)
-		l.validate(key, nodes, add)
+		l.validate(key, nodes[l.BackendType], add)
+		l.validateRuleGroups(key, c.NodeGroup, add)
+		c.validateSharding(key, l, add)
 		if l.Name != "" {
 			if names[l.Name] {
 				add(key+".name", "duplicate listener name %q", l.Name)
@@ -150,38 +166,121 @@ func listenerKey(i int, name string) string {
 	return fmt.Sprintf("proxy.config[%d] (%s)", i, name)
 }
 
-func (c *Config) validateNodes(add addFunc) map[string]bool {
-	nodes := map[string]bool{}
-	for i, n := range c.MySQL.Node {
-		key := fmt.Sprintf("mysql.node[%d]", i)
-		if n.Name == "" {
-			add(key+".name", "required")
-		} else if nodes[n.Name] {
-			add(key+".name", "duplicate node name %q", n.Name)
-		}
-		nodes[n.Name] = true
-		if n.User == "" {
-			add(key+".user", "required")
-		}
-		if n.Host == "" {
-			add(key+".host", "required")
-		}
-		if n.Port <= 0 || n.Port > 65535 {
-			add(key+".port", "%d is not a TCP port", n.Port)
-		}
-		if n.Weight < 0 {
-			add(key+".weight", "must not be negative, got %d", n.Weight)
-		}
-		if n.Role != RoleRead && n.Role != RoleReadWrite {
-			add(key+".role", "%q is not one of read, readwrite", n.Role)
-		}
-		switch n.TLS {
-		case "", NodeTLSOff, NodeTLSPreferred, NodeTLSRequired, NodeTLSVerifyCA, NodeTLSVerifyFull, NodeTLSSkipVerify:
-		default:
-			add(key+".tls", "%q is not one of off, preferred, required, verify-ca, verify-full, skip-verify", n.TLS)
+// validateNodes checks [[mysql.node]] and [[shardingsphere_proxy.node]] and
+// returns the node names of each list by the backend_type that uses it.
+func (c *Config) validateNodes(add addFunc) map[string]map[string]bool {
+	byType := map[string]map[string]bool{BackendMySQL: {}, BackendShardingSphereProxy: {}}
+	all := map[string]bool{}
+	for _, list := range []struct {
+		key, backend string
+		nodes        []Node
+	}{{"mysql.node", BackendMySQL, c.MySQL.Node}, {"shardingsphere_proxy.node", BackendShardingSphereProxy, c.shardingSphereNodes()}} {
+		for i, n := range list.nodes {
+			validateNode(fmt.Sprintf("%s[%d]", list.key, i), n, all, add)
+			byType[list.backend][n.Name] = true
 		}
 	}
-	return nodes
+	return byType
+}
+
+// validateNode checks one node; names are unique across both node lists.
+func validateNode(key string, n Node, names map[string]bool, add addFunc) {
+	if n.Name == "" {
+		add(key+".name", "required")
+	} else if names[n.Name] {
+		add(key+".name", "duplicate node name %q", n.Name)
+	}
+	names[n.Name] = true
+	if n.User == "" {
+		add(key+".user", "required")
+	}
+	if n.Host == "" {
+		add(key+".host", "required")
+	}
+	if n.Port <= 0 || n.Port > 65535 {
+		add(key+".port", "%d is not a TCP port", n.Port)
+	}
+	if n.Weight < 0 {
+		add(key+".weight", "must not be negative, got %d", n.Weight)
+	}
+	if n.Role != RoleRead && n.Role != RoleReadWrite {
+		add(key+".role", "%q is not one of read, readwrite", n.Role)
+	}
+	switch n.TLS {
+	case "", NodeTLSOff, NodeTLSPreferred, NodeTLSRequired, NodeTLSVerifyCA, NodeTLSVerifyFull, NodeTLSSkipVerify:
+	default:
+		add(key+".tls", "%q is not one of off, preferred, required, verify-ca, verify-full, skip-verify", n.TLS)
+	}
+}
+
+// validateNodeGroup checks [[node_group.member]]: named, each naming nodes
+// that exist.
+func (c *Config) validateNodeGroup(nodes map[string]map[string]bool, add addFunc) {
+	if c.NodeGroup == nil {
+		return
+	}
+	defined := func(n string) bool { return nodes[BackendMySQL][n] || nodes[BackendShardingSphereProxy][n] }
+	names := map[string]bool{}
+	for i, m := range c.NodeGroup.Member {
+		key := fmt.Sprintf("node_group.member[%d]", i)
+		if m.Name == "" {
+			add(key+".name", "required")
+		} else if names[m.Name] {
+			add(key+".name", "duplicate member name %q", m.Name)
+		}
+		names[m.Name] = true
+		if m.ReadWrite == "" {
+			add(key+".readwrite", "required")
+		} else if !defined(m.ReadWrite) {
+			add(key+".readwrite", "node %q is not defined", m.ReadWrite)
+		}
+		for j, r := range m.Reads {
+			if !defined(r) {
+				add(fmt.Sprintf("%s.reads[%d]", key, j), "node %q is not defined", r)
+			}
+		}
+	}
+}
+
+// validateRuleGroups checks that each read/write rule's node_group_name
+// names a [[node_group.member]].
+func (l *Listener) validateRuleGroups(key string, g *NodeGroup, add addFunc) {
+	rw := l.ReadWriteSplitting
+	if rw == nil {
+		return
+	}
+	members := map[string]bool{}
+	if g != nil {
+		for _, m := range g.Member {
+			members[m.Name] = true
+		}
+	}
+	for _, set := range []struct {
+		key   string
+		rules []RWRule
+	}{{"static", staticRules(rw)}, {"dynamic", dynamicRules(rw)}} {
+		for i, r := range set.rules {
+			for j, name := range r.NodeGroupName {
+				if !members[name] {
+					add(fmt.Sprintf("%s.read_write_splitting.%s.rule[%d].node_group_name[%d]", key, set.key, i, j), "%q is not a [[node_group.member]]", name)
+				}
+			}
+		}
+	}
+}
+
+func staticRules(rw *ReadWriteSplitting) []RWRule {
+	if rw.Static == nil {
+		return nil
+	}
+	return rw.Static.Rules
+}
+
+func dynamicRules(rw *ReadWriteSplitting) []RWRule {
+	if rw.Dynamic == nil {
+		return nil
+	}
+	return rw.Dynamic.Rules
 }
 
 func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
@@ -194,8 +293,8 @@ func (l *Listener) validate(key string, nodes map[string]bool, add addFunc) {
 	if l.User == "" && l.AuthMode != AuthModePassthrough {
 		add(key+".user", "required")
 	}
-	if l.BackendType != DefaultBackendType {
-		add(key+".backend_type", "%q is not supported (only \"mysql\")", l.BackendType)
+	if l.BackendType != BackendMySQL && l.BackendType != BackendShardingSphereProxy {
+		add(key+".backend_type", "%q is not one of %s, %s", l.BackendType, BackendMySQL, BackendShardingSphereProxy)
 	}
 	if l.PoolSize < 1 || l.PoolSize > MaxPoolSize {
 		add(key+".pool_size", "%d is outside 1..%d", l.PoolSize, MaxPoolSize)
@@ -290,13 +389,20 @@ func (l *Listener) validateRouting(key string, nodes map[string]bool, add addFun
 		}
 		for j, n := range lb.Nodes {
 			if !nodes[n] {
-				add(fmt.Sprintf("%s.simple_loadbalance.nodes[%d]", key, j), "node %q is not defined by any [[mysql.node]]", n)
+				add(fmt.Sprintf("%s.simple_loadbalance.nodes[%d]", key, j), "node %q is not defined by any %s", n, nodeListName(l))
 			}
 		}
 	}
 	if rw := l.ReadWriteSplitting; rw != nil {
-		if (rw.Static == nil) == (rw.Dynamic == nil) {
-			add(key+".read_write_splitting", "exactly one of static or dynamic is required")
+		switch {
+		case rw.Static == nil && rw.Dynamic == nil:
+			add(key+".read_write_splitting", "one of static or dynamic is required")
+		case rw.Static != nil && rw.Dynamic != nil:
+			// Pisa-Proxy used static and ignored dynamic; its standalone
+			// guide's dynamic example has a static rule by mistake (and
+			// no static default_target, which Pisa-Proxy refused).
+			add(key+".read_write_splitting", "static and dynamic are both given; keep one "+
+				"(Pisa-Proxy used static and ignored dynamic; a rule meant for dynamic goes under [[proxy.config.read_write_splitting.dynamic.rule]])")
 		}
 		if rw.Static != nil {
 			if w := rw.Static.ReadAfterWriteWindow; w != nil && w.D() < 0 {
@@ -314,7 +420,11 @@ func (l *Listener) validateRouting(key string, nodes map[string]bool, add addFun
 }
 
 func validateRW(key, def string, rules []RWRule, add addFunc) {
-	if def != RoleRead && def != RoleReadWrite {
+	switch def {
+	case RoleRead, RoleReadWrite:
+	case "":
+		add(key+".default_target", "required: read or readwrite")
+	default:
 		add(key+".default_target", "%q is not one of read, readwrite", def)
 	}
 	for i, r := range rules {
@@ -411,9 +521,23 @@ func checkListenAddr(addr string) error {
 }
 
 func validLogLevel(s string) bool {
+	_, err := ParseLogLevel(s)
+	return err == nil
+}
+
+// ParseLogLevel reads a log_level (any case): DEBUG, INFO, WARN (or
+// WARNING), ERROR, or Pisa-Proxy's TRACE, which is DEBUG here (nothing is
+// logged below it).
+func ParseLogLevel(s string) (slog.Level, error) {
 	switch strings.ToUpper(s) {
-	case "DEBUG", "INFO", "WARN", "WARNING", "ERROR":
-		return true
+	case "TRACE", "DEBUG":
+		return slog.LevelDebug, nil
+	case "INFO":
+		return slog.LevelInfo, nil
+	case "WARN", "WARNING":
+		return slog.LevelWarn, nil
+	case "ERROR":
+		return slog.LevelError, nil
 	}
-	return false
+	return 0, fmt.Errorf("log level %q is not one of TRACE, DEBUG, INFO, WARN, ERROR", s)
 }

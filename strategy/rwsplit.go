@@ -1,6 +1,7 @@
 package strategy
 
 import (
+	"fmt"
 	"regexp"
 	"time"
 
@@ -40,7 +41,9 @@ type rwRule struct {
 	name   string
 	res    []*regexp.Regexp
 	target Route
-	all    bool // a generic rule without regex: every movable read
+	// selects: a generic rule without regex (Pisa-Proxy's), deciding by
+	// statement kind: every movable SELECT, nothing else.
+	selects bool
 }
 
 // NewRouter compiles the static (or dynamic) rules; nil when rw is nil.
@@ -65,17 +68,24 @@ func NewRouter(rw *config.ReadWriteSplitting) (*Router, error) {
 		def, rules = rw.Dynamic.DefaultTarget, rw.Dynamic.Rules
 	}
 	r := &Router{defaultTarget: routeOf(def), Window: window, GTIDWait: gtidWait}
+	var generic []rwRule
 	for _, rule := range rules {
-		rr := rwRule{name: rule.Name, target: routeOf(rule.Target), all: rule.Type == config.RWRuleGeneric && len(rule.Regex) == 0}
+		rr := rwRule{name: rule.Name, target: routeOf(rule.Target), selects: rule.IsGenericAll()}
+		if rr.selects {
+			generic = append(generic, rr)
+			continue
+		}
 		for _, pat := range rule.Regex {
 			re, err := regexp.Compile(pat)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("read/write rule %q: %w", rule.Name, err)
 			}
 			rr.res = append(rr.res, re)
 		}
 		r.rules = append(r.rules, rr)
 	}
+	// Pisa-Proxy tried its generic rules after every regex rule.
+	r.rules = append(r.rules, generic...)
 	return r, nil
 }
 
@@ -88,7 +98,8 @@ func routeOf(target string) Route {
 
 // Route decides for one COM_QUERY. Only single, read-only, non-locking
 // reads that do not touch session state (as the parser saw them) may leave
-// the primary: the first matching rule decides for them, else the default
+// the primary: the first matching rule decides for them (regex rules in
+// their order, then generic rules, which match SELECTs), else the default
 // target. Unparsable statements are not read-only, so they stay.
 func (r *Router) Route(sql []byte, info sqlinfo.Info) Route {
 	route, _ := r.RouteByRule(sql, info)
@@ -103,8 +114,11 @@ func (r *Router) RouteByRule(sql []byte, info sqlinfo.Info) (Route, string) {
 		return ToPrimary, ""
 	}
 	for _, rule := range r.rules {
-		if rule.all {
-			return rule.target, rule.name
+		if rule.selects {
+			if info.Kind == sqlinfo.KindSelect {
+				return rule.target, rule.name
+			}
+			continue
 		}
 		for _, re := range rule.res {
 			if re.Match(sql) {

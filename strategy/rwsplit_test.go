@@ -48,13 +48,20 @@ func BenchmarkRoutePointSelect(b *testing.B) {
 }
 
 // A generic rule (Pisa-Proxy's, classifying by statement kind) sends every
-// read that may move to its target (read, when it names none), whatever
-// the default target; writes and reads that must stay stay.
+// SELECT that may move to its target (read, when it names none), whatever
+// the default target; other reads (SHOW) fall through to the next rule or
+// the default, as Pisa-Proxy's generic rule matched only its SELECT token;
+// writes and reads that must stay stay. Generic rules come after every
+// regex rule, whatever their order in the file.
 func TestGenericRule(t *testing.T) {
 	cfg := &config.Config{Proxy: config.Proxy{Config: []config.Listener{{
 		Name: "l", User: "u", ReadWriteSplitting: &config.ReadWriteSplitting{Static: &config.RWStatic{
 			DefaultTarget: "readwrite",
-			Rules:         []config.RWRule{{Name: "g", Type: config.RWRuleGeneric}},
+			Rules: []config.RWRule{
+				{Name: "g", Type: config.RWRuleGeneric},
+				{Name: "reports", Type: config.RWRuleRegex, Regex: []string{"FROM report"}, Target: config.RoleReadWrite},
+				{Name: "status", Type: config.RWRuleRegex, Regex: []string{"^SHOW STATUS"}, Target: config.RoleRead},
+			},
 		}},
 	}}}}
 	cfg.ApplyDefaults()
@@ -66,15 +73,21 @@ func TestGenericRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for sql, want := range map[string]Route{
-		"SELECT v FROM marker":            ToReplica,
-		"SHOW TABLES":                     ToReplica,
-		"SELECT v FROM marker FOR UPDATE": ToPrimary,
-		"INSERT INTO marker VALUES (1)":   ToPrimary,
-		"SELECT @x":                       ToPrimary,
+	for sql, want := range map[string]struct {
+		route Route
+		rule  string
+	}{
+		"SELECT v FROM marker":            {ToReplica, "g"},
+		"select v from marker":            {ToReplica, "g"},
+		"SELECT v FROM report":            {ToPrimary, "reports"}, // the regex rule first, though listed after
+		"SHOW TABLES":                     {ToPrimary, ""},        // not a SELECT: the default target
+		"SHOW STATUS":                     {ToReplica, "status"},
+		"SELECT v FROM marker FOR UPDATE": {ToPrimary, ""},
+		"INSERT INTO marker VALUES (1)":   {ToPrimary, ""},
+		"SELECT @x":                       {ToPrimary, ""},
 	} {
-		if got, rule := r.RouteByRule([]byte(sql), sqlinfo.Classify([]byte(sql), "db")); got != want || (want == ToReplica && rule != "g") {
-			t.Errorf("%q: %v by rule %q, want %v", sql, got, rule, want)
+		if got, rule := r.RouteByRule([]byte(sql), sqlinfo.Classify([]byte(sql), "db")); got != want.route || rule != want.rule {
+			t.Errorf("%q: %v by rule %q, want %v by %q", sql, got, rule, want.route, want.rule)
 		}
 	}
 }

@@ -19,7 +19,6 @@ func TestPisaProxyFlagNames(t *testing.T) {
 		{[]string{"--host", "127.0.0.1", "--port", "0", "--log-level", "WARN", "daemon", "--config", "/nonexistent/pisa.toml"}, "/nonexistent/pisa.toml"},
 		{[]string{"--port", "99999", "daemon", "-c", "../../etc/config.toml"}, `admin port "99999"`},
 		{[]string{"--log-level", "LOUD", "daemon", "-c", "../../etc/config.toml"}, `log level "LOUD"`},
-		{[]string{"sidecar", "--pisa-deployed-namespace", "shop", "--pisa-controller-host", "ctl:8080"}, "PISA_DEPLOYED_NAME"},
 		{[]string{"sidecar", "--pisa-deployed-namespace", "shop", "--pisa-deployed-name", "catalogue", "--pisa-controller-service", "ctl"}, "controller"},
 	} {
 		var stderr bytes.Buffer
@@ -31,5 +30,24 @@ func TestPisaProxyFlagNames(t *testing.T) {
 	var out bytes.Buffer
 	if err := run([]string{"-V"}, &out); err != nil || strings.TrimSpace(out.String()) == "" {
 		t.Errorf("-V: %v, printed %q", err, out.String())
+	}
+}
+
+// The sidecar's namespace and app default to Pisa-Proxy's "default", each
+// named so that the log says which was not given.
+func TestDeployedTargetDefaults(t *testing.T) {
+	for _, c := range []struct {
+		ns, app, wantNS, wantApp string
+		defaulted                int
+	}{
+		{"shop", "catalogue", "shop", "catalogue", 0},
+		{"", "catalogue", "default", "catalogue", 1},
+		{"shop", "", "shop", "default", 1},
+		{"", "", "default", "default", 2},
+	} {
+		ns, app, d := deployedTarget(c.ns, c.app)
+		if ns != c.wantNS || app != c.wantApp || len(d) != c.defaulted {
+			t.Errorf("deployedTarget(%q, %q) = %q, %q, %q", c.ns, c.app, ns, app, d)
+		}
 	}
 }

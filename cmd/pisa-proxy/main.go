@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"pisanix.io/pisanix/config"
@@ -34,12 +33,14 @@ Modes:
             (default etc/config.toml) and serve its [[proxy.config]] listeners.
   sidecar   fetch and watch the config from pisa-controller
             (env PISA_CONTROLLER_SERVICE, PISA_CONTROLLER_NAMESPACE,
-            PISA_CONTROLLER_HOST, PISA_DEPLOYED_NAMESPACE, PISA_DEPLOYED_NAME).
+            PISA_CONTROLLER_HOST, PISA_DEPLOYED_NAMESPACE, PISA_DEPLOYED_NAME;
+            the last two default to "default", as in Pisa-Proxy).
 
 Admin overrides (flag > environment > [admin] in the file):
   -h host    admin listen host   (env PISA_PROXY_ADMIN_LISTEN_HOST, default 127.0.0.1)
   -p port    admin listen port   (env PISA_PROXY_ADMIN_LISTEN_PORT, default 5591)
-  -l level   log level DEBUG|INFO|WARN|ERROR (env PISA_PROXY_ADMIN_LOG_LEVEL, default INFO)
+  -l level   log level TRACE|DEBUG|INFO|WARN|ERROR (env PISA_PROXY_ADMIN_LOG_LEVEL, default INFO;
+             TRACE, Pisa-Proxy's, is DEBUG)
   --log-format text|json         log output format (default text)
   --drain-timeout d              on SIGTERM or POST /drain: stop accepting, let each
                                  session finish its transaction, cut the rest after d
@@ -168,7 +169,7 @@ func applyAdmin(a *config.Admin, o overrides) error {
 		if err != nil || port < 0 || port > 65535 {
 			return fmt.Errorf("admin port %q is not a TCP port", v)
 		}
-		a.Port = port
+		a.Port = config.Port(port)
 	}
 	if v := pick(o.level, "PISA_PROXY_ADMIN_LOG_LEVEL"); v != "" {
 		a.LogLevel = v
@@ -187,9 +188,9 @@ func applyAdmin(a *config.Admin, o overrides) error {
 }
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", level, err)
+	l, err := config.ParseLogLevel(level)
+	if err != nil {
+		return nil, err
 	}
 	opts := &slog.HandlerOptions{Level: l}
 	if format == "json" {

@@ -45,7 +45,7 @@ func newRuntime(a config.Admin, o overrides, stderr io.Writer) (*runtime, error)
 	}
 	r := &runtime{log: log, m: metrics.New(), drainTimeout: o.drainTimeout, drain: make(chan struct{})}
 	r.sys = actors.NewSystem(log, r.m)
-	srv, err := admin.Listen(joinHostPort(a.Host, a.Port), admin.Handler(admin.Sources{
+	srv, err := admin.Listen(joinHostPort(a.Host, int(a.Port)), admin.Handler(admin.Sources{
 		Registry: r.m.Registry, Version: version, Ready: r.ready,
 		Config:   func() any { return r.config() },
 		Sessions: func() any { return r.sessions() },
@@ -101,6 +101,9 @@ func (r *runtime) sessions() any {
 
 // apply starts the proxy with cfg or, when it runs, reconfigures it live.
 func (r *runtime) apply(cfg *config.Config) error {
+	for _, w := range cfg.Warnings() {
+		r.log.Warn("config: " + w)
+	}
 	p := r.proxy.Load()
 	if p != nil {
 		if err := p.Apply(cfg); err != nil {

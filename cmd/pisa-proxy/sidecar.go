@@ -50,9 +50,7 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 		}
 		return err
 	}
-	if ns == "" || app == "" {
-		return errors.New("sidecar: PISA_DEPLOYED_NAMESPACE and PISA_DEPLOYED_NAME (or --namespace and --name) are required")
-	}
+	ns, app, defaulted := deployedTarget(ns, app)
 	creds, err := credentials(caPEM, caFile, tokenFile, service, cns)
 	if err != nil {
 		return fmt.Errorf("sidecar: %w", err)
@@ -69,6 +67,9 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 	r, err := newRuntime(adminCfg, o, stderr)
 	if err != nil {
 		return err
+	}
+	for _, d := range defaulted {
+		r.log.Warn(d + " is not set; using Pisa-Proxy's default, \"" + defaultDeployed + "\"")
 	}
 	msg := fmt.Sprintf("waiting for the configuration of %s/%s from %s", ns, app, base)
 	r.waiting.Store(&msg)
@@ -90,6 +91,23 @@ func runSidecar(args []string, o overrides, stderr io.Writer) error {
 		}
 	}()
 	return r.wait(ctx)
+}
+
+// defaultDeployed is Pisa-Proxy's default for the sidecar's namespace and
+// app name (its injector always set both).
+const defaultDeployed = "default"
+
+// deployedTarget is the namespace and VirtualDatabase the sidecar serves,
+// with Pisa-Proxy's defaults for those not given, which it names.
+func deployedTarget(ns, app string) (string, string, []string) {
+	var defaulted []string
+	if ns == "" {
+		ns, defaulted = defaultDeployed, append(defaulted, "PISA_DEPLOYED_NAMESPACE (--pisa-deployed-namespace)")
+	}
+	if app == "" {
+		app, defaulted = defaultDeployed, append(defaulted, "PISA_DEPLOYED_NAME (--pisa-deployed-name)")
+	}
+	return ns, app, defaulted
 }
 
 // credentials gathers how the sidecar proves itself to the controller and
