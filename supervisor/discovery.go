@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -22,6 +23,13 @@ const (
 // discoveryConfig maps `[...dynamic.discovery]` to the monitor. The lag
 // threshold is milliseconds and is compared in milliseconds (the original
 // compared seconds against it).
+//
+// Pisa-Proxy ran each check at its own period (connect_period, ping_period,
+// read_only_period, replication_lag_period) and took its decisions every
+// monitor_period; here one probe per node makes every check, every
+// monitor_period but not more often than the most frequent check asked:
+// Pisa-Proxy's guide sets monitor_period = 1 with checks every 100 ms,
+// which probes every 100 ms, not every millisecond.
 func discoveryConfig(tenant string, d config.RWDiscovery, nodes []config.Node) strategy.DiscoveryConfig {
 	ms := func(v, def int) time.Duration {
 		if v <= 0 {
@@ -34,8 +42,12 @@ func discoveryConfig(tenant string, d config.RWDiscovery, nodes []config.Node) s
 		threshold = defaultFailureThreshold
 	}
 	timeout := max(ms(d.ConnectTimeout, defaultProbeTimeout), ms(d.PingTimeout, defaultProbeTimeout), ms(d.ReadOnlyTimeout, defaultProbeTimeout))
+	period := ms(d.MonitorPeriod, defaultMonitorPeriod)
+	if checks := slices.DeleteFunc([]int{d.ConnectPeriod, d.PingPeriod, d.ReadOnlyPeriod, d.ReplicationLagPeriod}, func(p int) bool { return p <= 0 }); len(checks) > 0 {
+		period = max(period, time.Duration(slices.Min(checks))*time.Millisecond)
+	}
 	cfg := strategy.DiscoveryConfig{
-		Tenant: tenant, Period: ms(d.MonitorPeriod, defaultMonitorPeriod), Timeout: timeout,
+		Tenant: tenant, Period: period, Timeout: timeout,
 		FailureThreshold: threshold,
 		ReadOnlyEnabled:  d.ReadOnlyEnabled == nil || *d.ReadOnlyEnabled,
 		LagEnabled:       d.ReplicationLagEnabled == nil || *d.ReplicationLagEnabled,

@@ -446,7 +446,13 @@ func (a *tenantActor) syncDiscovery(ctx actor.Context, sp spec) error {
 	if rw == nil || rw.Dynamic == nil {
 		return nil
 	}
-	all := append(slices.Clone(sp.nodes), sp.replicas...)
+	// A node may be both (config.Primaries): probed once.
+	all := slices.Clone(sp.nodes)
+	for _, n := range sp.replicas {
+		if !slices.ContainsFunc(all, func(p config.Node) bool { return p.Name == n.Name }) {
+			all = append(all, n)
+		}
+	}
 	a.gen++
 	pid, err := strategy.NewDiscovery(a.t.sys, ctx, fmt.Sprintf("discovery-%d", a.gen),
 		discoveryConfig(a.t.name, rw.Dynamic.Discovery, all), a.bal, a.replicas, readAlgorithm(rw))
@@ -557,25 +563,6 @@ func balanceType(l config.Listener) string {
 	return strategy.Random
 }
 
-// tenantNodes are a listener's primaries: its simple_loadbalance nodes, or
-// (read/write splitting without it) every readwrite node.
-func tenantNodes(c *config.Config, l config.Listener) []config.Node {
-	var out []config.Node
-	if l.SimpleLoadBalance != nil {
-		for _, name := range l.SimpleLoadBalance.Nodes {
-			n, _ := c.NodeByName(name)
-			out = append(out, n)
-		}
-		return out
-	}
-	for _, n := range c.MySQL.Node {
-		if n.Role == config.RoleReadWrite {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
 // specFor builds a listener's spec from a whole config.
 func specFor(c *config.Config, l config.Listener) (spec, error) {
 	tlsCfg, err := serverTLS(l.TLS)
@@ -587,14 +574,8 @@ func specFor(c *config.Config, l config.Listener) (spec, error) {
 			return spec{}, fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 	}
-	sp := spec{cfg: l, nodes: slices.Clone(tenantNodes(c, l)), tls: tlsCfg}
-	if l.ReadWriteSplitting != nil {
-		for _, n := range c.MySQL.Node {
-			if n.Role == config.RoleRead {
-				sp.replicas = append(sp.replicas, n)
-			}
-		}
-	}
+	// Primaries and replicas as Pisa-Proxy chose them (see config.Primaries).
+	sp := spec{cfg: l, nodes: c.Primaries(&l), replicas: c.Replicas(&l), tls: tlsCfg}
 	// The tenant actor builds its endpoints again when it starts its pools;
 	// building them here first makes an unreadable tls_ca reject the config
 	// (reload refused, startup failed) instead of failing the tenant.
