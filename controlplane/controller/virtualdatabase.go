@@ -101,6 +101,7 @@ func (r *VirtualDatabaseReconciler) Reconcile(ctx context.Context, req reconcile
 	if err := r.qosCondition(ctx, vdb); err != nil {
 		return reconcile.Result{}, err
 	}
+	dataShardCondition(vdb)
 	if leads(r.Leader) {
 		if err := patchStatus(ctx, r.Client, vdb, base); err != nil {
 			return reconcile.Result{}, err
@@ -138,6 +139,26 @@ func (r *VirtualDatabaseReconciler) qosCondition(ctx context.Context, vdb *v1alp
 	}
 	meta.SetStatusCondition(&vdb.Status.Conditions, c)
 	return nil
+}
+
+// dataShardCondition says, when a service names a DataShard, that data
+// sharding is not supported yet (the services are served without it), and
+// removes the condition when none does.
+func dataShardCondition(vdb *v1alpha1.VirtualDatabase) {
+	var named []string
+	for i, svc := range vdb.Spec.Services {
+		if svc.DataShard != "" {
+			named = append(named, fmt.Sprintf("spec.services[%d] (%s).dataShard %q", i, svc.Name, svc.DataShard))
+		}
+	}
+	if len(named) == 0 {
+		meta.RemoveStatusCondition(&vdb.Status.Conditions, v1alpha1.ConditionDataShard)
+		return
+	}
+	meta.SetStatusCondition(&vdb.Status.Conditions, metav1.Condition{
+		Type: v1alpha1.ConditionDataShard, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonNotSupported, ObservedGeneration: vdb.Generation,
+		Message: strings.Join(named, ", ") + ": data sharding is not supported yet; served without sharding",
+	})
 }
 
 // inputs gathers the strategies and endpoints of the VirtualDatabase's

@@ -15,6 +15,11 @@ const (
 	// ConditionQoSClaimed, on a VirtualDatabase whose services name
 	// QoSClaims, is true when every named claim exists.
 	ConditionQoSClaimed = "QoSClaimed"
+	// ConditionDataShard, on a VirtualDatabase whose services name a
+	// DataShard (Pisanix's data sharding), is false with reason
+	// NotSupported: data sharding is not supported yet, and the services
+	// are served without it.
+	ConditionDataShard = "DataShard"
 
 	ReasonReady              = "Ready"
 	ReasonStrategyMissing    = "StrategyMissing"
@@ -25,6 +30,7 @@ const (
 	ReasonInvalidRole        = "InvalidRole"
 	ReasonInvalidConfig      = "InvalidConfig"
 	ReasonQoSClaimMissing    = "QoSClaimMissing"
+	ReasonNotSupported       = "NotSupported"
 )
 
 // RoleAnnotation on a DatabaseEndpoint sets its role: read or readwrite (default).

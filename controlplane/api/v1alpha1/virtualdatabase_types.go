@@ -31,7 +31,10 @@ type Service struct {
 	// the backends and says how statements reach them.
 	// +kubebuilder:validation:MinLength=1
 	TrafficStrategy string `json:"trafficStrategy"`
-	// DataShard names a DataShard (sharding; accepted, not yet used).
+	// DataShard names a DataShard: Pisanix's data sharding, which is not
+	// supported yet. Accepted so that Pisanix manifests apply; the
+	// VirtualDatabase's DataShard condition is then false (NotSupported)
+	// and the service is served without sharding.
 	// +optional
 	DataShard string `json:"dataShard,omitempty"`
 	// QoSClaim names a QoSClaim (same namespace) for the daemon's traffic shaping.
