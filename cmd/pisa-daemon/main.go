@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"pisanix.io/pisanix/config"
 	"pisanix.io/pisanix/controlplane/configclient"
 	"pisanix.io/pisanix/internal/buildinfo"
 	"pisanix.io/pisanix/qosd"
@@ -37,8 +39,11 @@ removes everything it added. Needs root (CAP_NET_ADMIN, CAP_BPF).
 Config comes from exactly one of:
   -c FILE             a local JSON or TOML file (re-read every --interval)
   --controller URL    pisa-controller, GET URL/apis/configs.database-mesh.io/v1alpha1/daemonconfigs
-                      (long-polled; default from PISA_CONTROLLER_HOST, or
-                      http://$PISA_CONTROLLER_SERVICE.$PISA_CONTROLLER_NAMESPACE:8080)
+                      (long-polled; default from --pisa-controller-host or PISA_CONTROLLER_HOST,
+                      or http://SERVICE.NAMESPACE:8080 from --pisa-controller-service and
+                      --pisa-controller-namespace or their PISA_CONTROLLER_* variables)
+--global-egress-device and --global-bridge-device (PISA_DAEMON_GLOBAL_EGRESS_DEVICE,
+PISA_DAEMON_GLOBAL_BRIDGE_DEVICE) replace the config's global devices.
 
 Usage: pisa-daemon [flags]
 
@@ -48,6 +53,11 @@ Flags:
 type flags struct {
 	configFile string
 	controller string
+	// Pisa-Daemon's controller flags (defaults from the same variables).
+	ctlHost, ctlService, ctlNamespace string
+	// global overrides the config's [global] devices that are set
+	// (--global-egress-device, --global-bridge-device).
+	global     config.DaemonGlobal
 	admin      string
 	interval   time.Duration
 	resync     time.Duration
@@ -78,6 +88,12 @@ func parseFlags(args []string) (flags, error) {
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.StringVar(&f.caFile, "controller-ca-file", os.Getenv("PISA_CONTROLLER_CA_FILE"), "`file` with the CA that signs the controller's certificate (env PISA_CONTROLLER_CA_FILE)")
 	fs.StringVar(&f.tokenFile, "controller-token-file", os.Getenv("PISA_CONTROLLER_TOKEN_FILE"), "projected ServiceAccount token `file` shown to the controller (env PISA_CONTROLLER_TOKEN_FILE; default "+configclient.DefaultTokenFile+" when it exists)")
+	// Pisa-Daemon's own flags.
+	fs.StringVar(&f.ctlHost, "pisa-controller-host", os.Getenv("PISA_CONTROLLER_HOST"), "controller `host:port` or URL, when --controller is not given (env PISA_CONTROLLER_HOST)")
+	fs.StringVar(&f.ctlService, "pisa-controller-service", os.Getenv("PISA_CONTROLLER_SERVICE"), "controller `Service`, when neither --controller nor a host is given (env PISA_CONTROLLER_SERVICE)")
+	fs.StringVar(&f.ctlNamespace, "pisa-controller-namespace", os.Getenv("PISA_CONTROLLER_NAMESPACE"), "the controller Service's `namespace` (env PISA_CONTROLLER_NAMESPACE, default pisa-system)")
+	fs.StringVar(&f.global.EgressDevice, "global-egress-device", os.Getenv("PISA_DAEMON_GLOBAL_EGRESS_DEVICE"), "`interface` that replaces the config's global egress_device (env PISA_DAEMON_GLOBAL_EGRESS_DEVICE)")
+	fs.StringVar(&f.global.BridgeDevice, "global-bridge-device", os.Getenv("PISA_DAEMON_GLOBAL_BRIDGE_DEVICE"), "`interface` that replaces the config's global bridge_device (env PISA_DAEMON_GLOBAL_BRIDGE_DEVICE)")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -88,7 +104,7 @@ func parseFlags(args []string) (flags, error) {
 		return f, nil
 	}
 	if f.configFile == "" && f.controller == "" {
-		f.controller = controllerFromEnv()
+		f.controller = controllerURL(f.ctlHost, f.ctlService, f.ctlNamespace)
 	}
 	switch {
 	case f.configFile != "" && f.controller != "":
@@ -101,15 +117,15 @@ func parseFlags(args []string) (flags, error) {
 	return f, nil
 }
 
-// controllerFromEnv reads Pisanix's controller environment variables.
-func controllerFromEnv() string {
-	if h := os.Getenv("PISA_CONTROLLER_HOST"); h != "" {
+// controllerURL is the controller's address from Pisanix's controller
+// flags or environment variables: a host, else a Service and namespace.
+func controllerURL(h, svc, ns string) string {
+	if h != "" {
 		if strings.Contains(h, "://") {
 			return h
 		}
 		return "http://" + h
 	}
-	svc, ns := os.Getenv("PISA_CONTROLLER_SERVICE"), os.Getenv("PISA_CONTROLLER_NAMESPACE")
 	if svc == "" {
 		return ""
 	}
@@ -150,6 +166,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if f.global != (config.DaemonGlobal{}) {
+		src = withGlobal{Source: src, global: f.global}
+	}
 	err = qosd.Run(ctx, qosd.Options{
 		Log: log, Source: src, AdminAddr: f.admin, AdminToken: f.adminToken, Resync: f.resync, KeepOnExit: f.keepOnExit,
 	})
@@ -157,6 +176,24 @@ func main() {
 		log.Error("pisa-daemon stopped", "err", err)
 		os.Exit(1)
 	}
+}
+
+// withGlobal replaces the global devices of every config its source emits
+// with those given by flag or environment (Pisa-Daemon's --global-*): the
+// node knows its interfaces better than a cluster-wide config.
+type withGlobal struct {
+	qosd.Source
+	global config.DaemonGlobal
+}
+
+// Watch implements qosd.Source.
+func (s withGlobal) Watch(ctx context.Context, emit func(*config.DaemonConfig, string), fail func(error)) error {
+	return s.Source.Watch(ctx, func(c *config.DaemonConfig, version string) {
+		out := *c
+		out.Global.EgressDevice = cmp.Or(s.global.EgressDevice, out.Global.EgressDevice)
+		out.Global.BridgeDevice = cmp.Or(s.global.BridgeDevice, out.Global.BridgeDevice)
+		emit(&out, version)
+	}, fail)
 }
 
 // credentials: the daemon's ServiceAccount token and the controller's CA.
