@@ -577,8 +577,7 @@ func (w *walker) Enter(n ast.Node) (ast.Node, bool) {
 		w.session = w.session || !n.IsSystem
 		w.setsMode = w.setsMode || n.IsSystem && strings.EqualFold(n.Name, "sql_mode")
 		w.setsGlobal = w.setsGlobal || n.IsGlobal
-		w.setsConnGlobal = w.setsConnGlobal || n.IsGlobal &&
-			(strings.EqualFold(n.Name, "max_allowed_packet") || strings.EqualFold(n.Name, "net_buffer_length"))
+		w.setsConnGlobal = w.setsConnGlobal || n.IsGlobal && ConnVariable(n.Name)
 		w.setsCharset = w.setsCharset || n.Name == ast.SetNames || n.Name == ast.SetCharset ||
 			strings.EqualFold(n.Name, "character_set_client")
 	case *ast.FuncCallExpr:

@@ -133,7 +133,7 @@ func describeSet(info *Info, stmt ast.StmtNode, w *walker) {
 		info.OneShot = true
 	case session == 0 && !oneShot:
 		// SET GLOBAL only: no state of this session.
-	case global > 0 || oneShot || w.volatile || savesSystemVariable(st) || len(info.Access) > 0 || info.Unverifiable:
+	case global > 0 || oneShot || w.volatile || readsConnVariable(st) || len(info.Access) > 0 || info.Unverifiable:
 		info.Pin = PinSet
 	default:
 		info.Replay = true
@@ -143,15 +143,17 @@ func describeSet(info *Info, stmt ast.StmtNode, w *walker) {
 	}
 }
 
-// savesSystemVariable: a user variable is given a value read from a
-// @@variable (SET @save = @@max_allowed_packet). Replayed on another
-// connection, opened at another time under other globals, it could read
-// another value. (A system variable set from its own value, as Rails's
-// SET sql_mode = CONCAT(@@sql_mode, ...), replays from the same start.)
-func savesSystemVariable(st *ast.SetStmt) bool {
+// readsConnVariable: a SET's value reads a variable a connection takes
+// when it is opened and keeps through a reset (max_allowed_packet,
+// net_buffer_length), so that connections opened at different times hold
+// different values: replayed on another one it could read another value
+// (SET @save = @@max_allowed_packet read 2048 on a connection opened while
+// a test had the global at 2048). Other @@variables are the session's own
+// or the globals of every reset connection alike, and replay in order.
+func readsConnVariable(st *ast.SetStmt) bool {
 	for _, v := range st.Variables {
-		if !v.IsSystem && v.Value != nil {
-			var f sysVarFinder
+		if v.Value != nil {
+			var f connVarFinder
 			v.Value.Accept(&f)
 			if f.found {
 				return true
@@ -161,17 +163,23 @@ func savesSystemVariable(st *ast.SetStmt) bool {
 	return false
 }
 
-// sysVarFinder looks for a @@variable in an expression.
-type sysVarFinder struct{ found bool }
+// connVarFinder looks for @@max_allowed_packet or @@net_buffer_length.
+type connVarFinder struct{ found bool }
 
-func (f *sysVarFinder) Enter(n ast.Node) (ast.Node, bool) {
-	if v, ok := n.(*ast.VariableExpr); ok && v.IsSystem {
+func (f *connVarFinder) Enter(n ast.Node) (ast.Node, bool) {
+	if v, ok := n.(*ast.VariableExpr); ok && v.IsSystem && ConnVariable(v.Name) {
 		f.found = true
 	}
 	return n, f.found
 }
 
-func (f *sysVarFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+func (f *connVarFinder) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// ConnVariable reports whether a system variable is one a connection
+// takes when it is opened only: COM_RESET_CONNECTION keeps its value.
+func ConnVariable(name string) bool {
+	return strings.EqualFold(name, "max_allowed_packet") || strings.EqualFold(name, "net_buffer_length")
+}
 
 // constantValue: a SET value that is a literal, a keyword (ON, DEFAULT) or
 // a negated literal: the same on any connection, and reading no variable.

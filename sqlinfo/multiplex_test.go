@@ -31,7 +31,8 @@ func TestMultiplexClassification(t *testing.T) {
 		{sql: "SET @x = @x + 1", replay: true},
 		{sql: "SET @x = NOW()", pin: PinSet},
 		{sql: "SET @save = @@max_allowed_packet", pin: PinSet}, // another connection may have another
-		{sql: "SET @save = @@sql_mode, sql_mode = ''", pin: PinSet},
+		{sql: "SET @save = @@sql_mode, sql_mode = ''", replay: true},
+		{sql: "SET @w = CONCAT(@v, '-', @@time_zone)", replay: true},
 		{sql: "SET @x = (SELECT a FROM t)", pin: PinSet},
 		{sql: "SET @x = f()", pin: PinSet},
 		{sql: "SET GLOBAL max_connections = 10"},
