@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/netip"
 	"slices"
@@ -275,8 +276,8 @@ func (u *Upstream) Abandon() {
 	}
 	_ = u.IO.Conn().SetDeadline(time.Now().Add(abandonTimeout))
 	if u.ProxyHeader && (u.Client.IsValid() || u.ClientLocal) {
-		if u.writeProxyHeader() == nil {
-			_ = u.IO.Flush()
+		if u.writeProxyHeader() == nil && u.IO.Flush() == nil {
+			u.awaitClose()
 		}
 		return
 	}
@@ -294,6 +295,21 @@ func (u *Upstream) Abandon() {
 			return
 		}
 	}
+}
+
+// awaitClose ends the proxy's side and waits (within the connection's
+// deadline) for the server to close its own: then the server has counted
+// the abandoned login, before the client's next attempt can reach it.
+func (u *Upstream) awaitClose() {
+	conn := u.IO.Conn()
+	if tc, ok := conn.(*TimeoutConn); ok {
+		conn = tc.Conn
+	}
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, conn)
 }
 
 // upgradeClientTLS performs a client-side TLS handshake and switches I/O
