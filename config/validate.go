@@ -183,14 +183,21 @@ func (c *Config) validateNodes(add addFunc) map[string]map[string]bool {
 	return byType
 }
 
+// uniqueName checks that key's name is given and not one of seen, which
+// it joins.
+func uniqueName(key, name, what string, seen map[string]bool, add addFunc) {
+	switch {
+	case name == "":
+		add(key+".name", "required")
+	case seen[name]:
+		add(key+".name", "duplicate %s name %q", what, name)
+	}
+	seen[name] = true
+}
+
 // validateNode checks one node; names are unique across both node lists.
 func validateNode(key string, n Node, names map[string]bool, add addFunc) {
-	if n.Name == "" {
-		add(key+".name", "required")
-	} else if names[n.Name] {
-		add(key+".name", "duplicate node name %q", n.Name)
-	}
-	names[n.Name] = true
+	uniqueName(key, n.Name, "node", names, add)
 	if n.User == "" {
 		add(key+".user", "required")
 	}
@@ -223,12 +230,7 @@ func (c *Config) validateNodeGroup(nodes map[string]map[string]bool, add addFunc
 	names := map[string]bool{}
 	for i, m := range c.NodeGroup.Member {
 		key := fmt.Sprintf("node_group.member[%d]", i)
-		if m.Name == "" {
-			add(key+".name", "required")
-		} else if names[m.Name] {
-			add(key+".name", "duplicate member name %q", m.Name)
-		}
-		names[m.Name] = true
+		uniqueName(key, m.Name, "member", names, add)
 		if m.ReadWrite == "" {
 			add(key+".readwrite", "required")
 		} else if !defined(m.ReadWrite) {

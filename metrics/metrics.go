@@ -78,6 +78,23 @@ type Proxy struct {
 	DeadLetters   *prometheus.CounterVec
 }
 
+// Describe lists what collectors export (for checks of dashboards and
+// alerts against the metrics a program really has).
+func Describe(cs ...prometheus.Collector) []*prometheus.Desc {
+	ch := make(chan *prometheus.Desc, 1024)
+	go func() {
+		for _, c := range cs {
+			c.Describe(ch)
+		}
+		close(ch)
+	}()
+	var descs []*prometheus.Desc
+	for d := range ch {
+		descs = append(descs, d)
+	}
+	return descs
+}
+
 // New creates and registers all collectors.
 func New() *Proxy {
 	m := &Proxy{

@@ -8,6 +8,8 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"pisanix.io/pisanix/metrics"
 )
 
 // daemonMetrics are the daemon's own metrics, registered on a registry of
@@ -100,18 +102,8 @@ func (c *classCollector) Collect(ch chan<- prometheus.Metric) {
 // besides the Go and process collectors' (for checks of dashboards and
 // alerts against what the daemon really exports).
 func MetricDescs() []*prometheus.Desc {
-	reg := prometheus.NewRegistry()
-	m := newDaemonMetrics(reg)
-	ch := make(chan *prometheus.Desc, 64)
-	for _, c := range []prometheus.Collector{m.reconciles, m.reconcileSeconds, m.sourceErrors, m.restarts, newClassCollector(nil, nil, nil)} {
-		c.Describe(ch)
-	}
-	close(ch)
-	var descs []*prometheus.Desc
-	for d := range ch {
-		descs = append(descs, d)
-	}
-	return descs
+	m := newDaemonMetrics(prometheus.NewRegistry())
+	return metrics.Describe(m.reconciles, m.reconcileSeconds, m.sourceErrors, m.restarts, newClassCollector(nil, nil, nil))
 }
 
 // newRegistry returns the daemon's registry with Go and process collectors.

@@ -78,19 +78,6 @@ func parseDesc(d *prometheus.Desc) (string, []string, error) {
 	return name, labels, nil
 }
 
-func describe(cs ...prometheus.Collector) []*prometheus.Desc {
-	ch := make(chan *prometheus.Desc, 1024)
-	for _, c := range cs {
-		c.Describe(ch)
-	}
-	close(ch)
-	var descs []*prometheus.Desc
-	for d := range ch {
-		descs = append(descs, d)
-	}
-	return descs
-}
-
 // proxyCollectors are the collectors of a metrics.Proxy (the registry its
 // admin port serves), found by reflection so that a new one is not missed.
 func proxyCollectors(m *metrics.Proxy) []prometheus.Collector {
@@ -125,7 +112,7 @@ func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 func inProcess(t *testing.T) exported {
 	t.Helper()
 	e := exported{}
-	if err := e.addDescs("pisa-proxy", describe(proxyCollectors(metrics.New())...)); err != nil {
+	if err := e.addDescs("pisa-proxy", metrics.Describe(proxyCollectors(metrics.New())...)); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.addDescs("pisa-daemon", qosd.MetricDescs()); err != nil {
@@ -135,7 +122,7 @@ func inProcess(t *testing.T) exported {
 	if _, err := configserver.NewMetrics(&rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.addDescs("pisa-controller", describe(rec.cs...)); err != nil {
+	if err := e.addDescs("pisa-controller", metrics.Describe(rec.cs...)); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -409,26 +396,7 @@ func TestRunningProxyExportsDashboardMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "proxy.toml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`[admin]
-host = "127.0.0.1"
-port = %d
-[[proxy.config]]
-name = "app"
-listen_addr = "127.0.0.1:%d"
-user = "app"
-password = "app-secret"
-db = "gotest"
-[proxy.config.simple_loadbalance]
-balance_type = "random"
-nodes = ["n1"]
-[[mysql.node]]
-name = "n1"
-host = "127.0.0.1"
-user = %q
-password = %q
-db = "gotest"
-port = %d
-`, admin, listen, testenv.TestUser, testenv.TestPassword, db.Port())), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(testenv.ProxyTOML(admin, listen, "app-secret", db)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	proc, err := testenv.StartProcess(bin, []string{"daemon", "-c", cfg}, filepath.Join(t.TempDir(), "proxy.log"))
@@ -468,7 +436,7 @@ port = %d
 		t.Fatalf("parse /metrics: %v", err)
 	}
 	described := exported{}
-	if err := described.addDescs("pisa-proxy", describe(proxyCollectors(metrics.New())...)); err != nil {
+	if err := described.addDescs("pisa-proxy", metrics.Describe(proxyCollectors(metrics.New())...)); err != nil {
 		t.Fatal(err)
 	}
 	var names []string

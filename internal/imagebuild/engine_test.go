@@ -225,26 +225,7 @@ func proxyServesQuery(t *testing.T, p podman, image string) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(t.TempDir(), "proxy.toml")
-	toml := fmt.Sprintf(`[admin]
-host = "127.0.0.1"
-port = %d
-[[proxy.config]]
-name = "app"
-listen_addr = "127.0.0.1:%d"
-user = "app"
-password = "secret-app"
-db = "gotest"
-[proxy.config.simple_loadbalance]
-balance_type = "random"
-nodes = ["n1"]
-[[mysql.node]]
-name = "n1"
-host = "127.0.0.1"
-user = %q
-password = %q
-db = "gotest"
-port = %d
-`, adminPort, listenPort, testenv.TestUser, testenv.TestPassword, db.Port())
+	toml := testenv.ProxyTOML(adminPort, listenPort, "secret-app", db)
 	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
 	}

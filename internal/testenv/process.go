@@ -13,6 +13,32 @@ import (
 	"time"
 )
 
+// ProxyTOML is a pisa-proxy configuration with the admin port on admin
+// and one listener "app" on listen (user app, password password, schema
+// gotest) in front of db as its one node.
+func ProxyTOML(admin, listen int, password string, db *Server) string {
+	return fmt.Sprintf(`[admin]
+host = "127.0.0.1"
+port = %d
+[[proxy.config]]
+name = "app"
+listen_addr = "127.0.0.1:%d"
+user = "app"
+password = %q
+db = "gotest"
+[proxy.config.simple_loadbalance]
+balance_type = "random"
+nodes = ["n1"]
+[[mysql.node]]
+name = "n1"
+host = "127.0.0.1"
+user = %q
+password = %q
+db = "gotest"
+port = %d
+`, admin, listen, password, TestUser, TestPassword, db.Port())
+}
+
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. Another
 // process may take it before the caller binds it; callers that start servers
 // retry on "address in use".
