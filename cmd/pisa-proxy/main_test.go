@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -111,25 +112,11 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 }
 
 func proxyTOML(admin, listen, password string, srv *testenv.Server) string {
-	return fmt.Sprintf(`[admin]
-host = "127.0.0.1"
-port = %s
-[[proxy.config]]
-name = "app"
-listen_addr = %q
-user = "app"
-password = %q
-db = "gotest"
-[proxy.config.simple_loadbalance]
-balance_type = "random"
-nodes = ["n1"]
-[[mysql.node]]
-name = "n1"
-user = %q
-password = %q
-db = "gotest"
-port = %d
-`, admin[strings.LastIndexByte(admin, ':')+1:], listen, password, testenv.TestUser, testenv.TestPassword, srv.Port())
+	port := func(addr string) int {
+		n, _ := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+		return n
+	}
+	return testenv.ProxyTOML(port(admin), port(listen), password, srv)
 }
 
 func login(addr, password string) error {
