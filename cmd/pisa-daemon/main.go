@@ -198,18 +198,9 @@ func (s withGlobal) Watch(ctx context.Context, emit func(*config.DaemonConfig, s
 
 // credentials: the daemon's ServiceAccount token and the controller's CA.
 func (f flags) credentials() (*http.Client, error) {
-	c := configclient.Credentials{TokenFile: f.tokenFile}
-	if c.TokenFile == "" {
-		if _, err := os.Stat(configclient.DefaultTokenFile); err == nil {
-			c.TokenFile = configclient.DefaultTokenFile
-		}
-	}
-	if f.caFile != "" {
-		pem, err := os.ReadFile(f.caFile)
-		if err != nil {
-			return nil, fmt.Errorf("--controller-ca-file: %w", err)
-		}
-		c.CA = pem
+	c, err := configclient.LoadCredentials("", f.caFile, f.tokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("--controller-ca-file: %w", err)
 	}
 	return c.HTTPClient()
 }

@@ -111,32 +111,12 @@ func deployedTarget(ns, app string) (string, string, []string) {
 }
 
 // credentials gathers how the sidecar proves itself to the controller and
-// checks it: the CA (PEM or file), the token file (the default path only
-// when mounted, so a proxy outside Kubernetes still runs against a
-// controller with --config-auth=none), and the certificate name to expect,
-// the controller Service's, whatever address is dialled.
+// checks it, expecting the controller Service's name in its certificate
+// whatever address is dialled.
 func credentials(caPEM, caFile, tokenFile, service, ns string) (configclient.Credentials, error) {
-	var c configclient.Credentials
-	switch {
-	case caPEM != "" && caFile != "":
-		return c, errors.New("give the controller CA as PEM or as a file, not both")
-	case caFile != "":
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return c, fmt.Errorf("controller CA: %w", err)
-		}
-		c.CA = pem
-	case caPEM != "":
-		c.CA = []byte(caPEM)
-	}
-	c.TokenFile = tokenFile
-	if c.TokenFile == "" {
-		if _, err := os.Stat(configclient.DefaultTokenFile); err == nil {
-			c.TokenFile = configclient.DefaultTokenFile
-		}
-	}
-	if len(c.CA) > 0 && service != "" && ns != "" {
+	c, err := configclient.LoadCredentials(caPEM, caFile, tokenFile)
+	if err == nil && len(c.CA) > 0 && service != "" && ns != "" {
 		c.ServerName = service + "." + ns + ".svc"
 	}
-	return c, nil
+	return c, err
 }

@@ -29,6 +29,32 @@ type Credentials struct {
 	ServerName string
 }
 
+// LoadCredentials gathers the CA (as PEM, or from a file: not both) and
+// the token file; without one named, the default token file is used when
+// it exists, so that a program outside Kubernetes still runs against a
+// controller with --config-auth=none.
+func LoadCredentials(caPEM, caFile, tokenFile string) (Credentials, error) {
+	c := Credentials{TokenFile: tokenFile}
+	switch {
+	case caPEM != "" && caFile != "":
+		return c, errors.New("give the controller CA as PEM or as a file, not both")
+	case caFile != "":
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return c, fmt.Errorf("controller CA: %w", err)
+		}
+		c.CA = pem
+	case caPEM != "":
+		c.CA = []byte(caPEM)
+	}
+	if c.TokenFile == "" {
+		if _, err := os.Stat(DefaultTokenFile); err == nil {
+			c.TokenFile = DefaultTokenFile
+		}
+	}
+	return c, nil
+}
+
 // HTTPClient returns a client that sends the token and verifies the
 // controller's certificate.
 func (c Credentials) HTTPClient() (*http.Client, error) {
