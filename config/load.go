@@ -103,38 +103,27 @@ func describeTOMLError(err error) string {
 func (c *Config) Redacted() *Config {
 	out := *c
 	out.Admin.Token = redact(out.Admin.Token)
+	// Copies of everything that holds a password, then every password
+	// blanked through the same list that resolves them.
 	out.Proxy.Config = append([]Listener(nil), c.Proxy.Config...)
 	for i := range out.Proxy.Config {
 		l := &out.Proxy.Config[i]
-		redactPassword(&l.Password, &l.passwordRead)
 		l.Users = append([]User(nil), l.Users...)
-		for j := range l.Users {
-			u := &l.Users[j]
-			redactPassword(&u.Password, &u.passwordRead)
-		}
 		if l.ReadWriteSplitting != nil && l.ReadWriteSplitting.Dynamic != nil {
 			rw := *l.ReadWriteSplitting
 			dyn := *rw.Dynamic
-			d := &dyn.Discovery
-			redactPassword(&d.Password, &d.passwordRead)
 			rw.Dynamic = &dyn
 			l.ReadWriteSplitting = &rw
 		}
 	}
-	out.MySQL.Node = redactNodes(c.MySQL.Node)
+	out.MySQL.Node = append([]Node(nil), c.MySQL.Node...)
 	if c.ShardingSphereProxy != nil {
-		out.ShardingSphereProxy = &MySQL{Node: redactNodes(c.ShardingSphereProxy.Node)}
+		out.ShardingSphereProxy = &MySQL{Node: append([]Node(nil), c.ShardingSphereProxy.Node...)}
+	}
+	for _, p := range out.passwords() {
+		redactPassword(p.password, p.read)
 	}
 	return &out
-}
-
-func redactNodes(nodes []Node) []Node {
-	out := append([]Node(nil), nodes...)
-	for i := range out {
-		n := &out[i]
-		redactPassword(&n.Password, &n.passwordRead)
-	}
-	return out
 }
 
 func redact(s string) string {

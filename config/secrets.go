@@ -16,8 +16,8 @@ const maxPasswordFile = 64 << 10
 // passwordKeys is one password key and its alternatives: the password
 // inline, from a file or from an environment variable.
 type passwordKeys struct {
-	key      string // the password's key, as config errors name it
-	password string
+	key      string  // the password's key, as config errors name it
+	password *string // the inline key, which Redacted blanks
 	file     string
 	env      string
 	read     *string // where a password from file or env goes
@@ -29,23 +29,23 @@ func (c *Config) passwords() []passwordKeys {
 	for i := range c.Proxy.Config {
 		l := &c.Proxy.Config[i]
 		key := listenerKey(i, l.Name)
-		ps = append(ps, passwordKeys{key + ".password", l.Password, l.PasswordFile, l.PasswordEnv, &l.passwordRead})
+		ps = append(ps, passwordKeys{key + ".password", &l.Password, l.PasswordFile, l.PasswordEnv, &l.passwordRead})
 		for j := range l.Users {
 			u := &l.Users[j]
-			ps = append(ps, passwordKeys{fmt.Sprintf("%s.users[%d].password", key, j), u.Password, u.PasswordFile, u.PasswordEnv, &u.passwordRead})
+			ps = append(ps, passwordKeys{fmt.Sprintf("%s.users[%d].password", key, j), &u.Password, u.PasswordFile, u.PasswordEnv, &u.passwordRead})
 		}
 		if rw := l.ReadWriteSplitting; rw != nil && rw.Dynamic != nil {
 			d := &rw.Dynamic.Discovery
-			ps = append(ps, passwordKeys{key + ".read_write_splitting.dynamic.discovery.password", d.Password, d.PasswordFile, d.PasswordEnv, &d.passwordRead})
+			ps = append(ps, passwordKeys{key + ".read_write_splitting.dynamic.discovery.password", &d.Password, d.PasswordFile, d.PasswordEnv, &d.passwordRead})
 		}
 	}
 	for i := range c.MySQL.Node {
 		n := &c.MySQL.Node[i]
-		ps = append(ps, passwordKeys{fmt.Sprintf("mysql.node[%d].password", i), n.Password, n.PasswordFile, n.PasswordEnv, &n.passwordRead})
+		ps = append(ps, passwordKeys{fmt.Sprintf("mysql.node[%d].password", i), &n.Password, n.PasswordFile, n.PasswordEnv, &n.passwordRead})
 	}
 	for i, nodes := 0, c.shardingSphereNodes(); i < len(nodes); i++ {
 		n := &nodes[i]
-		ps = append(ps, passwordKeys{fmt.Sprintf("shardingsphere_proxy.node[%d].password", i), n.Password, n.PasswordFile, n.PasswordEnv, &n.passwordRead})
+		ps = append(ps, passwordKeys{fmt.Sprintf("shardingsphere_proxy.node[%d].password", i), &n.Password, n.PasswordFile, n.PasswordEnv, &n.passwordRead})
 	}
 	return ps
 }
@@ -65,7 +65,7 @@ func (c *Config) resolvePasswords() error {
 
 func (p passwordKeys) resolve() error {
 	var given []string
-	for _, k := range []struct{ name, v string }{{"password", p.password}, {"password_file", p.file}, {"password_env", p.env}} {
+	for _, k := range []struct{ name, v string }{{"password", *p.password}, {"password_file", p.file}, {"password_env", p.env}} {
 		if k.v != "" {
 			given = append(given, k.name)
 		}
