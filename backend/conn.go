@@ -9,19 +9,26 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"time"
 
-	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"pisanix.io/pisanix/wire"
 )
 
 // Capabilities requested from every backend. They fix the packet shapes the
-// relay sees (no DEPRECATE_EOF, no SESSION_TRACK: go-mysql never asks for
-// them) and match wire.ServerCapabilities.
+// relay sees (no DEPRECATE_EOF, no SESSION_TRACK) and match
+// wire.ServerCapabilities.
 const Capabilities = mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
 	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_CONNECT_ATTRS
+
+// ExtCapabilities are the MariaDB capabilities requested for pooled
+// connections (when the server offers them). A session whose client did
+// not ask for one has the relay undo it (wire.Relay's ClientExt): progress
+// reports are dropped, extended metadata is cut from column definitions.
+// Bulk execution changes nothing unless the client uses it. Metadata
+// caching is not among them: a pooled connection's server would skip
+// column definitions that another session was sent.
+const ExtCapabilities = wire.MariaDBProgress | wire.MariaDBBulkOperations | wire.MariaDBExtendedMetadata
 
 // defaultCollation is wire.DefaultCollationID by name.
 const defaultCollation = "utf8mb4_general_ci"
@@ -78,6 +85,8 @@ type Conn struct {
 	// Scramble is the greeting's, for a COM_CHANGE_USER answered with it
 	// (auth passthrough).
 	Scramble []byte
+	// ExtCapabilities are the MariaDB capabilities the login negotiated.
+	ExtCapabilities uint32
 	// PlaintextFallback: TLS was preferred and the server offered none
 	// (the pool logs and counts it).
 	PlaintextFallback bool
@@ -101,74 +110,58 @@ type Conn struct {
 
 // Dial connects and authenticates to ep within its dial timeout.
 func Dial(ctx context.Context, ep *Endpoint) (*Conn, error) {
-	c, err := dial(ctx, ep, ep.TLS)
-	if err != nil && ep.TLS != nil && ep.TLSPreferred && isNoTLS(err) {
-		if c, err = dial(ctx, ep, nil); err == nil {
-			c.PlaintextFallback = true
-		}
-	}
+	c, err := dial(ctx, ep)
 	if err != nil {
 		return nil, fmt.Errorf("dial backend %s (%s): %w", ep.Name, ep.Addr, err)
 	}
 	return c, nil
 }
 
-func dial(ctx context.Context, ep *Endpoint, tlsCfg *tls.Config) (*Conn, error) {
+func dial(ctx context.Context, ep *Endpoint) (*Conn, error) {
 	deadline := time.Now().Add(ep.DialTimeout)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	var raw net.Conn
-	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := net.Dialer{}
-		c, err := d.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		// Bound the handshake too; cleared below.
-		_ = c.SetDeadline(deadline)
-		raw = c
-		return c, nil
-	}
-	opt := func(c *client.Conn) error {
-		c.SetCapability(Capabilities)
-		// go-mysql asks for QUERY_ATTRIBUTES whenever MySQL >= 8.0.23 offers
-		// it; that changes COM_QUERY's layout, and clients never get it.
-		c.UnsetCapability(mysql.CLIENT_QUERY_ATTRIBUTES)
-		if ep.FoundRows {
-			c.SetCapability(mysql.CLIENT_FOUND_ROWS)
-		}
-		c.SetAttributes(map[string]string{"program_name": "pisa-proxy"})
-		if tlsCfg != nil {
-			c.SetTLSConfig(tlsCfg)
-		}
-		return c.SetCollation(defaultCollation)
-	}
-	cc, err := client.ConnectWithDialer(ctx, "tcp", ep.Addr, ep.User, ep.Password, ep.DB, dialer, opt)
+	raw, err := (&net.Dialer{Deadline: deadline}).DialContext(ctx, "tcp", ep.Addr)
 	if err != nil {
 		return nil, err
 	}
-	// go-mysql's packet.Conn embeds the (possibly TLS) net.Conn; the relay
-	// reads and writes it directly with its own buffers.
-	nc := cc.Conn.Conn
+	// The login is bounded by the dial timeout too; cleared below.
+	_ = raw.SetDeadline(deadline)
+	tc := &wire.TimeoutConn{Conn: raw}
+	up, err := greet(tc, ep)
+	if err == nil {
+		err = up.LoginAs(credentials(ep))
+	}
+	if err != nil {
+		_ = raw.Close()
+		return nil, err
+	}
 	_ = raw.SetDeadline(time.Time{})
-	if tc, ok := nc.(*tls.Conn); ok {
-		_ = tc.SetDeadline(time.Time{})
-	}
-	status := uint16(0)
-	if cc.IsAutoCommit() {
-		status = mysql.SERVER_STATUS_AUTOCOMMIT
-	}
+	tc.ReadTimeout = ep.ReadTimeout
 	return &Conn{
-		IO:            wire.NewPacketIO(&wire.TimeoutConn{Conn: nc, ReadTimeout: ep.ReadTimeout}, relayBufSize),
-		Status:        status,
-		ThreadID:      cc.GetConnectionID(),
-		ServerVersion: cc.GetServerVersion(),
-		Endpoint:      ep,
-		DB:            ep.DB,
-		Collation:     wire.DefaultCollationID,
-		raw:           raw,
-		lastUsed:      time.Now(),
+		IO:                up.IO,
+		Status:            up.Status,
+		ThreadID:          up.Greeting.ConnID,
+		ServerVersion:     up.Greeting.Version,
+		ExtCapabilities:   up.ExtCapabilities,
+		PlaintextFallback: up.PlaintextFallback,
+		Endpoint:          ep,
+		DB:                ep.DB,
+		Collation:         wire.DefaultCollationID,
+		raw:               raw,
+		lastUsed:          time.Now(),
 	}, nil
+}
+
+// credentials are a pooled connection's login.
+func credentials(ep *Endpoint) *wire.Credentials {
+	caps := uint32(Capabilities)
+	if ep.FoundRows {
+		caps |= mysql.CLIENT_FOUND_ROWS
+	}
+	return &wire.Credentials{
+		User: ep.User, Password: ep.Password, DB: ep.DB,
+		Capabilities: caps, ExtCapabilities: ExtCapabilities,
+		Attributes: map[string]string{"program_name": "pisa-proxy", "_client_name": "pisa-proxy"},
+	}
 }
 
 // alive reports that the server has not closed the connection while it sat
@@ -184,11 +177,6 @@ func (c *Conn) alive() bool {
 // connection or sent something unasked (an error before closing): for a
 // connection known idle, that it is gone. One non-blocking syscall.
 func (c *Conn) PeerGone() bool { return wire.Peek(c.raw) != wire.PeerQuiet }
-
-// isNoTLS recognises go-mysql's error for a server without TLS support.
-func isNoTLS(err error) bool {
-	return strings.Contains(err.Error(), "does not support TLS")
-}
 
 // ErrSchemaStuck: a session selected a schema on a connection whose node
 // names none; it is closed rather than reused.

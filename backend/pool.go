@@ -58,8 +58,8 @@ type Pool struct {
 	// stopped is closed with retired: a request that reached the actor
 	// after it stopped gets no answer, so waiters watch this too.
 	stopped chan struct{}
-	// version is the server version the node announced on the last dial.
-	version atomic.Pointer[string]
+	// server is what the node announced on the last dial.
+	server atomic.Pointer[ServerInfo]
 
 	mIdle, mInUse     prometheus.Gauge
 	mWaits, mTimeouts prometheus.Counter
@@ -113,14 +113,17 @@ func (p *Pool) InUse() int64 { return int64(p.held.Load()) }
 // Endpoint is the node this pool dials.
 func (p *Pool) Endpoint() *Endpoint { return p.cfg.Endpoint }
 
-// ServerVersion is the version the node announced when the pool last
-// dialled it; "" before the first dial.
-func (p *Pool) ServerVersion() string {
-	if v := p.version.Load(); v != nil {
-		return *v
-	}
-	return ""
+// ServerInfo is what a node announced to a pool's connection.
+type ServerInfo struct {
+	Version string
+	// ExtCapabilities are the MariaDB capabilities the connection
+	// negotiated (of ExtCapabilities, those the server has).
+	ExtCapabilities uint32
 }
+
+// Server is what the node announced when the pool last dialled it; nil
+// before the first dial.
+func (p *Pool) Server() *ServerInfo { return p.server.Load() }
 
 // PID is the pool actor.
 func (p *Pool) PID() *actor.PID { return p.pid }
@@ -421,8 +424,8 @@ func (a *poolActor) dialedConn(m *dialed) {
 		}
 		return
 	}
-	if v := m.conn.ServerVersion; v != a.p.ServerVersion() {
-		a.p.version.Store(&v)
+	if info := (ServerInfo{m.conn.ServerVersion, m.conn.ExtCapabilities}); a.p.server.Load() == nil || *a.p.server.Load() != info {
+		a.p.server.Store(&info)
 	}
 	a.hand(m.conn)
 }

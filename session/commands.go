@@ -194,7 +194,7 @@ func (s *Session) dispatch(payload []byte, more bool) error {
 	case mysql.COM_CHANGE_USER:
 		return s.changeUser(payload)
 	case wire.ComStmtBulkExecute:
-		if s.hello.ExtCapabilities&wire.MariaDBBulkOperations != 0 { // negotiated: passthrough
+		if s.hello.ExtCapabilities&wire.MariaDBBulkOperations != 0 { // negotiated
 			return s.execute(payload, more)
 		}
 		fallthrough
@@ -275,8 +275,10 @@ func (s *Session) query(payload []byte, more bool) error {
 		s.rows = s.statusRow
 		defer func() { s.rows = nil }()
 	}
-	if info.FlushesHosts {
-		s.settled = s.flushHosts
+	if info.FlushesHosts || info.SetsGlobal || info.SetsConnGlobal {
+		// Done before the client learns of the success: its next
+		// connection may be opened the moment it does.
+		s.settled = func(o wire.Outcome) { s.settleGlobals(&info, o) }
 		defer func() { s.settled = nil }()
 	}
 	if p, ok := s.executedKill(&info); ok {
@@ -346,12 +348,6 @@ func (s *Session) query(payload []byte, more bool) error {
 	s.audit(&info, db, start, out, l.conn.Endpoint.Name, "")
 	if l == &s.primary {
 		s.observe(sql, &info, out.ErrCode == 0)
-	}
-	if out.ErrCode == 0 && info.SetsGlobal {
-		s.env.Registry.Globals().Add(1)
-	}
-	if out.ErrCode == 0 && info.SetsConnGlobal {
-		s.env.Registry.ConnGlobals().Add(1)
 	}
 	if out.ErrCode == 0 {
 		for _, t := range killed {
@@ -557,6 +553,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	l.dirty = true
 	r := wire.Relay{Client: s.client, Backend: l.conn.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0,
 		StmtID: relayID, Rows: s.rows, Settled: s.settled, CacheMetadata: s.hello.ExtCapabilities&wire.MariaDBCacheMetadata != 0,
+		Undo: l.conn.ExtCapabilities &^ s.hello.ExtCapabilities,
 		// COM_STMT_EXECUTE: id (4 bytes), then flags; the cursor types are
 		// the low 3 bits (MariaDB's 0x08 is not one).
 		Cursor: payload[0] == mysql.COM_STMT_EXECUTE && len(payload) > 5 && payload[5]&0x07 != 0}
@@ -648,4 +645,22 @@ func (s *Session) setOption(payload []byte, more bool) error {
 		s.replica.give() // re-aligned on its next use
 	}
 	return err
+}
+
+// settleGlobals follows a statement's success in what it changed for
+// everyone: the host cache (FLUSH HOSTS), the globals the pools' next
+// sessions must see.
+func (s *Session) settleGlobals(info *sqlinfo.Info, o wire.Outcome) {
+	if o.ErrCode != 0 {
+		return
+	}
+	if info.FlushesHosts {
+		s.env.Hosts.Flush()
+	}
+	if info.SetsGlobal {
+		s.env.Registry.Globals().Add(1)
+	}
+	if info.SetsConnGlobal {
+		s.env.Registry.ConnGlobals().Add(1)
+	}
 }

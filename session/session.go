@@ -290,7 +290,8 @@ func (s *Session) login(ctx context.Context) error {
 		}
 		cfg.Version = cmp.Or(s.env.ServerVersion, cfg.Upstream.Greeting.Version)
 	} else {
-		cfg.Version = s.serverVersion(ctx)
+		info := s.server(ctx)
+		cfg.Version, cfg.ExtCapabilities = info.Version, info.ExtCapabilities
 	}
 	if cfg.Upstream != nil {
 		cfg.Upstream.Client, _ = netip.ParseAddrPort(s.remote)
@@ -420,27 +421,31 @@ func startStatus(be *backend.Conn) uint16 {
 // backend node could be reached to learn its own.
 const fallbackVersion = "5.7.37"
 
-// serverVersion is what the handshake announces: server_version when
-// configured, else the version a backend node announced to its pool, so
-// that drivers take the code paths of the server behind the proxy. Before
-// any pool has dialled, one connection is opened for it (and parked in the
-// pool for the sessions to come).
-func (s *Session) serverVersion(ctx context.Context) string {
-	if v := s.env.ServerVersion; v != "" {
-		return v
-	}
+// server is what the handshake announces: server_version when configured,
+// else the version a backend node announced to its pool, so that drivers
+// take the code paths of the server behind the proxy, and the MariaDB
+// capabilities that node's pooled connections have. Before any pool has
+// dialled, one connection is opened for it (and parked in the pool for
+// the sessions to come).
+func (s *Session) server(ctx context.Context) backend.ServerInfo {
+	info := s.learnServer(ctx)
+	info.Version = cmp.Or(s.env.ServerVersion, info.Version, fallbackVersion)
+	return info
+}
+
+func (s *Session) learnServer(ctx context.Context) backend.ServerInfo {
 	pools := s.env.Live.Load().Pools // before the handshake: no client flags yet
 	for _, t := range s.env.Balancer.Current().Targets {
-		if p := pools[t.Name]; p != nil && p.ServerVersion() != "" {
-			return p.ServerVersion()
+		if p := pools[t.Name]; p != nil && p.Server() != nil {
+			return *p.Server()
 		}
 	}
 	var l leg
 	if err := l.take(ctx, s.env.Balancer, pools); err != nil {
-		return fallbackVersion
+		return backend.ServerInfo{}
 	}
 	defer l.give()
-	return l.conn.ServerVersion
+	return backend.ServerInfo{Version: l.conn.ServerVersion, ExtCapabilities: l.conn.ExtCapabilities}
 }
 
 // errNoBackend: the balancer has no eligible node.

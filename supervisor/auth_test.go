@@ -175,3 +175,25 @@ func TestFailedLoginsBlockHost(t *testing.T) {
 		t.Fatalf("after FLUSH HOSTS: %v", err)
 	}
 }
+
+// TestNodeAccountEd25519: a node's account may use MariaDB's ed25519
+// plugin: the pool answers the server's switch to it.
+func TestNodeAccountEd25519(t *testing.T) {
+	ctx := context.Background()
+	if err := backendDB.Exec(ctx, "INSTALL SONAME 'auth_ed25519'"); err != nil && !strings.Contains(err.Error(), "already installed") {
+		t.Fatal(err)
+	}
+	err := backendDB.Exec(ctx, "CREATE OR REPLACE USER 'pool_ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed-secret')",
+		"GRANT ALL ON gotest.* TO 'pool_ed'@'%'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = backendDB.Exec(ctx, "DROP USER IF EXISTS 'pool_ed'@'%'") })
+	node := strings.Replace(strings.Replace(nodeTOML("n1", backendDB, ""),
+		fmt.Sprintf("user = %q", testenv.TestUser), `user = "pool_ed"`, 1),
+		fmt.Sprintf("password = %q", testenv.TestPassword), `password = "ed-secret"`, 1)
+	p := startProxy(t, listenerTOML("main", []string{"n1"}, "")+node)
+	if got := queryString(t, p.db(t, "main", ""), "SELECT CURRENT_USER()"); got != "pool_ed@%" {
+		t.Fatalf("the pool logged in as %q", got)
+	}
+}

@@ -113,8 +113,16 @@ type Relay struct {
 	// metadata caching: a column count's next byte says whether column
 	// definitions follow.
 	CacheMetadata bool
+	// Undo are MariaDB capabilities the backend connection negotiated and
+	// the client did not (a pooled connection's): MariaDBProgress drops
+	// progress reports, MariaDBExtendedMetadata cuts the extended metadata
+	// out of column definitions.
+	Undo uint32
 
-	lastSeq uint8 // sequence id of the last packet forwarded from the backend
+	// seqShift is how many packets were dropped: the client's sequence
+	// ids run that far behind the backend's.
+	seqShift uint8
+	lastSeq  uint8 // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
 	Forwarded int
 }
@@ -200,9 +208,9 @@ func (r *Relay) fwd() (head []byte, n int, err error) {
 	// A failed peek must end here: bufio returns a read error once, and
 	// forward's own peek would start a new read, with a fresh deadline
 	// (a frozen node was noticed after twice backend_read_timeout).
-	hdr, err := r.Backend.r.Peek(4)
+	hdr, err := r.peekHeader()
 	if err != nil {
-		return nil, 0, &IOError{BackendSide, err}
+		return nil, 0, err
 	}
 	r.lastSeq = hdr[3]
 	// With Settled the answer is held back until it is whole (Response).
@@ -215,6 +223,9 @@ func (r *Relay) fwd() (head []byte, n int, err error) {
 		var first [peekLen]byte
 		copy(first[:], head)
 		for more := true; more; {
+			if _, err := r.peekHeader(); err != nil {
+				return nil, 0, err
+			}
 			_, m, err := forward(r.Client, r.Backend, BackendSide)
 			if err != nil {
 				return nil, 0, err
@@ -226,6 +237,108 @@ func (r *Relay) fwd() (head []byte, n int, err error) {
 	return head, n, nil
 }
 
+// peekHeader peeks at the backend's next packet header, its sequence id
+// already renumbered for the client in the buffer (seqShift) so that
+// forwarding it sends the client's.
+func (r *Relay) peekHeader() ([]byte, error) {
+	hdr, err := r.Backend.r.Peek(4)
+	if err != nil {
+		return nil, &IOError{BackendSide, err}
+	}
+	hdr[3] -= r.seqShift // the buffer's byte: forwarded next, then discarded
+	return hdr, nil
+}
+
+// dropProgress consumes the progress reports waiting at the head of the
+// response, for a client that did not ask for them, and reports whether
+// it dropped any.
+func (r *Relay) dropProgress() (bool, error) {
+	if r.Undo&MariaDBProgress == 0 {
+		return false, nil
+	}
+	dropped := false
+	for {
+		// The header first: a shorter packet may be all the server sends
+		// before waiting (LOAD DATA LOCAL INFILE '' is one byte).
+		b, err := r.Backend.r.Peek(4)
+		if err != nil {
+			return dropped, &IOError{BackendSide, err}
+		}
+		if n := int(b[0]) | int(b[1])<<8 | int(b[2])<<16; n < 3 {
+			return dropped, nil
+		}
+		if b, err = r.Backend.r.Peek(7); err != nil {
+			return dropped, &IOError{BackendSide, err}
+		}
+		if !isProgress(b[4:], 3) {
+			return dropped, nil
+		}
+		if _, err := r.Backend.ReadPacket(nil, 1<<16); err != nil {
+			return dropped, &IOError{BackendSide, err}
+		}
+		r.seqShift++
+		dropped = true
+	}
+}
+
+// column forwards a column definition, without its extended metadata for
+// a client that did not ask for it: the packet is written from the read
+// buffer around the cut, without a copy.
+func (r *Relay) column() error {
+	if r.Undo&MariaDBExtendedMetadata == 0 {
+		_, _, err := r.fwd()
+		return err
+	}
+	hdr, err := r.peekHeader()
+	if err != nil {
+		return err
+	}
+	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	if 4+n > r.Backend.r.Size() { // not a column definition: left as it is
+		_, _, err := r.fwd()
+		return err
+	}
+	b, err := r.Backend.r.Peek(4 + n)
+	if err != nil {
+		return &IOError{BackendSide, err}
+	}
+	r.lastSeq = b[3]
+	off, cut := extendedMetadata(b[4:])
+	m := n - cut
+	w := r.Client.w
+	_, _ = w.Write([]byte{byte(m), byte(m >> 8), byte(m >> 16), b[3]})
+	_, _ = w.Write(b[4 : 4+off])
+	if _, err := w.Write(b[4+off+cut:]); err != nil {
+		return &IOError{ClientSide, err}
+	}
+	_, _ = r.Backend.r.Discard(4 + n)
+	r.Forwarded++
+	if r.Settled == nil && r.Backend.r.Buffered() == 0 {
+		if err := w.Flush(); err != nil { // as forwardPacket does
+			return &IOError{ClientSide, err}
+		}
+	}
+	return nil
+}
+
+// extendedMetadata finds MariaDB's extended metadata in a column
+// definition: a length-encoded block after the column's six names. It
+// returns its offset and length; length 0 when p is not such a packet.
+func extendedMetadata(p []byte) (off, n int) {
+	for range 6 { // catalog, schema, table, org_table, name, org_name
+		l, sz, ok := lenEncInt(p[off:])
+		if !ok || uint64(len(p)-off-sz) < l {
+			return 0, 0
+		}
+		off += sz + int(l)
+	}
+	l, sz, ok := lenEncInt(p[off:])
+	if !ok || uint64(len(p)-off-sz) < l {
+		return 0, 0
+	}
+	return off, sz + int(l)
+}
+
 // rewriteRow is fwd for a packet read whole and written through r.Rows
 // when it is a row, with the backend's sequence id.
 func (r *Relay) rewriteRow() (head []byte, n int, err error) {
@@ -234,7 +347,7 @@ func (r *Relay) rewriteRow() (head []byte, n int, err error) {
 		return nil, 0, &IOError{BackendSide, err}
 	}
 	n = len(p)
-	r.lastSeq = r.Backend.Seq - 1
+	r.lastSeq = r.Backend.Seq - 1 - r.seqShift
 	out := p
 	if !isEOF(p, n) && (n == 0 || p[0] != mysql.ERR_HEADER) {
 		out = r.Rows(p)
@@ -257,7 +370,7 @@ func (r *Relay) Response(kind ResponseKind) (Outcome, error) {
 	case RespSingle:
 		out, err = r.single()
 	case RespFieldList:
-		out, err = r.untilEOF()
+		out, err = r.fieldList()
 	case RespPrepare:
 		out, err = r.prepare()
 	case RespRows:
@@ -286,6 +399,9 @@ func (r *Relay) single() (Outcome, error) {
 func (r *Relay) results() (Outcome, error) {
 	var affected, rows, insertID uint64
 	for {
+		if _, err := r.dropProgress(); err != nil {
+			return Outcome{}, err
+		}
 		if !r.ClientLocalFiles {
 			first, err := r.peekFirst()
 			if err != nil {
@@ -344,7 +460,7 @@ func (r *Relay) resultSet(head []byte) (Outcome, error) {
 		cols = 0 // the client has them: only the EOF follows
 	}
 	for i := uint64(0); i < cols; i++ {
-		if _, _, err := r.fwd(); err != nil {
+		if err := r.column(); err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -363,6 +479,27 @@ func (r *Relay) resultSet(head []byte) (Outcome, error) {
 	return r.untilEOF()
 }
 
+// fieldList relays COM_FIELD_LIST's column definitions up to the EOF or
+// ERR.
+func (r *Relay) fieldList() (Outcome, error) {
+	if r.Undo&MariaDBExtendedMetadata == 0 {
+		return r.untilEOF()
+	}
+	for {
+		first, err := r.peekFirst()
+		if err != nil {
+			return Outcome{}, err
+		}
+		if first == mysql.EOF_HEADER || first == mysql.ERR_HEADER {
+			head, n, err := r.fwd()
+			return outcomeOf(head, n), err
+		}
+		if err := r.column(); err != nil {
+			return Outcome{}, err
+		}
+	}
+}
+
 // untilEOF relays packets up to and including an EOF or ERR, counting
 // the packets before it as rows.
 func (r *Relay) untilEOF() (Outcome, error) {
@@ -371,6 +508,13 @@ func (r *Relay) untilEOF() (Outcome, error) {
 		fwd = r.rewriteRow
 	}
 	for rows := uint64(0); ; rows++ {
+		if dropped, err := r.dropProgress(); err != nil || dropped {
+			if err != nil {
+				return Outcome{}, err
+			}
+			rows--
+			continue
+		}
 		head, n, err := fwd()
 		if err != nil {
 			return Outcome{}, err
@@ -411,7 +555,7 @@ func (r *Relay) prepare() (Outcome, error) {
 			continue
 		}
 		for i := 0; i < count; i++ {
-			if _, _, err := r.fwd(); err != nil {
+			if err := r.column(); err != nil {
 				return Outcome{}, err
 			}
 		}
@@ -464,8 +608,14 @@ func (r *Relay) declineLocalInfile() (Outcome, error) {
 	if err := r.Backend.WritePacketFlush(nil); err != nil {
 		return Outcome{}, &IOError{BackendSide, err}
 	}
-	if _, err := r.Backend.ReadPacket(nil, 1<<16); err != nil {
-		return Outcome{}, &IOError{BackendSide, err}
+	for { // its answer, after any progress reports
+		p, err := r.Backend.ReadPacket(nil, 1<<16)
+		if err != nil {
+			return Outcome{}, &IOError{BackendSide, err}
+		}
+		if !isProgress(p, len(p)) {
+			break
+		}
 	}
 	r.Client.Seq = seq
 	e := NewError(mysql.ER_NOT_ALLOWED_COMMAND, "The used command is not allowed because the client did not enable LOCAL INFILE")
@@ -497,6 +647,9 @@ func (r *Relay) localInfile() (Outcome, error) {
 		return Outcome{}, &IOError{BackendSide, err}
 	}
 	for {
+		if _, err := r.dropProgress(); err != nil {
+			return Outcome{}, err
+		}
 		head, n, err := r.fwd()
 		if err != nil || !isProgress(head, n) {
 			return outcomeOf(head, n), err
@@ -509,8 +662,7 @@ func (r *Relay) localInfile() (Outcome, error) {
 
 // isProgress recognises MariaDB's progress report: an ERR packet with
 // error code 0xFFFF, sent during a long statement to clients that asked
-// for MARIADB_CLIENT_PROGRESS (with auth passthrough only); the response
-// follows it.
+// for MARIADB_CLIENT_PROGRESS; the response follows it.
 func isProgress(head []byte, n int) bool {
 	return n >= 3 && head[0] == mysql.ERR_HEADER && head[1] == 0xff && head[2] == 0xff
 }

@@ -170,6 +170,8 @@ type Upstream struct {
 	Keys *Authenticator
 	// Status is the server status of the backend's login OK.
 	Status uint16
+	// ExtCapabilities are the MariaDB capabilities LoginAs negotiated.
+	ExtCapabilities uint32
 	// ProxyHeader: the login starts with a PROXY protocol v1 header naming
 	// Client (the client's address, or what its own PROXY header named)
 	// as the source of a connection to the backend's address.
@@ -439,7 +441,13 @@ func (r *AuthRelay) encryptForServer(password []byte) ([]byte, error) {
 	if len(p) > 0 && p[0] == mysql.ERR_HEADER {
 		return nil, ParseError(p)
 	}
-	block, _ := pem.Decode(bytes.TrimPrefix(p, []byte{mysql.MORE_DATE_HEADER}))
+	return encryptWithKey(bytes.TrimPrefix(p, []byte{mysql.MORE_DATE_HEADER}), string(password), r.Salt)
+}
+
+// encryptWithKey encrypts password for a server whose RSA public key is
+// pemKey, as caching_sha2 and sha256_password clients without TLS do.
+func encryptWithKey(pemKey []byte, password string, salt []byte) ([]byte, error) {
+	block, _ := pem.Decode(pemKey)
 	if block == nil {
 		return nil, &IOError{Side: BackendSide, Err: errors.New("auth: the server's public key is not PEM")}
 	}
@@ -448,7 +456,7 @@ func (r *AuthRelay) encryptForServer(password []byte) ([]byte, error) {
 	if err != nil || !ok {
 		return nil, &IOError{Side: BackendSide, Err: fmt.Errorf("auth: the server's public key: %v", err)}
 	}
-	enc, err := mysql.EncryptPassword(string(password), r.Salt, pub)
+	enc, err := mysql.EncryptPassword(password, salt, pub)
 	if err != nil {
 		return nil, fmt.Errorf("auth: encrypt password: %w", err)
 	}
