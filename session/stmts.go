@@ -42,6 +42,7 @@ type muxStmt struct {
 var stmtCommandNames = map[byte]string{
 	mysql.COM_STMT_EXECUTE: "mysqld_stmt_execute", mysql.COM_STMT_FETCH: "mysqld_stmt_fetch",
 	mysql.COM_STMT_SEND_LONG_DATA: "mysqld_stmt_send_long_data", mysql.COM_STMT_RESET: "mysqld_stmt_reset",
+	wire.ComStmtBulkExecute: "mysqld_stmt_bulk_execute",
 }
 
 // muxStmts: this session's prepared statements are the proxy's (multiplexing).
@@ -132,17 +133,31 @@ func (s *Session) stmtCommand(payload []byte, more bool) (out []byte, st *muxStm
 		return nil, nil, nil, err
 	}
 	binary.LittleEndian.PutUint32(payload[1:5], bst.ID)
-	if payload[0] != mysql.COM_STMT_EXECUTE || st.params == 0 {
+	if st.params == 0 {
 		return payload, st, nil, nil
 	}
-	// id (4), flags (1), iterations (4), NULL bitmap, new-params-bound, types
-	bound := 1 + 4 + 1 + 4 + (st.params+7)/8
-	if len(payload) <= bound {
-		return payload, st, nil, nil // malformed: the server says so
+	var at int // where the types go, after a byte or flag saying they are sent
+	var sent bool
+	switch payload[0] {
+	case mysql.COM_STMT_EXECUTE:
+		// id (4), flags (1), iterations (4), NULL bitmap, new-params-bound, types
+		bound := 1 + 4 + 1 + 4 + (st.params+7)/8
+		if len(payload) <= bound {
+			return payload, st, nil, nil // malformed: the server says so
+		}
+		at, sent = bound+1, payload[bound] == 1
+	case wire.ComStmtBulkExecute:
+		// id (4), flags (2), types when flags say so, then the rows
+		if len(payload) < 7 {
+			return payload, st, nil, nil
+		}
+		at, sent = 7, binary.LittleEndian.Uint16(payload[5:7])&bulkSendTypes != 0
+	default:
+		return payload, st, nil, nil
 	}
-	if payload[bound] == 1 {
-		if end := bound + 1 + 2*st.params; len(payload) >= end {
-			st.types = string(payload[bound+1 : end])
+	if sent {
+		if end := at + 2*st.params; len(payload) >= end {
+			st.types = string(payload[at:end])
 			bst.Types = st.types
 		}
 		return payload, st, nil, nil
@@ -152,13 +167,28 @@ func (s *Session) stmtCommand(payload []byte, more bool) (out []byte, st *muxStm
 	}
 	if more {
 		// The first packet's length cannot change under the parts that follow.
-		return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET, "pisa-proxy: a COM_STMT_EXECUTE of 16 MiB or more must send its parameter types (multiplexing)"), nil
+		cmd := "COM_STMT_EXECUTE"
+		if payload[0] == wire.ComStmtBulkExecute {
+			cmd = "COM_STMT_BULK_EXECUTE"
+		}
+		return nil, nil, wire.NewError(mysql.ER_NOT_SUPPORTED_YET,
+			"pisa-proxy: a "+cmd+" of 16 MiB or more must send its parameter types (multiplexing)"), nil
 	}
-	out = append(append(append(append(s.stmtBuf[:0], payload[:bound]...), 1), st.types...), payload[bound+1:]...)
+	// The statement runs where its types were never sent: they are.
+	out = append(s.stmtBuf[:0], payload[:at]...)
+	if payload[0] == mysql.COM_STMT_EXECUTE {
+		out[at-1] = 1
+	} else {
+		binary.LittleEndian.PutUint16(out[5:7], binary.LittleEndian.Uint16(out[5:7])|bulkSendTypes)
+	}
+	out = append(append(out, st.types...), payload[at:]...)
 	s.stmtBuf = out[:0]
 	bst.Types = st.types
 	return out, st, nil, nil
 }
+
+// bulkSendTypes is COM_STMT_BULK_EXECUTE's STMT_BULK_FLAG_CLIENT_SEND_TYPES.
+const bulkSendTypes = 128
 
 // closeMuxStmt forgets a statement; it stays prepared on the connections
 // that have it, for the sessions that share their statements.
