@@ -1,5 +1,5 @@
 // Package backend owns connections to real MySQL/MariaDB servers: dialling
-// and authenticating as a client (go-mysql's client), the per-node pool
+// and authenticating as a client (wire.Upstream.LoginAs), the per-node pool
 // actor, and resetting a connection before reuse.
 package backend
 

@@ -80,13 +80,15 @@ func (g *Greeting) Encode() []byte {
 // MariaDB's extended capabilities (the bits above 32, shifted down).
 const (
 	// MariaDBProgress: progress reports during long statements, ERR
-	// packets with code 0xFFFF that the relay passes on (isProgress).
+	// packets with code 0xFFFF that the relay passes on (isProgress), or
+	// drops for a client that did not ask for them.
 	MariaDBProgress = 1 << 0
 	// MariaDBBulkOperations: COM_STMT_BULK_EXECUTE, relayed as
 	// COM_STMT_EXECUTE is.
 	MariaDBBulkOperations = 1 << 2
 	// MariaDBExtendedMetadata: column definitions carry a data type name
-	// ("json", "uuid", ...), which the relay does not read.
+	// ("json", "uuid", ...), which the relay cuts out for a client that
+	// did not ask for it.
 	MariaDBExtendedMetadata = 1 << 3
 	// MariaDBCacheMetadata: a column count is followed by a "metadata
 	// follows" byte, and a prepared statement's execution may skip its
@@ -96,8 +98,9 @@ const (
 
 // PassthroughExtCapabilities are the extended capabilities offered with
 // auth passthrough when the backend has them. Pooled connections have
-// none (go-mysql's client cannot ask for them, and one connection serves
-// clients that did and did not).
+// those of backend.ExtCapabilities, which the relay can undo for a client
+// that did not ask for them (Relay.Undo); metadata caching is not among
+// them.
 const PassthroughExtCapabilities = MariaDBProgress | MariaDBBulkOperations | MariaDBExtendedMetadata | MariaDBCacheMetadata
 
 // ComStmtBulkExecute is MariaDB's COM_STMT_BULK_EXECUTE.
