@@ -16,10 +16,12 @@ import (
 )
 
 // Capabilities requested from every backend. They fix the packet shapes the
-// relay sees (no DEPRECATE_EOF, no SESSION_TRACK) and match
-// wire.ServerCapabilities.
+// relay sees (no DEPRECATE_EOF) and match wire.ServerCapabilities. Session
+// tracking is offered to clients when the backend has it and cut out of
+// OKs for a client that did not ask (wire.Relay's UndoTrack).
 const Capabilities = mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
-	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_CONNECT_ATTRS
+	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_CONNECT_ATTRS |
+	mysql.CLIENT_SESSION_TRACK
 
 // ExtCapabilities are the MariaDB capabilities requested for pooled
 // connections (when the server offers them). A session whose client did
@@ -85,8 +87,13 @@ type Conn struct {
 	// Scramble is the greeting's, for a COM_CHANGE_USER answered with it
 	// (auth passthrough).
 	Scramble []byte
-	// ExtCapabilities are the MariaDB capabilities the login negotiated.
+	// Capabilities and ExtCapabilities are the client flags and MariaDB
+	// capabilities the login negotiated (pooled connections only: a
+	// client's own connection has the client's).
+	Capabilities    uint32
 	ExtCapabilities uint32
+	// LoginOK is the server's OK to the login.
+	LoginOK []byte
 	// PlaintextFallback: TLS was preferred and the server offered none
 	// (the pool logs and counts it).
 	PlaintextFallback bool
@@ -141,7 +148,9 @@ func dial(ctx context.Context, ep *Endpoint) (*Conn, error) {
 		Status:            up.Status,
 		ThreadID:          up.Greeting.ConnID,
 		ServerVersion:     up.Greeting.Version,
+		Capabilities:      up.Capabilities,
 		ExtCapabilities:   up.ExtCapabilities,
+		LoginOK:           up.OK,
 		PlaintextFallback: up.PlaintextFallback,
 		Endpoint:          ep,
 		DB:                ep.DB,
@@ -389,6 +398,7 @@ func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
 		ServerVersion:      up.Greeting.Version,
 		Scramble:           up.Greeting.Salt,
 		Status:             up.Status,
+		LoginOK:            up.OK,
 		Endpoint:           ep,
 		DB:                 hello.DB,
 		Collation:          hello.Collation,

@@ -116,9 +116,10 @@ func (p *Pool) Endpoint() *Endpoint { return p.cfg.Endpoint }
 // ServerInfo is what a node announced to a pool's connection.
 type ServerInfo struct {
 	Version string
-	// ExtCapabilities are the MariaDB capabilities the connection
-	// negotiated (of ExtCapabilities, those the server has).
-	ExtCapabilities uint32
+	// Capabilities and ExtCapabilities are the client flags and MariaDB
+	// capabilities the connection negotiated (of Capabilities and
+	// ExtCapabilities, those the server has).
+	Capabilities, ExtCapabilities uint32
 }
 
 // Server is what the node announced when the pool last dialled it; nil
@@ -424,7 +425,7 @@ func (a *poolActor) dialedConn(m *dialed) {
 		}
 		return
 	}
-	if info := (ServerInfo{m.conn.ServerVersion, m.conn.ExtCapabilities}); a.p.server.Load() == nil || *a.p.server.Load() != info {
+	if info := (ServerInfo{m.conn.ServerVersion, m.conn.Capabilities, m.conn.ExtCapabilities}); a.p.server.Load() == nil || *a.p.server.Load() != info {
 		a.p.server.Store(&info)
 	}
 	a.hand(m.conn)

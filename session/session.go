@@ -291,7 +291,7 @@ func (s *Session) login(ctx context.Context) error {
 		cfg.Version = cmp.Or(s.env.ServerVersion, cfg.Upstream.Greeting.Version)
 	} else {
 		info := s.server(ctx)
-		cfg.Version, cfg.ExtCapabilities = info.Version, info.ExtCapabilities
+		cfg.Version, cfg.Capabilities, cfg.ExtCapabilities = info.Version, info.Capabilities, info.ExtCapabilities
 	}
 	if cfg.Upstream != nil {
 		cfg.Upstream.Client, _ = netip.ParseAddrPort(s.remote)
@@ -344,7 +344,7 @@ func (s *Session) login(ctx context.Context) error {
 	s.registered = true
 	s.status = startStatus(s.primary.conn)
 	s.setMode(s.status)
-	if err := s.client.WriteOK(s.status); err != nil {
+	if err := s.client.WritePacketFlush(s.loginOK()); err != nil {
 		return fmt.Errorf("write auth ok: %w", err)
 	}
 	if hello.Capabilities&mysql.CLIENT_COMPRESS != 0 {
@@ -417,6 +417,38 @@ func startStatus(be *backend.Conn) uint16 {
 	return be.Status & (mysql.SERVER_STATUS_AUTOCOMMIT | mysql.SERVER_STATUS_NO_BACKSLASH_ESCAPED)
 }
 
+// loginOK is the OK that ends the client's login: the server's own when
+// the client logged in to it through the proxy, else one with the
+// session's status that, as the server's, names the schema to a client
+// tracking session state.
+func (s *Session) loginOK() []byte {
+	be := s.primary.conn
+	if s.env.Passthrough && len(be.LoginOK) > 0 {
+		return be.LoginOK
+	}
+	if s.hello.Capabilities&mysql.CLIENT_SESSION_TRACK == 0 || s.db == "" || !tracksSchema(be) {
+		return wire.OKPayload(0, 0, s.status, 0)
+	}
+	ok := wire.OKPayload(0, 0, s.status|mysql.SERVER_SESSION_STATE_CHANGED, 0)
+	schema := mysql.AppendLengthEncodedInteger(nil, uint64(len(s.db)))
+	schema = append(schema, s.db...)
+	change := mysql.AppendLengthEncodedInteger([]byte{sessionTrackSchema}, uint64(len(schema)))
+	change = append(change, schema...)
+	ok = append(ok, 0) // no info
+	ok = mysql.AppendLengthEncodedInteger(ok, uint64(len(change)))
+	return append(ok, change...)
+}
+
+// sessionTrackSchema is SESSION_TRACK_SCHEMA, a session state change's type.
+const sessionTrackSchema = 1
+
+// tracksSchema: the server reports schema changes to clients that track
+// session state, as the login OK of be showed, or (be logged in without a
+// schema) as it does by default.
+func tracksSchema(be *backend.Conn) bool {
+	return be.Endpoint.DB == "" || wire.StatusOf(be.LoginOK)&mysql.SERVER_SESSION_STATE_CHANGED != 0
+}
+
 // fallbackVersion is announced when server_version is unset and no
 // backend node could be reached to learn its own.
 const fallbackVersion = "5.7.37"
@@ -445,7 +477,7 @@ func (s *Session) learnServer(ctx context.Context) backend.ServerInfo {
 		return backend.ServerInfo{}
 	}
 	defer l.give()
-	return backend.ServerInfo{Version: l.conn.ServerVersion, ExtCapabilities: l.conn.ExtCapabilities}
+	return backend.ServerInfo{Version: l.conn.ServerVersion, Capabilities: l.conn.Capabilities, ExtCapabilities: l.conn.ExtCapabilities}
 }
 
 // errNoBackend: the balancer has no eligible node.

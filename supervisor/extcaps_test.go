@@ -19,9 +19,16 @@ type extClient struct {
 	t   *testing.T
 	io  *wire.PacketIO
 	ext uint32 // negotiated
+	ok  []byte // the login OK
 }
 
 func dialExt(t *testing.T, addr, user, password string, ext uint32) *extClient {
+	t.Helper()
+	return dialExtCaps(t, addr, user, password, ext, 0)
+}
+
+// dialExtCaps is dialExt asking for client flags caps too.
+func dialExtCaps(t *testing.T, addr, user, password string, ext, caps uint32) *extClient {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -40,11 +47,11 @@ func dialExt(t *testing.T, addr, user, password string, ext uint32) *extClient {
 	}
 	up := &wire.Upstream{IO: io, Greeting: g}
 	creds := &wire.Credentials{User: user, Password: password, DB: "gotest", ExtCapabilities: ext,
-		Capabilities: mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_MULTI_RESULTS}
+		Capabilities: mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_MULTI_RESULTS | caps}
 	if err := up.LoginAs(creds); err != nil {
 		t.Fatalf("login to %s: %v", addr, err)
 	}
-	return &extClient{t: t, io: io, ext: up.ExtCapabilities}
+	return &extClient{t: t, io: io, ext: up.ExtCapabilities, ok: up.OK}
 }
 
 // query runs sql and returns its response's packets as the client reads
@@ -134,6 +141,42 @@ func TestMariaDBCapabilitiesPooled(t *testing.T) {
 			has := bytes.Contains(bytes.Join(want, nil), []byte(st.mustHave))
 			if has != (ext != 0) {
 				t.Errorf("ext %#x, %s: the server's answer has %q: %v (the test does not see what it is for)", ext, st.sql, st.mustHave, has)
+			}
+		}
+	}
+}
+
+// TestSessionTrack: the proxy offers session state tracking, which its
+// pooled connections have too: a client that asks gets the state changes
+// the server reports (its login's schema, SET NAMES, USE, autocommit), one
+// that does not gets OKs without them, both byte for byte as directly;
+// with configured users, multiplexing and auth passthrough.
+func TestSessionTrack(t *testing.T) {
+	configs := map[string]string{"": oneNode(""), "multiplex = true": oneNode("multiplex = true"),
+		"passthrough": passthroughListener("") + nodeTOML("n1", backendDB, "")}
+	for multiplex, config := range configs {
+		p := startProxy(t, config)
+		user, password := "app", "app-secret"
+		if multiplex == "passthrough" {
+			user, password = testenv.TestUser, testenv.TestPassword
+		}
+		for _, caps := range []uint32{0, mysql.CLIENT_SESSION_TRACK} {
+			d := dialExtCaps(t, backendDB.Addr(), testenv.TestUser, testenv.TestPassword, 0, caps)
+			x := dialExtCaps(t, p.Addr("main").String(), user, password, 0, caps)
+			if !bytes.Equal(d.ok, x.ok) {
+				t.Errorf("%s caps %#x: login OK directly %q, through the proxy %q", multiplex, caps, d.ok, x.ok)
+			}
+			tracked := false
+			for _, sql := range []string{"SET NAMES latin1", "USE mysql", "USE gotest", "SET autocommit = 0",
+				"BEGIN", "COMMIT", "SET autocommit = 1", "SET @v = 1", "SELECT 1", "SET NAMES utf8mb4"} {
+				want, got := d.query(sql, nil), x.query(sql, nil)
+				if !bytes.Equal(bytes.Join(want, []byte("|")), bytes.Join(got, []byte("|"))) {
+					t.Errorf("%s caps %#x, %s:\n directly %q\n proxied  %q", multiplex, caps, sql, want, got)
+				}
+				tracked = tracked || wire.StatusOf(want[0][1:])&mysql.SERVER_SESSION_STATE_CHANGED != 0
+			}
+			if tracked != (caps != 0) {
+				t.Errorf("caps %#x: the server reported state changes: %v (the test does not see what it is for)", caps, tracked)
 			}
 		}
 	}

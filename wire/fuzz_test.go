@@ -85,6 +85,9 @@ func FuzzRelayResponse(f *testing.F) {
 	f.Add(uint8(RespResult), uint8(33), packets(1, progress(), []byte{1}, extCol, eof(2), progress(), []byte{1, 'x'}, eof(2)), []byte(nil))
 	f.Add(uint8(RespFieldList), uint8(33), packets(1, extCol, extCol, eof(2)), []byte(nil))
 	f.Add(uint8(RespPrepare), uint8(33), packets(1, []byte{0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0}, extCol, eof(2), extCol, eof(2)), []byte(nil))
+	tracked := []byte("\x00\x00\x00\x02\x40\x00\x00\x00\x08\x01\x06\x05mysql")
+	f.Add(uint8(RespResult), uint8(65), packets(1, tracked), []byte(nil))
+	f.Add(uint8(RespSingle), uint8(65), packets(1, tracked), []byte(nil))
 	f.Fuzz(func(t *testing.T, kind, flags uint8, backend, client []byte) {
 		be, cl := newMemConn(backend), newMemConn(client)
 		r := Relay{Client: NewPacketIO(cl, 0), Backend: NewPacketIO(be, 0),
@@ -98,14 +101,16 @@ func FuzzRelayResponse(f *testing.F) {
 		if flags&32 != 0 { // a pooled connection's capabilities, undone
 			r.Undo = MariaDBExtendedMetadata | MariaDBProgress
 		}
+		r.UndoTrack = flags&64 != 0
 		before := heapAllocs()
 		_, err := r.Response(ResponseKind(kind % 5))
 		if n := heapAllocs() - before; n > maxRelayAlloc {
 			t.Fatalf("relaying %d backend bytes allocated %d bytes", len(backend), n)
 		}
-		if r.Rows != nil || r.StmtID != 0 || !r.ClientLocalFiles || r.Undo != 0 {
+		if r.Rows != nil || r.StmtID != 0 || !r.ClientLocalFiles || r.Undo != 0 || r.UndoTrack {
 			// The relay may rewrite: rows, the statement id, a declined
-			// LOCAL INFILE, extended metadata and progress reports.
+			// LOCAL INFILE, extended metadata, progress reports and
+			// session state changes.
 			return
 		}
 		got := cl.out.Bytes()

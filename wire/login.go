@@ -65,7 +65,7 @@ func (u *Upstream) LoginAs(c *Credentials) error {
 	if err := u.respond(h, caps); err != nil {
 		return err
 	}
-	u.ExtCapabilities = h.ExtCapabilities
+	u.Capabilities, u.ExtCapabilities = caps, h.ExtCapabilities
 	return a.finish(u, plugin, g.Salt)
 }
 
@@ -134,7 +134,7 @@ func (a *authAnswerer) finish(u *Upstream, plugin string, salt []byte) error {
 		var resp []byte
 		switch {
 		case p[0] == mysql.OK_HEADER:
-			u.Status = StatusOf(p)
+			u.Status, u.OK = StatusOf(p), p
 			return nil
 		case p[0] == mysql.ERR_HEADER:
 			return ParseError(p)

@@ -118,6 +118,9 @@ type Relay struct {
 	// progress reports, MariaDBExtendedMetadata cuts the extended metadata
 	// out of column definitions.
 	Undo uint32
+	// UndoTrack: the backend connection negotiated CLIENT_SESSION_TRACK
+	// and the client did not: OK packets lose the session state changes.
+	UndoTrack bool
 
 	// seqShift is how many packets were dropped: the client's sequence
 	// ids run that far behind the backend's.
@@ -235,6 +238,74 @@ func (r *Relay) fwd() (head []byte, n int, err error) {
 		head = first[:min(n, peekLen)]
 	}
 	return head, n, nil
+}
+
+// fwdResult is fwd for a packet that may be a command's OK: one that
+// reports session state changes to a client that did not ask for them
+// loses them, as the server would have sent it.
+func (r *Relay) fwdResult() (head []byte, n int, err error) {
+	if !r.UndoTrack {
+		return r.fwd()
+	}
+	hdr, err := r.Backend.r.Peek(4)
+	if err != nil {
+		return nil, 0, &IOError{BackendSide, err}
+	}
+	n = int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	if n < 7 || 4+n > r.Backend.r.Size() {
+		return r.fwd()
+	}
+	b, err := r.Backend.r.Peek(4 + n)
+	if err != nil {
+		return nil, 0, &IOError{BackendSide, err}
+	}
+	keep := untracked(b[4:])
+	if keep == n {
+		return r.fwd()
+	}
+	b[3] -= r.seqShift
+	r.lastSeq = b[3]
+	w := r.Client.w
+	_, _ = w.Write([]byte{byte(keep), byte(keep >> 8), byte(keep >> 16), b[3]})
+	if _, err := w.Write(b[4 : 4+keep]); err != nil {
+		return nil, 0, &IOError{ClientSide, err}
+	}
+	var small [peekLen]byte
+	head = small[:copy(small[:], b[4:4+keep])]
+	_, _ = r.Backend.r.Discard(4 + n)
+	r.Forwarded++
+	return head, keep, nil
+}
+
+// untracked turns an OK payload with session state changes into the OK a
+// client without CLIENT_SESSION_TRACK gets (in place: the status flag
+// cleared) and returns its length: up to the warnings, then the info
+// when there is one. Any other packet is left whole.
+func untracked(p []byte) int {
+	if len(p) == 0 || p[0] != mysql.OK_HEADER {
+		return len(p)
+	}
+	pos := 1
+	for range 2 { // affected rows, insert id
+		_, sz, ok := lenEncInt(p[pos:])
+		if !ok {
+			return len(p)
+		}
+		pos += sz
+	}
+	if len(p) < pos+4 || p[pos+1]&byte(mysql.SERVER_SESSION_STATE_CHANGED>>8) == 0 {
+		return len(p)
+	}
+	p[pos+1] &^= byte(mysql.SERVER_SESSION_STATE_CHANGED >> 8)
+	pos += 4
+	l, sz, ok := lenEncInt(p[pos:])
+	if !ok || uint64(len(p)-pos-sz) < l {
+		return pos
+	}
+	if l == 0 {
+		return pos // no info: the server sends none
+	}
+	return pos + sz + int(l)
 }
 
 // peekHeader peeks at the backend's next packet header, its sequence id
@@ -389,7 +460,7 @@ func (r *Relay) Response(kind ResponseKind) (Outcome, error) {
 }
 
 func (r *Relay) single() (Outcome, error) {
-	head, n, err := r.fwd()
+	head, n, err := r.fwdResult()
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -411,7 +482,7 @@ func (r *Relay) results() (Outcome, error) {
 				return r.declineLocalInfile()
 			}
 		}
-		head, n, err := r.fwd()
+		head, n, err := r.fwdResult()
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -650,7 +721,7 @@ func (r *Relay) localInfile() (Outcome, error) {
 		if _, err := r.dropProgress(); err != nil {
 			return Outcome{}, err
 		}
-		head, n, err := r.fwd()
+		head, n, err := r.fwdResult()
 		if err != nil || !isProgress(head, n) {
 			return outcomeOf(head, n), err
 		}

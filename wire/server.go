@@ -30,10 +30,10 @@ type ServerConfig struct {
 	// Admit, when set, checks the client's address (the PROXY header's
 	// when one came) before it authenticates; an error is its answer.
 	Admit func(host string) *SQLError
-	// ExtCapabilities are the MariaDB capabilities offered without an
-	// Upstream: those of the pooled connections (the relay undoes them
-	// for a client that does not take them).
-	ExtCapabilities uint32
+	// Capabilities (of PassthroughCapabilities) and ExtCapabilities are
+	// offered without an Upstream: those of the pooled connections (the
+	// relay undoes them for a client that does not take them).
+	Capabilities, ExtCapabilities uint32
 	// Failed, when set, is told of a client address refused for its
 	// credentials or a malformed handshake, before the client is answered
 	// (so that its next attempt already finds it counted).
@@ -170,6 +170,7 @@ func greeting(cfg ServerConfig) (*Greeting, error) {
 	}
 	salt, err := NewSalt()
 	g.Salt, g.Plugin, g.ExtCapabilities = salt, cfg.Auth.Plugin, cfg.ExtCapabilities
+	g.Capabilities |= cfg.Capabilities & PassthroughCapabilities
 	if g.ExtCapabilities != 0 {
 		// CLIENT_MYSQL unset: MariaDB's clients then read the extended
 		// capabilities, and answer with theirs.

@@ -170,7 +170,10 @@ type Upstream struct {
 	Keys *Authenticator
 	// Status is the server status of the backend's login OK.
 	Status uint16
-	// ExtCapabilities are the MariaDB capabilities LoginAs negotiated.
+	// OK is the server's login OK; Capabilities and ExtCapabilities are
+	// the client flags and MariaDB capabilities LoginAs sent.
+	OK              []byte
+	Capabilities    uint32
 	ExtCapabilities uint32
 	// ProxyHeader: the login starts with a PROXY protocol v1 header naming
 	// Client (the client's address, or what its own PROXY header named)
@@ -185,16 +188,16 @@ type Upstream struct {
 // upstreamCaps are the client capabilities passed on to a backend: the
 // ones that change packet layouts the relay reads are never offered to
 // clients, and compression and TLS belong to each side of the proxy.
-// Session tracking is offered with passthrough only (PassthroughCapabilities).
 const upstreamCaps = (ServerCapabilities | PassthroughCapabilities) &^ (mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL)
 
 // PassthroughCapabilities are offered to a client, beside
-// ServerCapabilities, when the backend it logs in to through the proxy
-// offers them: CLIENT_SESSION_TRACK changes only what follows an OK's
-// status and warnings, which the relay passes on as they are, and the
-// session's connection is its own, so what the server reports about the
-// session is about the client's. (Pooled connections, shared by clients
-// that did and did not ask for it, cannot have it.)
+// ServerCapabilities, when the backend offers them: CLIENT_SESSION_TRACK
+// changes only what follows an OK's status and warnings. With passthrough
+// the relay passes it on as it is; pooled connections have it too, and
+// the relay cuts it out of OKs for a client that did not ask for it
+// (Relay.UndoTrack). What the server reports is about the client's
+// session: the proxy's own statements (resets, replays) are answered to
+// the proxy.
 const PassthroughCapabilities = mysql.CLIENT_SESSION_TRACK
 
 // Login logs the client in at the backend: the client's handshake response
@@ -213,7 +216,7 @@ func (u *Upstream) Login(client *PacketIO, hello *ClientHello) error {
 	}
 	r := AuthRelay{Client: client, Server: u.IO, ClientTLS: hello.TLS, ServerTLS: u.TLS != nil, Salt: u.Greeting.Salt, Keys: u.Keys}
 	err := r.Run()
-	u.Status = r.Status
+	u.Status, u.OK = r.Status, r.OK
 	return err
 }
 
@@ -361,8 +364,9 @@ type AuthRelay struct {
 	// auth switch's.
 	Salt []byte
 	Keys *Authenticator
-	// Status is the server status of the final OK.
+	// Status is the server status of the final OK; OK is that packet.
 	Status uint16
+	OK     []byte
 }
 
 // Run relays until the server's OK (nil) or ERR (an *SQLError, not sent
@@ -378,7 +382,7 @@ func (r *AuthRelay) Run() error {
 		}
 		switch p[0] {
 		case mysql.OK_HEADER:
-			r.Status = StatusOf(p)
+			r.Status, r.OK = StatusOf(p), p
 			return nil
 		case mysql.ERR_HEADER:
 			return ParseError(p)
