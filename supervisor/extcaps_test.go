@@ -54,6 +54,20 @@ func dialExtCaps(t *testing.T, addr, user, password string, ext, caps uint32) *e
 	return &extClient{t: t, io: io, ext: up.ExtCapabilities, ok: up.OK}
 }
 
+// command sends a command answered by one packet and returns it.
+func (c *extClient) command(payload []byte) []byte {
+	c.t.Helper()
+	c.io.Seq = 0
+	if err := c.io.WritePacketFlush(payload); err != nil {
+		c.t.Fatal(err)
+	}
+	p, err := c.io.ReadPacket(nil, 1<<20)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
 // query runs sql and returns its response's packets as the client reads
 // them, sequence ids included; a LOCAL INFILE request gets file.
 func (c *extClient) query(sql string, file []byte) [][]byte {
@@ -174,6 +188,11 @@ func TestSessionTrack(t *testing.T) {
 					t.Errorf("%s caps %#x, %s:\n directly %q\n proxied  %q", multiplex, caps, sql, want, got)
 				}
 				tracked = tracked || wire.StatusOf(want[0][1:])&mysql.SERVER_SESSION_STATE_CHANGED != 0
+			}
+			for _, cmd := range [][]byte{{mysql.COM_RESET_CONNECTION}, append([]byte{mysql.COM_INIT_DB}, "mysql"...)} {
+				if want, got := d.command(cmd), x.command(cmd); !bytes.Equal(want, got) {
+					t.Errorf("%s caps %#x, command %#x: directly %q, proxied %q", multiplex, caps, cmd[0], want, got)
+				}
 			}
 			if tracked != (caps != 0) {
 				t.Errorf("caps %#x: the server reported state changes: %v (the test does not see what it is for)", caps, tracked)
