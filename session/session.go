@@ -306,7 +306,7 @@ func (s *Session) login(ctx context.Context) error {
 		s.log = s.log.With("proxied_client", s.remote)
 	}
 	if err != nil {
-		return s.loginFailed(cfg.Upstream, err)
+		return s.loginFailed(cfg.Upstream, node, err)
 	}
 	s.hello, s.db = hello, hello.DB
 	s.multiOff = hello.Capabilities&mysql.CLIENT_MULTI_STATEMENTS == 0
@@ -366,15 +366,17 @@ func (s *Session) login(ctx context.Context) error {
 // loginFailed counts a failed connection phase; with passthrough it closes
 // the backend connection, and tells the client of a backend that failed
 // (a refusal by the backend was relayed already).
-func (s *Session) loginFailed(up *wire.Upstream, err error) error {
+func (s *Session) loginFailed(up *wire.Upstream, node *backend.Pool, err error) error {
 	reason := "handshake"
 	var sqlErr *wire.SQLError
 	switch {
 	case errors.As(err, &sqlErr) && sqlErr.Code == mysql.ER_ACCESS_DENIED_ERROR:
 		reason = "auth" // counted against the address by wire.Accept
 	case up != nil && wire.FailedSide(err) == wire.BackendSide:
+		// The backend could not be logged in to (its TLS, a dropped
+		// connection): as a pooled dial's failure, 1429 naming the node.
 		reason = "backend"
-		_ = s.client.WriteError(toSQLError(err, s.env.Tenant))
+		_ = s.client.WriteError(toSQLError(&backendError{node: node.Endpoint(), err: err}, s.env.Tenant))
 	}
 	if up != nil {
 		up.Abandon()

@@ -59,10 +59,11 @@ func TestBackendTLSVerifyModes(t *testing.T) {
 			tlsQueryWant(t, db, 1429, tc.want)
 		})
 	}
-	// A passthrough login fails on the backend's side after the dial: 1158.
-	for name, want := range map[string]string{"verify-ca": "", "verify-full": "tls handshake: tls: failed to verify certificate: " + noIP} {
+	// A passthrough login fails on the backend's side after the dial: 1429
+	// as well, naming the node.
+	for name, want := range map[string]string{"verify-ca": "", "verify-full": `node "verify-full"): backend: tls handshake: tls: failed to verify certificate: ` + noIP} {
 		t.Run("passthrough-"+name, func(t *testing.T) {
-			tlsQueryWant(t, openDB(t, p.dsnUser("passthrough-"+name, testenv.TestUser, testenv.TestPassword, "")), 1158, want)
+			tlsQueryWant(t, openDB(t, p.dsnUser("passthrough-"+name, testenv.TestUser, testenv.TestPassword, "")), 1429, want)
 		})
 	}
 }
