@@ -53,6 +53,25 @@ func BenchmarkRelayPointSelect(b *testing.B) {
 	}
 }
 
+// BenchmarkRelayPointSelectUndo is BenchmarkRelayPointSelect from a
+// pooled connection with MariaDB's extended metadata and session tracking,
+// for a client that asked for neither (go-sql-driver): the column
+// definition is written without its (empty) extended metadata.
+func BenchmarkRelayPointSelectUndo(b *testing.B) {
+	col := []byte("\x03def\x06sbtest\x07sbtest1\x07sbtest1\x01c\x01c\x00\x0c\x21\x00\xe0\x01\x00\x00\xfe\x00\x00\x00\x00\x00")
+	row := append([]byte{120}, bytes.Repeat([]byte("7"), 120)...)
+	resp := encode([][]byte{{1}, col, eof(2), row, eof(2)})
+	r := Relay{Client: NewPacketIO(&loopConn{data: []byte{0}}, 0), Backend: NewPacketIO(&loopConn{data: resp}, 0),
+		Undo: MariaDBExtendedMetadata | MariaDBProgress, UndoTrack: true}
+	b.SetBytes(int64(len(resp)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Response(RespResult); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkRelayRows streams a 1000-row result set.
 func BenchmarkRelayRows(b *testing.B) {
 	col := []byte("\x03def\x00\x01t\x01t\x01a\x01a\x0c\x21\x00\x00\x01\x00\x00\xfd\x00\x00\x00\x00\x00")

@@ -125,6 +125,7 @@ type Relay struct {
 	// seqShift is how many packets were dropped: the client's sequence
 	// ids run that far behind the backend's.
 	seqShift uint8
+	hdr      [4]byte // a rewritten packet's header
 	lastSeq  uint8 // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
 	Forwarded int
@@ -266,7 +267,8 @@ func (r *Relay) fwdResult() (head []byte, n int, err error) {
 	b[3] -= r.seqShift
 	r.lastSeq = b[3]
 	w := r.Client.w
-	_, _ = w.Write([]byte{byte(keep), byte(keep >> 8), byte(keep >> 16), b[3]})
+	r.hdr = [4]byte{byte(keep), byte(keep >> 8), byte(keep >> 16), b[3]}
+	_, _ = w.Write(r.hdr[:])
 	if _, err := w.Write(b[4 : 4+keep]); err != nil {
 		return nil, 0, &IOError{ClientSide, err}
 	}
@@ -377,7 +379,8 @@ func (r *Relay) column() error {
 	off, cut := extendedMetadata(b[4:])
 	m := n - cut
 	w := r.Client.w
-	_, _ = w.Write([]byte{byte(m), byte(m >> 8), byte(m >> 16), b[3]})
+	r.hdr = [4]byte{byte(m), byte(m >> 8), byte(m >> 16), b[3]}
+	_, _ = w.Write(r.hdr[:])
 	_, _ = w.Write(b[4 : 4+off])
 	if _, err := w.Write(b[4+off+cut:]); err != nil {
 		return &IOError{ClientSide, err}
