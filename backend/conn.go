@@ -28,8 +28,7 @@ const Capabilities = mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS 
 // not ask for one has the relay undo it (wire.Relay's ClientExt): progress
 // reports are dropped, extended metadata is cut from column definitions.
 // Bulk execution changes nothing unless the client uses it. Metadata
-// caching is not among them: a pooled connection's server would skip
-// column definitions that another session was sent.
+// caching is asked for per Endpoint (CacheMetadata).
 const ExtCapabilities = wire.MariaDBProgress | wire.MariaDBBulkOperations | wire.MariaDBExtendedMetadata
 
 // defaultCollation is wire.DefaultCollationID by name.
@@ -55,6 +54,11 @@ type Endpoint struct {
 	ReadTimeout time.Duration
 	// FoundRows dials with CLIENT_FOUND_ROWS (affected rows = matched rows).
 	FoundRows bool
+	// CacheMetadata asks for MariaDB's metadata caching too: only where a
+	// session's prepared statements are its own (no multiplexing), since
+	// the server skips the column definitions of a statement whose
+	// connection was sent them before.
+	CacheMetadata bool
 	// ProxyProtocol: a connection logged in as a client (DialUpstream)
 	// opens with a PROXY protocol header naming the client.
 	ProxyProtocol bool
@@ -162,13 +166,16 @@ func dial(ctx context.Context, ep *Endpoint) (*Conn, error) {
 
 // credentials are a pooled connection's login.
 func credentials(ep *Endpoint) *wire.Credentials {
-	caps := uint32(Capabilities)
+	caps, ext := uint32(Capabilities), uint32(ExtCapabilities)
 	if ep.FoundRows {
 		caps |= mysql.CLIENT_FOUND_ROWS
 	}
+	if ep.CacheMetadata {
+		ext |= wire.MariaDBCacheMetadata
+	}
 	return &wire.Credentials{
 		User: ep.User, Password: ep.Password, DB: ep.DB,
-		Capabilities: caps, ExtCapabilities: ExtCapabilities,
+		Capabilities: caps, ExtCapabilities: ext,
 		Attributes: map[string]string{"program_name": "pisa-proxy", "_client_name": "pisa-proxy"},
 	}
 }

@@ -112,6 +112,7 @@ func (s *Session) execute(payload []byte, more bool) error {
 		}
 	}
 	start, db := time.Now(), s.db
+	s.relayMeta = s.meta[id]
 	out, err := s.exchange(&s.primary, payload, more, wire.RespResult, kind)
 	if isKill && err == nil && out.ErrCode == 0 && !k.query {
 		k.target.Close() // as MySQL closes a killed connection's socket
@@ -141,6 +142,7 @@ func (s *Session) closeStmt(payload []byte, more bool) error {
 	if id, ok := stmtID(payload); ok {
 		delete(s.prepared, id)
 		delete(s.killStmts, id)
+		delete(s.meta, id)
 	}
 	if s.muxStmts() {
 		s.closeMuxStmt(payload)

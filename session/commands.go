@@ -419,12 +419,29 @@ func (s *Session) prepare(payload []byte, more bool) error {
 	if s.muxStmts() {
 		return s.prepareMux(payload, more, &info, kill)
 	}
+	meta := s.stmtMeta()
+	s.relayMeta = meta
 	out, err := s.exchange(&s.primary, payload, more, wire.RespPrepare, sqlinfo.KindPrepare)
 	if err == nil && out.ErrCode == 0 {
 		s.remember(out.StmtID, &info)
 		s.rememberKill(out.StmtID, kill)
+		if meta != nil {
+			s.meta[out.StmtID] = meta
+		}
 	}
 	return err
+}
+
+// stmtMeta is a new statement's wire.StmtMeta when the session's client
+// lacks MariaDB's metadata caching and its connection has it, else nil.
+func (s *Session) stmtMeta() *wire.StmtMeta {
+	if be := s.primary.conn; be == nil || be.ExtCapabilities&^s.hello.ExtCapabilities&wire.MariaDBCacheMetadata == 0 {
+		return nil
+	}
+	if s.meta == nil {
+		s.meta = map[uint32]*wire.StmtMeta{}
+	}
+	return &wire.StmtMeta{}
 }
 
 // prepareMux prepares a statement under an id of the proxy's
@@ -544,8 +561,8 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 		s.active.Store(l.conn)
 		defer s.active.Store(s.primary.conn)
 	}
-	relayID := s.relayStmtID
-	s.relayStmtID = 0 // this command's only
+	relayID, meta := s.relayStmtID, s.relayMeta
+	s.relayStmtID, s.relayMeta = 0, nil // this command's only
 	if err := s.send(l, payload, more); err != nil {
 		l.failed(err)
 		return wire.Outcome{}, err
@@ -554,7 +571,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	r := wire.Relay{Client: s.client, Backend: l.conn.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0,
 		StmtID: relayID, Rows: s.rows, Settled: s.settled, CacheMetadata: s.hello.ExtCapabilities&wire.MariaDBCacheMetadata != 0,
 		Undo:      l.conn.ExtCapabilities &^ s.hello.ExtCapabilities,
-		UndoTrack: l.conn.Capabilities&^s.hello.Capabilities&mysql.CLIENT_SESSION_TRACK != 0,
+		UndoTrack: l.conn.Capabilities&^s.hello.Capabilities&mysql.CLIENT_SESSION_TRACK != 0, Meta: meta,
 		// COM_STMT_EXECUTE: id (4 bytes), then flags; the cursor types are
 		// the low 3 bits (MariaDB's 0x08 is not one).
 		Cursor: payload[0] == mysql.COM_STMT_EXECUTE && len(payload) > 5 && payload[5]&0x07 != 0}

@@ -348,6 +348,7 @@ func (s *Session) forgetState() {
 	s.inTx.Store(false)
 	clear(s.prepared)
 	clear(s.killStmts)
+	clear(s.meta)
 	clear(s.sqlPrepared)
 	s.forgetMux()
 }

@@ -152,6 +152,11 @@ type Session struct {
 	// the SQL-level ones by name.
 	prepared     map[uint32]*sqlinfo.Info
 	killStmts    map[uint32]killStmt // prepared KILLs (kill.go)
+	// meta keeps each statement's column definitions for a client without
+	// MariaDB's metadata caching on a connection with it (wire.StmtMeta);
+	// relayMeta is the current command's.
+	meta         map[uint32]*wire.StmtMeta
+	relayMeta    *wire.StmtMeta
 	lastPrepared uint32
 	sqlPrepared  map[string]sqlinfo.Prepared
 	// unsafeCharset: the client character set lets a backslash end a

@@ -17,6 +17,8 @@ func endpoint(n config.Node, l config.Listener) (*backend.Endpoint, error) {
 		Name: n.Name, Addr: n.Addr(), User: n.User, Password: n.ResolvedPassword(), DB: n.DB,
 		DialTimeout: l.DialTimeout.D(), ReadTimeout: l.BackendReadTimeout.D(),
 		ProxyProtocol: n.ProxyProtocol,
+		// Without multiplexing a session's statements are its own.
+		CacheMetadata: !l.Multiplex,
 	}
 	switch n.TLS {
 	case "", config.NodeTLSOff:

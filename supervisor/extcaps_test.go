@@ -2,6 +2,8 @@ package supervisor_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -72,8 +74,51 @@ func (c *extClient) command(payload []byte) []byte {
 // them, sequence ids included; a LOCAL INFILE request gets file.
 func (c *extClient) query(sql string, file []byte) [][]byte {
 	c.t.Helper()
+	return c.run(append([]byte{mysql.COM_QUERY}, sql...), file)
+}
+
+// execute runs prepared statement id with one BIGINT parameter v.
+func (c *extClient) execute(id uint32, v uint64) [][]byte {
+	c.t.Helper()
+	p := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_EXECUTE}, id)
+	p = append(p, 0, 1, 0, 0, 0, 0, 1, mysql.MYSQL_TYPE_LONGLONG, 0) // 1 iteration, NULL bitmap, types
+	return c.run(binary.LittleEndian.AppendUint64(p, v), nil)
+}
+
+// prepare prepares sql and returns its id and the response's packets.
+func (c *extClient) prepare(sql string) (uint32, [][]byte) {
+	c.t.Helper()
 	c.io.Seq = 0
-	if err := c.io.WritePacketFlush(append([]byte{mysql.COM_QUERY}, sql...)); err != nil {
+	if err := c.io.WritePacketFlush(append([]byte{mysql.COM_STMT_PREPARE}, sql...)); err != nil {
+		c.t.Fatal(err)
+	}
+	var got [][]byte
+	read := func() []byte {
+		p, err := c.io.ReadPacket(nil, 1<<24)
+		if err != nil {
+			c.t.Fatalf("prepare %s: %v", sql, err)
+		}
+		got = append(got, append([]byte{c.io.LastSeq()}, p...))
+		return p
+	}
+	ok := read()
+	if ok[0] != mysql.OK_HEADER {
+		c.t.Fatalf("prepare %s: %q", sql, ok)
+	}
+	for _, n := range []uint16{binary.LittleEndian.Uint16(ok[7:9]), binary.LittleEndian.Uint16(ok[5:7])} {
+		for i := 0; n > 0 && i <= int(n); i++ { // definitions, then EOF
+			read()
+		}
+	}
+	return binary.LittleEndian.Uint32(ok[1:5]), got
+}
+
+// run sends a command and returns its response's packets as query does.
+func (c *extClient) run(cmd, file []byte) [][]byte {
+	c.t.Helper()
+	sql := string(cmd[1:])
+	c.io.Seq = 0
+	if err := c.io.WritePacketFlush(cmd); err != nil {
 		c.t.Fatal(err)
 	}
 	var got [][]byte
@@ -197,6 +242,49 @@ func TestSessionTrack(t *testing.T) {
 			if tracked != (caps != 0) {
 				t.Errorf("caps %#x: the server reported state changes: %v (the test does not see what it is for)", caps, tracked)
 			}
+		}
+	}
+}
+
+// TestMetadataCachingPooled: pooled connections of a listener without
+// multiplexing negotiate MariaDB's metadata caching. A client that asked
+// for it has column definitions skipped as the server skips them; one that
+// did not gets them at every execution, from the proxy where the server
+// skipped them, also after an ALTER TABLE changed them. Byte for byte as
+// directly.
+func TestMetadataCachingPooled(t *testing.T) {
+	p := startProxy(t, oneNode(""))
+	for _, ext := range []uint32{0, wire.MariaDBCacheMetadata} {
+		d := dialExt(t, backendDB.Addr(), testenv.TestUser, testenv.TestPassword, ext)
+		x := dialExt(t, p.Addr("main").String(), "app", "app-secret", ext)
+		if d.ext != ext || x.ext != ext {
+			t.Fatalf("asked for %#x: the server gave %#x, the proxy %#x", ext, d.ext, x.ext)
+		}
+		skipped := false
+		script := func(c *extClient) []string {
+			c.query("DROP TABLE IF EXISTS meta_t", nil)
+			c.query("CREATE TABLE meta_t (a BIGINT, b VARCHAR(10))", nil)
+			c.query("INSERT INTO meta_t VALUES (1, 'one'), (2, 'two')", nil)
+			id, prep := c.prepare("SELECT * FROM meta_t WHERE a >= ?")
+			out := []string{fmt.Sprintf("%q", prep)}
+			for i, alter := range []string{"", "", "ALTER TABLE meta_t ADD COLUMN c INT DEFAULT 3", "", "ALTER TABLE meta_t DROP COLUMN b"} {
+				if alter != "" {
+					c.query(alter, nil)
+				}
+				got := c.execute(id, uint64(i%2+1))
+				skipped = skipped || (len(got) > 1 && got[1][1] == mysql.EOF_HEADER)
+				out = append(out, fmt.Sprintf("%q", got))
+			}
+			return out
+		}
+		want, got := script(d), script(x)
+		for i := range want {
+			if want[i] != got[i] {
+				t.Errorf("ext %#x, step %d:\n directly %s\n proxied  %s", ext, i, want[i], got[i])
+			}
+		}
+		if skipped != (ext != 0) {
+			t.Errorf("ext %#x: column definitions skipped: %v (the test does not see what it is for)", ext, skipped)
 		}
 	}
 }

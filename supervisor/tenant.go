@@ -196,7 +196,7 @@ type poolRef struct {
 // from changed.
 type poolKey struct {
 	node                                   config.Node
-	foundRows                              bool
+	foundRows, multiplex                   bool
 	size, minIdle                          int
 	acquireTimeout, dialTimeout, idleCheck config.Duration
 	readTimeout                            config.Duration
@@ -524,7 +524,7 @@ func (a *tenantActor) pool(ctx actor.Context, cfg config.Listener, n config.Node
 	if foundRows {
 		minIdle = 0
 	}
-	key := poolKey{node: n, foundRows: foundRows, size: cfg.PoolSize, minIdle: minIdle,
+	key := poolKey{node: n, foundRows: foundRows, multiplex: cfg.Multiplex, size: cfg.PoolSize, minIdle: minIdle,
 		acquireTimeout: cfg.PoolAcquireTimeout, dialTimeout: cfg.DialTimeout, idleCheck: cfg.IdleCheckAfter, readTimeout: cfg.BackendReadTimeout,
 		maxWaiters: maxWaiters(cfg)}
 	if ref, ok := a.pools[id]; ok && ref.key == key {

@@ -85,6 +85,9 @@ func FuzzRelayResponse(f *testing.F) {
 	f.Add(uint8(RespResult), uint8(33), packets(1, progress(), []byte{1}, extCol, eof(2), progress(), []byte{1, 'x'}, eof(2)), []byte(nil))
 	f.Add(uint8(RespFieldList), uint8(33), packets(1, extCol, extCol, eof(2)), []byte(nil))
 	f.Add(uint8(RespPrepare), uint8(33), packets(1, []byte{0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0}, extCol, eof(2), extCol, eof(2)), []byte(nil))
+	f.Add(uint8(RespResult), uint8(160), packets(1, []byte{1, 0}, eof(2), []byte{1, 'x'}, eof(2)), []byte(nil))
+	f.Add(uint8(RespResult), uint8(160), packets(1, []byte{1, 1}, extCol, eof(2), []byte{1, 'x'}, eof(2)), []byte(nil))
+	f.Add(uint8(RespPrepare), uint8(160), packets(1, []byte{0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0}, extCol, eof(2), extCol, eof(2)), []byte(nil))
 	tracked := []byte("\x00\x00\x00\x02\x40\x00\x00\x00\x08\x01\x06\x05mysql")
 	f.Add(uint8(RespResult), uint8(65), packets(1, tracked), []byte(nil))
 	f.Add(uint8(RespSingle), uint8(65), packets(1, tracked), []byte(nil))
@@ -99,7 +102,11 @@ func FuzzRelayResponse(f *testing.F) {
 			r.Rows = func(row []byte) []byte { return append(row[:len(row):len(row)], 'x') }
 		}
 		if flags&32 != 0 { // a pooled connection's capabilities, undone
-			r.Undo = MariaDBExtendedMetadata | MariaDBProgress
+			r.Undo = MariaDBExtendedMetadata | MariaDBProgress | MariaDBCacheMetadata
+		}
+		if flags&128 != 0 {
+			r.Meta = &StmtMeta{}
+			r.Meta.add(col)
 		}
 		r.UndoTrack = flags&64 != 0
 		before := heapAllocs()

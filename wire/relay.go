@@ -116,8 +116,14 @@ type Relay struct {
 	// Undo are MariaDB capabilities the backend connection negotiated and
 	// the client did not (a pooled connection's): MariaDBProgress drops
 	// progress reports, MariaDBExtendedMetadata cuts the extended metadata
-	// out of column definitions.
+	// out of column definitions, MariaDBCacheMetadata removes a column
+	// count's metadata-follows byte and sends Meta's column definitions
+	// where the server skipped them.
 	Undo uint32
+	// Meta, with MariaDBCacheMetadata undone, keeps the column definitions
+	// of the prepared statement this command prepares or executes, as its
+	// client saw them.
+	Meta *StmtMeta
 	// UndoTrack: the backend connection negotiated CLIENT_SESSION_TRACK
 	// and the client did not: OK packets lose the session state changes.
 	UndoTrack bool
@@ -125,7 +131,8 @@ type Relay struct {
 	// seqShift is how many packets were dropped: the client's sequence
 	// ids run that far behind the backend's.
 	seqShift uint8
-	hdr      [4]byte // a rewritten packet's header
+	hdr      [4]byte    // a rewritten packet's header
+	capture  *StmtMeta // where column() keeps the definitions it writes
 	lastSeq  uint8 // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
 	Forwarded int
@@ -355,10 +362,11 @@ func (r *Relay) dropProgress() (bool, error) {
 }
 
 // column forwards a column definition, without its extended metadata for
-// a client that did not ask for it: the packet is written from the read
-// buffer around the cut, without a copy.
+// a client that did not ask for it, and keeps it in r.capture when set:
+// the packet is written from the read buffer around the cut, without a
+// copy.
 func (r *Relay) column() error {
-	if r.Undo&MariaDBExtendedMetadata == 0 {
+	if r.Undo&MariaDBExtendedMetadata == 0 && r.capture == nil {
 		_, _, err := r.fwd()
 		return err
 	}
@@ -376,7 +384,10 @@ func (r *Relay) column() error {
 		return &IOError{BackendSide, err}
 	}
 	r.lastSeq = b[3]
-	off, cut := extendedMetadata(b[4:])
+	off, cut := 0, 0
+	if r.Undo&MariaDBExtendedMetadata != 0 {
+		off, cut = extendedMetadata(b[4:])
+	}
 	m := n - cut
 	w := r.Client.w
 	r.hdr = [4]byte{byte(m), byte(m >> 8), byte(m >> 16), b[3]}
@@ -385,12 +396,51 @@ func (r *Relay) column() error {
 	if _, err := w.Write(b[4+off+cut:]); err != nil {
 		return &IOError{ClientSide, err}
 	}
+	if r.capture != nil {
+		r.capture.add(b[4:4+off], b[4+off+cut:])
+	}
 	_, _ = r.Backend.r.Discard(4 + n)
 	r.Forwarded++
 	if r.Settled == nil && r.Backend.r.Buffered() == 0 {
 		if err := w.Flush(); err != nil { // as forwardPacket does
 			return &IOError{ClientSide, err}
 		}
+	}
+	return nil
+}
+
+// StmtMeta is a prepared statement's column definitions as its client
+// last saw them.
+type StmtMeta struct {
+	defs []byte // each: a 3-byte length, then the payload
+	n    uint64
+}
+
+func (m *StmtMeta) reset() { m.defs, m.n = m.defs[:0], 0 }
+
+// add keeps one column definition, given in parts.
+func (m *StmtMeta) add(parts ...[]byte) {
+	l := 0
+	for _, p := range parts {
+		l += len(p)
+	}
+	m.defs = append(m.defs, byte(l), byte(l>>8), byte(l>>16))
+	for _, p := range parts {
+		m.defs = append(m.defs, p...)
+	}
+	m.n++
+}
+
+// writeMeta writes r.Meta's definitions as packets numbered from seq on.
+func (r *Relay) writeMeta(seq uint8) error {
+	for d := r.Meta.defs; len(d) >= 3; seq++ {
+		l := int(d[0]) | int(d[1])<<8 | int(d[2])<<16
+		r.hdr = [4]byte{d[0], d[1], d[2], seq}
+		_, _ = r.Client.w.Write(r.hdr[:])
+		if _, err := r.Client.w.Write(d[3 : 3+l]); err != nil {
+			return err
+		}
+		d = d[3+l:]
 	}
 	return nil
 }
@@ -476,13 +526,22 @@ func (r *Relay) results() (Outcome, error) {
 		if _, err := r.dropProgress(); err != nil {
 			return Outcome{}, err
 		}
-		if !r.ClientLocalFiles {
+		if !r.ClientLocalFiles || r.Undo&MariaDBCacheMetadata != 0 {
 			first, err := r.peekFirst()
 			if err != nil {
 				return Outcome{}, err
 			}
-			if first == mysql.LocalInFile_HEADER {
+			switch {
+			case first == mysql.LocalInFile_HEADER && !r.ClientLocalFiles:
 				return r.declineLocalInfile()
+			case r.Undo&MariaDBCacheMetadata != 0 && isColumnCount(first):
+				out, err := r.uncachedResultSet()
+				if err != nil || out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+					out.AffectedRows, out.Rows, out.InsertID = affected, rows+out.Rows, insertID
+					return out, err
+				}
+				rows += out.Rows
+				continue
 			}
 		}
 		head, n, err := r.fwdResult()
@@ -538,6 +597,70 @@ func (r *Relay) resultSet(head []byte) (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
+	return r.afterColumns()
+}
+
+// isColumnCount: a response's first packet beginning with b is a result
+// set's column count (not an OK, ERR, EOF or LOCAL INFILE request).
+func isColumnCount(b byte) bool {
+	return b != mysql.OK_HEADER && b != mysql.ERR_HEADER && b != mysql.EOF_HEADER && b != mysql.LocalInFile_HEADER
+}
+
+// uncachedResultSet relays a result set from a connection with metadata
+// caching to a client without: the column count loses its
+// metadata-follows byte, and where the server skipped the column
+// definitions (the statement's unchanged since it last sent them) the
+// client gets them from r.Meta, the packets after them renumbered.
+func (r *Relay) uncachedResultSet() (Outcome, error) {
+	hdr, err := r.peekHeader()
+	if err != nil {
+		return Outcome{}, err
+	}
+	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	b, err := r.Backend.r.Peek(4 + n)
+	if err != nil {
+		return Outcome{}, &IOError{BackendSide, err}
+	}
+	cols, sz, ok := lenEncInt(b[4:])
+	if !ok || sz >= n {
+		return Outcome{}, &IOError{BackendSide, fmt.Errorf("bad column count packet %x", b[4:])}
+	}
+	follows := b[4+sz] != 0
+	r.lastSeq = b[3]
+	r.hdr = [4]byte{byte(sz), 0, 0, b[3]}
+	_, _ = r.Client.w.Write(r.hdr[:])
+	if _, err := r.Client.w.Write(b[4 : 4+sz]); err != nil {
+		return Outcome{}, &IOError{ClientSide, err}
+	}
+	_, _ = r.Backend.r.Discard(4 + n)
+	r.Forwarded++
+	switch {
+	case follows:
+		if r.Meta != nil {
+			r.Meta.reset()
+			r.capture = r.Meta
+			defer func() { r.capture = nil }()
+		}
+		for i := uint64(0); i < cols; i++ {
+			if err := r.column(); err != nil {
+				return Outcome{}, err
+			}
+		}
+	case r.Meta == nil || r.Meta.n != cols:
+		return Outcome{}, &IOError{BackendSide, fmt.Errorf("the server skipped %d column definitions the proxy does not have", cols)}
+	default:
+		if err := r.writeMeta(r.lastSeq + 1); err != nil {
+			return Outcome{}, &IOError{ClientSide, err}
+		}
+		r.seqShift -= uint8(cols) // the client's ids now run ahead
+		r.lastSeq += uint8(cols)
+	}
+	return r.afterColumns()
+}
+
+// afterColumns relays the EOF after a result set's column definitions and
+// its rows.
+func (r *Relay) afterColumns() (Outcome, error) {
 	head, n, err := r.fwd()
 	if err != nil {
 		return Outcome{}, err
@@ -624,15 +747,23 @@ func (r *Relay) prepare() (Outcome, error) {
 	}
 	cols := int(head[5]) | int(head[6])<<8
 	params := int(head[7]) | int(head[8])<<8
-	for _, count := range []int{params, cols} {
+	if r.Meta != nil && r.Undo&MariaDBCacheMetadata != 0 {
+		r.Meta.reset()
+	}
+	for g, count := range []int{params, cols} {
 		if count == 0 {
 			continue
 		}
+		if g == 1 && r.Meta != nil && r.Undo&MariaDBCacheMetadata != 0 {
+			r.capture = r.Meta
+		}
 		for i := 0; i < count; i++ {
 			if err := r.column(); err != nil {
+				r.capture = nil
 				return Outcome{}, err
 			}
 		}
+		r.capture = nil
 		if _, _, err := r.fwd(); err != nil { // EOF
 			return Outcome{}, err
 		}
