@@ -289,7 +289,8 @@ func (r *Relay) fwdResult() (head []byte, n int, err error) {
 // untracked turns an OK payload with session state changes into the OK a
 // client without CLIENT_SESSION_TRACK gets (in place: the status flag
 // cleared) and returns its length: up to the warnings, then the info
-// when there is one. Any other packet is left whole.
+// when there is one. An empty info alone goes too (MySQL writes one for
+// tracking clients). Any other packet is left whole.
 func untracked(p []byte) int {
 	if len(p) == 0 || p[0] != mysql.OK_HEADER {
 		return len(p)
@@ -301,6 +302,9 @@ func untracked(p []byte) int {
 			return len(p)
 		}
 		pos += sz
+	}
+	if len(p) == pos+5 && p[pos+4] == 0 {
+		return pos + 4 // MySQL's empty info, sent to tracking clients only
 	}
 	if len(p) < pos+4 || p[pos+1]&byte(mysql.SERVER_SESSION_STATE_CHANGED>>8) == 0 {
 		return len(p)

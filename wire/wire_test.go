@@ -258,3 +258,27 @@ func TestGreetingAndResponseRoundTrip(t *testing.T) {
 		t.Errorf("handshake response:\n got %+v\nwant %+v", *hb, *h)
 	}
 }
+
+// TestUntracked: OKs from a connection with session tracking, as a client
+// without it gets them from the server.
+func TestUntracked(t *testing.T) {
+	cases := []struct{ in, want string }{
+		// MariaDB: SET NAMES, info empty, state changes.
+		{"\x00\x00\x00\x02\x40\x00\x00\x00\x09\x01\x07\x06gotest", "\x00\x00\x00\x02\x00\x00\x00"},
+		// An info kept, the state dropped.
+		{"\x00\x01\x00\x02\x40\x00\x00\x02hi\x09\x01\x07\x06gotest", "\x00\x01\x00\x02\x00\x00\x00\x02hi"},
+		// MySQL: an empty info, no state.
+		{"\x00\x00\x00\x02\x00\x00\x00\x00", "\x00\x00\x00\x02\x00\x00\x00"},
+		// Nothing to undo.
+		{"\x00\x00\x00\x02\x00\x00\x00", "\x00\x00\x00\x02\x00\x00\x00"},
+		{"\x00\x01\x00\x02\x00\x00\x00\x02hi", "\x00\x01\x00\x02\x00\x00\x00\x02hi"},
+		{"\xfe\x00\x00\x02\x40", "\xfe\x00\x00\x02\x40"},
+		{"\x00\xfc", "\x00\xfc"},
+	}
+	for _, c := range cases {
+		p := []byte(c.in)
+		if got := string(p[:untracked(p)]); got != c.want {
+			t.Errorf("untracked(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
