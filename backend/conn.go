@@ -92,8 +92,8 @@ type Conn struct {
 	// (auth passthrough).
 	Scramble []byte
 	// Capabilities and ExtCapabilities are the client flags and MariaDB
-	// capabilities the login negotiated (pooled connections only: a
-	// client's own connection has the client's).
+	// capabilities the login negotiated (a client's own connection, with
+	// auth passthrough, has the client's).
 	Capabilities    uint32
 	ExtCapabilities uint32
 	// LoginOK is the server's OK to the login.
@@ -406,6 +406,9 @@ func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
 		Scramble:           up.Greeting.Salt,
 		Status:             up.Status,
 		LoginOK:            up.OK,
+		// The client's own: it negotiated with the server through the proxy.
+		Capabilities:       hello.Capabilities,
+		ExtCapabilities:    hello.ExtCapabilities,
 		Endpoint:           ep,
 		DB:                 hello.DB,
 		Collation:          hello.Collation,

@@ -571,6 +571,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	r := wire.Relay{Client: s.client, Backend: l.conn.IO, ClientLocalFiles: s.hello.Capabilities&mysql.CLIENT_LOCAL_FILES != 0,
 		StmtID: relayID, Rows: s.rows, Settled: s.settled, CacheMetadata: s.hello.ExtCapabilities&wire.MariaDBCacheMetadata != 0,
 		Undo:      l.conn.ExtCapabilities &^ s.hello.ExtCapabilities,
+		Add:       s.hello.ExtCapabilities &^ l.conn.ExtCapabilities,
 		UndoTrack: l.conn.Capabilities&^s.hello.Capabilities&mysql.CLIENT_SESSION_TRACK != 0, Meta: meta,
 		// COM_STMT_EXECUTE: id (4 bytes), then flags; the cursor types are
 		// the low 3 bits (MariaDB's 0x08 is not one).

@@ -474,10 +474,23 @@ func (s *Session) server(ctx context.Context) backend.ServerInfo {
 
 func (s *Session) learnServer(ctx context.Context) backend.ServerInfo {
 	pools := s.env.Live.Load().Pools // before the handshake: no client flags yet
+	var info *backend.ServerInfo
 	for _, t := range s.env.Balancer.Current().Targets {
-		if p := pools[t.Name]; p != nil && p.Server() != nil {
-			return *p.Server()
+		p := pools[t.Name]
+		if p == nil || p.Server() == nil {
+			continue
 		}
+		si := *p.Server()
+		if info == nil {
+			info = &si
+			continue
+		}
+		// Nodes of other versions (a rolling upgrade): what they all have.
+		info.Capabilities &= si.Capabilities
+		info.ExtCapabilities &= si.ExtCapabilities
+	}
+	if info != nil {
+		return *info
 	}
 	var l leg
 	if err := l.take(ctx, s.env.Balancer, pools); err != nil {

@@ -104,6 +104,9 @@ func FuzzRelayResponse(f *testing.F) {
 		if flags&32 != 0 { // a pooled connection's capabilities, undone
 			r.Undo = MariaDBExtendedMetadata | MariaDBProgress | MariaDBCacheMetadata
 		}
+		if flags&160 == 128 { // a connection without what the client has
+			r.Add = MariaDBExtendedMetadata | MariaDBCacheMetadata
+		}
 		if flags&128 != 0 {
 			r.Meta = &StmtMeta{}
 			r.Meta.add(col)
@@ -114,7 +117,7 @@ func FuzzRelayResponse(f *testing.F) {
 		if n := heapAllocs() - before; n > maxRelayAlloc {
 			t.Fatalf("relaying %d backend bytes allocated %d bytes", len(backend), n)
 		}
-		if r.Rows != nil || r.StmtID != 0 || !r.ClientLocalFiles || r.Undo != 0 || r.UndoTrack {
+		if r.Rows != nil || r.StmtID != 0 || !r.ClientLocalFiles || r.Undo != 0 || r.Add != 0 || r.UndoTrack {
 			// The relay may rewrite: rows, the statement id, a declined
 			// LOCAL INFILE, extended metadata, progress reports and
 			// session state changes.

@@ -120,6 +120,14 @@ type Relay struct {
 	// count's metadata-follows byte and sends Meta's column definitions
 	// where the server skipped them.
 	Undo uint32
+	// Add are MariaDB capabilities the client negotiated and the backend
+	// connection did not (a node of another version than the one the
+	// client was greeted for): MariaDBExtendedMetadata adds an empty
+	// extended metadata block to column definitions, MariaDBCacheMetadata
+	// a metadata-follows byte (1) to column counts. (The others need
+	// nothing: the client gets no progress reports, and a bulk execution
+	// the server does not know it refuses.)
+	Add uint32
 	// Meta, with MariaDBCacheMetadata undone, keeps the column definitions
 	// of the prepared statement this command prepares or executes, as its
 	// client saw them.
@@ -370,7 +378,7 @@ func (r *Relay) dropProgress() (bool, error) {
 // the packet is written from the read buffer around the cut, without a
 // copy.
 func (r *Relay) column() error {
-	if r.Undo&MariaDBExtendedMetadata == 0 && r.capture == nil {
+	if (r.Undo|r.Add)&MariaDBExtendedMetadata == 0 && r.capture == nil {
 		_, _, err := r.fwd()
 		return err
 	}
@@ -388,20 +396,30 @@ func (r *Relay) column() error {
 		return &IOError{BackendSide, err}
 	}
 	r.lastSeq = b[3]
-	off, cut := 0, 0
-	if r.Undo&MariaDBExtendedMetadata != 0 {
+	off, cut, add := 0, 0, 0
+	switch {
+	case r.Undo&MariaDBExtendedMetadata != 0:
 		off, cut = extendedMetadata(b[4:])
+	case r.Add&MariaDBExtendedMetadata != 0:
+		if off = namesEnd(b[4:]); off >= 0 {
+			add = 1 // an empty block
+		} else {
+			off = 0
+		}
 	}
-	m := n - cut
+	m := n - cut + add
 	w := r.Client.w
 	r.hdr = [4]byte{byte(m), byte(m >> 8), byte(m >> 16), b[3]}
 	_, _ = w.Write(r.hdr[:])
 	_, _ = w.Write(b[4 : 4+off])
+	r.hdr[0] = 0
+	insert := r.hdr[:add] // written after the header was: reused
+	_, _ = w.Write(insert)
 	if _, err := w.Write(b[4+off+cut:]); err != nil {
 		return &IOError{ClientSide, err}
 	}
 	if r.capture != nil {
-		r.capture.add(b[4:4+off], b[4+off+cut:])
+		r.capture.add(b[4:4+off], insert, b[4+off+cut:])
 	}
 	_, _ = r.Backend.r.Discard(4 + n)
 	r.Forwarded++
@@ -449,16 +467,26 @@ func (r *Relay) writeMeta(seq uint8) error {
 	return nil
 }
 
+// namesEnd is where a column definition's six names end (-1 when p is not
+// a column definition): where MariaDB's extended metadata goes.
+func namesEnd(p []byte) int {
+	off := 0
+	for range 6 { // catalog, schema, table, org_table, name, org_name
+		l, sz, ok := lenEncInt(p[off:])
+		if !ok || uint64(len(p)-off-sz) < l {
+			return -1
+		}
+		off += sz + int(l)
+	}
+	return off
+}
+
 // extendedMetadata finds MariaDB's extended metadata in a column
 // definition: a length-encoded block after the column's six names. It
 // returns its offset and length; length 0 when p is not such a packet.
 func extendedMetadata(p []byte) (off, n int) {
-	for range 6 { // catalog, schema, table, org_table, name, org_name
-		l, sz, ok := lenEncInt(p[off:])
-		if !ok || uint64(len(p)-off-sz) < l {
-			return 0, 0
-		}
-		off += sz + int(l)
+	if off = namesEnd(p); off < 0 {
+		return 0, 0
 	}
 	l, sz, ok := lenEncInt(p[off:])
 	if !ok || uint64(len(p)-off-sz) < l {
@@ -530,7 +558,7 @@ func (r *Relay) results() (Outcome, error) {
 		if _, err := r.dropProgress(); err != nil {
 			return Outcome{}, err
 		}
-		if !r.ClientLocalFiles || r.Undo&MariaDBCacheMetadata != 0 {
+		if !r.ClientLocalFiles || (r.Undo|r.Add)&MariaDBCacheMetadata != 0 {
 			first, err := r.peekFirst()
 			if err != nil {
 				return Outcome{}, err
@@ -538,6 +566,18 @@ func (r *Relay) results() (Outcome, error) {
 			switch {
 			case first == mysql.LocalInFile_HEADER && !r.ClientLocalFiles:
 				return r.declineLocalInfile()
+			case r.Add&MariaDBCacheMetadata != 0 && isColumnCount(first):
+				head, err := r.withMetadataFlag()
+				if err != nil {
+					return Outcome{}, err
+				}
+				out, err := r.resultSet(head)
+				if err != nil || out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+					out.AffectedRows, out.Rows, out.InsertID = affected, rows+out.Rows, insertID
+					return out, err
+				}
+				rows += out.Rows
+				continue
 			case r.Undo&MariaDBCacheMetadata != 0 && isColumnCount(first):
 				out, err := r.uncachedResultSet()
 				if err != nil || out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
@@ -662,6 +702,37 @@ func (r *Relay) uncachedResultSet() (Outcome, error) {
 	return r.afterColumns()
 }
 
+// withMetadataFlag forwards a column count with a metadata-follows byte
+// (1: they follow) for a client with metadata caching from a connection
+// without, and returns its payload.
+func (r *Relay) withMetadataFlag() ([]byte, error) {
+	hdr, err := r.peekHeader()
+	if err != nil {
+		return nil, err
+	}
+	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	if n > peekLen-1 {
+		return nil, &IOError{BackendSide, fmt.Errorf("bad column count packet of %d bytes", n)}
+	}
+	b, err := r.Backend.r.Peek(4 + n)
+	if err != nil {
+		return nil, &IOError{BackendSide, err}
+	}
+	r.lastSeq = b[3]
+	var head [peekLen]byte
+	copy(head[:], b[4:])
+	r.hdr = [4]byte{byte(n + 1), 0, 0, b[3]}
+	_, _ = r.Client.w.Write(r.hdr[:])
+	_, _ = r.Client.w.Write(b[4:])
+	r.hdr[0] = 1 // metadata follows
+	if _, err = r.Client.w.Write(r.hdr[:1]); err != nil {
+		return nil, &IOError{ClientSide, err}
+	}
+	_, _ = r.Backend.r.Discard(4 + n)
+	r.Forwarded++
+	return head[:n], nil
+}
+
 // afterColumns relays the EOF after a result set's column definitions and
 // its rows.
 func (r *Relay) afterColumns() (Outcome, error) {
@@ -683,7 +754,7 @@ func (r *Relay) afterColumns() (Outcome, error) {
 // fieldList relays COM_FIELD_LIST's column definitions up to the EOF or
 // ERR.
 func (r *Relay) fieldList() (Outcome, error) {
-	if r.Undo&MariaDBExtendedMetadata == 0 {
+	if (r.Undo|r.Add)&MariaDBExtendedMetadata == 0 {
 		return r.untilEOF()
 	}
 	for {

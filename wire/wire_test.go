@@ -282,3 +282,24 @@ func TestUntracked(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayAdd: a client greeted with MariaDB's extended metadata and
+// metadata caching, served by a connection without them (a node of
+// another version), gets column counts with the metadata-follows byte and
+// column definitions with an empty extended metadata block.
+func TestRelayAdd(t *testing.T) {
+	col := "\x03def\x00\x01t\x01t\x01a\x01a\x0c\x21\x00\x00\x01\x00\x00\xfd\x00\x00\x00\x00\x00"
+	extCol := "\x03def\x00\x01t\x01t\x01a\x01a\x00\x0c\x21\x00\x00\x01\x00\x00\xfd\x00\x00\x00\x00\x00"
+	in := packets(1, []byte{1}, []byte(col), eof(2), []byte{1, 'x'}, eof(2))
+	want := packets(1, []byte{1, 1}, []byte(extCol), eof(2), []byte{1, 'x'}, eof(2))
+	be, cl := newMemConn(in), newMemConn(nil)
+	r := Relay{Client: NewPacketIO(cl, 0), Backend: NewPacketIO(be, 0), ClientLocalFiles: true, CacheMetadata: true,
+		Add: MariaDBExtendedMetadata | MariaDBCacheMetadata}
+	out, err := r.Response(RespResult)
+	if err != nil || out.Rows != 1 {
+		t.Fatalf("relay: %+v, %v", out, err)
+	}
+	if got := cl.out.Bytes(); !bytes.Equal(got, want) {
+		t.Fatalf("client got %q\nwant %q", got, want)
+	}
+}
