@@ -32,6 +32,20 @@ func dialExt(t *testing.T, addr, user, password string, ext uint32) *extClient {
 // dialExtCaps is dialExt asking for client flags caps too.
 func dialExtCaps(t *testing.T, addr, user, password string, ext, caps uint32) *extClient {
 	t.Helper()
+	io, g := dialGreeted(t, addr)
+	up := &wire.Upstream{IO: io, Greeting: g}
+	creds := &wire.Credentials{User: user, Password: password, DB: "gotest", ExtCapabilities: ext,
+		Capabilities: mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_MULTI_RESULTS | caps}
+	if err := up.LoginAs(creds); err != nil {
+		t.Fatalf("login to %s: %v", addr, err)
+	}
+	return &extClient{t: t, io: io, ext: up.ExtCapabilities, ok: up.OK}
+}
+
+// dialGreeted connects to addr (closed at the test's end, 30 s to live)
+// and reads the server's greeting.
+func dialGreeted(t *testing.T, addr string) (*wire.PacketIO, *wire.Greeting) {
+	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -47,13 +61,7 @@ func dialExtCaps(t *testing.T, addr, user, password string, ext, caps uint32) *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := &wire.Upstream{IO: io, Greeting: g}
-	creds := &wire.Credentials{User: user, Password: password, DB: "gotest", ExtCapabilities: ext,
-		Capabilities: mysql.CLIENT_LOCAL_FILES | mysql.CLIENT_MULTI_RESULTS | caps}
-	if err := up.LoginAs(creds); err != nil {
-		t.Fatalf("login to %s: %v", addr, err)
-	}
-	return &extClient{t: t, io: io, ext: up.ExtCapabilities, ok: up.OK}
+	return io, g
 }
 
 // command sends a command answered by one packet and returns it.

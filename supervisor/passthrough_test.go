@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	gomysql "github.com/go-sql-driver/mysql"
@@ -169,19 +168,8 @@ func rawLogin(t *testing.T, addr, user, password string) *rawClient {
 // rawLoginCaps is rawLogin asking for capabilities extra too.
 func rawLoginCaps(t *testing.T, addr, user, password string, extra uint32) *rawClient {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	r := &rawClient{t: t, io: wire.NewPacketIO(c, 0)}
-	b := r.read()
-	g, err := wire.ParseGreeting(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.salt = g.Salt
+	io, g := dialGreeted(t, addr)
+	r := &rawClient{t: t, io: io, salt: g.Salt}
 	caps := uint32(mysql.CLIENT_PROTOCOL_41|mysql.CLIENT_SECURE_CONNECTION|mysql.CLIENT_PLUGIN_AUTH|
 		mysql.CLIENT_LONG_PASSWORD|mysql.CLIENT_TRANSACTIONS|mysql.CLIENT_CONNECT_WITH_DB) | extra
 	hello := &wire.ClientHello{MaxPacket: 1 << 24, Collation: 45, User: user, DB: "gotest",
