@@ -265,3 +265,34 @@ func FuzzUpstreamLogin(f *testing.F) {
 		_ = up.Login(NewPacketIO(newMemConn(client), 0), hello)
 	})
 }
+
+// FuzzLoginAs logs in to a scripted server as the proxy's pools do:
+// whatever the server sends after its greeting (auth switches to any
+// plugin, caching_sha2's fast and full authentication, a public key, OK,
+// ERR), LoginAs must not panic, and without TLS the password never leaves
+// in clear.
+func FuzzLoginAs(f *testing.F) {
+	const password = "pool-Secret-9f3e"
+	switchTo := func(plugin string, salt []byte) []byte { return AuthSwitchRequest(plugin, salt) }
+	salt32 := bytes.Repeat([]byte{'s'}, 32)
+	key := append([]byte{mysql.MORE_DATE_HEADER}, fuzzServerKey...)
+	ok := OKPayload(0, 0, mysql.SERVER_STATUS_AUTOCOMMIT, 0)
+	f.Add(PluginNative, packets(2, ok))
+	f.Add(PluginCachingSHA2, packets(2, []byte{mysql.MORE_DATE_HEADER, mysql.CACHE_SHA2_FAST_AUTH}, ok))
+	f.Add(PluginCachingSHA2, packets(2, []byte{mysql.MORE_DATE_HEADER, mysql.CACHE_SHA2_FULL_AUTH}, key, ok))
+	f.Add(PluginNative, packets(2, switchTo(mysql.AUTH_MARIADB_ED25519, salt32), ok))
+	f.Add(PluginNative, packets(2, switchTo(mysql.AUTH_SHA256_PASSWORD, salt32[:20]), key, ok))
+	f.Add(PluginNative, packets(2, switchTo(mysql.AUTH_CLEAR_PASSWORD, nil), ok))
+	f.Add(PluginNative, packets(2, switchTo(PluginCachingSHA2, nil), []byte{mysql.MORE_DATE_HEADER, mysql.CACHE_SHA2_FULL_AUTH}, key, ok))
+	f.Add("dialog", packets(2, ErrorPayload(NewError(1045, "Access denied"))))
+	f.Fuzz(func(t *testing.T, plugin string, stream []byte) {
+		c := newMemConn(stream)
+		g := &Greeting{Version: "11.4.2-MariaDB", ConnID: 7, Salt: []byte("abcdefghijklmnopqrst"), Plugin: plugin,
+			Capabilities: ServerCapabilities &^ mysql.CLIENT_LONG_PASSWORD, ExtCapabilities: PassthroughExtCapabilities}
+		u := &Upstream{IO: NewPacketIO(c, 0), Greeting: g}
+		_ = u.LoginAs(&Credentials{User: "pool", Password: password, DB: "app", ExtCapabilities: MariaDBExtendedMetadata})
+		if bytes.Contains(c.out.Bytes(), []byte(password)) {
+			t.Fatalf("the password left in clear without TLS: %q", c.out.Bytes())
+		}
+	})
+}

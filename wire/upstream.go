@@ -451,6 +451,10 @@ func (r *AuthRelay) encryptForServer(password []byte) ([]byte, error) {
 // encryptWithKey encrypts password for a server whose RSA public key is
 // pemKey, as caching_sha2 and sha256_password clients without TLS do.
 func encryptWithKey(pemKey []byte, password string, salt []byte) ([]byte, error) {
+	if len(salt) == 0 {
+		// The password is XORed with it: an empty one divides by zero.
+		return nil, &IOError{Side: BackendSide, Err: errors.New("auth: full authentication without a scramble")}
+	}
 	block, _ := pem.Decode(pemKey)
 	if block == nil {
 		return nil, &IOError{Side: BackendSide, Err: errors.New("auth: the server's public key is not PEM")}
