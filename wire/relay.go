@@ -139,9 +139,9 @@ type Relay struct {
 	// seqShift is how many packets were dropped: the client's sequence
 	// ids run that far behind the backend's.
 	seqShift uint8
-	hdr      [4]byte    // a rewritten packet's header
+	hdr      [4]byte   // a rewritten packet's header
 	capture  *StmtMeta // where column() keeps the definitions it writes
-	lastSeq  uint8 // sequence id of the last packet forwarded from the backend
+	lastSeq  uint8     // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
 	Forwarded int
 }
