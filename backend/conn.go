@@ -400,12 +400,12 @@ func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
 	_ = tc.SetDeadline(time.Time{})
 	tc.ReadTimeout = ep.ReadTimeout
 	return &Conn{
-		IO:                 up.IO,
-		ThreadID:           up.Greeting.ConnID,
-		ServerVersion:      up.Greeting.Version,
-		Scramble:           up.Greeting.Salt,
-		Status:             up.Status,
-		LoginOK:            up.OK,
+		IO:            up.IO,
+		ThreadID:      up.Greeting.ConnID,
+		ServerVersion: up.Greeting.Version,
+		Scramble:      up.Greeting.Salt,
+		Status:        up.Status,
+		LoginOK:       up.OK,
 		// The client's own: it negotiated with the server through the proxy.
 		Capabilities:       hello.Capabilities,
 		ExtCapabilities:    hello.ExtCapabilities,

@@ -150,8 +150,8 @@ type Session struct {
 	// prepared describes the session's prepared statements by id;
 	// lastPrepared is the newest (MariaDB's id 0xFFFFFFFF); sqlPrepared
 	// the SQL-level ones by name.
-	prepared     map[uint32]*sqlinfo.Info
-	killStmts    map[uint32]killStmt // prepared KILLs (kill.go)
+	prepared  map[uint32]*sqlinfo.Info
+	killStmts map[uint32]killStmt // prepared KILLs (kill.go)
 	// meta keeps each statement's column definitions for a client without
 	// MariaDB's metadata caching on a connection with it (wire.StmtMeta);
 	// relayMeta is the current command's.
