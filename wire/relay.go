@@ -566,20 +566,8 @@ func (r *Relay) results() (Outcome, error) {
 			switch {
 			case first == mysql.LocalInFile_HEADER && !r.ClientLocalFiles:
 				return r.declineLocalInfile()
-			case r.Add&MariaDBCacheMetadata != 0 && isColumnCount(first):
-				head, err := r.withMetadataFlag()
-				if err != nil {
-					return Outcome{}, err
-				}
-				out, err := r.resultSet(head)
-				if err != nil || out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
-					out.AffectedRows, out.Rows, out.InsertID = affected, rows+out.Rows, insertID
-					return out, err
-				}
-				rows += out.Rows
-				continue
-			case r.Undo&MariaDBCacheMetadata != 0 && isColumnCount(first):
-				out, err := r.uncachedResultSet()
+			case (r.Undo|r.Add)&MariaDBCacheMetadata != 0 && isColumnCount(first):
+				out, err := r.flaggedResultSet()
 				if err != nil || out.ErrCode != 0 || out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
 					out.AffectedRows, out.Rows, out.InsertID = affected, rows+out.Rows, insertID
 					return out, err
@@ -648,6 +636,19 @@ func (r *Relay) resultSet(head []byte) (Outcome, error) {
 // set's column count (not an OK, ERR, EOF or LOCAL INFILE request).
 func isColumnCount(b byte) bool {
 	return b != mysql.OK_HEADER && b != mysql.ERR_HEADER && b != mysql.EOF_HEADER && b != mysql.LocalInFile_HEADER
+}
+
+// flaggedResultSet relays a result set whose column count has a
+// metadata-follows byte on one side of the proxy only.
+func (r *Relay) flaggedResultSet() (Outcome, error) {
+	if r.Undo&MariaDBCacheMetadata != 0 {
+		return r.uncachedResultSet()
+	}
+	head, err := r.withMetadataFlag()
+	if err != nil {
+		return Outcome{}, err
+	}
+	return r.resultSet(head)
 }
 
 // uncachedResultSet relays a result set from a connection with metadata
