@@ -573,6 +573,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 		Undo:      l.conn.ExtCapabilities &^ s.hello.ExtCapabilities,
 		Add:       s.hello.ExtCapabilities &^ l.conn.ExtCapabilities,
 		UndoTrack: l.conn.Capabilities&^s.hello.Capabilities&mysql.CLIENT_SESSION_TRACK != 0, Meta: meta,
+		DeprecateEOF: s.hello.Capabilities&mysql.CLIENT_DEPRECATE_EOF != 0,
 		// COM_STMT_EXECUTE: id (4 bytes), then flags; the cursor types are
 		// the low 3 bits (MariaDB's 0x08 is not one).
 		Cursor: payload[0] == mysql.COM_STMT_EXECUTE && len(payload) > 5 && payload[5]&0x07 != 0}

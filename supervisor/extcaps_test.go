@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,6 +294,131 @@ func TestMetadataCachingPooled(t *testing.T) {
 		}
 		if skipped != (ext != 0) {
 			t.Errorf("ext %#x: column definitions skipped: %v (the test does not see what it is for)", ext, skipped)
+		}
+	}
+}
+
+// eofClient reads responses as a client with CLIENT_DEPRECATE_EOF does: no
+// EOF after definitions, rows ended by an OK with the EOF header.
+type eofClient struct{ *extClient }
+
+// send writes a command and returns its response's packets, sequence ids
+// first; cursor: the command opens one (its rows come with fetches).
+func (c eofClient) send(cmd []byte, cursor bool) [][]byte {
+	c.t.Helper()
+	c.io.Seq = 0
+	if err := c.io.WritePacketFlush(cmd); err != nil {
+		c.t.Fatal(err)
+	}
+	var got [][]byte
+	read := func() []byte {
+		p, err := c.io.ReadPacket(nil, 1<<24)
+		if err != nil {
+			c.t.Fatalf("%q: %v (after %q)", cmd, err, got)
+		}
+		got = append(got, append([]byte{c.io.LastSeq()}, p...))
+		return p
+	}
+	end := func(p []byte) bool {
+		return p[0] == mysql.ERR_HEADER || (p[0] == mysql.EOF_HEADER && len(p) < 0xffffff)
+	}
+	switch cmd[0] {
+	case mysql.COM_STMT_PREPARE:
+		ok := read()
+		if ok[0] == mysql.OK_HEADER {
+			for range int(binary.LittleEndian.Uint16(ok[5:7])) + int(binary.LittleEndian.Uint16(ok[7:9])) {
+				read()
+			}
+		}
+		return got
+	case mysql.COM_STMT_FETCH, mysql.COM_FIELD_LIST:
+		for p := read(); !end(p); p = read() {
+		}
+		return got
+	}
+	for {
+		p := read()
+		if p[0] != mysql.OK_HEADER && p[0] != mysql.ERR_HEADER {
+			n, _, _ := wire.LenEncInt(p)
+			for range n {
+				read()
+			}
+			if p = read(); !cursor {
+				for ; !end(p); p = read() {
+				}
+			}
+		}
+		if p[0] == mysql.ERR_HEADER || wire.StatusOf(p)&mysql.SERVER_MORE_RESULTS_EXISTS == 0 {
+			return got
+		}
+	}
+}
+
+// TestDeprecateEOF: a client with CLIENT_DEPRECATE_EOF gets every response
+// shape (rows, no rows, several result sets, a procedure's, prepared
+// statements with and without a cursor and their fetches, a field list,
+// warnings) byte for byte as from MariaDB directly, although backend
+// connections never negotiate it; pooled, multiplexed and passthrough.
+func TestDeprecateEOF(t *testing.T) {
+	configs := map[string]string{"pooled": oneNode(""), "multiplex": oneNode("multiplex = true"),
+		"passthrough": passthroughListener("") + nodeTOML("n1", backendDB, "")}
+	const caps = mysql.CLIENT_DEPRECATE_EOF | mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_PS_MULTI_RESULTS
+	script := func(c eofClient) []string {
+		q := func(sql string) []byte { return append([]byte{mysql.COM_QUERY}, sql...) }
+		var out []string
+		step := func(cmd []byte, cursor bool) [][]byte {
+			got := c.send(cmd, cursor)
+			shown := got
+			if cmd[0] == mysql.COM_STMT_PREPARE && got[0][1] == mysql.OK_HEADER {
+				// The id is the server's counter for that connection (a
+				// passthrough connection's may have moved on), not the
+				// point here.
+				shown = append([][]byte{append(append([]byte(nil), got[0][:2]...), append([]byte{0, 0, 0, 0}, got[0][6:]...)...)}, got[1:]...)
+			}
+			out = append(out, fmt.Sprintf("%q", shown))
+			return got
+		}
+		for _, sql := range []string{"DROP TABLE IF EXISTS de", "DROP PROCEDURE IF EXISTS dep"} {
+			c.send(q(sql), false) // whether they existed is not the point
+		}
+		for _, sql := range []string{"CREATE TABLE de (a INT)", "INSERT INTO de VALUES (1),(2)",
+			"SELECT a FROM de", "SELECT a FROM de WHERE a > 5", "SELECT 1; SELECT 2",
+			"CREATE PROCEDURE dep() BEGIN SELECT 1; SELECT 2; END", "CALL dep()",
+			"SELECT 1/0", "SHOW WARNINGS"} {
+			step(q(sql), false)
+		}
+		id := binary.LittleEndian.Uint32(step(append([]byte{mysql.COM_STMT_PREPARE}, "SELECT a FROM de WHERE a > ?"...), false)[0][2:6])
+		execute := func(flags byte) []byte {
+			p := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_EXECUTE}, id)
+			p = append(p, flags, 1, 0, 0, 0, 0, 1, mysql.MYSQL_TYPE_LONGLONG, 0)
+			return binary.LittleEndian.AppendUint64(p, 0)
+		}
+		step(execute(0), false)
+		step(execute(1), true) // CURSOR_TYPE_READ_ONLY
+		fetch := binary.LittleEndian.AppendUint32(binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_FETCH}, id), 1)
+		for range 3 {
+			step(fetch, false)
+		}
+		step(append([]byte{mysql.COM_FIELD_LIST}, "de\x00"...), false)
+		call := binary.LittleEndian.Uint32(step(append([]byte{mysql.COM_STMT_PREPARE}, "CALL dep()"...), false)[0][2:6])
+		step(append(binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_EXECUTE}, call), 0, 1, 0, 0, 0), false)
+		return out
+	}
+	want := script(eofClient{dialExtCaps(t, backendDB.Addr(), testenv.TestUser, testenv.TestPassword, 0, caps)})
+	if !strings.Contains(strings.Join(want, ""), `\xfe\x00\x00\"\x00\x00\x00`) {
+		t.Fatalf("the server did not end rows with an OK: %q", want) // the test would not see what it is for
+	}
+	for name, config := range configs {
+		p := startProxy(t, config)
+		user, password := "app", "app-secret"
+		if name == "passthrough" {
+			user, password = testenv.TestUser, testenv.TestPassword
+		}
+		got := script(eofClient{dialExtCaps(t, p.Addr("main").String(), user, password, 0, caps)})
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%s, step %d:\n directly %s\n proxied  %s", name, i, want[i], got[i])
+			}
 		}
 	}
 }

@@ -88,6 +88,8 @@ func FuzzRelayResponse(f *testing.F) {
 	f.Add(uint8(RespResult), uint8(160), packets(1, []byte{1, 0}, eof(2), []byte{1, 'x'}, eof(2)), []byte(nil))
 	f.Add(uint8(RespResult), uint8(160), packets(1, []byte{1, 1}, extCol, eof(2), []byte{1, 'x'}, eof(2)), []byte(nil))
 	f.Add(uint8(RespPrepare), uint8(160), packets(1, []byte{0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0}, extCol, eof(2), extCol, eof(2)), []byte(nil))
+	f.Add(uint8(0x80|RespResult), uint8(1), packets(1, []byte{1}, col, eof(2), []byte{1, 'x'}, eof(0x0a), []byte{1}, col, eof(2), eof(2)), []byte(nil))
+	f.Add(uint8(0x80|RespPrepare), uint8(1), packets(1, []byte{0, 7, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0}, col, eof(2), col, eof(2)), []byte(nil))
 	tracked := []byte("\x00\x00\x00\x02\x40\x00\x00\x00\x08\x01\x06\x05mysql")
 	f.Add(uint8(RespResult), uint8(65), packets(1, tracked), []byte(nil))
 	f.Add(uint8(RespSingle), uint8(65), packets(1, tracked), []byte(nil))
@@ -112,15 +114,16 @@ func FuzzRelayResponse(f *testing.F) {
 			r.Meta.add(col)
 		}
 		r.UndoTrack = flags&64 != 0
+		r.DeprecateEOF = kind&0x80 != 0
 		before := heapAllocs()
 		_, err := r.Response(ResponseKind(kind % 5))
 		if n := heapAllocs() - before; n > maxRelayAlloc {
 			t.Fatalf("relaying %d backend bytes allocated %d bytes", len(backend), n)
 		}
-		if r.Rows != nil || r.StmtID != 0 || !r.ClientLocalFiles || r.Undo != 0 || r.Add != 0 || r.UndoTrack {
+		if r.Rows != nil || r.StmtID != 0 || !r.ClientLocalFiles || r.Undo != 0 || r.Add != 0 || r.UndoTrack || r.DeprecateEOF {
 			// The relay may rewrite: rows, the statement id, a declined
 			// LOCAL INFILE, extended metadata, progress reports and
-			// session state changes.
+			// session state changes, EOFs as OKs.
 			return
 		}
 		got := cl.out.Bytes()

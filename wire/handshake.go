@@ -10,10 +10,12 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
-// ServerCapabilities is what the proxy offers clients. It deliberately omits
-// the flags that change packet shapes the backend side does not use
-// (DEPRECATE_EOF, SESSION_TRACK, QUERY_ATTRIBUTES), so responses can be
-// relayed byte for byte. CLIENT_SSL is added when TLS is configured.
+// ServerCapabilities is what the proxy offers clients. CLIENT_DEPRECATE_EOF
+// is the client's side only: backend connections never have it, and the
+// relay writes their EOFs as such a client expects (Relay.DeprecateEOF).
+// QUERY_ATTRIBUTES is omitted (MariaDB has none); SESSION_TRACK is offered
+// when the backend has it (PassthroughCapabilities). CLIENT_SSL is added
+// when TLS is configured.
 // CLIENT_FOUND_ROWS is honoured by taking the session's backend connections
 // from pools dialled with it. CLIENT_COMPRESS is a framing below the
 // packets, between the client and the proxy only (PacketIO.Compress).
@@ -22,7 +24,7 @@ const ServerCapabilities = mysql.CLIENT_LONG_PASSWORD | mysql.CLIENT_FOUND_ROWS 
 	mysql.CLIENT_PROTOCOL_41 | mysql.CLIENT_INTERACTIVE | mysql.CLIENT_TRANSACTIONS |
 	mysql.CLIENT_SECURE_CONNECTION | mysql.CLIENT_MULTI_STATEMENTS | mysql.CLIENT_MULTI_RESULTS |
 	mysql.CLIENT_PS_MULTI_RESULTS | mysql.CLIENT_PLUGIN_AUTH | mysql.CLIENT_CONNECT_ATTRS |
-	mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA
+	mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA | mysql.CLIENT_DEPRECATE_EOF
 
 // DefaultCollationID is utf8mb4_general_ci, announced in the handshake and
 // used for backend connections (MariaDB does not know MySQL 8's 255).

@@ -128,6 +128,12 @@ type Relay struct {
 	// nothing: the client gets no progress reports, and a bulk execution
 	// the server does not know it refuses.)
 	Add uint32
+	// DeprecateEOF: the client negotiated CLIENT_DEPRECATE_EOF, which
+	// backend connections never have: an EOF after definitions is dropped
+	// (kept, as below, where it tells of an open cursor), and one that ends
+	// rows becomes the OK with an EOF header that the server sends such a
+	// client.
+	DeprecateEOF bool
 	// Meta, with MariaDBCacheMetadata undone, keeps the column definitions
 	// of the prepared statement this command prepares or executes, as its
 	// client saw them.
@@ -141,6 +147,8 @@ type Relay struct {
 	seqShift uint8
 	hdr      [4]byte   // a rewritten packet's header
 	capture  *StmtMeta // where column() keeps the definitions it writes
+	eofHead  [9]byte   // an EOF read
+	eof      [11]byte  // the OK written for it
 	lastSeq  uint8     // sequence id of the last packet forwarded from the backend
 	// Forwarded counts the packets of this response already sent on.
 	Forwarded int
@@ -737,7 +745,7 @@ func (r *Relay) withMetadataFlag() ([]byte, error) {
 // afterColumns relays the EOF after a result set's column definitions and
 // its rows.
 func (r *Relay) afterColumns() (Outcome, error) {
-	head, n, err := r.fwd()
+	head, n, err := r.fwdOrEOF(r.fwd, true)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -752,6 +760,54 @@ func (r *Relay) afterColumns() (Outcome, error) {
 	return r.untilEOF()
 }
 
+// fwdOrEOF is fwd, except that for a client with CLIENT_DEPRECATE_EOF an
+// EOF is written as the OK that ends rows there, or dropped when it
+// follows definitions (between, true) and opens no cursor. It returns the
+// backend's packet head either way.
+func (r *Relay) fwdOrEOF(fwd func() ([]byte, int, error), between bool) ([]byte, int, error) {
+	if !r.DeprecateEOF {
+		return fwd()
+	}
+	hdr, err := r.Backend.r.Peek(4)
+	if err != nil {
+		return nil, 0, &IOError{BackendSide, err}
+	}
+	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	if n == 0 || n >= 9 {
+		return fwd()
+	}
+	b, err := r.Backend.r.Peek(4 + n)
+	if err != nil {
+		return nil, 0, &IOError{BackendSide, err}
+	}
+	if b[4] != mysql.EOF_HEADER {
+		return fwd()
+	}
+	seq := b[3] - r.seqShift
+	copy(r.eofHead[:], b[4:4+n])
+	head := r.eofHead[:n]
+	out := outcomeOf(head, n)
+	_, _ = r.Backend.r.Discard(4 + n)
+	cursor := r.Cursor && out.Status&mysql.SERVER_STATUS_CURSOR_EXISTS != 0 && out.Status&mysql.SERVER_MORE_RESULTS_EXISTS == 0
+	if between && !cursor {
+		r.seqShift++
+		return head, n, nil
+	}
+	r.lastSeq = seq
+	st, warn := out.Status, out.Warnings
+	r.eof = [11]byte{7, 0, 0, seq, mysql.EOF_HEADER, 0, 0, byte(st), byte(st >> 8), byte(warn), byte(warn >> 8)}
+	if _, err := r.Client.w.Write(r.eof[:]); err != nil {
+		return nil, 0, &IOError{ClientSide, err}
+	}
+	r.Forwarded++
+	if r.Settled == nil && r.Backend.r.Buffered() == 0 {
+		if err := r.Client.w.Flush(); err != nil { // as forwardPacket does
+			return nil, 0, &IOError{ClientSide, err}
+		}
+	}
+	return head, n, nil
+}
+
 // fieldList relays COM_FIELD_LIST's column definitions up to the EOF or
 // ERR.
 func (r *Relay) fieldList() (Outcome, error) {
@@ -764,7 +820,7 @@ func (r *Relay) fieldList() (Outcome, error) {
 			return Outcome{}, err
 		}
 		if first == mysql.EOF_HEADER || first == mysql.ERR_HEADER {
-			head, n, err := r.fwd()
+			head, n, err := r.fwdOrEOF(r.fwd, false)
 			return outcomeOf(head, n), err
 		}
 		if err := r.column(); err != nil {
@@ -788,7 +844,7 @@ func (r *Relay) untilEOF() (Outcome, error) {
 			rows--
 			continue
 		}
-		head, n, err := fwd()
+		head, n, err := r.fwdOrEOF(fwd, false)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -840,7 +896,7 @@ func (r *Relay) prepare() (Outcome, error) {
 			}
 		}
 		r.capture = nil
-		if _, _, err := r.fwd(); err != nil { // EOF
+		if _, _, err := r.fwdOrEOF(r.fwd, true); err != nil { // EOF
 			return Outcome{}, err
 		}
 	}

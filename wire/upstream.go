@@ -185,10 +185,10 @@ type Upstream struct {
 	started bool
 }
 
-// upstreamCaps are the client capabilities passed on to a backend: the
-// ones that change packet layouts the relay reads are never offered to
-// clients, and compression and TLS belong to each side of the proxy.
-const upstreamCaps = (ServerCapabilities | PassthroughCapabilities) &^ (mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL)
+// upstreamCaps are the client capabilities passed on to a backend:
+// compression and TLS belong to each side of the proxy, and DEPRECATE_EOF
+// is translated by the relay.
+const upstreamCaps = (ServerCapabilities | PassthroughCapabilities) &^ (mysql.CLIENT_COMPRESS | mysql.CLIENT_SSL | mysql.CLIENT_DEPRECATE_EOF)
 
 // PassthroughCapabilities are offered to a client, beside
 // ServerCapabilities, when the backend offers them: CLIENT_SESSION_TRACK
