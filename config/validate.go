@@ -487,8 +487,13 @@ func (l *Listener) validatePlugins(key string, add addFunc) {
 		if cc.MaxConcurrency < 1 {
 			add(k+".max_concurrency", "must be at least 1, got %d", cc.MaxConcurrency)
 		}
-		if cc.Duration < 0 {
+		switch {
+		case cc.Duration < 0:
 			add(k+".duration", "must not be negative, got %d", cc.Duration)
+		case cc.Duration >= LegacyNanoseconds:
+			// Served as JSON it would read as an earlier controller's
+			// nanoseconds: the config would change meaning on its way.
+			add(k+".duration", "is in seconds and must be below %d (11 days), got %d", LegacyNanoseconds, cc.Duration)
 		}
 	}
 }

@@ -393,16 +393,21 @@ func TestPisanixManifests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := fetch(ns, tc.app)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if g, w := jsonOf(t, got.Proxy), jsonOf(t, want.Proxy); g != w {
-				t.Errorf("served listeners differ\ngot:  %s\nwant: %s", g, w)
-			}
-			if g, w := jsonOf(t, got.MySQL), jsonOf(t, want.MySQL); g != w {
-				t.Errorf("served nodes differ\ngot:  %s\nwant: %s", g, w)
-			}
+			// Ready may be seen before every endpoint applied reached the
+			// served config: it converges.
+			var got *config.Config
+			eventually(t, timeout, func() error {
+				if got, err = fetch(ns, tc.app); err != nil {
+					return err
+				}
+				if g, w := jsonOf(t, got.Proxy), jsonOf(t, want.Proxy); g != w {
+					return fmt.Errorf("served listeners differ\ngot:  %s\nwant: %s", g, w)
+				}
+				if g, w := jsonOf(t, got.MySQL), jsonOf(t, want.MySQL); g != w {
+					return fmt.Errorf("served nodes differ\ngot:  %s\nwant: %s", g, w)
+				}
+				return nil
+			})
 			warnings := got.Warnings()
 			if len(warnings) != len(tc.warnings) {
 				t.Errorf("warnings %q, want %d", warnings, len(tc.warnings))
