@@ -147,6 +147,7 @@ func dial(ctx context.Context, ep *Endpoint) (*Conn, error) {
 	}
 	_ = raw.SetDeadline(time.Time{})
 	tc.ReadTimeout = ep.ReadTimeout
+	up.IO.AwaitReplies() // plain TCP only: a statement's answer is read without a try first
 	return &Conn{
 		IO:                up.IO,
 		Status:            up.Status,
@@ -399,6 +400,7 @@ func Adopt(up *wire.Upstream, ep *Endpoint, hello *wire.ClientHello) *Conn {
 	tc := nc.(*wire.TimeoutConn)
 	_ = tc.SetDeadline(time.Time{})
 	tc.ReadTimeout = ep.ReadTimeout
+	up.IO.AwaitReplies()
 	return &Conn{
 		IO:            up.IO,
 		ThreadID:      up.Greeting.ConnID,

@@ -525,6 +525,19 @@ func (s *Session) reject(err error, more bool, info *sqlinfo.Info) error {
 
 // send forwards a client command to a leg's backend connection.
 func (s *Session) send(l *leg, payload []byte, more bool) error {
+	if err := s.request(l, payload, more); err != nil {
+		return err
+	}
+	if err := l.conn.IO.Flush(); err != nil {
+		return &wire.IOError{Side: wire.BackendSide, Err: err}
+	}
+	l.dirty = false
+	return nil
+}
+
+// request writes a command on leg l whose answer is read next: the read
+// sends it (wire.PacketIO.EndRequest).
+func (s *Session) request(l *leg, payload []byte, more bool) error {
 	l.dirty = true
 	be := l.conn.IO
 	hdr := [4]byte{byte(len(payload)), byte(len(payload) >> 8), byte(len(payload) >> 16), 0}
@@ -536,10 +549,9 @@ func (s *Session) send(l *leg, payload []byte, more bool) error {
 			return err
 		}
 	}
-	if err := be.Flush(); err != nil {
+	if err := be.EndRequest(); err != nil {
 		return &wire.IOError{Side: wire.BackendSide, Err: err}
 	}
-	l.dirty = false
 	return nil
 }
 
@@ -563,7 +575,7 @@ func (s *Session) exchange(l *leg, payload []byte, more bool, kind wire.Response
 	}
 	relayID, meta := s.relayStmtID, s.relayMeta
 	s.relayStmtID, s.relayMeta = 0, nil // this command's only
-	if err := s.send(l, payload, more); err != nil {
+	if err := s.request(l, payload, more); err != nil {
 		l.failed(err)
 		return wire.Outcome{}, err
 	}

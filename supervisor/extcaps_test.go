@@ -119,6 +119,10 @@ func (c *extClient) prepare(sql string) (uint32, [][]byte) {
 			read()
 		}
 	}
+	// The id is the server's numbering on that connection, which need not
+	// match another connection's (a direct one gave 4, a pooled one 1):
+	// compared as zero.
+	clear(got[0][2:6])
 	return binary.LittleEndian.Uint32(ok[1:5]), got
 }
 

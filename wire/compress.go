@@ -175,7 +175,7 @@ func (p *PacketIO) Compress() error {
 		raw = &prefixConn{Conn: p.conn, pre: append([]byte(nil), pre...)}
 	}
 	cc := newCompressConn(raw)
-	p.conn = cc
+	p.conn, p.replies = cc, nil
 	p.r.Reset(cc)
 	p.w.Reset(cc)
 	return nil

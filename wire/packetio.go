@@ -38,6 +38,9 @@ type PacketIO struct {
 	// rejected is the unread rest of the physical packet that went over
 	// MaxPacket (for DiscardRejected).
 	rejected int
+	// replies is the reader's source when the connection awaits replies
+	// (AwaitReplies), nil otherwise.
+	replies *replyReader
 }
 
 // NewPacketIO wraps conn with read and write buffers of bufSize bytes (0 = default).
@@ -61,7 +64,11 @@ func (p *PacketIO) Resize(size int) error {
 	if err := p.w.Flush(); err != nil {
 		return err
 	}
-	p.r, p.w = bufio.NewReaderSize(p.conn, size), bufio.NewWriterSize(p.conn, size)
+	var src io.Reader = p.conn
+	if p.replies != nil {
+		src = p.replies
+	}
+	p.r, p.w = bufio.NewReaderSize(src, size), bufio.NewWriterSize(p.conn, size)
 	return nil
 }
 
@@ -87,7 +94,7 @@ func (p *PacketIO) UpgradeTLS(cfg *tls.Config) error {
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
-	p.conn = tc
+	p.conn, p.replies = tc, nil
 	p.r.Reset(tc)
 	p.w.Reset(tc)
 	return nil

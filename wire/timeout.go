@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"net"
 	"os"
 	"sync/atomic"
@@ -20,11 +21,8 @@ type TimeoutConn struct {
 }
 
 func (c *TimeoutConn) Read(b []byte) (int, error) {
-	if c.ReadTimeout > 0 {
-		if c.stopped.Load() {
-			return 0, os.ErrDeadlineExceeded
-		}
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.ReadTimeout))
+	if err := c.armRead(); errors.Is(err, os.ErrDeadlineExceeded) {
+		return 0, err
 	}
 	return c.Conn.Read(b)
 }

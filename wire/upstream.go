@@ -324,7 +324,7 @@ func (p *PacketIO) upgradeClientTLS(cfg *tls.Config) error {
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
 	}
-	p.conn = tc
+	p.conn, p.replies = tc, nil
 	p.r.Reset(tc)
 	p.w.Reset(tc)
 	return nil
